@@ -1,0 +1,102 @@
+//! Process-wide llama.cpp state: the backend (initialised once, never freed), where its log
+//! lines go, and the thread count that is safe on this machine.
+
+use std::cell::Cell;
+use std::ffi::{c_char, c_void, CStr};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Once, OnceLock, RwLock};
+
+use llama_cpp_2::llama_backend::LlamaBackend;
+
+use super::error::{Error, Result};
+use super::request::{LogFn, LogLevel};
+
+static BACKEND: OnceLock<std::result::Result<LlamaBackend, String>> = OnceLock::new();
+
+/// The llama.cpp backend. Initialising it twice in one process, or freeing it while another
+/// engine lives, crashes llama.cpp, so it is made once and kept until the process exits.
+pub fn backend() -> Result<&'static LlamaBackend> {
+    install_log_hook();
+    BACKEND
+        .get_or_init(|| LlamaBackend::init().map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|e| Error::ModelLoadFailed(format!("llama.cpp backend init failed: {e}")))
+}
+
+/// The CPUs this process may run on (affinity mask and cgroup quota included). ggml's thread
+/// pool spins, so more threads than this makes it collapse (100x slower here).
+pub fn available_cpus() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1)
+}
+
+struct LogSink {
+    sink: Option<LogFn>,
+}
+
+static LOG_SINK: RwLock<LogSink> = RwLock::new(LogSink { sink: None });
+static LOG_MIN_LEVEL: AtomicU8 = AtomicU8::new(LogLevel::Debug as u8);
+static LOG_HOOK: Once = Once::new();
+
+/// Routes llama.cpp's and rigllama's log lines to `sink` (process-wide); `None` silences them.
+pub fn set_log_sink(sink: Option<LogFn>, min_level: LogLevel) {
+    install_log_hook();
+    LOG_MIN_LEVEL.store(min_level as u8, Ordering::Relaxed);
+    // A poisoned lock only means a sink panicked earlier; the slot itself is still sound.
+    let mut slot = LOG_SINK.write().unwrap_or_else(|p| p.into_inner());
+    slot.sink = sink;
+}
+
+/// Sends one of rigllama's own messages to the log sink, if one is set.
+pub fn log(level: LogLevel, message: &str) {
+    if (level as u8) < LOG_MIN_LEVEL.load(Ordering::Relaxed) {
+        return;
+    }
+    let sink = LOG_SINK
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .sink
+        .clone();
+    if let Some(sink) = sink {
+        // A host callback must never unwind into llama.cpp's C++ frames.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink(level, message)));
+    }
+}
+
+/// llama.cpp prints to stderr until told otherwise, so the hook goes in before anything else
+/// touches llama.cpp.
+fn install_log_hook() {
+    LOG_HOOK.call_once(|| unsafe {
+        llama_cpp_sys_2::llama_log_set(Some(forward_llama_log), std::ptr::null_mut());
+        llama_cpp_sys_2::ggml_log_set(Some(forward_llama_log), std::ptr::null_mut());
+    });
+}
+
+thread_local! {
+    /// llama.cpp continues a line with level CONT; it keeps the level of the line it continues.
+    static LAST_LEVEL: Cell<LogLevel> = const { Cell::new(LogLevel::Info) };
+}
+
+unsafe extern "C" fn forward_llama_log(
+    level: llama_cpp_sys_2::ggml_log_level,
+    text: *const c_char,
+    _user_data: *mut c_void,
+) {
+    if text.is_null() {
+        return;
+    }
+    let level = match level {
+        llama_cpp_sys_2::GGML_LOG_LEVEL_DEBUG => LogLevel::Debug,
+        llama_cpp_sys_2::GGML_LOG_LEVEL_WARN => LogLevel::Warn,
+        llama_cpp_sys_2::GGML_LOG_LEVEL_ERROR => LogLevel::Error,
+        llama_cpp_sys_2::GGML_LOG_LEVEL_CONT => LAST_LEVEL.with(Cell::get),
+        _ => LogLevel::Info,
+    };
+    LAST_LEVEL.with(|last| last.set(level));
+    let text = unsafe { CStr::from_ptr(text) }.to_string_lossy();
+    let line = text.trim_end_matches('\n');
+    if !line.is_empty() {
+        log(level, line);
+    }
+}

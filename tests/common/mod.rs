@@ -1,0 +1,55 @@
+//! Shared by the integration tests: where the model is and small request builders.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use rigllama::{Engine, EngineOptions, Request};
+
+/// The default model: `RIGLLAMA_MODEL`, else where `scripts/fetch-model` puts it.
+pub fn model_path() -> PathBuf {
+    let path = std::env::var_os("RIGLLAMA_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let cache = std::env::var_os("RIGLLAMA_CACHE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/rigllama"));
+            cache.join("models/gemma3-270m-q4_k_m.gguf")
+        });
+    assert!(
+        path.is_file(),
+        "model not found at {}: run scripts/fetch-model (or `make test`), or set RIGLLAMA_MODEL",
+        path.display()
+    );
+    path
+}
+
+pub fn options() -> EngineOptions {
+    EngineOptions::new(model_path())
+}
+
+pub fn engine() -> Engine {
+    Engine::create(options(), None).expect("the default model loads")
+}
+
+/// A deterministic raw-text request.
+pub fn greedy_raw(prompt: &str, max_tokens: u32) -> Request {
+    let mut request = Request::raw(prompt);
+    request.sampling.temperature = 0.0;
+    request.max_tokens = Some(max_tokens);
+    request
+}
+
+/// A deterministic one-turn chat request.
+pub fn greedy_chat(prompt: &str, max_tokens: u32) -> Request {
+    let mut request = Request::user(prompt);
+    request.sampling.temperature = 0.0;
+    request.max_tokens = Some(max_tokens);
+    request
+}
+
+/// A prompt of roughly `tokens` tokens of ordinary prose.
+pub fn long_prompt(tokens: usize) -> String {
+    let sentence = "The quick brown fox jumps over the lazy dog near the quiet river bank. ";
+    // About 15 tokens per sentence for this tokenizer.
+    sentence.repeat(tokens / 15 + 1)
+}
