@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::error::{Error, Result};
 
 /// Called during model loading with progress in `0.0..=1.0`; returning `false` aborts the load.
-pub type ProgressFn = dyn FnMut(f32) -> bool + Send;
+pub type ProgressFn = dyn FnMut(f32) -> bool;
 
 /// How to load a model and size its context.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,179 @@
+//! C structs to engine types. Everything is validated and copied here, before the call
+//! returns and before anything reaches the worker.
+
+use std::ffi::c_char;
+use std::path::PathBuf;
+
+use super::boundary::{optional_str, required_str, Failure};
+use super::structs::{
+    read_input, rigllama_engine_options, rigllama_request, RIGLLAMA_MAX_TOKENS_UNLIMITED,
+    RIGLLAMA_SEED_RANDOM,
+};
+use crate::engine::{EngineOptions, Error, Message, Prompt, Request, Role, Sampling};
+
+pub(crate) unsafe fn engine_options(
+    options: *const rigllama_engine_options,
+) -> Result<(EngineOptions, rigllama_engine_options), Failure> {
+    let raw = unsafe { read_input(options) }?;
+    let model_path = unsafe { required_str(raw.model_path, "options->model_path") }?;
+    let chat_template = unsafe { optional_str(raw.chat_template, "options->chat_template") }?;
+    if raw.n_threads < 0 {
+        return Err(Error::invalid(format!(
+            "n_threads {} is negative; use 0 for the CPUs available",
+            raw.n_threads
+        ))
+        .into());
+    }
+    if raw.n_gpu_layers < -1 {
+        return Err(Error::invalid(format!(
+            "n_gpu_layers {} is invalid; use -1 (all), 0 (CPU only) or a layer count",
+            raw.n_gpu_layers
+        ))
+        .into());
+    }
+    let options = EngineOptions {
+        model_path: PathBuf::from(model_path),
+        n_ctx: raw.n_ctx,
+        n_batch: raw.n_batch,
+        n_threads: (raw.n_threads > 0).then_some(raw.n_threads as u32),
+        n_gpu_layers: (raw.n_gpu_layers >= 0).then_some(raw.n_gpu_layers as u32),
+        chat_template,
+    };
+    options.validate()?;
+    Ok((options, raw))
+}
+
+pub(crate) unsafe fn request(request: *const rigllama_request) -> Result<Request, Failure> {
+    let raw = unsafe { read_input(request) }?;
+    let prompt = unsafe { optional_str(raw.prompt, "request->prompt") }?;
+    let system = unsafe { optional_str(raw.system_prompt, "request->system_prompt") }?;
+    let messages_json = unsafe { optional_str(raw.messages_json, "request->messages_json") }?;
+    let prompt = match raw.raw_prompt {
+        0 => {
+            let mut messages = match &messages_json {
+                Some(json) => parse_messages(json)?,
+                None => Vec::new(),
+            };
+            if let Some(system) = system {
+                if messages.first().is_some_and(|m| m.role == Role::System) {
+                    return Err(Error::invalid(
+                        "system_prompt is set and messages_json also has a system message; use one",
+                    )
+                    .into());
+                }
+                messages.insert(0, Message::new(Role::System, system));
+            }
+            if let Some(prompt) = prompt {
+                messages.push(Message::new(Role::User, prompt));
+            }
+            if messages_json.is_none() && messages.iter().all(|m| m.role != Role::User) {
+                return Err(Failure::null("request->prompt (and request->messages_json)"));
+            }
+            Prompt::Chat(messages)
+        }
+        1 => {
+            if messages_json.is_some() || system.is_some() {
+                return Err(Error::invalid(
+                    "raw_prompt 1 sends prompt verbatim; it cannot be combined with \
+                     messages_json or system_prompt",
+                )
+                .into());
+            }
+            Prompt::Raw(prompt.ok_or_else(|| Failure::null("request->prompt"))?)
+        }
+        other => {
+            return Err(Error::invalid(format!("raw_prompt {other} must be 0 or 1")).into());
+        }
+    };
+    let stop = unsafe { stop_strings(raw.stop, raw.n_stop) }?;
+    let request = Request {
+        prompt,
+        max_tokens: (raw.max_tokens != RIGLLAMA_MAX_TOKENS_UNLIMITED).then_some(raw.max_tokens),
+        sampling: Sampling {
+            temperature: raw.temperature,
+            top_p: raw.top_p,
+            top_k: raw.top_k,
+            min_p: raw.min_p,
+            repeat_penalty: raw.repeat_penalty,
+            seed: (raw.seed != RIGLLAMA_SEED_RANDOM).then_some(raw.seed),
+        },
+        stop,
+    };
+    request.validate()?;
+    Ok(request)
+}
+
+/// Stop strings beyond this count are refused (each is scanned for every generated piece).
+const MAX_STOP_STRINGS: usize = 64;
+
+unsafe fn stop_strings(stop: *const *const c_char, n_stop: usize) -> Result<Vec<String>, Failure> {
+    if n_stop == 0 {
+        return Ok(Vec::new());
+    }
+    if stop.is_null() {
+        return Err(Failure::null(&format!("request->stop (n_stop is {n_stop})")));
+    }
+    if n_stop > MAX_STOP_STRINGS {
+        return Err(Error::invalid(format!(
+            "n_stop {n_stop} is more than {MAX_STOP_STRINGS} stop strings"
+        ))
+        .into());
+    }
+    (0..n_stop)
+        .map(|i| {
+            let entry = unsafe { stop.add(i).read() };
+            if entry.is_null() {
+                return Err(Error::invalid(format!("request->stop[{i}] is NULL")).into());
+            }
+            unsafe { required_str(entry, &format!("request->stop[{i}]")) }
+        })
+        .collect()
+}
+
+fn parse_messages(json: &str) -> Result<Vec<Message>, Failure> {
+    let invalid = |message: String| -> Failure { Error::invalid(message).into() };
+    let value: serde_json::Value = serde_json::from_str(json)
+        .map_err(|e| invalid(format!("messages_json is not valid JSON: {e}")))?;
+    let items = value
+        .as_array()
+        .ok_or_else(|| invalid("messages_json must be a JSON array of messages".into()))?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let role = item
+                .get("role")
+                .and_then(|r| r.as_str())
+                .ok_or_else(|| invalid(format!("messages_json[{i}] has no string \"role\"")))?;
+            let role = Role::parse(role).ok_or_else(|| {
+                invalid(format!(
+                    "messages_json[{i}].role is \"{role}\"; use system, user or assistant"
+                ))
+            })?;
+            let content = item
+                .get("content")
+                .and_then(|c| c.as_str())
+                .ok_or_else(|| invalid(format!("messages_json[{i}].content must be a string")))?;
+            Ok(Message::new(role, content))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_json_errors_name_the_item() {
+        let err = |json: &str| match parse_messages(json) {
+            Err(_) => (),
+            Ok(m) => panic!("accepted {json}: {m:?}"),
+        };
+        err("not json");
+        err("{}");
+        err(r#"[{"role":"robot","content":"x"}]"#);
+        err(r#"[{"role":"user","content":5}]"#);
+        let ok = parse_messages(r#"[{"role":"user","content":"hi"}]"#).ok().unwrap();
+        assert_eq!(ok, vec![Message::new(Role::User, "hi")]);
+    }
+}

@@ -1,0 +1,285 @@
+//! The engine's C functions: each a few lines over [`crate::engine::Engine`].
+
+use std::ffi::{c_char, c_void, CString};
+
+use super::boundary::{
+    boundary, boundary_void, non_null, rigllama_status, Failure,
+};
+use super::convert;
+use super::structs::{
+    rigllama_engine_options, rigllama_progress_callback, rigllama_request, rigllama_usage,
+    write_usage,
+};
+use crate::engine::{Engine, Error, LogLevel, ProgressFn};
+
+/// An engine: a worker thread that owns one loaded model and its context.
+/// Create with `rigllama_engine_create`, free with `rigllama_engine_destroy`.
+pub struct rigllama_engine {
+    engine: Engine,
+}
+
+/// Called with each new piece of a streamed reply, on the thread that called
+/// `rigllama_engine_stream`, one call at a time, never after stream returned. `piece` is
+/// whole UTF-8 characters, NUL-terminated, `piece_len` bytes, valid only during the call.
+/// Return 0 to continue; non-zero stops generation (stream returns OK with finish reason
+/// `RIGLLAMA_FINISH_REASON_CALLBACK`). The callback may call `rigllama_engine_cancel` and
+/// `rigllama_engine_destroy` on its engine; complete, stream and reload of the same engine
+/// return `RIGLLAMA_STATUS_BUSY` there. Do not block in it for long.
+pub type rigllama_token_callback =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, piece: *const c_char, piece_len: usize) -> i32>;
+
+unsafe fn engine_ref<'a>(engine: *mut rigllama_engine) -> Result<&'a Engine, Failure> {
+    unsafe { non_null(engine.cast_const(), "engine") }.map(|handle| &handle.engine)
+}
+
+/// Wraps a C progress callback; it runs on the calling thread only.
+fn progress_fn(
+    callback: rigllama_progress_callback,
+    user_data: *mut c_void,
+) -> Option<impl FnMut(f32) -> bool> {
+    callback.map(|callback| move |progress| unsafe { callback(user_data, progress) } == 0)
+}
+
+/// Checks an optional output struct before any work is done, so a bad `struct_size` does not
+/// cost a whole generation.
+unsafe fn check_usage_out(usage: *mut rigllama_usage) -> Result<(), Failure> {
+    if usage.is_null() {
+        return Ok(());
+    }
+    let size = unsafe { usage.cast::<u32>().read_unaligned() };
+    if (size as usize) < 2 * std::mem::size_of::<u32>() {
+        return Err(Error::invalid(format!(
+            "out_usage->struct_size is {size}; call rigllama_usage_init first"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Loads the model named by `options` on a new worker thread and returns once it is ready.
+/// Fails with MODEL_LOAD_FAILED (the message names the file and cause), INVALID_ARGUMENT, or
+/// CANCELLED when the progress callback aborted. `*out_engine` is NULL on failure.
+#[no_mangle]
+pub unsafe extern "C" fn rigllama_engine_create(
+    options: *const rigllama_engine_options,
+    out_engine: *mut *mut rigllama_engine,
+) -> rigllama_status {
+    boundary(|| unsafe {
+        let out_engine = out_engine.as_mut().ok_or_else(|| Failure::null("out_engine"))?;
+        *out_engine = std::ptr::null_mut();
+        let (options, raw) = convert::engine_options(options)?;
+        let mut progress = progress_fn(raw.on_progress, raw.progress_user_data);
+        let engine = Engine::create(options, progress.as_mut().map(|p| p as &mut ProgressFn))?;
+        *out_engine = Box::into_raw(Box::new(rigllama_engine { engine }));
+        Ok(())
+    })
+}
+
+/// Generates the whole reply. `*out_text` receives it (UTF-8, NUL-terminated; free with
+/// `rigllama_string_free`), or NULL on failure. `out_usage` may be NULL.
+#[no_mangle]
+pub unsafe extern "C" fn rigllama_engine_complete(
+    engine: *mut rigllama_engine,
+    request: *const rigllama_request,
+    out_text: *mut *mut c_char,
+    out_usage: *mut rigllama_usage,
+) -> rigllama_status {
+    boundary(|| unsafe {
+        let out_text = out_text.as_mut().ok_or_else(|| Failure::null("out_text"))?;
+        *out_text = std::ptr::null_mut();
+        let engine = engine_ref(engine)?.clone();
+        let request = convert::request(request)?;
+        check_usage_out(out_usage)?;
+        let (text, usage) = engine.complete(request)?;
+        let text = CString::new(text)
+            .map_err(|_| Error::Internal("reply text contained NUL".into()))?;
+        if !out_usage.is_null() {
+            write_usage(out_usage, &usage)?;
+        }
+        *out_text = text.into_raw();
+        Ok(())
+    })
+}
+
+/// Generates the reply, calling `on_token` with each new piece on this thread (see
+/// `rigllama_token_callback`). Returns when generation ends; CANCELLED if
+/// `rigllama_engine_cancel` or destroy stopped it. `out_usage` may be NULL.
+#[no_mangle]
+pub unsafe extern "C" fn rigllama_engine_stream(
+    engine: *mut rigllama_engine,
+    request: *const rigllama_request,
+    on_token: rigllama_token_callback,
+    user_data: *mut c_void,
+    out_usage: *mut rigllama_usage,
+) -> rigllama_status {
+    boundary(|| unsafe {
+        // A clone: destroy from inside the callback frees the handle, not what we use.
+        let engine = engine_ref(engine)?.clone();
+        let on_token = on_token.ok_or_else(|| Failure::null("on_token"))?;
+        let request = convert::request(request)?;
+        check_usage_out(out_usage)?;
+        let mut piece = Vec::with_capacity(64);
+        let usage = engine.stream(request, |text| {
+            piece.clear();
+            piece.extend_from_slice(text.as_bytes());
+            piece.push(0);
+            on_token(user_data, piece.as_ptr().cast(), text.len()) == 0
+        })?;
+        if !out_usage.is_null() {
+            write_usage(out_usage, &usage)?;
+        }
+        Ok(())
+    })
+}
+
+/// Swaps the model in place, after the requests submitted before it. The new model is
+/// loaded before the old one is released (peak memory is both); if it fails to load, the
+/// engine keeps serving the old model and this returns MODEL_LOAD_FAILED with the reason.
+/// Not stopped by `rigllama_engine_cancel`.
+#[no_mangle]
+pub unsafe extern "C" fn rigllama_engine_reload(
+    engine: *mut rigllama_engine,
+    options: *const rigllama_engine_options,
+) -> rigllama_status {
+    boundary(|| unsafe {
+        let engine = engine_ref(engine)?.clone();
+        let (options, raw) = convert::engine_options(options)?;
+        let mut progress = progress_fn(raw.on_progress, raw.progress_user_data);
+        engine.reload(options, progress.as_mut().map(|p| p as &mut ProgressFn))?;
+        Ok(())
+    })
+}
+
+/// Cancels every request of this engine submitted before this call (complete, stream or
+/// job): they return CANCELLED within one decode step. Returns at once; callable from any
+/// thread, including inside a callback. Later requests run normally.
+#[no_mangle]
+pub unsafe extern "C" fn rigllama_engine_cancel(engine: *mut rigllama_engine) -> rigllama_status {
+    boundary(|| unsafe {
+        engine_ref(engine)?.cancel();
+        Ok(())
+    })
+}
+
+/// Empties the KV cache (after the requests submitted before it), so the next request is
+/// evaluated from scratch.
+#[no_mangle]
+pub unsafe extern "C" fn rigllama_engine_reset(engine: *mut rigllama_engine) -> rigllama_status {
+    boundary(|| unsafe {
+        let engine = engine_ref(engine)?.clone();
+        engine.reset()?;
+        Ok(())
+    })
+}
+
+/// Formats and tokenizes `request` exactly as complete would, without running it:
+/// `*out_tokens` is the prompt size in tokens (compare with n_ctx to trim history).
+#[no_mangle]
+pub unsafe extern "C" fn rigllama_engine_count_tokens(
+    engine: *mut rigllama_engine,
+    request: *const rigllama_request,
+    out_tokens: *mut u32,
+) -> rigllama_status {
+    boundary(|| unsafe {
+        let out_tokens = out_tokens.as_mut().ok_or_else(|| Failure::null("out_tokens"))?;
+        let engine = engine_ref(engine)?.clone();
+        let request = convert::request(request)?;
+        *out_tokens = engine.count_tokens(request)?;
+        Ok(())
+    })
+}
+
+/// `*out_json` receives a JSON object describing the engine (free with
+/// `rigllama_string_free`): model_path, architecture, n_ctx, n_ctx_train, n_batch, n_vocab,
+/// n_params, n_threads, n_gpu_layers, chat_template, chat_template_source.
+#[no_mangle]
+pub unsafe extern "C" fn rigllama_engine_describe(
+    engine: *mut rigllama_engine,
+    out_json: *mut *mut c_char,
+) -> rigllama_status {
+    boundary(|| unsafe {
+        let out_json = out_json.as_mut().ok_or_else(|| Failure::null("out_json"))?;
+        *out_json = std::ptr::null_mut();
+        let description = engine_ref(engine)?.describe();
+        let json = serde_json::to_string(&description)
+            .map_err(|e| Error::Internal(format!("describe: {e}")))?;
+        *out_json = CString::new(json)
+            .map_err(|_| Error::Internal("describe: NUL in JSON".into()))?
+            .into_raw();
+        Ok(())
+    })
+}
+
+/// Cancels running and queued requests, stops and joins the worker, and frees the engine.
+/// Calls blocked in complete/stream on other threads return CANCELLED; no callback runs after
+/// this returns. NULL is a no-op. Allowed inside a stream callback of this engine (that
+/// stream returns CANCELLED). Using the engine after, or destroying it twice, is undefined.
+#[no_mangle]
+pub unsafe extern "C" fn rigllama_engine_destroy(engine: *mut rigllama_engine) {
+    boundary_void(|| unsafe {
+        if engine.is_null() {
+            return;
+        }
+        let handle = Box::from_raw(engine);
+        handle.engine.shutdown();
+    })
+}
+
+/// Frees a string returned by this library. NULL is a no-op.
+#[no_mangle]
+pub unsafe extern "C" fn rigllama_string_free(text: *mut c_char) {
+    boundary_void(|| unsafe {
+        if !text.is_null() {
+            drop(CString::from_raw(text));
+        }
+    })
+}
+
+/// Receives log lines from llama.cpp and rigllama: `level` is 0 debug, 1 info, 2 warn,
+/// 3 error; `message` is one line without a newline, valid only during the call. May be
+/// called from any thread, including the engine's worker; must not call back into rigllama.
+pub type rigllama_log_callback =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, level: i32, message: *const c_char)>;
+
+struct HostLogger {
+    callback: unsafe extern "C" fn(*mut c_void, i32, *const c_char),
+    user_data: *mut c_void,
+}
+// SAFETY: the host promises, by setting it, that its callback may run on any thread.
+unsafe impl Send for HostLogger {}
+unsafe impl Sync for HostLogger {}
+
+impl HostLogger {
+    fn log(&self, level: LogLevel, message: &str) {
+        let message = CString::new(message.replace('\0', " ")).unwrap_or_default();
+        unsafe { (self.callback)(self.user_data, level as i32, message.as_ptr()) };
+    }
+}
+
+/// Routes log lines at `min_level` and above to `on_log` (process-wide). Logging is off by
+/// default, and NULL turns it off again (do so before unloading the code `on_log` lives in,
+/// e.g. across a Unity domain reload). Nothing is ever printed to stdout.
+#[no_mangle]
+pub unsafe extern "C" fn rigllama_set_log_callback(
+    on_log: rigllama_log_callback,
+    user_data: *mut c_void,
+    min_level: i32,
+) {
+    boundary_void(|| {
+        let min_level = match min_level {
+            i32::MIN..=0 => LogLevel::Debug,
+            1 => LogLevel::Info,
+            2 => LogLevel::Warn,
+            _ => LogLevel::Error,
+        };
+        let sink = on_log.map(|callback| {
+            let logger = HostLogger {
+                callback,
+                user_data,
+            };
+            std::sync::Arc::new(move |level: LogLevel, message: &str| logger.log(level, message))
+                as crate::engine::LogFn
+        });
+        crate::engine::set_log_sink(sink, min_level);
+    })
+}
