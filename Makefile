@@ -1,0 +1,76 @@
+# rigllama — the two commands a new user types are `make demo` and `make test`.
+#
+# Builds go to a cargo target dir outside the clone so a fresh clone reuses llama.cpp's
+# ~4-minute build; override with CARGO_TARGET_DIR=... . The default model is fetched once into
+# ~/.cache/rigllama (RIGLLAMA_MODEL overrides it).
+
+SHELL := /bin/bash
+CARGO_TARGET_DIR ?= $(HOME)/.cache/rigllama/target
+export CARGO_TARGET_DIR
+LIBDIR := $(CARGO_TARGET_DIR)/release
+BUILD := build
+CC ?= cc
+CXX ?= c++
+CFLAGS := -std=c99 -Wall -Wextra -Wpedantic -Werror -O2 -g -Iinclude
+LDLIBS := -L$(LIBDIR) -Wl,-rpath,$(LIBDIR) -lrigllama -lpthread
+EXAMPLES := complete stream chat cancel reload
+C_TESTS := test_contract
+MODEL = $$(scripts/fetch-model)
+# Model-loading tests run one at a time: two thread pools on these cores collapse ggml.
+TEST_THREADS := --test-threads=1
+
+.PHONY: all demo test deps model lib header header-check examples c-tests rust-tests \
+        run-examples clean
+
+all: lib
+
+deps:
+	@scripts/install-deps
+
+model: deps
+	@scripts/fetch-model >/dev/null
+
+lib: deps
+	cargo build --release
+
+# Regenerates include/rigllama.h from src/ffi.
+header:
+	UPDATE_HEADER=1 cargo test --release --test header
+
+$(BUILD):
+	@mkdir -p $(BUILD)
+
+$(BUILD)/%: examples-c/%.c include/rigllama.h lib | $(BUILD)
+	$(CC) $(CFLAGS) $< -o $@ $(LDLIBS)
+
+$(BUILD)/test_%: tests/c/test_%.c include/rigllama.h lib | $(BUILD)
+	$(CC) $(CFLAGS) -D_POSIX_C_SOURCE=200809L $< -o $@ $(LDLIBS)
+
+examples: $(addprefix $(BUILD)/,$(EXAMPLES))
+
+demo: model examples
+	@echo
+	@echo "== streaming a reply from C (examples-c/stream.c) =="
+	@$(BUILD)/stream "$(MODEL)" "Once upon a time, in a small village by the sea,"
+
+# The header compiles alone as C99 and as C++17, and the library exports only rigllama_*.
+header-check: lib | $(BUILD)
+	cargo test --release --test header
+	printf '#include "rigllama.h"\nint main(void) { return 0; }\n' > $(BUILD)/header_only.c
+	$(CC) -std=c99 -Wall -Wextra -Wpedantic -Werror -Iinclude -c $(BUILD)/header_only.c -o $(BUILD)/header_only.o
+	$(CXX) -std=c++17 -Wall -Wextra -Wpedantic -Werror -Iinclude -x c++ -c $(BUILD)/header_only.c -o $(BUILD)/header_only_cpp.o
+	@leaked=$$(nm -D --defined-only $(LIBDIR)/librigllama.so | awk '{print $$3}' | grep -v '^rigllama_' || true); \
+	if [ -n "$$leaked" ]; then echo "symbols other than rigllama_* exported:"; echo "$$leaked" | head; exit 1; fi; \
+	echo "header-check: header compiles as C99 and C++17; librigllama.so exports only rigllama_* ($$(nm -D --defined-only $(LIBDIR)/librigllama.so | grep -c ' rigllama_') symbols)"
+
+rust-tests: model
+	RIGLLAMA_MODEL="$(MODEL)" cargo test --release --features fault-injection -- $(TEST_THREADS)
+
+c-tests: model examples $(addprefix $(BUILD)/,$(C_TESTS))
+	RIGLLAMA_MODEL="$(MODEL)" scripts/run-c-tests $(BUILD)
+
+test: deps model lib header-check rust-tests c-tests
+	@echo "make test: all passed"
+
+clean:
+	rm -rf $(BUILD)
