@@ -5,7 +5,8 @@ use std::path::Path;
 
 fn generate() -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut config = cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml");
+    let mut config =
+        cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml");
     config.after_includes = Some(format!(
         "\n/* The version of this header; rigllama_version() gives the library's. */\n\
          #define RIGLLAMA_VERSION_MAJOR {}\n#define RIGLLAMA_VERSION_MINOR {}\n#define RIGLLAMA_VERSION_PATCH {}\n",

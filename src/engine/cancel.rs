@@ -97,7 +97,8 @@ impl AbortProbe {
         }
         // SAFETY: the flag is non-null only inside `watching`, which holds the request's Arc.
         let flag = unsafe { &*flag };
-        self.board.is_cancelled(self.seq.load(Ordering::Relaxed), flag)
+        self.board
+            .is_cancelled(self.seq.load(Ordering::Relaxed), flag)
     }
 }
 

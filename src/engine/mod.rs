@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use backend::{available_cpus, log, set_log_sink};
 pub use error::{Error, Result};
 pub use request::{
-    Description, EngineOptions, FinishReason, LogFn, LogLevel, Message, Prompt, ProgressFn,
+    Description, EngineOptions, FinishReason, LogFn, LogLevel, Message, ProgressFn, Prompt,
     Request, Role, Sampling, Usage, DEFAULT_MAX_TOKENS, DEFAULT_N_BATCH, DEFAULT_N_CTX,
 };
 pub use template::ARCHITECTURE_TEMPLATES;
@@ -67,7 +67,7 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Loads the model on a new worker thread and returns once it is ready to serve.
     /// `progress` runs on this thread; returning `false` aborts the load ([`Error::Cancelled`]).
-    pub fn create(options: EngineOptions, progress: Option<&mut ProgressFn>) -> Result<Engine> {
+    pub fn create(options: EngineOptions, progress: Option<&mut ProgressFn<'_>>) -> Result<Engine> {
         options.validate()?;
         let (commands, receiver) = mpsc::unbounded_channel();
         let shared = Arc::new(WorkerShared {
@@ -124,7 +124,12 @@ impl Engine {
             cancel: cancel.clone(),
             events,
         };
-        if self.inner.commands.send(Command::Generate(submission)).is_err() {
+        if self
+            .inner
+            .commands
+            .send(Command::Generate(submission))
+            .is_err()
+        {
             shared.queued.fetch_sub(1, Ordering::SeqCst);
             return Err(self.gone());
         }
@@ -191,7 +196,7 @@ impl Engine {
     pub fn reload(
         &self,
         options: EngineOptions,
-        progress: Option<&mut ProgressFn>,
+        progress: Option<&mut ProgressFn<'_>>,
     ) -> Result<Description> {
         self.refuse_inside_own_callback("reload")?;
         options.validate()?;
@@ -244,9 +249,15 @@ impl Engine {
         self.inner.shutdown();
     }
 
-    fn send_and_wait<T>(&self, command: Command, receiver: oneshot::Receiver<Result<T>>) -> Result<T> {
+    fn send_and_wait<T>(
+        &self,
+        command: Command,
+        receiver: oneshot::Receiver<Result<T>>,
+    ) -> Result<T> {
         self.inner.commands.send(command).map_err(|_| self.gone())?;
-        receiver.blocking_recv().unwrap_or_else(|_| Err(self.gone()))
+        receiver
+            .blocking_recv()
+            .unwrap_or_else(|_| Err(self.gone()))
     }
 
     fn gone(&self) -> Error {
@@ -303,7 +314,7 @@ impl Drop for EngineInner {
 fn wait_for_load(
     reports: &std::sync::mpsc::Receiver<LoadReport>,
     abort: &AtomicBool,
-    mut progress: Option<&mut ProgressFn>,
+    mut progress: Option<&mut ProgressFn<'_>>,
 ) -> Result<Description> {
     loop {
         match reports.recv() {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::error::{Error, Result};
 
 /// Called during model loading with progress in `0.0..=1.0`; returning `false` aborts the load.
-pub type ProgressFn = dyn FnMut(f32) -> bool;
+pub type ProgressFn<'a> = dyn FnMut(f32) -> bool + 'a;
 
 /// How to load a model and size its context.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,7 +46,9 @@ impl EngineOptions {
 
     pub fn validate(&self) -> Result<()> {
         if self.model_path.as_os_str().is_empty() {
-            return Err(Error::invalid("model_path is empty; give the path of a .gguf file"));
+            return Err(Error::invalid(
+                "model_path is empty; give the path of a .gguf file",
+            ));
         }
         if self.model_path.to_str().is_none() {
             return Err(Error::invalid(format!(
@@ -241,13 +243,22 @@ impl Request {
             )));
         }
         if !(s.top_p > 0.0 && s.top_p <= 1.0) {
-            return Err(Error::invalid(format!("top_p {} must be in (0, 1]", s.top_p)));
+            return Err(Error::invalid(format!(
+                "top_p {} must be in (0, 1]",
+                s.top_p
+            )));
         }
         if s.top_k < 0 {
-            return Err(Error::invalid(format!("top_k {} must be >= 0 (0 = off)", s.top_k)));
+            return Err(Error::invalid(format!(
+                "top_k {} must be >= 0 (0 = off)",
+                s.top_k
+            )));
         }
         if !(0.0..=1.0).contains(&s.min_p) {
-            return Err(Error::invalid(format!("min_p {} must be in [0, 1]", s.min_p)));
+            return Err(Error::invalid(format!(
+                "min_p {} must be in [0, 1]",
+                s.min_p
+            )));
         }
         if !s.repeat_penalty.is_finite() || s.repeat_penalty <= 0.0 {
             return Err(Error::invalid(format!(
@@ -343,7 +354,11 @@ mod tests {
     fn out_of_range_sampling_is_refused_with_the_value() {
         let mut r = Request::user("hi");
         r.sampling.temperature = f32::NAN;
-        assert!(r.validate().unwrap_err().to_string().contains("temperature NaN"));
+        assert!(r
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("temperature NaN"));
         let mut r = Request::user("hi");
         r.sampling.top_p = 0.0;
         assert!(r.validate().unwrap_err().to_string().contains("top_p 0"));
@@ -361,6 +376,10 @@ mod tests {
             Message::new(Role::User, "a"),
             Message::new(Role::Assistant, "b"),
         ]);
-        assert!(r.validate().unwrap_err().to_string().contains("ends with assistant"));
+        assert!(r
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("ends with assistant"));
     }
 }

@@ -43,11 +43,13 @@ impl ChatFormat {
     /// chat requests then fail while raw prompts still work.
     pub fn choose(model: &LlamaModel, requested: Option<&str>, architecture: &str) -> Option<Self> {
         let make = |text: &str, source| {
-            LlamaChatTemplate::new(text).ok().map(|template| ChatFormat {
-                template,
-                text: text.to_owned(),
-                source,
-            })
+            LlamaChatTemplate::new(text)
+                .ok()
+                .map(|template| ChatFormat {
+                    template,
+                    text: text.to_owned(),
+                    source,
+                })
         };
         if let Some(requested) = requested {
             return make(requested, "options");
@@ -55,7 +57,10 @@ impl ChatFormat {
         if let Ok(own) = model.chat_template(None) {
             if let Ok(text) = own.to_string() {
                 if let Some(format) = make(&text, "gguf") {
-                    if format.apply(model, &[Message::new(Role::User, "hi")]).is_ok() {
+                    if format
+                        .apply(model, &[Message::new(Role::User, "hi")])
+                        .is_ok()
+                    {
                         return Some(format);
                     }
                 }

@@ -20,9 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::backend::{self, available_cpus};
 use super::cancel::{install_abort_probe, AbortProbe, CancelBoard, RequestCancel};
 use super::error::{Error, Result};
-use super::request::{
-    Description, EngineOptions, FinishReason, LogLevel, Prompt, Request, Usage,
-};
+use super::request::{Description, EngineOptions, FinishReason, LogLevel, Prompt, Request, Usage};
 use super::template::ChatFormat;
 use super::text::{StopMatcher, StopScan, Utf8Streamer};
 
@@ -30,10 +28,16 @@ use super::text::{StopMatcher, StopScan, Utf8Streamer};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// Whole UTF-8 characters; `tokens` is how many generated tokens this text completes.
-    Text { text: String, tokens: u32 },
+    Text {
+        text: String,
+        tokens: u32,
+    },
     Done(Usage),
     /// The request failed; `usage` is what was spent before it did.
-    Failed { error: Error, usage: Usage },
+    Failed {
+        error: Error,
+        usage: Usage,
+    },
 }
 
 pub(crate) struct Submission {
@@ -93,7 +97,9 @@ pub(crate) fn run(
     .unwrap_or_else(|panic| Err(Error::Internal(panic_message(&panic))));
     let mut loaded = match first {
         Ok(loaded) => {
-            let _ = order.reports.send(LoadReport::Finished(Ok(loaded.description.clone())));
+            let _ = order
+                .reports
+                .send(LoadReport::Finished(Ok(loaded.description.clone())));
             loaded
         }
         Err(error) => {
@@ -496,8 +502,14 @@ impl Loaded {
         submission: &Submission,
         board: &CancelBoard,
     ) -> Result<()> {
-        decode_into(&mut self.ctx, &mut self.batch, &mut self.cached, tokens, logits_for_last)
-            .map_err(|error| decode_error(error, submission, board))
+        decode_into(
+            &mut self.ctx,
+            &mut self.batch,
+            &mut self.cached,
+            tokens,
+            logits_for_last,
+        )
+        .map_err(|error| decode_error(error, submission, board))
     }
 }
 
@@ -515,7 +527,12 @@ fn decode_into(
     let last = tokens.len() - 1;
     for (i, token) in tokens.iter().enumerate() {
         batch
-            .add(*token, (start + i) as i32, &[0], logits_for_last && i == last)
+            .add(
+                *token,
+                (start + i) as i32,
+                &[0],
+                logits_for_last && i == last,
+            )
             .map_err(|e| format!("batch add: {e}"))?;
     }
     match ctx.decode(batch) {

@@ -120,7 +120,10 @@ pub(crate) unsafe fn required_str(ptr: *const c_char, what: &str) -> Result<Stri
 }
 
 /// Like [`required_str`], with NULL meaning "not given".
-pub(crate) unsafe fn optional_str(ptr: *const c_char, what: &str) -> Result<Option<String>, Failure> {
+pub(crate) unsafe fn optional_str(
+    ptr: *const c_char,
+    what: &str,
+) -> Result<Option<String>, Failure> {
     if ptr.is_null() {
         return Ok(None);
     }

@@ -67,7 +67,9 @@ pub(crate) unsafe fn request(request: *const rigllama_request) -> Result<Request
                 messages.push(Message::new(Role::User, prompt));
             }
             if messages_json.is_none() && messages.iter().all(|m| m.role != Role::User) {
-                return Err(Failure::null("request->prompt (and request->messages_json)"));
+                return Err(Failure::null(
+                    "request->prompt (and request->messages_json)",
+                ));
             }
             Prompt::Chat(messages)
         }
@@ -111,7 +113,9 @@ unsafe fn stop_strings(stop: *const *const c_char, n_stop: usize) -> Result<Vec<
         return Ok(Vec::new());
     }
     if stop.is_null() {
-        return Err(Failure::null(&format!("request->stop (n_stop is {n_stop})")));
+        return Err(Failure::null(&format!(
+            "request->stop (n_stop is {n_stop})"
+        )));
     }
     if n_stop > MAX_STOP_STRINGS {
         return Err(Error::invalid(format!(
@@ -173,7 +177,9 @@ mod tests {
         err("{}");
         err(r#"[{"role":"robot","content":"x"}]"#);
         err(r#"[{"role":"user","content":5}]"#);
-        let ok = parse_messages(r#"[{"role":"user","content":"hi"}]"#).ok().unwrap();
+        let ok = parse_messages(r#"[{"role":"user","content":"hi"}]"#)
+            .ok()
+            .unwrap();
         assert_eq!(ok, vec![Message::new(Role::User, "hi")]);
     }
 }

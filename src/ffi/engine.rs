@@ -2,9 +2,7 @@
 
 use std::ffi::{c_char, c_void, CString};
 
-use super::boundary::{
-    boundary, boundary_void, non_null, rigllama_status, Failure,
-};
+use super::boundary::{boundary, boundary_void, non_null, rigllama_status, Failure};
 use super::convert;
 use super::structs::{
     rigllama_engine_options, rigllama_progress_callback, rigllama_request, rigllama_usage,
@@ -25,8 +23,9 @@ pub struct rigllama_engine {
 /// `RIGLLAMA_FINISH_REASON_CALLBACK`). The callback may call `rigllama_engine_cancel` and
 /// `rigllama_engine_destroy` on its engine; complete, stream and reload of the same engine
 /// return `RIGLLAMA_STATUS_BUSY` there. Do not block in it for long.
-pub type rigllama_token_callback =
-    Option<unsafe extern "C" fn(user_data: *mut c_void, piece: *const c_char, piece_len: usize) -> i32>;
+pub type rigllama_token_callback = Option<
+    unsafe extern "C" fn(user_data: *mut c_void, piece: *const c_char, piece_len: usize) -> i32,
+>;
 
 unsafe fn engine_ref<'a>(engine: *mut rigllama_engine) -> Result<&'a Engine, Failure> {
     unsafe { non_null(engine.cast_const(), "engine") }.map(|handle| &handle.engine)
@@ -65,7 +64,9 @@ pub unsafe extern "C" fn rigllama_engine_create(
     out_engine: *mut *mut rigllama_engine,
 ) -> rigllama_status {
     boundary(|| unsafe {
-        let out_engine = out_engine.as_mut().ok_or_else(|| Failure::null("out_engine"))?;
+        let out_engine = out_engine
+            .as_mut()
+            .ok_or_else(|| Failure::null("out_engine"))?;
         *out_engine = std::ptr::null_mut();
         let (options, raw) = convert::engine_options(options)?;
         let mut progress = progress_fn(raw.on_progress, raw.progress_user_data);
@@ -91,8 +92,8 @@ pub unsafe extern "C" fn rigllama_engine_complete(
         let request = convert::request(request)?;
         check_usage_out(out_usage)?;
         let (text, usage) = engine.complete(request)?;
-        let text = CString::new(text)
-            .map_err(|_| Error::Internal("reply text contained NUL".into()))?;
+        let text =
+            CString::new(text).map_err(|_| Error::Internal("reply text contained NUL".into()))?;
         if !out_usage.is_null() {
             write_usage(out_usage, &usage)?;
         }
@@ -181,7 +182,9 @@ pub unsafe extern "C" fn rigllama_engine_count_tokens(
     out_tokens: *mut u32,
 ) -> rigllama_status {
     boundary(|| unsafe {
-        let out_tokens = out_tokens.as_mut().ok_or_else(|| Failure::null("out_tokens"))?;
+        let out_tokens = out_tokens
+            .as_mut()
+            .ok_or_else(|| Failure::null("out_tokens"))?;
         let engine = engine_ref(engine)?.clone();
         let request = convert::request(request)?;
         *out_tokens = engine.count_tokens(request)?;

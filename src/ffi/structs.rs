@@ -160,8 +160,22 @@ impl Versioned for rigllama_engine_options {
         }
     }
     unsafe fn write_fields(&self, dest: *mut u8, limit: usize) {
-        write_fields!(Self, self, dest, limit, [n_ctx, n_batch, n_threads, n_gpu_layers,
-            model_path, chat_template, on_progress, progress_user_data]);
+        write_fields!(
+            Self,
+            self,
+            dest,
+            limit,
+            [
+                n_ctx,
+                n_batch,
+                n_threads,
+                n_gpu_layers,
+                model_path,
+                chat_template,
+                on_progress,
+                progress_user_data
+            ]
+        );
     }
 }
 
@@ -188,8 +202,27 @@ impl Versioned for rigllama_request {
         }
     }
     unsafe fn write_fields(&self, dest: *mut u8, limit: usize) {
-        write_fields!(Self, self, dest, limit, [max_tokens, temperature, top_p, top_k, min_p,
-            repeat_penalty, seed, raw_prompt, prompt, system_prompt, messages_json, stop, n_stop]);
+        write_fields!(
+            Self,
+            self,
+            dest,
+            limit,
+            [
+                max_tokens,
+                temperature,
+                top_p,
+                top_k,
+                min_p,
+                repeat_penalty,
+                seed,
+                raw_prompt,
+                prompt,
+                system_prompt,
+                messages_json,
+                stop,
+                n_stop
+            ]
+        );
     }
 }
 
@@ -209,8 +242,21 @@ impl Versioned for rigllama_usage {
         }
     }
     unsafe fn write_fields(&self, dest: *mut u8, limit: usize) {
-        write_fields!(Self, self, dest, limit, [finish_reason, prompt_tokens,
-            cached_prompt_tokens, completion_tokens, seed, prompt_ms, generation_ms]);
+        write_fields!(
+            Self,
+            self,
+            dest,
+            limit,
+            [
+                finish_reason,
+                prompt_tokens,
+                cached_prompt_tokens,
+                completion_tokens,
+                seed,
+                prompt_ms,
+                generation_ms
+            ]
+        );
     }
 }
 
@@ -220,7 +266,10 @@ fn bad_size(message: String) -> Failure {
 
 /// Writes the defaults of `T` into the caller's `struct_size` bytes at `ptr`: zeroes them,
 /// writes each default field, then sets `struct_size`.
-pub(crate) unsafe fn init_struct<T: Versioned>(ptr: *mut T, struct_size: usize) -> Result<(), Failure> {
+pub(crate) unsafe fn init_struct<T: Versioned>(
+    ptr: *mut T,
+    struct_size: usize,
+) -> Result<(), Failure> {
     if ptr.is_null() {
         return Err(Failure::null(T::NAME));
     }

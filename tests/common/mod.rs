@@ -12,7 +12,9 @@ pub fn model_path() -> PathBuf {
         .unwrap_or_else(|| {
             let cache = std::env::var_os("RIGLLAMA_CACHE")
                 .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/rigllama"));
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/rigllama")
+                });
             cache.join("models/gemma3-270m-q4_k_m.gguf")
         });
     assert!(
@@ -52,4 +54,28 @@ pub fn long_prompt(tokens: usize) -> String {
     let sentence = "The quick brown fox jumps over the lazy dog near the quiet river bank. ";
     // About 15 tokens per sentence for this tokenizer.
     sentence.repeat(tokens / 15 + 1)
+}
+
+/// A genuinely different small model for reload tests: the default model cut to its first
+/// 12 layers by `scripts/make-second-model` (`RIGLLAMA_SECOND_MODEL` overrides it).
+pub fn second_model_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("RIGLLAMA_SECOND_MODEL") {
+        return PathBuf::from(path);
+    }
+    let model = model_path();
+    let dest = model.with_file_name("gemma3-270m-first12layers.gguf");
+    let output = std::process::Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/make-second-model"
+    ))
+    .arg(&model)
+    .arg(&dest)
+    .output()
+    .expect("scripts/make-second-model runs");
+    assert!(
+        output.status.success(),
+        "scripts/make-second-model failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    dest
 }
