@@ -13,8 +13,8 @@ CC ?= cc
 CXX ?= c++
 CFLAGS := -std=c99 -Wall -Wextra -Wpedantic -Werror -O2 -g -Iinclude
 LDLIBS := -L$(LIBDIR) -Wl,-rpath,$(LIBDIR) -lrigllama -lpthread
-EXAMPLES := complete stream chat cancel reload
-C_TESTS := test_contract
+EXAMPLES := complete stream chat cancel reload frame_loop
+C_TESTS := test_contract test_jobs
 MODEL = $$(scripts/fetch-model)
 # Model-loading tests run one at a time: two thread pools on these cores collapse ggml.
 TEST_THREADS := --test-threads=1

@@ -64,6 +64,13 @@
 typedef struct rigllama_engine rigllama_engine;
 
 /**
+ * A submitted request, polled for its events. Create with `rigllama_engine_submit`, free with
+ * `rigllama_job_free`. A job outlives its engine: after the engine is destroyed it ends with
+ * ERROR/CANCELLED and must still be freed.
+ */
+typedef struct rigllama_job rigllama_job;
+
+/**
  * The result of every fallible function: one of the `RIGLLAMA_STATUS_*` values.
  * Numbers never change and are never reused.
  */
@@ -255,6 +262,43 @@ typedef int32_t (*rigllama_token_callback)(void *user_data, const char *piece, s
 typedef void (*rigllama_log_callback)(void *user_data, int32_t level, const char *message);
 
 /**
+ * What a poll returned: one of the `RIGLLAMA_EVENT_KIND_*` values.
+ */
+typedef int32_t rigllama_event_kind;
+
+/**
+ * One event of a job. `text` and `message` are borrowed until the next poll or free of the
+ * job. Events come in order: TEXT*, then exactly one DONE or ERROR, which later polls
+ * return again.
+ */
+typedef struct rigllama_event {
+    /**
+     * Set by `rigllama_event_init`.
+     */
+    uint32_t struct_size;
+    /**
+     * What happened.
+     */
+    rigllama_event_kind kind;
+    /**
+     * ERROR: the reason (e.g. `RIGLLAMA_STATUS_CANCELLED`); otherwise `RIGLLAMA_STATUS_OK`.
+     */
+    rigllama_status status;
+    /**
+     * TEXT: whole UTF-8 characters, NUL-terminated; otherwise "".
+     */
+    const char *text;
+    /**
+     * Bytes in `text`.
+     */
+    size_t text_len;
+    /**
+     * ERROR: what went wrong; otherwise "".
+     */
+    const char *message;
+} rigllama_event;
+
+/**
  * Success.
  */
 #define RIGLLAMA_STATUS_OK 0
@@ -299,6 +343,26 @@ typedef void (*rigllama_log_callback)(void *user_data, int32_t level, const char
  * A bug: a panic was caught at the boundary.
  */
 #define RIGLLAMA_STATUS_INTERNAL 8
+
+/**
+ * Nothing new yet.
+ */
+#define RIGLLAMA_EVENT_KIND_NONE 0
+
+/**
+ * A piece of text.
+ */
+#define RIGLLAMA_EVENT_KIND_TEXT 1
+
+/**
+ * Finished; `rigllama_job_usage` has the usage.
+ */
+#define RIGLLAMA_EVENT_KIND_DONE 2
+
+/**
+ * Failed or cancelled; `status` and `message` say why.
+ */
+#define RIGLLAMA_EVENT_KIND_ERROR 3
 
 /**
  * An end-of-turn token or a stop string.
@@ -419,6 +483,47 @@ void rigllama_string_free(char *text);
  * e.g. across a Unity domain reload). Nothing is ever printed to stdout.
  */
 void rigllama_set_log_callback(rigllama_log_callback on_log, void *user_data, int32_t min_level);
+
+/**
+ * Prepares `event` to receive poll results (pass `sizeof *event`).
+ */
+rigllama_status rigllama_event_init(struct rigllama_event *event, size_t struct_size);
+
+/**
+ * Queues `request` and returns at once; `*out_job` receives the job (NULL on failure).
+ * Fails with BUSY when the engine's queue is full.
+ */
+rigllama_status rigllama_engine_submit(struct rigllama_engine *engine,
+                                       const struct rigllama_request *request,
+                                       struct rigllama_job **out_job);
+
+/**
+ * Returns the job's next event in `*out_event`. With `timeout_ms` 0 it never blocks (NONE
+ * when nothing is new); otherwise it waits up to that long. Any thread may poll, one poll at
+ * a time: a poll overlapping another on the same job returns BUSY. Inside a stream callback
+ * of the job's engine it acts as timeout 0.
+ */
+rigllama_status rigllama_job_poll(struct rigllama_job *job,
+                                  uint32_t timeout_ms,
+                                  struct rigllama_event *out_event);
+
+/**
+ * Writes the job's usage once it has ended (after DONE, or ERROR: what was spent before the
+ * failure). Before that, INVALID_ARGUMENT.
+ */
+rigllama_status rigllama_job_usage(struct rigllama_job *job, struct rigllama_usage *out_usage);
+
+/**
+ * Cancels this job only: its next events end with ERROR/CANCELLED. Returns at once; any
+ * thread.
+ */
+rigllama_status rigllama_job_cancel(struct rigllama_job *job);
+
+/**
+ * Frees the job, cancelling it if it is still running. NULL is a no-op. Must not overlap a
+ * poll of the same job.
+ */
+void rigllama_job_free(struct rigllama_job *job);
 
 /**
  * Fills `options` with defaults for `struct_size` bytes (pass `sizeof *options`).

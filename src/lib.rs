@@ -7,6 +7,6 @@ pub mod engine;
 pub mod ffi;
 
 pub use engine::{
-    Description, Engine, EngineOptions, Error, Event, FinishReason, Job, LogLevel, Message, Prompt,
-    Request, Result, Role, Sampling, Usage,
+    Description, Engine, EngineOptions, Error, Event, FinishReason, Job, JobCanceller, LogLevel,
+    Message, Prompt, Request, Result, Role, Sampling, Usage,
 };

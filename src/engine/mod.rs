@@ -8,6 +8,7 @@
 mod backend;
 mod cancel;
 mod error;
+mod events;
 mod request;
 mod template;
 mod text;
@@ -118,7 +119,7 @@ impl Engine {
             )));
         }
         let cancel = shared.board.issue();
-        let (events, receiver) = mpsc::unbounded_channel();
+        let (events, receiver) = events::channel();
         let submission = Submission {
             request,
             cancel: cancel.clone(),
@@ -137,6 +138,7 @@ impl Engine {
             events: receiver,
             cancel,
             shared: shared.clone(),
+            engine_id: self.gate_id(),
             last: None,
         })
     }
@@ -334,11 +336,23 @@ fn wait_for_load(
 /// A running request's events. Dropping it cancels the request.
 #[derive(Debug)]
 pub struct Job {
-    events: mpsc::UnboundedReceiver<Event>,
+    events: events::EventReceiver,
     cancel: RequestCancel,
     shared: Arc<WorkerShared>,
+    /// The engine's callback-gate id: polling inside its own callback never waits.
+    engine_id: usize,
     /// The final event, kept so it can be returned again.
     last: Option<Event>,
+}
+
+/// Cancels one job from any thread without access to the job itself.
+#[derive(Debug, Clone)]
+pub struct JobCanceller(RequestCancel);
+
+impl JobCanceller {
+    pub fn cancel(&self) {
+        self.0.cancel();
+    }
 }
 
 impl Job {
@@ -347,16 +361,37 @@ impl Job {
         self.cancel.cancel();
     }
 
+    /// A handle that cancels this job from any thread.
+    pub fn canceller(&self) -> JobCanceller {
+        JobCanceller(self.cancel.clone())
+    }
+
     /// The next event if one is ready, without blocking. After the final event, returns it
     /// again.
     pub fn try_next(&mut self) -> Option<Event> {
+        self.next_timeout(Duration::ZERO)
+    }
+
+    /// Waits up to `timeout` for the next event (`None`: nothing yet). Inside a callback of
+    /// this job's own engine it never waits. After the final event, returns it again.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Event> {
         if let Some(last) = &self.last {
             return Some(last.clone());
         }
-        match self.events.try_recv() {
-            Ok(event) => Some(self.remember(event)),
-            Err(mpsc::error::TryRecvError::Empty) => None,
-            Err(mpsc::error::TryRecvError::Disconnected) => Some(self.remember(self.lost())),
+        let timeout = if CallbackGate::inside(self.engine_id) > 0 {
+            Duration::ZERO
+        } else {
+            timeout
+        };
+        let received = if timeout.is_zero() {
+            self.events.try_recv()
+        } else {
+            self.events.recv_timeout(timeout)
+        };
+        match received {
+            events::Received::Event(event) => Some(self.remember(event)),
+            events::Received::Empty => None,
+            events::Received::Closed => Some(self.remember(self.lost())),
         }
     }
 
@@ -377,21 +412,6 @@ impl Job {
         }
         let event = self.events.recv().await.unwrap_or_else(|| self.lost());
         self.remember(event)
-    }
-
-    /// Waits up to `timeout` for the next event.
-    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Event> {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            if let Some(event) = self.try_next() {
-                return Some(event);
-            }
-            let now = std::time::Instant::now();
-            if now >= deadline {
-                return None;
-            }
-            std::thread::sleep((deadline - now).min(Duration::from_micros(500)));
-        }
     }
 
     /// Whether the final event has been received.

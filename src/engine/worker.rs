@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::backend::{self, available_cpus};
 use super::cancel::{install_abort_probe, AbortProbe, CancelBoard, RequestCancel};
 use super::error::{Error, Result};
+use super::events::EventSender;
 use super::request::{Description, EngineOptions, FinishReason, LogLevel, Prompt, Request, Usage};
 use super::template::ChatFormat;
 use super::text::{StopMatcher, StopScan, Utf8Streamer};
@@ -43,7 +44,7 @@ pub enum Event {
 pub(crate) struct Submission {
     pub request: Request,
     pub cancel: RequestCancel,
-    pub events: mpsc::UnboundedSender<Event>,
+    pub events: EventSender,
 }
 
 /// What a load tells the thread that asked for it: progress, then exactly one outcome.
@@ -149,7 +150,7 @@ fn fail_unrun(command: Command) {
     let shut = || Error::Cancelled("the engine was destroyed before the request ran".into());
     match command {
         Command::Generate(submission) => {
-            let _ = submission.events.send(Event::Failed {
+            submission.events.send(Event::Failed {
                 error: shut(),
                 usage: empty_usage(0),
             });
@@ -358,7 +359,7 @@ impl Loaded {
                 }
             }
         };
-        let _ = events.send(last);
+        events.send(last);
     }
 
     fn generate(
@@ -438,7 +439,7 @@ impl Loaded {
         let send = |text: String, tokens: &mut u32, usage: &mut Usage| {
             if !text.is_empty() {
                 usage.completion_tokens += *tokens;
-                let _ = submission.events.send(Event::Text {
+                submission.events.send(Event::Text {
                     text,
                     tokens: std::mem::take(tokens),
                 });

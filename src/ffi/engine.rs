@@ -16,6 +16,12 @@ pub struct rigllama_engine {
     engine: Engine,
 }
 
+impl rigllama_engine {
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
 /// Called with each new piece of a streamed reply, on the thread that called
 /// `rigllama_engine_stream`, one call at a time, never after stream returned. `piece` is
 /// whole UTF-8 characters, NUL-terminated, `piece_len` bytes, valid only during the call.

@@ -6,8 +6,10 @@
 mod boundary;
 mod convert;
 mod engine;
+mod job;
 mod structs;
 
 pub use boundary::*;
 pub use engine::*;
+pub use job::*;
 pub use structs::*;

@@ -142,6 +142,7 @@ macro_rules! write_fields {
         )*
     }};
 }
+pub(crate) use write_fields;
 
 impl Versioned for rigllama_engine_options {
     const NAME: &'static str = "rigllama_engine_options";
