@@ -1,0 +1,129 @@
+// Streams a reply through rigllama.hpp, then cancels two more requests: a stream from a second
+// thread (it throws rigllama::Error with CANCELLED) and a job (it ends with ERROR/CANCELLED).
+// Exits non-zero on any failure.
+//
+//   usage: rigllama-cpp MODEL.gguf
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <future>
+#include <iostream>
+#include <string>
+#include <thread>
+
+#include "rigllama.hpp"
+
+// The wrapper hands the C structs to the library as they are.
+static_assert(sizeof(rigllama::Usage) == sizeof(rigllama_usage), "Usage adds no members");
+static_assert(std::is_standard_layout_v<rigllama::Usage>, "Usage is passed as rigllama_usage*");
+
+namespace {
+
+int failures = 0;
+
+void expect(bool ok, const std::string &what) {
+    std::cout << (ok ? "ok    " : "FAIL  ") << what << std::endl;
+    if (!ok)
+        failures++;
+}
+
+void stream_a_reply(rigllama::Engine &engine) {
+    rigllama::Request request("The three primary colors are");
+    request.raw().max_tokens(24).temperature(0.0f);
+    std::string text;
+    int pieces = 0;
+    std::cout << "[stream] The three primary colors are" << std::flush;
+    rigllama::Usage usage = engine.stream(request, [&](std::string_view piece) {
+        std::cout << piece << std::flush;
+        text += piece;
+        pieces++;
+    });
+    std::cout << std::endl;
+    expect(pieces > 0 && !text.empty(), "stream delivered " + std::to_string(pieces) + " pieces");
+    expect(usage.completion_tokens > 0 && usage.completion_tokens <= 24,
+           "usage.completion_tokens = " + std::to_string(usage.completion_tokens));
+    expect(usage.finish_reason == RIGLLAMA_FINISH_REASON_LENGTH || usage.finish_reason == RIGLLAMA_FINISH_REASON_STOP,
+           "finish_reason = " + std::to_string(usage.finish_reason));
+}
+
+// A second thread cancels the engine once the first piece has arrived; the stream throws.
+void cancel_a_stream_from_another_thread(rigllama::Engine &engine) {
+    rigllama::Request request("Write a very long story about the history of the sea.");
+    request.raw().max_tokens(32).temperature(0.0f);
+    std::promise<void> first_piece;
+    std::thread canceller([&] {
+        first_piece.get_future().wait();
+        engine.cancel();
+    });
+    bool signalled = false;
+    rigllama_status status = RIGLLAMA_STATUS_OK;
+    try {
+        engine.stream(request, [&](std::string_view) {
+            if (!signalled) {
+                signalled = true;
+                first_piece.set_value();
+            }
+        });
+    } catch (const rigllama::Error &e) {
+        status = e.status();
+        std::cout << "[cancel stream] rigllama::Error: " << e.what() << std::endl;
+    }
+    if (!signalled)
+        first_piece.set_value();
+    canceller.join();
+    expect(status == RIGLLAMA_STATUS_CANCELLED,
+           std::string("cancelled stream threw CANCELLED (got ") + rigllama_status_str(status) + ")");
+}
+
+// The job API: poll until the first text, cancel the job, poll to its final event.
+void cancel_a_job(rigllama::Engine &engine) {
+    rigllama::Request request("Once upon a time");
+    request.raw().max_tokens(32).temperature(0.0f);
+    rigllama::Job job = engine.submit(request);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    rigllama::Event event;
+    do {
+        event = job.poll(1000);
+    } while (event.kind == RIGLLAMA_EVENT_KIND_NONE && std::chrono::steady_clock::now() < deadline);
+    expect(event.kind == RIGLLAMA_EVENT_KIND_TEXT, "job produced text before the cancel");
+    job.cancel();
+    while (!event.final() && std::chrono::steady_clock::now() < deadline)
+        event = job.poll(1000);
+    std::cout << "[cancel job] final event kind " << event.kind << ", status "
+              << rigllama_status_str(event.status) << ", message \"" << event.message << "\"" << std::endl;
+    expect(event.kind == RIGLLAMA_EVENT_KIND_ERROR && event.status == RIGLLAMA_STATUS_CANCELLED,
+           "cancelled job ended with ERROR/CANCELLED");
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+    const char *env_model = std::getenv("RIGLLAMA_MODEL");
+    std::string model = argc > 1 ? argv[1] : env_model ? env_model : "";
+    if (model.empty()) {
+        std::cerr << "usage: " << argv[0] << " MODEL.gguf (or set RIGLLAMA_MODEL)" << std::endl;
+        return 2;
+    }
+    try {
+        std::cout << "rigllama " << rigllama::version() << " from C++" << std::endl;
+        try {
+            rigllama::Engine::open("/nonexistent/model.gguf");
+            expect(false, "a missing model throws");
+        } catch (const rigllama::Error &e) {
+            expect(e.status() == RIGLLAMA_STATUS_MODEL_LOAD_FAILED, std::string("a missing model throws: ") + e.what());
+        }
+        rigllama::Engine engine = rigllama::Engine::open(model);
+        stream_a_reply(engine);
+        cancel_a_stream_from_another_thread(engine);
+        cancel_a_job(engine);
+        // Cancels affect only earlier requests: the engine keeps serving.
+        rigllama::Request next("Two plus two is");
+        next.raw().max_tokens(4).temperature(0.0f);
+        expect(!engine.complete(next).empty(), "the engine serves a request after the cancels");
+    } catch (const std::exception &e) {
+        std::cout << "FAIL  unexpected exception: " << e.what() << std::endl;
+        return 1;
+    }
+    std::cout << (failures ? "FAILED" : "all passed") << std::endl;
+    return failures ? 1 : 0;
+}

@@ -1,0 +1,222 @@
+// rigllama.hpp — a header-only C++17 wrapper over rigllama.h.
+//
+//   auto engine = rigllama::Engine::open("model.gguf");
+//   rigllama::Request request("The three primary colors are");
+//   request.raw().max_tokens(24).temperature(0);
+//   engine.stream(request, [](std::string_view piece) { std::cout << piece; });
+//
+// Handles are std::unique_ptr with deleters that call the library's own free functions, so
+// engines, jobs and returned strings are released exactly once, even when an exception
+// unwinds. A failed call throws rigllama::Error carrying the status and the thread's
+// rigllama_last_error() text. Nothing here adds threads or locks of its own: the thread
+// rules of rigllama.h apply unchanged (every function may be called from any thread).
+#ifndef RIGLLAMA_HPP
+#define RIGLLAMA_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "rigllama.h"
+
+namespace rigllama {
+
+// A status other than OK, with the message rigllama_last_error() gave right after the call.
+class Error : public std::runtime_error {
+public:
+    Error(rigllama_status status, const std::string &message)
+        : std::runtime_error(std::string(rigllama_status_str(status)) + ": " + message), status_(status) {}
+    rigllama_status status() const noexcept { return status_; }
+
+private:
+    rigllama_status status_;
+};
+
+namespace detail {
+
+// Reads the last error before anything else can call into the library on this thread.
+inline void check(rigllama_status status) {
+    if (status != RIGLLAMA_STATUS_OK)
+        throw Error(status, rigllama_last_error());
+}
+
+struct EngineDeleter {
+    void operator()(rigllama_engine *engine) const noexcept { rigllama_engine_destroy(engine); }
+};
+struct JobDeleter {
+    void operator()(rigllama_job *job) const noexcept { rigllama_job_free(job); }
+};
+struct StringDeleter {
+    void operator()(char *text) const noexcept { rigllama_string_free(text); }
+};
+
+} // namespace detail
+
+using EngineHandle = std::unique_ptr<rigllama_engine, detail::EngineDeleter>;
+using JobHandle = std::unique_ptr<rigllama_job, detail::JobDeleter>;
+using StringHandle = std::unique_ptr<char, detail::StringDeleter>;
+
+// The C struct is used as is; the wrapper only makes sure struct_size is set by _init.
+struct Usage : rigllama_usage {
+    Usage() : rigllama_usage() { detail::check(rigllama_usage_init(this, sizeof(rigllama_usage))); }
+};
+
+// A request that owns its strings, so the pointers in the C struct stay valid as long as it
+// lives (the library copies them during each call anyway).
+class Request {
+public:
+    explicit Request(std::string prompt = {}) : prompt_(std::move(prompt)) {
+        detail::check(rigllama_request_init(&c_, sizeof c_));
+    }
+    Request &raw(bool on = true) { c_.raw_prompt = on ? 1u : 0u; return *this; }
+    Request &max_tokens(uint32_t n) { c_.max_tokens = n; return *this; }
+    Request &temperature(float t) { c_.temperature = t; return *this; }
+    Request &seed(uint32_t s) { c_.seed = s; return *this; }
+    Request &system(std::string text) { system_ = std::move(text); return *this; }
+    Request &stop(std::string text) { stops_.push_back(std::move(text)); return *this; }
+
+    // A view of the C struct whose pointers refer into this object.
+    const rigllama_request &c() const {
+        c_.prompt = prompt_.empty() ? nullptr : prompt_.c_str();
+        c_.system_prompt = system_ ? system_->c_str() : nullptr;
+        stop_ptrs_.clear();
+        for (const auto &s : stops_)
+            stop_ptrs_.push_back(s.c_str());
+        c_.stop = stop_ptrs_.empty() ? nullptr : stop_ptrs_.data();
+        c_.n_stop = stop_ptrs_.size();
+        return c_;
+    }
+
+private:
+    mutable rigllama_request c_{};
+    std::string prompt_;
+    std::optional<std::string> system_;
+    std::vector<std::string> stops_;
+    mutable std::vector<const char *> stop_ptrs_;
+};
+
+// One event of a job, copied out of the library's borrowed buffers.
+struct Event {
+    rigllama_event_kind kind = RIGLLAMA_EVENT_KIND_NONE;
+    rigllama_status status = RIGLLAMA_STATUS_OK;
+    std::string text;
+    std::string message;
+    bool final() const noexcept { return kind == RIGLLAMA_EVENT_KIND_DONE || kind == RIGLLAMA_EVENT_KIND_ERROR; }
+};
+
+class Job {
+public:
+    explicit Job(JobHandle handle) : handle_(std::move(handle)) {}
+
+    // The next event; NONE when nothing arrived within timeout_ms (0 = never block).
+    Event poll(uint32_t timeout_ms = 0) {
+        rigllama_event raw;
+        detail::check(rigllama_event_init(&raw, sizeof raw));
+        detail::check(rigllama_job_poll(handle_.get(), timeout_ms, &raw));
+        Event event;
+        event.kind = raw.kind;
+        event.status = raw.status;
+        if (raw.text)
+            event.text.assign(raw.text, raw.text_len);
+        if (raw.message)
+            event.message = raw.message;
+        return event;
+    }
+    void cancel() { detail::check(rigllama_job_cancel(handle_.get())); }
+    Usage usage() const {
+        Usage usage;
+        detail::check(rigllama_job_usage(handle_.get(), &usage));
+        return usage;
+    }
+    rigllama_job *get() const noexcept { return handle_.get(); }
+
+private:
+    JobHandle handle_;
+};
+
+class Engine {
+public:
+    static Engine open(const std::string &model_path, uint32_t n_ctx = 0) {
+        rigllama_engine_options options;
+        detail::check(rigllama_engine_options_init(&options, sizeof options));
+        options.model_path = model_path.c_str();
+        if (n_ctx)
+            options.n_ctx = n_ctx;
+        rigllama_engine *raw = nullptr;
+        detail::check(rigllama_engine_create(&options, &raw));
+        return Engine(EngineHandle(raw));
+    }
+
+    std::string complete(const Request &request, Usage *usage = nullptr) {
+        char *raw = nullptr;
+        detail::check(rigllama_engine_complete(handle_.get(), &request.c(), &raw, usage));
+        StringHandle text(raw);
+        return std::string(text.get());
+    }
+
+    // Calls on_piece(std::string_view) with each piece on this thread. on_piece may return
+    // void, or bool where false stops generation (finish reason CALLBACK). An exception it
+    // throws stops generation and is rethrown here: it never unwinds through C frames.
+    template <class F>
+    Usage stream(const Request &request, F &&on_piece) {
+        struct Context {
+            F &fn;
+            std::exception_ptr error;
+        } context{on_piece, nullptr};
+        auto trampoline = [](void *user_data, const char *piece, size_t len) noexcept -> int32_t {
+            auto *ctx = static_cast<Context *>(user_data);
+            try {
+                if constexpr (std::is_same_v<std::invoke_result_t<F &, std::string_view>, bool>)
+                    return ctx->fn(std::string_view(piece, len)) ? 0 : 1;
+                else
+                    ctx->fn(std::string_view(piece, len));
+                return 0;
+            } catch (...) {
+                ctx->error = std::current_exception();
+                return 1;
+            }
+        };
+        Usage usage;
+        rigllama_status status = rigllama_engine_stream(handle_.get(), &request.c(), trampoline, &context, &usage);
+        if (context.error)
+            std::rethrow_exception(context.error);
+        detail::check(status);
+        return usage;
+    }
+
+    Job submit(const Request &request) {
+        rigllama_job *raw = nullptr;
+        detail::check(rigllama_engine_submit(handle_.get(), &request.c(), &raw));
+        return Job(JobHandle(raw));
+    }
+
+    // Thread-safe; returns at once. Requests submitted before it end with CANCELLED.
+    void cancel() { detail::check(rigllama_engine_cancel(handle_.get())); }
+    void reset() { detail::check(rigllama_engine_reset(handle_.get())); }
+
+    std::string describe() {
+        char *raw = nullptr;
+        detail::check(rigllama_engine_describe(handle_.get(), &raw));
+        return std::string(StringHandle(raw).get());
+    }
+
+    rigllama_engine *get() const noexcept { return handle_.get(); }
+
+private:
+    explicit Engine(EngineHandle handle) : handle_(std::move(handle)) {}
+    EngineHandle handle_;
+};
+
+inline std::string version() { return rigllama_version(); }
+
+} // namespace rigllama
+
+#endif // RIGLLAMA_HPP
