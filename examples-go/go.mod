@@ -1,0 +1,3 @@
+module rigllamaexample
+
+go 1.19

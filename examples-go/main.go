@@ -1,0 +1,123 @@
+// Streams a reply from a model through the rigllama cgo package, then cancels a second
+// request submitted as a job. Exits non-zero on any failure.
+//
+//	usage: rigllama-go MODEL.gguf
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"rigllamaexample/rigllama"
+)
+
+var failures int
+
+func expect(ok bool, format string, args ...interface{}) {
+	mark := "ok    "
+	if !ok {
+		mark = "FAIL  "
+		failures++
+	}
+	fmt.Printf(mark+format+"\n", args...)
+}
+
+func streamReply(engine *rigllama.Engine) {
+	request := rigllama.NewRequest("The three primary colors are")
+	request.Raw = true
+	request.MaxTokens = 24
+	request.Temperature = 0
+	var text strings.Builder
+	pieces := 0
+	fmt.Print("[stream] ", request.Prompt)
+	usage, err := engine.Stream(request, func(piece string) bool {
+		fmt.Print(piece)
+		text.WriteString(piece)
+		pieces++
+		return true
+	})
+	fmt.Println()
+	expect(err == nil, "stream returned without error (%v)", err)
+	expect(pieces > 0 && text.Len() > 0, "stream delivered %d pieces", pieces)
+	expect(usage.CompletionTokens > 0 && usage.CompletionTokens <= 24, "usage.CompletionTokens = %d", usage.CompletionTokens)
+	expect(usage.FinishReason == rigllama.FinishLength || usage.FinishReason == rigllama.FinishStop,
+		"finish reason = %d", usage.FinishReason)
+}
+
+// Polls until the first text, cancels the job, then polls to its final event.
+func cancelJob(engine *rigllama.Engine) {
+	request := rigllama.NewRequest("Once upon a time")
+	request.Raw = true
+	request.MaxTokens = 32
+	request.Temperature = 0
+	job, err := engine.Submit(request)
+	if err != nil {
+		expect(false, "submit: %v", err)
+		return
+	}
+	defer job.Free()
+	deadline := time.Now().Add(60 * time.Second)
+	var ev rigllama.Event
+	for ev.Kind == rigllama.EventNone && time.Now().Before(deadline) {
+		if ev, err = job.Poll(time.Second); err != nil {
+			expect(false, "poll: %v", err)
+			return
+		}
+	}
+	expect(ev.Kind == rigllama.EventText, "job produced text before the cancel (kind %d)", ev.Kind)
+	expect(job.Cancel() == nil, "job.Cancel")
+	for !ev.Final() && time.Now().Before(deadline) {
+		if ev, err = job.Poll(time.Second); err != nil {
+			expect(false, "poll: %v", err)
+			return
+		}
+	}
+	fmt.Printf("[cancel job] final event kind %d, status %s, message %q\n", ev.Kind, ev.Status, ev.Message)
+	expect(ev.Kind == rigllama.EventError && ev.Status == rigllama.StatusCancelled,
+		"cancelled job ended with ERROR/CANCELLED")
+	_, err = job.Usage()
+	expect(err == nil, "job usage after the end (%v)", err)
+}
+
+func main() {
+	model := os.Getenv("RIGLLAMA_MODEL")
+	if len(os.Args) > 1 {
+		model = os.Args[1]
+	}
+	if model == "" {
+		fmt.Fprintln(os.Stderr, "usage: rigllama-go MODEL.gguf (or set RIGLLAMA_MODEL)")
+		os.Exit(2)
+	}
+	fmt.Printf("rigllama %s from Go\n", rigllama.Version())
+
+	// The message comes from rigllama_last_error, read on the thread that made the call.
+	_, err := rigllama.Open("/nonexistent/model.gguf")
+	var rerr *rigllama.Error
+	expect(errors.As(err, &rerr) && rerr.Status == rigllama.StatusModelLoadFailed &&
+		strings.Contains(rerr.Message, "/nonexistent/model.gguf"), "a missing model fails: %v", err)
+
+	engine, err := rigllama.Open(model)
+	if err != nil {
+		fmt.Println("FAIL  open:", err)
+		os.Exit(1)
+	}
+	defer engine.Close()
+	streamReply(engine)
+	cancelJob(engine)
+	next := rigllama.NewRequest("Two plus two is")
+	next.Raw = true
+	next.MaxTokens = 4
+	next.Temperature = 0
+	text, _, err := engine.Complete(next)
+	expect(err == nil && text != "", "the engine serves a request after the cancel (%v)", err)
+
+	if failures > 0 {
+		fmt.Println("FAILED")
+		engine.Close()
+		os.Exit(1)
+	}
+	fmt.Println("all passed")
+}

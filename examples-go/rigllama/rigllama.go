@@ -1,0 +1,330 @@
+// Package rigllama is a cgo binding for rigllama.h: local GGUF models through llama.cpp.
+//
+// Build with the header and library on cgo's paths, for example
+//
+//	CGO_CFLAGS="-I$RIGLLAMA/include" \
+//	CGO_LDFLAGS="-L$LIBDIR -Wl,-rpath,$LIBDIR" go build
+//
+// or, after `make install`, with nothing at all when pkg-config finds rigllama.pc.
+//
+// Every call that returns a status runs with runtime.LockOSThread held until the message of
+// rigllama_last_error() (which is per OS thread) has been read, so a failed call's error
+// always carries its own message.
+package rigllama
+
+/*
+#cgo LDFLAGS: -lrigllama
+#include <stdint.h>
+#include <stdlib.h>
+#include "rigllama.h"
+
+// Defined in callback.go (exported from Go). A plain uintptr_t carries the cgo.Handle, so no
+// Go pointer ever crosses into C.
+extern int32_t goTokenCallback(uintptr_t handle, char *piece, size_t piece_len);
+
+static int32_t rigllama_go_on_token(void *user_data, const char *piece, size_t piece_len) {
+	return goTokenCallback((uintptr_t)user_data, (char *)piece, piece_len);
+}
+
+static rigllama_status rigllama_go_stream(rigllama_engine *engine, const rigllama_request *request,
+                                          uintptr_t handle, rigllama_usage *usage) {
+	return rigllama_engine_stream(engine, request, rigllama_go_on_token, (void *)handle, usage);
+}
+*/
+import "C"
+
+import (
+	"fmt"
+	"runtime"
+	"runtime/cgo"
+	"time"
+	"unsafe"
+)
+
+// Status is a rigllama_status.
+type Status int32
+
+const (
+	StatusOK              Status = C.RIGLLAMA_STATUS_OK
+	StatusNullArgument    Status = C.RIGLLAMA_STATUS_NULL_ARGUMENT
+	StatusInvalidArgument Status = C.RIGLLAMA_STATUS_INVALID_ARGUMENT
+	StatusModelLoadFailed Status = C.RIGLLAMA_STATUS_MODEL_LOAD_FAILED
+	StatusContextOverflow Status = C.RIGLLAMA_STATUS_CONTEXT_OVERFLOW
+	StatusCancelled       Status = C.RIGLLAMA_STATUS_CANCELLED
+	StatusBusy            Status = C.RIGLLAMA_STATUS_BUSY
+	StatusShutDown        Status = C.RIGLLAMA_STATUS_SHUT_DOWN
+	StatusInternal        Status = C.RIGLLAMA_STATUS_INTERNAL
+)
+
+func (s Status) String() string { return C.GoString(C.rigllama_status_str(C.rigllama_status(s))) }
+
+// Error is a failed call: its status and the library's message for it.
+type Error struct {
+	Status  Status
+	Message string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("rigllama: %s: %s", e.Status, e.Message) }
+
+// call runs f and, if it failed, reads the last error on the same OS thread.
+func call(f func() C.rigllama_status) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if status := Status(f()); status != StatusOK {
+		return &Error{Status: status, Message: C.GoString(C.rigllama_last_error())}
+	}
+	return nil
+}
+
+// Version is the library's version, e.g. "0.1.0".
+func Version() string { return C.GoString(C.rigllama_version()) }
+
+// FinishReason says why generation ended.
+type FinishReason int32
+
+const (
+	FinishStop     FinishReason = C.RIGLLAMA_FINISH_REASON_STOP
+	FinishLength   FinishReason = C.RIGLLAMA_FINISH_REASON_LENGTH
+	FinishCallback FinishReason = C.RIGLLAMA_FINISH_REASON_CALLBACK
+)
+
+// Usage is what a request cost and why it ended.
+type Usage struct {
+	FinishReason       FinishReason
+	PromptTokens       uint32
+	CachedPromptTokens uint32
+	CompletionTokens   uint32
+	Seed               uint32
+	PromptMs           float64
+	GenerationMs       float64
+}
+
+func usageFromC(u *C.rigllama_usage) Usage {
+	return Usage{
+		FinishReason:       FinishReason(u.finish_reason),
+		PromptTokens:       uint32(u.prompt_tokens),
+		CachedPromptTokens: uint32(u.cached_prompt_tokens),
+		CompletionTokens:   uint32(u.completion_tokens),
+		Seed:               uint32(u.seed),
+		PromptMs:           float64(u.prompt_ms),
+		GenerationMs:       float64(u.generation_ms),
+	}
+}
+
+func newUsage() *C.rigllama_usage {
+	var u C.rigllama_usage
+	C.rigllama_usage_init(&u, C.sizeof_rigllama_usage)
+	return &u
+}
+
+// Request is one generation request. Start from NewRequest, which fills in the library's
+// defaults, so that zero values (Temperature 0 = greedy) mean what they say.
+type Request struct {
+	Prompt       string
+	SystemPrompt string
+	Raw          bool // send Prompt verbatim (text completion) instead of as a chat turn
+	MaxTokens    uint32
+	Temperature  float32
+	TopP         float32
+	TopK         int32
+	MinP         float32
+	Seed         uint32
+}
+
+// NewRequest returns a request for prompt with the defaults of rigllama_request_init.
+func NewRequest(prompt string) Request {
+	var c C.rigllama_request
+	C.rigllama_request_init(&c, C.sizeof_rigllama_request)
+	return Request{
+		Prompt:      prompt,
+		MaxTokens:   uint32(c.max_tokens),
+		Temperature: float32(c.temperature),
+		TopP:        float32(c.top_p),
+		TopK:        int32(c.top_k),
+		MinP:        float32(c.min_p),
+		Seed:        uint32(c.seed),
+	}
+}
+
+// toC builds the C struct; the strings live in C memory until free is called.
+func (r Request) toC() (c C.rigllama_request, free func()) {
+	C.rigllama_request_init(&c, C.sizeof_rigllama_request)
+	c.max_tokens = C.uint32_t(r.MaxTokens)
+	c.temperature = C.float(r.Temperature)
+	c.top_p = C.float(r.TopP)
+	c.top_k = C.int32_t(r.TopK)
+	c.min_p = C.float(r.MinP)
+	c.seed = C.uint32_t(r.Seed)
+	if r.Raw {
+		c.raw_prompt = 1
+	}
+	var owned []*C.char
+	if r.Prompt != "" {
+		c.prompt = C.CString(r.Prompt)
+		owned = append(owned, c.prompt)
+	}
+	if r.SystemPrompt != "" {
+		c.system_prompt = C.CString(r.SystemPrompt)
+		owned = append(owned, c.system_prompt)
+	}
+	return c, func() {
+		for _, p := range owned {
+			C.free(unsafe.Pointer(p))
+		}
+	}
+}
+
+// Engine is one loaded model with its worker thread. Close it when done.
+type Engine struct {
+	ptr *C.rigllama_engine
+}
+
+// Open loads the model at path and returns once it is ready.
+func Open(path string) (*Engine, error) {
+	var options C.rigllama_engine_options
+	if err := call(func() C.rigllama_status {
+		return C.rigllama_engine_options_init(&options, C.sizeof_rigllama_engine_options)
+	}); err != nil {
+		return nil, err
+	}
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	options.model_path = cpath
+	var ptr *C.rigllama_engine
+	if err := call(func() C.rigllama_status { return C.rigllama_engine_create(&options, &ptr) }); err != nil {
+		return nil, err
+	}
+	return &Engine{ptr: ptr}, nil
+}
+
+// Close cancels what is running, joins the worker and frees the engine.
+func (e *Engine) Close() {
+	C.rigllama_engine_destroy(e.ptr)
+	e.ptr = nil
+}
+
+// Complete generates the whole reply.
+func (e *Engine) Complete(r Request) (string, Usage, error) {
+	c, free := r.toC()
+	defer free()
+	usage := newUsage()
+	var text *C.char
+	if err := call(func() C.rigllama_status { return C.rigllama_engine_complete(e.ptr, &c, &text, usage) }); err != nil {
+		return "", Usage{}, err
+	}
+	defer C.rigllama_string_free(text)
+	return C.GoString(text), usageFromC(usage), nil
+}
+
+// streamState travels to the callback through a cgo.Handle.
+type streamState struct {
+	onPiece func(piece string) bool
+	panicked interface{}
+}
+
+// Stream generates the reply, calling onPiece with each piece on this goroutine's thread.
+// onPiece returns false to stop (FinishCallback). A panic in onPiece stops generation and is
+// re-raised here, after the C call has returned.
+func (e *Engine) Stream(r Request, onPiece func(piece string) bool) (Usage, error) {
+	c, free := r.toC()
+	defer free()
+	state := &streamState{onPiece: onPiece}
+	handle := cgo.NewHandle(state)
+	defer handle.Delete()
+	usage := newUsage()
+	err := call(func() C.rigllama_status {
+		return C.rigllama_go_stream(e.ptr, &c, C.uintptr_t(handle), usage)
+	})
+	if state.panicked != nil {
+		panic(state.panicked)
+	}
+	if err != nil {
+		return Usage{}, err
+	}
+	return usageFromC(usage), nil
+}
+
+// Cancel stops every request submitted before it; returns at once, from any goroutine.
+func (e *Engine) Cancel() error {
+	return call(func() C.rigllama_status { return C.rigllama_engine_cancel(e.ptr) })
+}
+
+// EventKind is what a poll returned.
+type EventKind int32
+
+const (
+	EventNone  EventKind = C.RIGLLAMA_EVENT_KIND_NONE
+	EventText  EventKind = C.RIGLLAMA_EVENT_KIND_TEXT
+	EventDone  EventKind = C.RIGLLAMA_EVENT_KIND_DONE
+	EventError EventKind = C.RIGLLAMA_EVENT_KIND_ERROR
+)
+
+// Event is one event of a job, copied out of the library's buffers.
+type Event struct {
+	Kind    EventKind
+	Status  Status // EventError: why
+	Text    string // EventText
+	Message string // EventError
+}
+
+// Final reports whether this is the job's last event (DONE or ERROR).
+func (ev Event) Final() bool { return ev.Kind == EventDone || ev.Kind == EventError }
+
+// Job is a submitted request whose events are polled. Free it when done.
+type Job struct {
+	ptr *C.rigllama_job
+}
+
+// Submit queues r and returns at once.
+func (e *Engine) Submit(r Request) (*Job, error) {
+	c, free := r.toC()
+	defer free()
+	var ptr *C.rigllama_job
+	if err := call(func() C.rigllama_status { return C.rigllama_engine_submit(e.ptr, &c, &ptr) }); err != nil {
+		return nil, err
+	}
+	return &Job{ptr: ptr}, nil
+}
+
+// Poll returns the next event, waiting up to timeout (0 = never block: EventNone if nothing
+// is new).
+func (j *Job) Poll(timeout time.Duration) (Event, error) {
+	var ev C.rigllama_event
+	ms := C.uint32_t(timeout / time.Millisecond)
+	if err := call(func() C.rigllama_status {
+		if status := C.rigllama_event_init(&ev, C.sizeof_rigllama_event); status != C.RIGLLAMA_STATUS_OK {
+			return status
+		}
+		return C.rigllama_job_poll(j.ptr, ms, &ev)
+	}); err != nil {
+		return Event{}, err
+	}
+	out := Event{Kind: EventKind(ev.kind), Status: Status(ev.status)}
+	if ev.text != nil {
+		out.Text = C.GoStringN(ev.text, C.int(ev.text_len))
+	}
+	if ev.message != nil {
+		out.Message = C.GoString(ev.message)
+	}
+	return out, nil
+}
+
+// Cancel cancels this job only; its next events end with EventError / StatusCancelled.
+func (j *Job) Cancel() error {
+	return call(func() C.rigllama_status { return C.rigllama_job_cancel(j.ptr) })
+}
+
+// Usage is the job's usage once it has ended.
+func (j *Job) Usage() (Usage, error) {
+	usage := newUsage()
+	if err := call(func() C.rigllama_status { return C.rigllama_job_usage(j.ptr, usage) }); err != nil {
+		return Usage{}, err
+	}
+	return usageFromC(usage), nil
+}
+
+// Free frees the job, cancelling it if it is still running.
+func (j *Job) Free() {
+	C.rigllama_job_free(j.ptr)
+	j.ptr = nil
+}
