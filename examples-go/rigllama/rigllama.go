@@ -218,7 +218,7 @@ func (e *Engine) Complete(r Request) (string, Usage, error) {
 
 // streamState travels to the callback through a cgo.Handle.
 type streamState struct {
-	onPiece func(piece string) bool
+	onPiece  func(piece string) bool
 	panicked interface{}
 }
 
