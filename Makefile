@@ -19,7 +19,7 @@ MODEL = $$(scripts/fetch-model)
 # Model-loading tests run one at a time: two thread pools on these cores collapse ggml.
 TEST_THREADS := --test-threads=1
 
-.PHONY: all demo test deps model lib header header-check examples c-tests rust-tests \
+.PHONY: all demo test deps model lib header header-check examples c-tests rust-tests rig-examples \
         run-examples clean
 
 all: lib
@@ -66,10 +66,16 @@ header-check: lib | $(BUILD)
 rust-tests: model
 	RIGLLAMA_MODEL="$(MODEL)" cargo test --release --features fault-injection -- $(TEST_THREADS)
 
+# The Rig adapter's examples, run against the real model.
+rig-examples: model
+	cargo build --release --examples
+	$(CARGO_TARGET_DIR)/release/examples/rig_agent "$(MODEL)"
+	$(CARGO_TARGET_DIR)/release/examples/rig_stream "$(MODEL)" "The lighthouse keeper"
+
 c-tests: model examples $(addprefix $(BUILD)/,$(C_TESTS))
 	RIGLLAMA_MODEL="$(MODEL)" scripts/run-c-tests $(BUILD)
 
-test: deps model lib header-check rust-tests c-tests
+test: deps model lib header-check rust-tests rig-examples c-tests
 	@echo "make test: all passed"
 
 clean:

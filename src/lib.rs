@@ -5,6 +5,8 @@
 
 pub mod engine;
 pub mod ffi;
+#[cfg(feature = "rig")]
+pub mod rig;
 
 pub use engine::{
     Description, Engine, EngineOptions, Error, Event, FinishReason, Job, JobCanceller, LogLevel,

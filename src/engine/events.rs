@@ -96,8 +96,16 @@ impl EventReceiver {
         }
     }
 
+    /// Waits for an event; `None` when the worker dropped its end. Unlike tokio's own
+    /// blocking receive this may be called from a thread that runs an async runtime.
     pub fn blocking_recv(&mut self) -> Option<Event> {
-        self.rx.blocking_recv()
+        loop {
+            match self.recv_timeout(Duration::from_secs(3600)) {
+                Received::Event(event) => return Some(event),
+                Received::Closed => return None,
+                Received::Empty => continue,
+            }
+        }
     }
 
     pub async fn recv(&mut self) -> Option<Event> {

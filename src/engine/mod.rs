@@ -20,7 +20,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 pub use backend::{available_cpus, log, set_log_sink};
 pub use error::{Error, Result};
@@ -224,14 +224,14 @@ impl Engine {
 
     /// Empties the KV cache (after the requests submitted before it).
     pub fn reset(&self) -> Result<()> {
-        let (reply, receiver) = oneshot::channel();
+        let (reply, receiver) = std::sync::mpsc::channel();
         self.send_and_wait(Command::Reset { reply }, receiver)
     }
 
     /// Formats and tokenizes `request` exactly as generation would, without running it.
     pub fn count_tokens(&self, request: Request) -> Result<u32> {
         request.validate()?;
-        let (reply, receiver) = oneshot::channel();
+        let (reply, receiver) = std::sync::mpsc::channel();
         self.send_and_wait(Command::CountTokens { request, reply }, receiver)
     }
 
@@ -254,12 +254,10 @@ impl Engine {
     fn send_and_wait<T>(
         &self,
         command: Command,
-        receiver: oneshot::Receiver<Result<T>>,
+        receiver: std::sync::mpsc::Receiver<Result<T>>,
     ) -> Result<T> {
         self.inner.commands.send(command).map_err(|_| self.gone())?;
-        receiver
-            .blocking_recv()
-            .unwrap_or_else(|_| Err(self.gone()))
+        receiver.recv().unwrap_or_else(|_| Err(self.gone()))
     }
 
     fn gone(&self) -> Error {
@@ -395,8 +393,7 @@ impl Job {
         }
     }
 
-    /// Waits for the next event. Must not be called from inside an async runtime; use
-    /// [`Job::next`] there.
+    /// Waits for the next event, blocking this thread (in async code, prefer [`Job::next`]).
     pub fn blocking_next(&mut self) -> Event {
         if let Some(last) = &self.last {
             return last.clone();

@@ -15,7 +15,7 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::backend::{self, available_cpus};
 use super::cancel::{install_abort_probe, AbortProbe, CancelBoard, RequestCancel};
@@ -64,10 +64,10 @@ pub(crate) enum Command {
     Generate(Submission),
     CountTokens {
         request: Request,
-        reply: oneshot::Sender<Result<u32>>,
+        reply: std::sync::mpsc::Sender<Result<u32>>,
     },
     Reset {
-        reply: oneshot::Sender<Result<()>>,
+        reply: std::sync::mpsc::Sender<Result<()>>,
     },
     Reload(LoadOrder),
     Shutdown,

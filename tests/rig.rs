@@ -1,0 +1,197 @@
+//! The Rig adapter against the real default model: rigllama as a rig-core 0.44 model.
+#![cfg(feature = "rig")]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures::StreamExt;
+use rig_core::completion::{CompletionRequest, Effort};
+use rig_core::message::Message as RigMessage;
+use rig_core::streaming::{Item, StreamEvent};
+use rig_core::ProviderError;
+use rigllama::ffi;
+
+fn greedy(prompt: &str, max_tokens: u64) -> CompletionRequest {
+    CompletionRequest::new(prompt)
+        .temperature(0.0)
+        .max_tokens(max_tokens)
+}
+
+#[tokio::test]
+async fn model_call_returns_text_and_usage() {
+    let engine = engine();
+    let model = rigllama::rig::completion_model(&engine);
+    let response = model.call(greedy("Name a color.", 16)).await.unwrap();
+    assert!(!response.text().is_empty());
+    assert!(
+        response.usage.input_tokens.unwrap() > 5,
+        "{:?}",
+        response.usage
+    );
+    assert_eq!(response.usage.output_tokens, Some(16));
+    assert_eq!(
+        response.usage.total_tokens,
+        Some(response.usage.input_tokens.unwrap() + 16)
+    );
+}
+
+#[tokio::test]
+async fn model_stream_text_equals_call_text_at_temperature_zero() {
+    let engine = engine();
+    let model = rigllama::rig::completion_model(&engine);
+    let request = || greedy("Describe the moon.", 48).seed(7);
+    engine.reset().unwrap();
+    let called = model.call(request()).await.unwrap().text();
+    engine.reset().unwrap();
+    let mut stream = model.stream(request()).unwrap();
+    let mut streamed = String::new();
+    let mut events = 0;
+    while let Some(item) = stream.next().await {
+        if let Item::Event(StreamEvent::Text { text, .. }) = item.unwrap() {
+            streamed.push_str(&text);
+            events += 1;
+        }
+    }
+    assert!(events > 5, "{events} text events");
+    assert_eq!(streamed, called);
+    let folded = stream.finish().await.unwrap();
+    assert_eq!(folded.text(), called);
+}
+
+/// The same request from C (`rigllama_engine_complete`) and from Rig gives the same text.
+#[tokio::test]
+async fn rig_and_the_c_abi_give_the_same_reply() {
+    let engine = engine();
+    let model = rigllama::rig::completion_model(&engine);
+    let prompt = "Write one sentence about rivers.";
+    engine.reset().unwrap();
+    let from_rig = model
+        .call(greedy(prompt, 40).preamble("You are terse."))
+        .await
+        .unwrap()
+        .text();
+
+    let from_c = tokio::task::spawn_blocking(move || unsafe {
+        let model = model_path();
+        let path = std::ffi::CString::new(model.to_str().unwrap()).unwrap();
+        let mut options = std::mem::zeroed::<ffi::rigllama_engine_options>();
+        ffi::rigllama_engine_options_init(&mut options, std::mem::size_of_val(&options));
+        options.model_path = path.as_ptr();
+        let mut c_engine = std::ptr::null_mut();
+        assert_eq!(ffi::rigllama_engine_create(&options, &mut c_engine), 0);
+        let mut request = std::mem::zeroed::<ffi::rigllama_request>();
+        ffi::rigllama_request_init(&mut request, std::mem::size_of_val(&request));
+        let prompt = std::ffi::CString::new(prompt).unwrap();
+        let system = std::ffi::CString::new("You are terse.").unwrap();
+        request.prompt = prompt.as_ptr();
+        request.system_prompt = system.as_ptr();
+        request.temperature = 0.0;
+        request.max_tokens = 40;
+        let mut text = std::ptr::null_mut();
+        let status =
+            ffi::rigllama_engine_complete(c_engine, &request, &mut text, std::ptr::null_mut());
+        assert_eq!(status, 0);
+        let reply = std::ffi::CStr::from_ptr(text).to_str().unwrap().to_owned();
+        ffi::rigllama_string_free(text);
+        ffi::rigllama_engine_destroy(c_engine);
+        reply
+    })
+    .await
+    .unwrap();
+    assert_eq!(from_rig, from_c);
+}
+
+#[tokio::test]
+async fn a_second_turn_through_rig_reports_cached_input_tokens() {
+    let engine = engine();
+    let model = rigllama::rig::completion_model(&engine);
+    engine.reset().unwrap();
+    let first = model
+        .call(greedy("What is the capital of France?", 32))
+        .await
+        .unwrap();
+    let turn1_total = first.usage.input_tokens.unwrap() + first.usage.output_tokens.unwrap();
+    let second = CompletionRequest::new("And of Germany?")
+        .messages([
+            RigMessage::user("What is the capital of France?"),
+            RigMessage::assistant(first.text()),
+        ])
+        .temperature(0.0)
+        .max_tokens(8);
+    let response = model.call(second).await.unwrap();
+    let cached = response.usage.cached_input_tokens.unwrap();
+    println!("turn 1 {turn1_total} tokens; turn 2 reused {cached}");
+    assert!(
+        cached as f64 >= 0.9 * turn1_total as f64,
+        "{cached} of {turn1_total}"
+    );
+}
+
+#[tokio::test]
+async fn dropping_the_stream_mid_generation_frees_the_engine_within_half_a_second() {
+    let engine = engine();
+    let model = rigllama::rig::completion_model(&engine);
+    let mut stream = model
+        .stream(greedy("Write a long story about the sea.", 2000))
+        .unwrap();
+    let mut texts = 0;
+    while texts < 5 {
+        if let Item::Event(StreamEvent::Text { .. }) = stream.next().await.unwrap().unwrap() {
+            texts += 1;
+        }
+    }
+    let dropped = Instant::now();
+    drop(stream);
+    let next = model.call(greedy("Hello", 1)).await.unwrap();
+    let elapsed = dropped.elapsed();
+    println!("the next request finished {elapsed:?} after the drop");
+    assert_eq!(next.usage.output_tokens, Some(1));
+    assert!(elapsed < Duration::from_millis(500), "{elapsed:?}");
+}
+
+#[tokio::test]
+async fn stop_sequences_are_honoured() {
+    let engine = engine();
+    let model = rigllama::rig::completion_model(&engine);
+    let prompt = "The three primary colors are";
+    let full = model.call(greedy(prompt, 24)).await.unwrap().text();
+    let at = (1..full.len())
+        .find(|&i| i >= full.len() / 2 && full.is_char_boundary(i))
+        .unwrap();
+    let stop: String = full[at..].chars().take(3).collect();
+    let stopped = model
+        .call(greedy(prompt, 24).stop([stop.clone()]))
+        .await
+        .unwrap()
+        .text();
+    assert_eq!(stopped, full[..full.find(&stop).unwrap()]);
+}
+
+#[tokio::test]
+async fn unsupported_options_are_refused_with_a_clear_error() {
+    let engine = engine();
+    let model = rigllama::rig::completion_model(&engine);
+    let error = model
+        .call(greedy("hi", 4).reasoning(Effort::Low))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ProviderError::UnsupportedOption(_)),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("reasoning"), "{error}");
+
+    let error = model
+        .call(greedy("hi", 4).seed(u64::MAX))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("32-bit"), "{error}");
+
+    let error = model
+        .call(greedy("hi", 4).temperature(-1.0))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("temperature"), "{error}");
+}
