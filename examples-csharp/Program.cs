@@ -1,0 +1,227 @@
+// Streams a reply through the job API polled once per "frame" (the Unity pattern: no native
+// thread ever calls into managed code while generating), then cancels a second job. Loading
+// reports progress through a static [MonoPInvokeCallback] method with user_data. Exits
+// non-zero on any failure.
+//
+//   usage: mono rigllama-csharp.exe MODEL.gguf     (librigllama.so on LD_LIBRARY_PATH)
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Threading;
+using AOT;
+using Rigllama;
+
+static class Program
+{
+    static int failures;
+
+    static void Expect(bool ok, string what)
+    {
+        Console.WriteLine((ok ? "ok    " : "FAIL  ") + what);
+        if (!ok) failures++;
+    }
+
+    // The delegate lives in a static field so the GC never collects it while native code
+    // holds its function pointer.
+    static readonly ProgressCallback ProgressDelegate = OnProgress;
+
+    [MonoPInvokeCallback(typeof(ProgressCallback))]
+    static int OnProgress(IntPtr userData, float progress)
+    {
+        // user_data is a GCHandle to a managed object: no static state needed.
+        var seen = (List<float>)GCHandle.FromIntPtr(userData).Target;
+        seen.Add(progress);
+        return 0;   // 0 = keep loading
+    }
+
+    static IntPtr CreateEngine(string modelPath, List<float> progress)
+    {
+        var options = new EngineOptions();
+        Native.Check(Native.rigllama_engine_options_init(ref options, Native.SizeOf<EngineOptions>()));
+        IntPtr path = Native.Utf8Alloc(modelPath);
+        GCHandle progressHandle = GCHandle.Alloc(progress);
+        try
+        {
+            options.model_path = path;
+            options.on_progress = Marshal.GetFunctionPointerForDelegate(ProgressDelegate);
+            options.progress_user_data = GCHandle.ToIntPtr(progressHandle);
+            IntPtr engine;
+            Native.Check(Native.rigllama_engine_create(ref options, out engine));
+            return engine;
+        }
+        finally
+        {
+            // The library copied the path and calls on_progress only during create.
+            progressHandle.Free();
+            Marshal.FreeHGlobal(path);
+        }
+    }
+
+    static IntPtr Submit(IntPtr engine, string prompt, uint maxTokens)
+    {
+        var request = new Request();
+        Native.Check(Native.rigllama_request_init(ref request, Native.SizeOf<Request>()));
+        request.raw_prompt = 1;
+        request.temperature = 0f;
+        request.max_tokens = maxTokens;
+        request.prompt = Native.Utf8Alloc(prompt);
+        try
+        {
+            IntPtr job;
+            Native.Check(Native.rigllama_engine_submit(engine, ref request, out job));
+            return job;
+        }
+        finally
+        {
+            Marshal.FreeHGlobal(request.prompt);
+        }
+    }
+
+    // One frame's worth of polling: drains what is ready without blocking. Returns the last
+    // event kind seen (None when nothing was new).
+    static EventKind PollFrame(IntPtr job, StringBuilder text, ref Event ev)
+    {
+        while (true)
+        {
+            Native.Check(Native.rigllama_job_poll(job, 0, ref ev));
+            var kind = (EventKind)ev.kind;
+            if (kind == EventKind.Text)
+            {
+                string piece = Native.Utf8Read(ev.text, (int)(ulong)ev.text_len);
+                text.Append(piece);
+                Console.Write(piece);
+                continue;
+            }
+            return kind;
+        }
+    }
+
+    static void StreamReply(IntPtr engine)
+    {
+        const string prompt = "The three primary colors are";
+        IntPtr job = Submit(engine, prompt, 24);
+        try
+        {
+            var ev = new Event();
+            Native.Check(Native.rigllama_event_init(ref ev, Native.SizeOf<Event>()));
+            var text = new StringBuilder();
+            var clock = Stopwatch.StartNew();
+            int frames = 0;
+            EventKind kind = EventKind.None;
+            Console.Write("[stream via job] " + prompt);
+            while (clock.Elapsed < TimeSpan.FromSeconds(60))
+            {
+                frames++;
+                kind = PollFrame(job, text, ref ev);
+                if (kind == EventKind.Done || kind == EventKind.Error) break;
+                Thread.Sleep(16);   // the rest of the frame: update, render, ...
+            }
+            Console.WriteLine();
+            Expect(kind == EventKind.Done, "job ended with DONE (" + kind + ", " + Native.Utf8ReadZ(ev.message) + ") after " + frames + " frames");
+            Expect(text.Length > 0, "job delivered text: " + text.Length + " characters");
+            var usage = new Usage();
+            Native.Check(Native.rigllama_usage_init(ref usage, Native.SizeOf<Usage>()));
+            Native.Check(Native.rigllama_job_usage(job, ref usage));
+            Expect(usage.completion_tokens > 0 && usage.completion_tokens <= 24, "usage.completion_tokens = " + usage.completion_tokens);
+            Expect(usage.finish_reason == (int)FinishReason.Length || usage.finish_reason == (int)FinishReason.Stop,
+                   "finish_reason = " + (FinishReason)usage.finish_reason);
+        }
+        finally
+        {
+            Native.rigllama_job_free(job);
+        }
+    }
+
+    static void CancelJob(IntPtr engine)
+    {
+        IntPtr job = Submit(engine, "Once upon a time", 32);
+        try
+        {
+            var ev = new Event();
+            Native.Check(Native.rigllama_event_init(ref ev, Native.SizeOf<Event>()));
+            var clock = Stopwatch.StartNew();
+            do
+                Native.Check(Native.rigllama_job_poll(job, 1000, ref ev));
+            while ((EventKind)ev.kind == EventKind.None && clock.Elapsed < TimeSpan.FromSeconds(60));
+            Expect((EventKind)ev.kind == EventKind.Text, "job produced text before the cancel");
+            Native.Check(Native.rigllama_job_cancel(job));
+            while ((EventKind)ev.kind != EventKind.Done && (EventKind)ev.kind != EventKind.Error
+                   && clock.Elapsed < TimeSpan.FromSeconds(60))
+                Native.Check(Native.rigllama_job_poll(job, 1000, ref ev));
+            Console.WriteLine("[cancel job] final event " + (EventKind)ev.kind + ", status " + (Status)ev.status
+                              + ", message \"" + Native.Utf8ReadZ(ev.message) + "\"");
+            Expect((EventKind)ev.kind == EventKind.Error && (Status)ev.status == Status.Cancelled,
+                   "cancelled job ended with ERROR/CANCELLED");
+        }
+        finally
+        {
+            Native.rigllama_job_free(job);
+        }
+    }
+
+    static int Main(string[] args)
+    {
+        string model = args.Length > 0 ? args[0] : Environment.GetEnvironmentVariable("RIGLLAMA_MODEL");
+        if (string.IsNullOrEmpty(model))
+        {
+            Console.Error.WriteLine("usage: mono rigllama-csharp.exe MODEL.gguf (or set RIGLLAMA_MODEL)");
+            return 2;
+        }
+        try
+        {
+            Console.WriteLine("rigllama " + Native.Utf8ReadZ(Native.rigllama_version()) + " from C# (" + Environment.Version + ")");
+            string layout = Native.CheckLayout();
+            Expect(layout == "", "struct sizes and offsets match the C header" + (layout == "" ? "" : ": " + layout));
+
+            // A non-ASCII path goes in as UTF-8 and must come back intact in the error message.
+            const string missing = "/nonexistent/modèle-ü.gguf";
+            try
+            {
+                CreateEngine(missing, new List<float>());
+                Expect(false, "a missing model fails");
+            }
+            catch (RigllamaException e)
+            {
+                Expect(e.Status == Status.ModelLoadFailed && e.Message.Contains(missing), "a missing model fails: " + e.Message);
+            }
+
+            var progress = new List<float>();
+            IntPtr engine = CreateEngine(model, progress);
+            try
+            {
+                Expect(progress.Count > 0 && progress[progress.Count - 1] >= 0.99f,
+                       "progress callback ran " + progress.Count + " times, last " + (progress.Count > 0 ? progress[progress.Count - 1] : -1));
+                StreamReply(engine);
+                CancelJob(engine);
+
+                var request = new Request();
+                Native.Check(Native.rigllama_request_init(ref request, Native.SizeOf<Request>()));
+                request.raw_prompt = 1;
+                request.temperature = 0f;
+                request.max_tokens = 4;
+                request.prompt = Native.Utf8Alloc("Two plus two is");
+                var usage = new Usage();
+                Native.Check(Native.rigllama_usage_init(ref usage, Native.SizeOf<Usage>()));
+                IntPtr text;
+                int status = Native.rigllama_engine_complete(engine, ref request, out text, ref usage);
+                string error = Native.Utf8ReadZ(Native.rigllama_last_error());
+                Marshal.FreeHGlobal(request.prompt);
+                Expect(status == 0 && Native.Utf8ReadZ(text).Length > 0, "the engine serves a request after the cancel" + (status == 0 ? "" : ": " + error));
+                Native.rigllama_string_free(text);
+            }
+            finally
+            {
+                Native.rigllama_engine_destroy(engine);
+            }
+        }
+        catch (Exception e)
+        {
+            Console.WriteLine("FAIL  unexpected exception: " + e);
+            return 1;
+        }
+        Console.WriteLine(failures > 0 ? "FAILED" : "all passed");
+        return failures > 0 ? 1 : 0;
+    }
+}

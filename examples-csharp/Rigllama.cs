@@ -1,0 +1,195 @@
+// P/Invoke bindings for rigllama.h, written the way Unity and Mono code talks to native
+// plugins: blittable structs (only integers, floats and IntPtr, so they are passed by
+// reference with no marshalling copy), strings converted to and from UTF-8 by hand (Mono's
+// and Unity's LPUTF8Str support varies; Encoding.UTF8 is everywhere), callbacks as static
+// methods tagged [MonoPInvokeCallback] whose delegates are kept alive in static fields, and
+// the job API polled once per frame instead of callbacks from a native thread.
+//
+// The library is found as "rigllama": librigllama.so on LD_LIBRARY_PATH (or a <dllmap>).
+using System;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace AOT
+{
+    // Unity and Xamarin define this; Mono's and IL2CPP's AOT compilers look for it by name to
+    // emit a native entry point for a static method that native code calls back.
+    [AttributeUsage(AttributeTargets.Method)]
+    public sealed class MonoPInvokeCallbackAttribute : Attribute
+    {
+        public MonoPInvokeCallbackAttribute(Type delegateType) { DelegateType = delegateType; }
+        public Type DelegateType { get; private set; }
+    }
+}
+
+namespace Rigllama
+{
+    public enum Status
+    {
+        Ok = 0, NullArgument = 1, InvalidArgument = 2, ModelLoadFailed = 3, ContextOverflow = 4,
+        Cancelled = 5, Busy = 6, ShutDown = 7, Internal = 8,
+    }
+
+    public enum EventKind { None = 0, Text = 1, Done = 2, Error = 3 }
+
+    public enum FinishReason { Stop = 0, Length = 1, Callback = 2 }
+
+    // The C structs, field for field. x86-64 layout (Native.CheckLayout compares it with the
+    // sizes and offsets that tests/c/test_contract prints).
+    [StructLayout(LayoutKind.Sequential)]
+    public struct EngineOptions
+    {
+        public uint struct_size;
+        public uint n_ctx;
+        public uint n_batch;
+        public int n_threads;
+        public int n_gpu_layers;
+        public IntPtr model_path;          // const char *, UTF-8
+        public IntPtr chat_template;       // const char *, UTF-8
+        public IntPtr on_progress;         // rigllama_progress_callback
+        public IntPtr progress_user_data;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct Request
+    {
+        public uint struct_size;
+        public uint max_tokens;
+        public float temperature;
+        public float top_p;
+        public int top_k;
+        public float min_p;
+        public float repeat_penalty;
+        public uint seed;
+        public uint raw_prompt;            // 0/1: no bool crosses the boundary
+        public IntPtr prompt;
+        public IntPtr system_prompt;
+        public IntPtr messages_json;
+        public IntPtr stop;                // const char *const *
+        public UIntPtr n_stop;             // size_t
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct Usage
+    {
+        public uint struct_size;
+        public int finish_reason;
+        public uint prompt_tokens;
+        public uint cached_prompt_tokens;
+        public uint completion_tokens;
+        public uint seed;
+        public double prompt_ms;
+        public double generation_ms;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct Event
+    {
+        public uint struct_size;
+        public int kind;
+        public int status;
+        public IntPtr text;                // borrowed until the next poll
+        public UIntPtr text_len;
+        public IntPtr message;
+    }
+
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+    public delegate int ProgressCallback(IntPtr userData, float progress);
+
+    public static class Native
+    {
+        const string Lib = "rigllama";
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern IntPtr rigllama_version();
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern IntPtr rigllama_status_str(int status);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern IntPtr rigllama_last_error();
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_options_init(ref EngineOptions options, UIntPtr structSize);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_request_init(ref Request request, UIntPtr structSize);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_usage_init(ref Usage usage, UIntPtr structSize);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_event_init(ref Event ev, UIntPtr structSize);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_create(ref EngineOptions options, out IntPtr engine);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern void rigllama_engine_destroy(IntPtr engine);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_complete(IntPtr engine, ref Request request, out IntPtr text, ref Usage usage);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_cancel(IntPtr engine);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern void rigllama_string_free(IntPtr text);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_submit(IntPtr engine, ref Request request, out IntPtr job);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_job_poll(IntPtr job, uint timeoutMs, ref Event ev);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_job_usage(IntPtr job, ref Usage usage);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_job_cancel(IntPtr job);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern void rigllama_job_free(IntPtr job);
+
+        public static UIntPtr SizeOf<T>() where T : struct { return (UIntPtr)Marshal.SizeOf(typeof(T)); }
+
+        // A NUL-terminated UTF-8 copy of s in unmanaged memory; free with Marshal.FreeHGlobal.
+        public static IntPtr Utf8Alloc(string s)
+        {
+            if (s == null) return IntPtr.Zero;
+            byte[] bytes = Encoding.UTF8.GetBytes(s);
+            IntPtr p = Marshal.AllocHGlobal(bytes.Length + 1);
+            Marshal.Copy(bytes, 0, p, bytes.Length);
+            Marshal.WriteByte(p, bytes.Length, 0);
+            return p;
+        }
+
+        public static string Utf8Read(IntPtr p, int length)
+        {
+            if (p == IntPtr.Zero || length == 0) return "";
+            byte[] bytes = new byte[length];
+            Marshal.Copy(p, bytes, 0, length);
+            return Encoding.UTF8.GetString(bytes);
+        }
+
+        public static string Utf8ReadZ(IntPtr p)
+        {
+            if (p == IntPtr.Zero) return "";
+            int n = 0;
+            while (Marshal.ReadByte(p, n) != 0) n++;
+            return Utf8Read(p, n);
+        }
+
+        public static string StatusText(int status) { return Utf8ReadZ(rigllama_status_str(status)); }
+
+        // Throws with the last error if a call failed. Read it right away: it is per thread
+        // and valid only until the next rigllama_ call on this thread.
+        public static void Check(int status)
+        {
+            if (status != (int)Status.Ok)
+                throw new RigllamaException((Status)status, Utf8ReadZ(rigllama_last_error()));
+        }
+
+        // The x86-64 sizes and offsets of the C structs (as tests/c/test_contract prints them).
+        // Returns the mismatches; empty when the declarations above agree with the header.
+        public static string CheckLayout()
+        {
+            if (IntPtr.Size != 8) return "";   // the numbers below are for 64-bit targets
+            var sb = new StringBuilder();
+            Expect(sb, typeof(EngineOptions), 56, "model_path", 24, "chat_template", 32, "on_progress", 40, "progress_user_data", 48);
+            Expect(sb, typeof(Request), 80, "raw_prompt", 32, "prompt", 40, "system_prompt", 48, "messages_json", 56, "stop", 64, "n_stop", 72);
+            Expect(sb, typeof(Usage), 40, "seed", 20, "prompt_ms", 24, "generation_ms", 32);
+            Expect(sb, typeof(Event), 40, "status", 8, "text", 16, "text_len", 24, "message", 32);
+            return sb.ToString();
+        }
+
+        static void Expect(StringBuilder sb, Type t, int size, params object[] fieldOffsets)
+        {
+            int actual = Marshal.SizeOf(t);
+            if (actual != size) sb.AppendFormat("sizeof {0} is {1}, C says {2}; ", t.Name, actual, size);
+            for (int i = 0; i < fieldOffsets.Length; i += 2)
+            {
+                string field = (string)fieldOffsets[i];
+                int offset = (int)Marshal.OffsetOf(t, field);
+                if (offset != (int)fieldOffsets[i + 1])
+                    sb.AppendFormat("{0}.{1} at {2}, C says {3}; ", t.Name, field, offset, fieldOffsets[i + 1]);
+            }
+        }
+    }
+
+    public class RigllamaException : Exception
+    {
+        public Status Status { get; private set; }
+        public RigllamaException(Status status, string message) : base(status + ": " + message) { Status = status; }
+    }
+}
