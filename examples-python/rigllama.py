@@ -1,0 +1,310 @@
+"""ctypes bindings for rigllama.h: local GGUF models through llama.cpp.
+
+    import rigllama
+    with rigllama.Engine("model.gguf") as engine:
+        engine.stream_to("The sea is", lambda piece: print(piece, end="", flush=True),
+                         raw_prompt=True, max_tokens=24, temperature=0)
+
+The library is loaded from $RIGLLAMA_LIBRARY if set, else as librigllama.so through the
+dynamic linker (LD_LIBRARY_PATH, the ld.so cache). Structures mirror the C structs field by
+field; check_layout() compares them with the x86-64 sizes and offsets that
+tests/c/test_contract prints. Strings cross as UTF-8 bytes. A failed call raises
+RigllamaError with the status and rigllama_last_error(), read on the thread that made the
+call (ctypes releases the GIL during calls, but a Python thread stays on one OS thread).
+"""
+
+import ctypes
+import ctypes.util
+import os
+
+__all__ = ["Engine", "Job", "RigllamaError", "check_layout", "version"]
+
+# Status codes, event kinds and finish reasons: the numbers in rigllama.h, which never change.
+OK, NULL_ARGUMENT, INVALID_ARGUMENT, MODEL_LOAD_FAILED, CONTEXT_OVERFLOW = 0, 1, 2, 3, 4
+CANCELLED, BUSY, SHUT_DOWN, INTERNAL = 5, 6, 7, 8
+EVENT_NONE, EVENT_TEXT, EVENT_DONE, EVENT_ERROR = 0, 1, 2, 3
+FINISH_STOP, FINISH_LENGTH, FINISH_CALLBACK = 0, 1, 2
+MAX_TOKENS_UNLIMITED = SEED_RANDOM = 0xFFFFFFFF
+
+c_status = ctypes.c_int32
+ProgressCallback = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_float)
+# piece is declared as POINTER(c_char), not c_char_p, so ctypes does not stop at the NUL:
+# exactly piece_len bytes are read with string_at.
+TokenCallback = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.POINTER(ctypes.c_char), ctypes.c_size_t)
+
+
+class EngineOptions(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("n_ctx", ctypes.c_uint32),
+        ("n_batch", ctypes.c_uint32),
+        ("n_threads", ctypes.c_int32),
+        ("n_gpu_layers", ctypes.c_int32),
+        ("model_path", ctypes.c_char_p),
+        ("chat_template", ctypes.c_char_p),
+        ("on_progress", ProgressCallback),
+        ("progress_user_data", ctypes.c_void_p),
+    ]
+
+
+class Request(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("max_tokens", ctypes.c_uint32),
+        ("temperature", ctypes.c_float),
+        ("top_p", ctypes.c_float),
+        ("top_k", ctypes.c_int32),
+        ("min_p", ctypes.c_float),
+        ("repeat_penalty", ctypes.c_float),
+        ("seed", ctypes.c_uint32),
+        ("raw_prompt", ctypes.c_uint32),
+        ("prompt", ctypes.c_char_p),
+        ("system_prompt", ctypes.c_char_p),
+        ("messages_json", ctypes.c_char_p),
+        ("stop", ctypes.POINTER(ctypes.c_char_p)),
+        ("n_stop", ctypes.c_size_t),
+    ]
+
+
+class Usage(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("finish_reason", ctypes.c_int32),
+        ("prompt_tokens", ctypes.c_uint32),
+        ("cached_prompt_tokens", ctypes.c_uint32),
+        ("completion_tokens", ctypes.c_uint32),
+        ("seed", ctypes.c_uint32),
+        ("prompt_ms", ctypes.c_double),
+        ("generation_ms", ctypes.c_double),
+    ]
+
+    def __repr__(self):
+        names = [name for name, _ in self._fields_ if name != "struct_size"]
+        return "Usage(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in names) + ")"
+
+
+class Event(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("kind", ctypes.c_int32),
+        ("status", c_status),
+        ("text", ctypes.POINTER(ctypes.c_char)),
+        ("text_len", ctypes.c_size_t),
+        ("message", ctypes.c_char_p),
+    ]
+
+
+# sizeof and offsetof of the C structs on x86-64 (tests/c/test_contract prints them).
+C_LAYOUT_X86_64 = {
+    EngineOptions: (56, {"struct_size": 0, "n_ctx": 4, "n_batch": 8, "n_threads": 12, "n_gpu_layers": 16,
+                         "model_path": 24, "chat_template": 32, "on_progress": 40, "progress_user_data": 48}),
+    Request: (80, {"struct_size": 0, "max_tokens": 4, "temperature": 8, "top_p": 12, "top_k": 16, "min_p": 20,
+                   "repeat_penalty": 24, "seed": 28, "raw_prompt": 32, "prompt": 40, "system_prompt": 48,
+                   "messages_json": 56, "stop": 64, "n_stop": 72}),
+    Usage: (40, {"struct_size": 0, "finish_reason": 4, "prompt_tokens": 8, "cached_prompt_tokens": 12,
+                 "completion_tokens": 16, "seed": 20, "prompt_ms": 24, "generation_ms": 32}),
+    Event: (40, {"struct_size": 0, "kind": 4, "status": 8, "text": 16, "text_len": 24, "message": 32}),
+}
+
+
+def check_layout():
+    """Returns a list of mismatches between these Structures and the C layout (x86-64 only)."""
+    if ctypes.sizeof(ctypes.c_void_p) != 8:
+        return []
+    problems = []
+    for struct, (size, offsets) in C_LAYOUT_X86_64.items():
+        if ctypes.sizeof(struct) != size:
+            problems.append(f"sizeof({struct.__name__}) is {ctypes.sizeof(struct)}, C says {size}")
+        if [name for name, _ in struct._fields_] != list(offsets):
+            problems.append(f"{struct.__name__} fields differ from C")
+        for name, offset in offsets.items():
+            actual = getattr(struct, name).offset
+            if actual != offset:
+                problems.append(f"{struct.__name__}.{name} at {actual}, C says {offset}")
+    return problems
+
+
+def _load():
+    path = os.environ.get("RIGLLAMA_LIBRARY") or ctypes.util.find_library("rigllama") or "librigllama.so"
+    lib = ctypes.CDLL(path)
+    P = ctypes.POINTER
+    engine_p, job_p = ctypes.c_void_p, ctypes.c_void_p
+    signatures = {
+        "rigllama_version": (ctypes.c_char_p, []),
+        "rigllama_status_str": (ctypes.c_char_p, [c_status]),
+        "rigllama_last_error": (ctypes.c_char_p, []),
+        "rigllama_engine_options_init": (c_status, [P(EngineOptions), ctypes.c_size_t]),
+        "rigllama_request_init": (c_status, [P(Request), ctypes.c_size_t]),
+        "rigllama_usage_init": (c_status, [P(Usage), ctypes.c_size_t]),
+        "rigllama_event_init": (c_status, [P(Event), ctypes.c_size_t]),
+        "rigllama_engine_create": (c_status, [P(EngineOptions), P(engine_p)]),
+        "rigllama_engine_destroy": (None, [engine_p]),
+        "rigllama_engine_complete": (c_status, [engine_p, P(Request), P(ctypes.c_void_p), P(Usage)]),
+        "rigllama_engine_stream": (c_status, [engine_p, P(Request), TokenCallback, ctypes.c_void_p, P(Usage)]),
+        "rigllama_engine_cancel": (c_status, [engine_p]),
+        "rigllama_engine_reset": (c_status, [engine_p]),
+        "rigllama_engine_describe": (c_status, [engine_p, P(ctypes.c_void_p)]),
+        "rigllama_string_free": (None, [ctypes.c_void_p]),
+        "rigllama_engine_submit": (c_status, [engine_p, P(Request), P(job_p)]),
+        "rigllama_job_poll": (c_status, [job_p, ctypes.c_uint32, P(Event)]),
+        "rigllama_job_usage": (c_status, [job_p, P(Usage)]),
+        "rigllama_job_cancel": (c_status, [job_p]),
+        "rigllama_job_free": (None, [job_p]),
+    }
+    for name, (restype, argtypes) in signatures.items():
+        fn = getattr(lib, name)
+        fn.restype, fn.argtypes = restype, argtypes
+    return lib
+
+
+_lib = _load()
+
+
+class RigllamaError(Exception):
+    def __init__(self, status, message):
+        super().__init__(f"{_lib.rigllama_status_str(status).decode()}: {message}")
+        self.status = status
+        self.message = message
+
+
+def _check(status):
+    if status != OK:
+        raise RigllamaError(status, _lib.rigllama_last_error().decode("utf-8", "replace"))
+
+
+def _take_string(ptr):
+    """Copies a library-owned string and frees it with rigllama_string_free."""
+    try:
+        return ctypes.string_at(ptr).decode("utf-8")
+    finally:
+        _lib.rigllama_string_free(ptr)
+
+
+def version():
+    return _lib.rigllama_version().decode()
+
+
+def _request(prompt, *, raw_prompt=False, max_tokens=None, temperature=None, seed=None, system_prompt=None):
+    req = Request()
+    _check(_lib.rigllama_request_init(ctypes.byref(req), ctypes.sizeof(req)))
+    req.prompt = prompt.encode("utf-8") if prompt is not None else None
+    req.system_prompt = system_prompt.encode("utf-8") if system_prompt is not None else None
+    req.raw_prompt = 1 if raw_prompt else 0
+    if max_tokens is not None:
+        req.max_tokens = max_tokens
+    if temperature is not None:
+        req.temperature = temperature
+    if seed is not None:
+        req.seed = seed
+    return req
+
+
+def _usage():
+    usage = Usage()
+    _check(_lib.rigllama_usage_init(ctypes.byref(usage), ctypes.sizeof(usage)))
+    return usage
+
+
+class Engine:
+    """One loaded model with its worker thread. Use as a context manager, or call close()."""
+
+    def __init__(self, model_path, *, n_ctx=None, on_progress=None):
+        options = EngineOptions()
+        _check(_lib.rigllama_engine_options_init(ctypes.byref(options), ctypes.sizeof(options)))
+        options.model_path = os.fsencode(model_path)
+        if n_ctx is not None:
+            options.n_ctx = n_ctx
+        if on_progress is not None:
+            # Kept referenced until create returns: the library calls it only during create.
+            progress = ProgressCallback(lambda _user_data, fraction: 0 if on_progress(fraction) is not False else 1)
+            options.on_progress = progress
+        handle = ctypes.c_void_p()
+        _check(_lib.rigllama_engine_create(ctypes.byref(options), ctypes.byref(handle)))
+        self._handle = handle
+
+    def close(self):
+        if self._handle:
+            _lib.rigllama_engine_destroy(self._handle)
+            self._handle = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def complete(self, prompt, **kw):
+        """Returns (text, usage)."""
+        req, usage, text = _request(prompt, **kw), _usage(), ctypes.c_void_p()
+        _check(_lib.rigllama_engine_complete(self._handle, ctypes.byref(req), ctypes.byref(text), ctypes.byref(usage)))
+        return _take_string(text), usage
+
+    def stream_to(self, prompt, on_piece, **kw):
+        """Calls on_piece(str) with each piece on this thread; returns the usage. on_piece
+        returning False stops generation (FINISH_CALLBACK); an exception in it stops
+        generation and is re-raised here (it cannot propagate through the C frames)."""
+        req, usage = _request(prompt, **kw), _usage()
+        raised = []
+
+        def trampoline(_user_data, piece, piece_len):
+            try:
+                return 1 if on_piece(ctypes.string_at(piece, piece_len).decode("utf-8")) is False else 0
+            except BaseException as e:  # noqa: BLE001 - handed back to the caller below
+                raised.append(e)
+                return 1
+
+        callback = TokenCallback(trampoline)  # referenced until stream returns
+        status = _lib.rigllama_engine_stream(self._handle, ctypes.byref(req), callback, None, ctypes.byref(usage))
+        if raised:
+            raise raised[0]
+        _check(status)
+        return usage
+
+    def submit(self, prompt, **kw):
+        req, handle = _request(prompt, **kw), ctypes.c_void_p()
+        _check(_lib.rigllama_engine_submit(self._handle, ctypes.byref(req), ctypes.byref(handle)))
+        return Job(handle)
+
+    def cancel(self):
+        _check(_lib.rigllama_engine_cancel(self._handle))
+
+    def describe(self):
+        out = ctypes.c_void_p()
+        _check(_lib.rigllama_engine_describe(self._handle, ctypes.byref(out)))
+        return _take_string(out)
+
+
+class Job:
+    """A submitted request whose events are polled. Use as a context manager, or call free()."""
+
+    def __init__(self, handle):
+        self._handle = handle
+        self._event = Event()
+        _check(_lib.rigllama_event_init(ctypes.byref(self._event), ctypes.sizeof(self._event)))
+
+    def poll(self, timeout_ms=0):
+        """Returns (kind, status, text, message); kind is EVENT_NONE if nothing was new."""
+        ev = self._event
+        _check(_lib.rigllama_job_poll(self._handle, timeout_ms, ctypes.byref(ev)))
+        text = ctypes.string_at(ev.text, ev.text_len).decode("utf-8") if ev.text and ev.text_len else ""
+        message = ev.message.decode("utf-8", "replace") if ev.message else ""
+        return ev.kind, ev.status, text, message
+
+    def cancel(self):
+        _check(_lib.rigllama_job_cancel(self._handle))
+
+    def usage(self):
+        usage = _usage()
+        _check(_lib.rigllama_job_usage(self._handle, ctypes.byref(usage)))
+        return usage
+
+    def free(self):
+        if self._handle:
+            _lib.rigllama_job_free(self._handle)
+            self._handle = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.free()

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Streams a reply through a CFUNCTYPE callback, then cancels a second request submitted as a
+job. Exits non-zero on any failure.
+
+    usage: stream_and_cancel.py MODEL.gguf     (librigllama.so on LD_LIBRARY_PATH, or
+                                                RIGLLAMA_LIBRARY=/path/to/librigllama.so)
+"""
+
+import os
+import sys
+import time
+
+import rigllama
+
+failures = 0
+
+
+def expect(ok, what):
+    global failures
+    print(("ok    " if ok else "FAIL  ") + what, flush=True)
+    if not ok:
+        failures += 1
+
+
+def stream_reply(engine):
+    prompt = "The three primary colors are"
+    pieces = []
+
+    def on_piece(piece):
+        print(piece, end="", flush=True)
+        pieces.append(piece)
+
+    print("[stream] " + prompt, end="", flush=True)
+    usage = engine.stream_to(prompt, on_piece, raw_prompt=True, max_tokens=24, temperature=0.0)
+    print()
+    expect(len(pieces) > 0 and "".join(pieces) != "", f"stream delivered {len(pieces)} pieces")
+    expect(0 < usage.completion_tokens <= 24, f"usage.completion_tokens = {usage.completion_tokens}")
+    expect(usage.finish_reason in (rigllama.FINISH_LENGTH, rigllama.FINISH_STOP), f"finish_reason = {usage.finish_reason}")
+
+
+def cancel_job(engine):
+    with engine.submit("Once upon a time", raw_prompt=True, max_tokens=32, temperature=0.0) as job:
+        deadline = time.monotonic() + 60
+        kind = rigllama.EVENT_NONE
+        while kind == rigllama.EVENT_NONE and time.monotonic() < deadline:
+            kind, status, text, message = job.poll(1000)
+        expect(kind == rigllama.EVENT_TEXT, f"job produced text before the cancel (kind {kind})")
+        job.cancel()
+        while kind not in (rigllama.EVENT_DONE, rigllama.EVENT_ERROR) and time.monotonic() < deadline:
+            kind, status, text, message = job.poll(1000)
+        print(f"[cancel job] final event kind {kind}, status {status}, message {message!r}")
+        expect(kind == rigllama.EVENT_ERROR and status == rigllama.CANCELLED, "cancelled job ended with ERROR/CANCELLED")
+
+
+def main():
+    model = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("RIGLLAMA_MODEL")
+    if not model:
+        print(__doc__, file=sys.stderr)
+        return 2
+    print(f"rigllama {rigllama.version()} from Python {sys.version.split()[0]}")
+    problems = rigllama.check_layout()
+    expect(not problems, "Structure sizes and offsets match the C header" + (": " + "; ".join(problems) if problems else ""))
+
+    missing = "/nonexistent/modèle-ü.gguf"  # goes in as UTF-8, must come back intact
+    try:
+        rigllama.Engine(missing)
+        expect(False, "a missing model raises")
+    except rigllama.RigllamaError as e:
+        expect(e.status == rigllama.MODEL_LOAD_FAILED and missing in e.message, f"a missing model raises: {e}")
+
+    progress = []
+    with rigllama.Engine(model, on_progress=progress.append) as engine:
+        expect(len(progress) > 0 and progress[-1] >= 0.99, f"progress callback ran {len(progress)} times")
+        stream_reply(engine)
+        cancel_job(engine)
+
+        seen = []
+
+        def stop_after_three(piece):
+            seen.append(piece)
+            return len(seen) < 3  # False stops generation
+
+        usage = engine.stream_to("Once upon a time", stop_after_three, raw_prompt=True, max_tokens=16, temperature=0.0)
+        expect(usage.finish_reason == rigllama.FINISH_CALLBACK and usage.completion_tokens == 3,
+               f"returning False stops the stream (finish_reason {usage.finish_reason}, {usage.completion_tokens} tokens)")
+        text, _ = engine.complete("Two plus two is", raw_prompt=True, max_tokens=4, temperature=0.0)
+        expect(text != "", "the engine serves a request after the cancel")
+
+    print("FAILED" if failures else "all passed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
