@@ -18,9 +18,11 @@ C_TESTS := test_contract test_jobs
 MODEL = $$(scripts/fetch-model)
 # Model-loading tests run one at a time: two thread pools on these cores collapse ggml.
 TEST_THREADS := --test-threads=1
+# `make install PREFIX=... [DESTDIR=...]`
+PREFIX ?= /usr/local
 
 .PHONY: all demo test deps model lib header header-check examples c-tests rust-tests rig-examples \
-        run-examples clean
+        run-examples lang-clients install install-test clean
 
 all: lib
 
@@ -75,7 +77,20 @@ rig-examples: model
 c-tests: model examples $(addprefix $(BUILD)/,$(C_TESTS))
 	RIGLLAMA_MODEL="$(MODEL)" scripts/run-c-tests $(BUILD)
 
-test: deps model lib header-check rust-tests rig-examples c-tests
+# The C++, Go, C# and Python clients (toolchains installed with apt when root, else SKIPPED).
+lang-clients: model lib | $(BUILD)
+	RIGLLAMA_MODEL="$(MODEL)" RIGLLAMA_LIBDIR="$(LIBDIR)" scripts/run-lang-clients $(BUILD)
+
+# lib/librigllama.so.X.Y.Z (SONAME librigllama.so.X) + symlinks, lib/librigllama.a,
+# include/rigllama.h, lib/pkgconfig/rigllama.pc under $(PREFIX).
+install: lib
+	DESTDIR="$(DESTDIR)" RIGLLAMA_LIBDIR="$(LIBDIR)" scripts/install "$(PREFIX)"
+
+# Installs into a temporary prefix and builds a C example with nothing but pkg-config.
+install-test: model lib
+	RIGLLAMA_MODEL="$(MODEL)" RIGLLAMA_LIBDIR="$(LIBDIR)" tests/install/run
+
+test: deps model lib header-check rust-tests rig-examples c-tests lang-clients install-test
 	@echo "make test: all passed"
 
 clean:
