@@ -5,7 +5,7 @@
 //	CGO_CFLAGS="-I$RIGLLAMA/include" \
 //	CGO_LDFLAGS="-L$LIBDIR -Wl,-rpath,$LIBDIR" go build
 //
-// or, after `make install`, with nothing at all when pkg-config finds rigllama.pc.
+// or, after `make install` into /usr/local, with no flags at all (the compiler's default paths).
 //
 // Every call that returns a status runs with runtime.LockOSThread held until the message of
 // rigllama_last_error() (which is per OS thread) has been read, so a failed call's error
