@@ -22,7 +22,7 @@ TEST_THREADS := --test-threads=1
 PREFIX ?= /usr/local
 
 .PHONY: all demo test deps model lib header header-check examples c-tests rust-tests rig-examples \
-        run-examples lang-clients install install-test clean
+        run-examples lang-clients install install-test clean bench bench-quick stress
 
 all: lib
 
@@ -92,6 +92,20 @@ install-test: model lib
 
 test: deps model lib header-check rust-tests rig-examples c-tests lang-clients install-test
 	@echo "make test: all passed"
+
+# Soak tests: 8 threads x 50 requests, concurrent engines, 1000 create/destroy cycles and 100
+# reloads with RSS/threads/fds flat, 100 destroys mid-stream. Several minutes.
+stress: model lib
+	RIGLLAMA_MODEL="$(MODEL)" cargo test --release --test stress -- --ignored $(TEST_THREADS) --nocapture
+
+# Speed and memory against llama.cpp's own llama-bench and against peers (bench/run.py).
+# Not part of `make test`: it builds peers once (~15 minutes) and wants an idle machine.
+bench: model lib
+	python3 bench/run.py
+
+# rigllama vs llama-bench, prompt and generation only (about 2 minutes).
+bench-quick: model lib
+	python3 bench/run.py --quick
 
 clean:
 	rm -rf $(BUILD)

@@ -9,6 +9,8 @@ mod backend;
 mod cancel;
 mod error;
 mod events;
+pub mod fault;
+pub mod gguf_check;
 mod request;
 mod template;
 mod text;
@@ -85,6 +87,7 @@ impl Engine {
             abort: abort.clone(),
         };
         let worker_shared = shared.clone();
+        fault::check("spawn_worker")?;
         let worker = std::thread::Builder::new()
             .name("rigllama-worker".into())
             .spawn(move || worker::run(worker_shared, order, receiver))

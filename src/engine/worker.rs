@@ -21,6 +21,7 @@ use super::backend::{self, available_cpus};
 use super::cancel::{install_abort_probe, AbortProbe, CancelBoard, RequestCancel};
 use super::error::{Error, Result};
 use super::events::EventSender;
+use super::fault;
 use super::request::{Description, EngineOptions, FinishReason, LogLevel, Prompt, Request, Usage};
 use super::template::ChatFormat;
 use super::text::{StopMatcher, StopScan, Utf8Streamer};
@@ -93,6 +94,7 @@ pub(crate) fn run(
     // Declared first so it is dropped last: every context points at it.
     let probe = AbortProbe::new(shared.board.clone());
     let first = catch_unwind(AssertUnwindSafe(|| {
+        fault::check("backend")?;
         backend::backend().and_then(|backend| Loaded::load(backend, &order, &probe, &shared))
     }))
     .unwrap_or_else(|panic| Err(Error::Internal(panic_message(&panic))));
@@ -127,6 +129,7 @@ pub(crate) fn run(
                 // The new model is loaded while the old one still serves; only on success is
                 // the old one dropped (assignment drops it after the new one exists).
                 let outcome = guarded(|| {
+                    fault::check("backend")?;
                     backend::backend()
                         .and_then(|backend| Loaded::load(backend, &order, &probe, &shared))
                 });
@@ -221,6 +224,7 @@ impl Loaded {
         options.validate()?;
         let path = &options.model_path;
         check_model_file(path)?;
+        fault::check("check_file")?;
 
         let reports = order.reports.clone();
         let abort = order.abort.clone();
@@ -245,6 +249,8 @@ impl Loaded {
                 path.display()
             ))
         })?);
+        // After the model exists, so the failure path must free it.
+        fault::check("load_model")?;
 
         let n_ctx_train = model.n_ctx_train();
         let n_ctx = options.n_ctx.min(n_ctx_train.max(1));
@@ -272,6 +278,8 @@ impl Loaded {
                 path.display()
             ))
         })?;
+        // After the context exists, so the failure path must free both, context first.
+        fault::check("create_context")?;
 
         let architecture = model
             .meta_val_str("general.architecture")

@@ -1,0 +1,236 @@
+/* rigllama through its C ABI, as a host uses it: prints one JSON object of measurements.
+ *
+ *   rigllama_bench MODEL speed REPS   prompt eval (pp64, pp512), generation (tg128), TTFT,
+ *                                     callback path overhead, multi-turn TTFT, load time
+ *   rigllama_bench MODEL rss N_CTX    peak RSS of one process doing pp + tg at that n_ctx
+ *
+ * Every figure is measured by this process around the public API; the engine's own timings
+ * (usage.prompt_ms, usage.generation_ms) are reported beside the wall-clock ones. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "rigllama.h"
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void die(const char *what) {
+    fprintf(stderr, "rigllama_bench: %s: %s\n", what, rigllama_last_error());
+    exit(1);
+}
+
+typedef struct {
+    double started, first, last;
+    int pieces;
+} timing;
+
+static int32_t on_piece(void *user_data, const char *piece, size_t len) {
+    timing *t = user_data;
+    (void)piece;
+    (void)len;
+    double now = now_ms();
+    if (t->pieces++ == 0)
+        t->first = now;
+    t->last = now;
+    return 0;
+}
+
+/* A raw prompt of exactly `tokens` tokens (BOS + repeated " the"), checked with count_tokens. */
+static char *prompt_of(rigllama_engine *engine, int tokens) {
+    char *text = malloc((size_t)tokens * 4 + 1);
+    text[0] = '\0';
+    for (int i = 0; i < tokens - 1; i++)
+        strcat(text, " the");
+    rigllama_request request;
+    rigllama_request_init(&request, sizeof request);
+    request.prompt = text;
+    request.raw_prompt = 1;
+    uint32_t counted = 0;
+    if (rigllama_engine_count_tokens(engine, &request, &counted) != RIGLLAMA_STATUS_OK)
+        die("count_tokens");
+    if ((int)counted != tokens)
+        fprintf(stderr, "rigllama_bench: prompt is %u tokens, wanted %d\n", counted, tokens);
+    return text;
+}
+
+static rigllama_usage run(rigllama_engine *engine, const char *prompt, const char *messages_json,
+                          uint32_t max_tokens, timing *t) {
+    rigllama_request request;
+    rigllama_request_init(&request, sizeof request);
+    request.prompt = prompt;
+    request.messages_json = messages_json;
+    request.raw_prompt = messages_json ? 0 : 1;
+    request.temperature = 0.0f;
+    request.max_tokens = max_tokens;
+    rigllama_usage usage;
+    rigllama_usage_init(&usage, sizeof usage);
+    memset(t, 0, sizeof *t);
+    t->started = now_ms();
+    if (rigllama_engine_stream(engine, &request, on_piece, t, &usage) != RIGLLAMA_STATUS_OK)
+        die("stream");
+    return usage;
+}
+
+static void print_array(const char *name, const double *values, int n, int last) {
+    printf("  \"%s\": [", name);
+    for (int i = 0; i < n; i++)
+        printf("%s%.4f", i ? ", " : "", values[i]);
+    printf("]%s\n", last ? "" : ",");
+}
+
+#define MAX_REPS 16
+
+static int speed(const char *model, int reps) {
+    if (reps > MAX_REPS)
+        reps = MAX_REPS;
+    rigllama_engine_options options;
+    rigllama_engine_options_init(&options, sizeof options);
+    options.model_path = model;
+    double started = now_ms();
+    rigllama_engine *engine = NULL;
+    if (rigllama_engine_create(&options, &engine) != RIGLLAMA_STATUS_OK)
+        die("create");
+    double load_ms = now_ms() - started;
+
+    char *pp64 = prompt_of(engine, 64), *pp512 = prompt_of(engine, 512);
+    double pp64_ts[MAX_REPS], pp512_ts[MAX_REPS], tg_ts[MAX_REPS], tg_wall_ts[MAX_REPS];
+    double ttft_ms[MAX_REPS], overhead_us[MAX_REPS], turn1_ttft[MAX_REPS], turn2_ttft[MAX_REPS];
+    double cached_ratio[MAX_REPS], tg_tokens[MAX_REPS];
+    timing t;
+
+    /* Warm-up: the first decode of a process pays one-time allocation costs. */
+    rigllama_engine_reset(engine);
+    run(engine, "Hello", NULL, 4, &t);
+
+    for (int r = 0; r < reps; r++) {
+        rigllama_engine_reset(engine);
+        rigllama_usage u = run(engine, pp64, NULL, 1, &t);
+        pp64_ts[r] = u.prompt_tokens * 1000.0 / u.prompt_ms;
+
+        rigllama_engine_reset(engine);
+        u = run(engine, pp512, NULL, 1, &t);
+        pp512_ts[r] = u.prompt_tokens * 1000.0 / u.prompt_ms;
+
+        /* tg128: a short prompt, 128 tokens. The engine's clock runs from the first to the last
+         * sampled token (127 decodes); the wall clock from the first to the last callback. */
+        rigllama_engine_reset(engine);
+        double call_started = now_ms();
+        u = run(engine, "Once upon a time, in a faraway kingdom,", NULL, 128, &t);
+        double call_ms = now_ms() - call_started;
+        tg_tokens[r] = u.completion_tokens;
+        tg_ts[r] = (u.completion_tokens - 1) * 1000.0 / u.generation_ms;
+        tg_wall_ts[r] = (t.pieces - 1) * 1000.0 / (t.last - t.first);
+        ttft_ms[r] = t.first - t.started;
+        /* Everything the call cost beyond the engine's own prompt and generation time,
+         * spread over the pieces delivered: submission, templating, tokenizing, handing each
+         * piece to this thread and calling back. An upper bound on the per-callback cost. */
+        overhead_us[r] = (call_ms - u.prompt_ms - u.generation_ms) * 1000.0 / t.pieces;
+
+        /* Multi-turn: turn 2 repeats turn 1 and its reply, so its prefix comes from cache. */
+        rigllama_engine_reset(engine);
+        const char *turn1 = "[{\"role\":\"user\",\"content\":\"Tell me about the history of "
+                            "lighthouses and the people who kept them, in a few sentences.\"}]";
+        rigllama_request request;
+        rigllama_request_init(&request, sizeof request);
+        request.messages_json = turn1;
+        request.temperature = 0.0f;
+        request.max_tokens = 48;
+        char *reply = NULL;
+        rigllama_usage u1;
+        double t1 = now_ms();
+        /* TTFT of turn 1 measured by streaming it; its text collected with complete after. */
+        run(engine, NULL, turn1, 1, &t);
+        turn1_ttft[r] = t.first - t1;
+        rigllama_engine_reset(engine);
+        rigllama_usage_init(&u1, sizeof u1);
+        if (rigllama_engine_complete(engine, &request, &reply, &u1) != RIGLLAMA_STATUS_OK)
+            die("complete");
+        char turn2[8192];
+        /* The reply is plain text from the model; escape quotes, backslashes and control chars. */
+        char escaped[4096];
+        size_t e = 0;
+        for (const char *p = reply; *p && e < sizeof escaped - 8; p++) {
+            unsigned char c = (unsigned char)*p;
+            if (c == '"' || c == '\\') {
+                escaped[e++] = '\\';
+                escaped[e++] = (char)c;
+            } else if (c < 0x20) {
+                e += (size_t)snprintf(escaped + e, 7, "\\u%04x", c);
+            } else {
+                escaped[e++] = (char)c;
+            }
+        }
+        escaped[e] = '\0';
+        snprintf(turn2, sizeof turn2,
+                 "[{\"role\":\"user\",\"content\":\"Tell me about the history of lighthouses and the "
+                 "people who kept them, in a few sentences.\"},{\"role\":\"assistant\",\"content\":\"%s\"},"
+                 "{\"role\":\"user\",\"content\":\"And who keeps them today?\"}]",
+                 escaped);
+        rigllama_string_free(reply);
+        double t2 = now_ms();
+        rigllama_usage u2 = run(engine, NULL, turn2, 1, &t);
+        turn2_ttft[r] = t.first - t2;
+        cached_ratio[r] = (double)u2.cached_prompt_tokens / (u1.prompt_tokens + u1.completion_tokens);
+    }
+
+    struct rusage usage;
+    getrusage(RUSAGE_SELF, &usage);
+    printf("{\n  \"load_ms\": %.1f,\n  \"threads\": \"default\",\n", load_ms);
+    print_array("pp64_tok_s", pp64_ts, reps, 0);
+    print_array("pp512_tok_s", pp512_ts, reps, 0);
+    print_array("tg128_tok_s", tg_ts, reps, 0);
+    print_array("tg128_wall_tok_s", tg_wall_ts, reps, 0);
+    print_array("tg128_tokens", tg_tokens, reps, 0);
+    print_array("ttft_ms", ttft_ms, reps, 0);
+    print_array("callback_overhead_us", overhead_us, reps, 0);
+    print_array("turn1_ttft_ms", turn1_ttft, reps, 0);
+    print_array("turn2_ttft_ms", turn2_ttft, reps, 0);
+    print_array("turn2_cached_ratio", cached_ratio, reps, 0);
+    printf("  \"peak_rss_mb\": %.1f\n}\n", usage.ru_maxrss / 1024.0);
+    free(pp64);
+    free(pp512);
+    rigllama_engine_destroy(engine);
+    return 0;
+}
+
+/* Peak RSS at a given n_ctx: load, evaluate a prompt filling n_ctx - 128, generate 128. */
+static int rss(const char *model, uint32_t n_ctx) {
+    rigllama_engine_options options;
+    rigllama_engine_options_init(&options, sizeof options);
+    options.model_path = model;
+    options.n_ctx = n_ctx;
+    options.n_batch = n_ctx < 512 ? n_ctx : 512;
+    rigllama_engine *engine = NULL;
+    if (rigllama_engine_create(&options, &engine) != RIGLLAMA_STATUS_OK)
+        die("create");
+    char *prompt = prompt_of(engine, (int)n_ctx - 128);
+    timing t;
+    rigllama_usage u = run(engine, prompt, NULL, 128, &t);
+    struct rusage usage;
+    getrusage(RUSAGE_SELF, &usage);
+    printf("{\"n_ctx\": %u, \"prompt_tokens\": %u, \"completion_tokens\": %u, \"peak_rss_mb\": %.1f}\n",
+           n_ctx, u.prompt_tokens, u.completion_tokens, usage.ru_maxrss / 1024.0);
+    free(prompt);
+    rigllama_engine_destroy(engine);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 4) {
+        fprintf(stderr, "usage: %s MODEL speed REPS | MODEL rss N_CTX\n", argv[0]);
+        return 2;
+    }
+    if (strcmp(argv[2], "speed") == 0)
+        return speed(argv[1], atoi(argv[3]));
+    if (strcmp(argv[2], "rss") == 0)
+        return rss(argv[1], (uint32_t)atoi(argv[3]));
+    fprintf(stderr, "unknown mode %s\n", argv[2]);
+    return 2;
+}

@@ -1,0 +1,291 @@
+#!/usr/bin/env python3
+"""`make bench` / `make bench-quick`: rigllama against llama.cpp's own llama-bench and against
+its peers, in one run, on the default model with 2 threads.
+
+Everything slow to build (llama-bench, the peers, the AVX-512 variant) is built at bench time
+into ~/.cache/rigllama/bench and reused; nothing built here is committed. Model-loading
+processes run one at a time. Results: bench/results/<time>.json and .md, and latest.md.
+
+usage: bench/run.py [--quick] [--reps N]
+"""
+import argparse
+import datetime
+import glob
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CACHE = os.environ.get("RIGLLAMA_CACHE", os.path.expanduser("~/.cache/rigllama"))
+BENCH_CACHE = os.path.join(CACHE, "bench")
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(CACHE, "target"))
+AVX512_TARGET = os.path.join(CACHE, "target-avx512")
+LLAMA_CPP_PYTHON = "llama-cpp-python==0.3.36"
+AVX512_ENV = {k: "ON" for k in ("GGML_AVX512", "GGML_AVX512_VBMI", "GGML_AVX512_VNNI",
+                                 "GGML_AVX512_BF16", "GGML_AVX_VNNI")}
+THREADS = 2
+
+
+def log(message):
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def run(cmd, env=None, timeout=1800, cwd=None):
+    """Runs a command and returns its stdout; fails loudly with its stderr."""
+    merged = dict(os.environ, **(env or {}))
+    proc = subprocess.run(cmd, env=merged, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-2000:] + proc.stderr[-4000:])
+        raise SystemExit(f"bench: failed ({proc.returncode}): {' '.join(cmd)}")
+    return proc.stdout
+
+
+def peak_rss_mb(cmd, env=None):
+    """Runs `cmd` in a fresh Python child so RUSAGE_CHILDREN holds only its peak RSS."""
+    probe = ("import resource, subprocess, sys\n"
+             "p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+             "print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
+    code, kb = run([sys.executable, "-c", probe, *cmd], env=env).split()
+    if code != "0":
+        raise SystemExit(f"bench: {' '.join(cmd)} exited {code}")
+    return int(kb) / 1024.0
+
+
+def stats(values):
+    values = [float(v) for v in values]
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def llama_sys_out(target):
+    """The llama-cpp-sys-2 build output (static libs + headers) of a cargo target dir."""
+    outs = glob.glob(os.path.join(target, "release/build/llama-cpp-sys-2-*/out"))
+    outs = [o for o in outs if os.path.exists(os.path.join(o, "lib/libllama.a"))]
+    if not outs:
+        raise SystemExit(f"bench: no llama.cpp build under {target}; run `make lib` first")
+    return max(outs, key=lambda o: os.path.getmtime(os.path.join(o, "lib/libllama.a")))
+
+
+def ensure_apt(package, probe_path):
+    if os.path.exists(probe_path) or glob.glob(probe_path):
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        log(f"installing {package}")
+        run(["apt-get", "update", "-qq"])
+        run(["apt-get", "install", "-y", "-qq", package], env={"DEBIAN_FRONTEND": "noninteractive"})
+    else:
+        raise SystemExit(f"bench: {package} is needed: sudo apt-get install -y {package}")
+
+
+def llama_cpp_python_sdist():
+    os.makedirs(BENCH_CACHE, exist_ok=True)
+    tarball = os.path.join(BENCH_CACHE, "llama_cpp_python-0.3.36.tar.gz")
+    if not os.path.exists(tarball):
+        log("fetching the llama-cpp-python source package (for llama-bench's source)")
+        run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps",
+             "--quiet", "--disable-pip-version-check", LLAMA_CPP_PYTHON, "-d", BENCH_CACHE])
+    return tarball
+
+
+def build_llama_bench(target, name):
+    """llama-bench.cpp compiled unchanged against the exact llama.cpp libraries rigllama links."""
+    out = llama_sys_out(target)
+    binary = os.path.join(BENCH_CACHE, name)
+    if os.path.exists(binary) and os.path.getmtime(binary) > os.path.getmtime(os.path.join(out, "lib/libllama.a")):
+        return binary
+    ensure_apt("libssl-dev", "/usr/lib/*/libssl.so")
+    tarball = llama_cpp_python_sdist()
+    tools = "llama_cpp_python-0.3.36/vendor/llama.cpp/tools/llama-bench"
+    with tarfile.open(tarball) as tar:
+        members = [m for m in tar.getmembers() if m.name.startswith(tools)]
+        tar.extractall(BENCH_CACHE, members=members, filter="data")
+    src = glob.glob(os.path.expanduser("~/.cargo/registry/src/*/llama-cpp-sys-2-0.1.161/llama.cpp"))[0]
+    libs = [os.path.join(out, p) for p in (
+        "build/common/libllama-common.a", "build/common/libllama-common-base.a", "lib/libllama.a",
+        "lib/libggml.a", "lib/libggml-cpu.a", "lib/libggml-base.a", "build/vendor/hash/libvendor-hash.a",
+        "build/vendor/cpp-httplib/libcpp-httplib.a")]
+    log(f"building {name} against {out}")
+    tool_dir = os.path.join(BENCH_CACHE, tools)
+    run(["c++", "-O2", "-std=c++17", f"-I{out}/include", f"-I{src}/common", f"-I{src}/include",
+         f"-I{src}/ggml/include", f"-I{src}/vendor", f"{tool_dir}/llama-bench.cpp", f"{tool_dir}/main.cpp",
+         "-o", binary, *libs, "-lssl", "-lcrypto", "-lpthread", "-ldl", "-lm"])
+    return binary
+
+
+def llama_bench(binary, model, reps):
+    """pp64, pp512 and tg128, each `reps` times: the per-run samples llama-bench records."""
+    out = run([binary, "-m", model, "-t", str(THREADS), "-p", "64,512", "-n", "128", "-r", str(reps),
+               "-o", "json"])
+    results = {}
+    for test in json.loads(out):
+        key = f"pp{test['n_prompt']}" if test["n_gen"] == 0 else f"tg{test['n_gen']}"
+        results[key] = stats(test["samples_ts"])
+    return results
+
+
+def build_rigllama_bench(libdir, name):
+    binary = os.path.join(ROOT, "build", name)
+    os.makedirs(os.path.dirname(binary), exist_ok=True)
+    run(["cc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", f"-I{ROOT}/include",
+         f"{ROOT}/bench/rigllama_bench.c", "-o", binary, f"-L{libdir}", "-lrigllama"])
+    return binary
+
+
+def rigllama_speed(binary, libdir, model, reps):
+    """The C bench in `reps` separate processes (so each run pays its own warm-up), merged."""
+    merged = {}
+    for _ in range(reps):
+        result = json.loads(run([binary, model, "speed", "1"], env={"LD_LIBRARY_PATH": libdir}))
+        for key, value in result.items():
+            merged.setdefault(key, []).extend(value if isinstance(value, list) else [value])
+    return {k: stats(v) for k, v in merged.items() if k != "threads"}
+
+
+def peers(model, reps):
+    results = {}
+    # llama-cpp-python, built from source into its own venv.
+    venv = os.path.join(BENCH_CACHE, "venv-llama-cpp-python")
+    python = os.path.join(venv, "bin/python")
+    if not os.path.exists(python):
+        run([sys.executable, "-m", "venv", venv])
+    if run([python, "-c", "import importlib.util; print(bool(importlib.util.find_spec('llama_cpp')))"]).strip() != "True":
+        log("building llama-cpp-python from source (several minutes, once)")
+        run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-binary",
+             "llama-cpp-python", LLAMA_CPP_PYTHON], timeout=3600)
+    script = os.path.join(ROOT, "bench/peers/llama_cpp_python_peer.py")
+    for label, extra in (("out of the box", []), (f"n_threads={THREADS}", [str(THREADS)])):
+        runs = [json.loads(run([python, script, model, "128", *extra], timeout=1200)) for _ in range(reps)]
+        results[f"llama-cpp-python ({label})"] = summarize_peer(runs)
+
+    # rig-llama-cpp 0.6 through Rig. Its API has no thread setting, so only out of the box;
+    # llama.cpp's default of 4 threads on 2 cores makes it very slow, hence 16 tokens.
+    target = os.path.join(BENCH_CACHE, "target-rig-llama-cpp")
+    manifest = os.path.join(ROOT, "bench/peers/rig_llama_cpp/Cargo.toml")
+    log("building the rig-llama-cpp peer (several minutes, once)")
+    run(["cargo", "build", "--release", "--manifest-path", manifest], env={"CARGO_TARGET_DIR": target},
+        timeout=3600)
+    binary = os.path.join(target, "release/rig-llama-cpp-peer")
+    runs = [json.loads(run([binary, model, "16"], timeout=1200)) for _ in range(reps)]
+    results["rig-llama-cpp 0.6 (out of the box, 16 tokens)"] = summarize_peer(runs)
+    return results
+
+
+def summarize_peer(runs):
+    return {key: stats([r[key] for r in runs]) for key in ("load_ms", "ttft_ms", "tg_tok_s")}
+
+
+def avx512_variant(model, reps):
+    flags = open("/proc/cpuinfo").read()
+    if " avx512f" not in flags:
+        return {"skipped": "this CPU has no AVX-512"}
+    log("building the AVX-512 variant of rigllama (a clean llama.cpp build, once)")
+    run(["cargo", "build", "--release", "--lib"], cwd=ROOT,
+        env=dict(AVX512_ENV, CARGO_TARGET_DIR=AVX512_TARGET), timeout=3600)
+    libdir = os.path.join(AVX512_TARGET, "release")
+    bench = build_rigllama_bench(libdir, "rigllama_bench_avx512")
+    return {
+        "rigllama": rigllama_speed(bench, libdir, model, reps),
+        "llama-bench": llama_bench(build_llama_bench(AVX512_TARGET, "llama-bench-avx512"), model, reps),
+    }
+
+
+def ratio(a, b):
+    return a["median"] / b["median"] if b["median"] else float("nan")
+
+
+def fmt(s, digits=1):
+    return f"{s['median']:.{digits}f} ({s['min']:.{digits}f}–{s['max']:.{digits}f})"
+
+
+def report(results):
+    lb, rl = results["llama-bench"], results["rigllama"]
+    lines = [
+        f"# rigllama bench — {results['when']}",
+        "",
+        f"Model `{os.path.basename(results['model'])}`, {THREADS} threads, {results['cpu']}. "
+        f"Each figure: median (min–max) of {results['reps']} runs.",
+        "",
+        "| measure | llama-bench | rigllama (C ABI, stream) | ratio | target |",
+        "|---|---|---|---|---|",
+        f"| prompt eval pp64, tok/s | {fmt(lb['pp64'])} | {fmt(rl['pp64_tok_s'])} | {ratio(rl['pp64_tok_s'], lb['pp64']):.3f} | ≥ 0.95 |",
+        f"| prompt eval pp512, tok/s | {fmt(lb['pp512'])} | {fmt(rl['pp512_tok_s'])} | {ratio(rl['pp512_tok_s'], lb['pp512']):.3f} | ≥ 0.95 |",
+        f"| generation tg128, tok/s (engine clock) | {fmt(lb['tg128'])} | {fmt(rl['tg128_tok_s'])} | {ratio(rl['tg128_tok_s'], lb['tg128']):.3f} | ≥ 0.96 |",
+        f"| generation tg128, tok/s (callback wall clock) | {fmt(lb['tg128'])} | {fmt(rl['tg128_wall_tok_s'])} | {ratio(rl['tg128_wall_tok_s'], lb['tg128']):.3f} | ≥ 0.96 |",
+        "",
+        "| rigllama measure | value | target |",
+        "|---|---|---|",
+        f"| time to first token (short prompt), ms | {fmt(rl['ttft_ms'])} | |",
+        f"| call overhead per delivered piece, µs (upper bound of the callback path) | {fmt(rl['callback_overhead_us'], 2)} | < 5 |",
+        f"| load time, ms | {fmt(rl['load_ms'])} | |",
+        f"| multi-turn: turn-1 TTFT, ms | {fmt(rl['turn1_ttft_ms'])} | |",
+        f"| multi-turn: turn-2 TTFT, ms | {fmt(rl['turn2_ttft_ms'])} | ≤ 0.3 × turn 1 |",
+        f"| multi-turn: turn-2 / turn-1 TTFT | {ratio(rl['turn2_ttft_ms'], rl['turn1_ttft_ms']):.3f} | ≤ 0.3 |",
+        f"| multi-turn: turn-2 cached tokens / turn-1 prompt+reply | {fmt(rl['turn2_cached_ratio'], 3)} | |",
+    ]
+    if "rss" in results:
+        r = results["rss"]
+        lines += ["", "| peak RSS at n_ctx 512, MB | llama-bench (-p 512 -n 128) | rigllama (384-token prompt + 128) | difference | target |",
+                  "|---|---|---|---|---|",
+                  f"| | {r['llama-bench']:.1f} | {r['rigllama']:.1f} | {r['rigllama'] - r['llama-bench']:+.1f} | ≤ +10 |"]
+    if "peers" in results:
+        lines += ["", "| peer (same model, prompt, greedy) | load ms | TTFT ms | generation tok/s | rigllama TTFT / peer | rigllama tg / peer |",
+                  "|---|---|---|---|---|---|"]
+        for name, p in results["peers"].items():
+            lines.append(f"| {name} | {fmt(p['load_ms'])} | {fmt(p['ttft_ms'])} | {fmt(p['tg_tok_s'], 2)} | "
+                         f"{ratio(rl['ttft_ms'], p['ttft_ms']):.3f} | {ratio(rl['tg128_wall_tok_s'], p['tg_tok_s']):.2f} |")
+    if "avx512" in results:
+        v = results["avx512"]
+        if "skipped" in v:
+            lines += ["", f"AVX-512 variant: skipped ({v['skipped']})."]
+        else:
+            lines += ["", "| build variant | rigllama pp512 tok/s | rigllama tg128 tok/s | llama-bench pp512 | llama-bench tg128 |",
+                      "|---|---|---|---|---|",
+                      f"| portable (default) | {fmt(rl['pp512_tok_s'])} | {fmt(rl['tg128_tok_s'])} | {fmt(lb['pp512'])} | {fmt(lb['tg128'])} |",
+                      f"| AVX-512 flags | {fmt(v['rigllama']['pp512_tok_s'])} | {fmt(v['rigllama']['tg128_tok_s'])} | {fmt(v['llama-bench']['pp512'])} | {fmt(v['llama-bench']['tg128'])} |"]
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="llama-bench vs rigllama pp/tg only")
+    parser.add_argument("--reps", type=int, default=3)
+    args = parser.parse_args()
+    model = run([os.path.join(ROOT, "scripts/fetch-model")]).strip().splitlines()[-1]
+    libdir = os.path.join(TARGET, "release")
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
+               platform.processor())
+    results = {"when": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "model": model, "cpu": cpu,
+               "reps": args.reps, "threads": THREADS}
+    lb_binary = build_llama_bench(TARGET, "llama-bench")
+    rl_binary = build_rigllama_bench(libdir, "rigllama_bench")
+    log("llama-bench")
+    results["llama-bench"] = llama_bench(lb_binary, model, args.reps)
+    log("rigllama")
+    results["rigllama"] = rigllama_speed(rl_binary, libdir, model, args.reps)
+    if not args.quick:
+        log("peak RSS")
+        results["rss"] = {
+            "llama-bench": peak_rss_mb([lb_binary, "-m", model, "-t", str(THREADS), "-p", "512", "-n", "128", "-r", "1"]),
+            "rigllama": peak_rss_mb([rl_binary, model, "rss", "512"], env={"LD_LIBRARY_PATH": libdir}),
+        }
+        log("peers")
+        results["peers"] = peers(model, args.reps)
+        results["avx512"] = avx512_variant(model, args.reps)
+    table = report(results)
+    out_dir = os.path.join(ROOT, "bench/results")
+    os.makedirs(out_dir, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + ("-quick" if args.quick else "")
+    with open(os.path.join(out_dir, f"{stamp}.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    for name in (f"{stamp}.md", "latest-quick.md" if args.quick else "latest.md"):
+        with open(os.path.join(out_dir, name), "w") as f:
+            f.write(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+//! Fault injection for tests (curl-torture style): with the `fault-injection` feature, a test
+//! names one fallible step of create/reload and that step fails, so every error path is
+//! exercised for leaks and for the engine's survival. Without the feature it costs nothing.
+
+/// The fallible steps of loading a model, in order.
+pub const LOAD_STEPS: &[&str] = &[
+    "spawn_worker",
+    "backend",
+    "check_file",
+    "load_model",
+    "create_context",
+];
+
+#[cfg(feature = "fault-injection")]
+mod active {
+    use std::sync::Mutex;
+
+    use super::super::error::{Error, Result};
+
+    static FAIL_AT: Mutex<Option<&'static str>> = Mutex::new(None);
+
+    /// Makes `step` fail from now on (`None`: nothing fails).
+    pub fn fail_at(step: Option<&'static str>) {
+        *FAIL_AT.lock().unwrap_or_else(|p| p.into_inner()) = step;
+    }
+
+    pub(crate) fn check(step: &'static str) -> Result<()> {
+        if *FAIL_AT.lock().unwrap_or_else(|p| p.into_inner()) == Some(step) {
+            Err(Error::ModelLoadFailed(format!("fault injected at {step}")))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+pub use active::fail_at;
+
+#[cfg(feature = "fault-injection")]
+pub(crate) use active::check;
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub(crate) fn check(_step: &'static str) -> super::error::Result<()> {
+    Ok(())
+}
