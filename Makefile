@@ -22,7 +22,7 @@ TEST_THREADS := --test-threads=1
 PREFIX ?= /usr/local
 
 .PHONY: all demo test deps model lib header header-check examples c-tests rust-tests rig-examples \
-        run-examples lang-clients install install-test clean bench bench-quick stress
+        run-examples lang-clients install install-test clean bench bench-quick stress test-valgrind
 
 all: lib
 
@@ -92,6 +92,10 @@ install-test: model lib
 
 test: deps model lib header-check rust-tests rig-examples c-tests lang-clients install-test
 	@echo "make test: all passed"
+
+# The C examples and tests under valgrind memcheck (slow: tens of minutes).
+test-valgrind: model examples $(addprefix $(BUILD)/,$(C_TESTS))
+	RIGLLAMA_MODEL="$(MODEL)" scripts/run-valgrind $(BUILD)
 
 # Soak tests: 8 threads x 50 requests, concurrent engines, 1000 create/destroy cycles and 100
 # reloads with RSS/threads/fds flat, 100 destroys mid-stream. Several minutes.
