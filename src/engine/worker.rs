@@ -651,6 +651,12 @@ fn check_model_file(path: &std::path::Path) -> Result<()> {
             String::from_utf8_lossy(&magic),
             path.display()
         )),
-        Ok(()) => Ok(()),
+        // Magic is right: now the whole header, metadata and tensor table, with bounds checks,
+        // because llama.cpp aborts the process on some malformed files.
+        Ok(()) => super::gguf_check::check_gguf_file(path)
+            .map(|_| ())
+            .map_err(|why| {
+                Error::ModelLoadFailed(format!("malformed GGUF file {}: {why}", path.display()))
+            }),
     }
 }

@@ -266,7 +266,7 @@ static void test_bad_model_files_fail_cleanly(void) {
         {"empty.gguf", "", 0, "too short"},
         {"text.gguf", "hello, this is not a model\n", 27, "bad magic"},
         {"page.gguf", "<!DOCTYPE html><html></html>", 28, "bad magic"},
-        {"truncated.gguf", "GGUF\3\0\0\0\1\0\0\0", 12, "could not load"},
+        {"truncated.gguf", "GGUF\3\0\0\0\1\0\0\0", 12, "malformed GGUF"},
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, files[i].name);
