@@ -3,6 +3,7 @@
  *   rigllama_bench MODEL speed REPS   prompt eval (pp64, pp512), generation (tg128), TTFT,
  *                                     callback path overhead, multi-turn TTFT, load time
  *   rigllama_bench MODEL rss N_CTX    peak RSS of one process doing pp + tg at that n_ctx
+ *   rigllama_bench MODEL chat PROMPT N  one greedy chat reply streamed: generation tok/s
  *
  * Every figure is measured by this process around the public API; the engine's own timings
  * (usage.prompt_ms, usage.generation_ms) are reported beside the wall-clock ones. */
@@ -222,6 +223,33 @@ static int rss(const char *model, uint32_t n_ctx) {
     return 0;
 }
 
+/* One chat request streamed through the C ABI: the same request bench/run.py sends through
+ * Rig's model.stream (examples/rig_stream.rs), so the two paths compare like for like. */
+static int chat(const char *model, const char *prompt, uint32_t max_tokens) {
+    rigllama_engine_options options;
+    rigllama_engine_options_init(&options, sizeof options);
+    options.model_path = model;
+    rigllama_engine *engine = NULL;
+    if (rigllama_engine_create(&options, &engine) != RIGLLAMA_STATUS_OK)
+        die("create");
+    rigllama_request request;
+    rigllama_request_init(&request, sizeof request);
+    request.prompt = prompt;
+    request.temperature = 0.0f;
+    request.max_tokens = max_tokens;
+    rigllama_usage usage;
+    rigllama_usage_init(&usage, sizeof usage);
+    timing t;
+    memset(&t, 0, sizeof t);
+    t.started = now_ms();
+    if (rigllama_engine_stream(engine, &request, on_piece, &t, &usage) != RIGLLAMA_STATUS_OK)
+        die("stream");
+    printf("{\"tokens\": %u, \"tg_wall_tok_s\": %.3f}\n", usage.completion_tokens,
+           (usage.completion_tokens - 1) * 1000.0 / (t.last - t.first));
+    rigllama_engine_destroy(engine);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 4) {
         fprintf(stderr, "usage: %s MODEL speed REPS | MODEL rss N_CTX\n", argv[0]);
@@ -229,6 +257,8 @@ int main(int argc, char **argv) {
     }
     if (strcmp(argv[2], "speed") == 0)
         return speed(argv[1], atoi(argv[3]));
+    if (strcmp(argv[2], "chat") == 0 && argc > 4)
+        return chat(argv[1], argv[3], (uint32_t)atoi(argv[4]));
     if (strcmp(argv[2], "rss") == 0)
         return rss(argv[1], (uint32_t)atoi(argv[3]));
     fprintf(stderr, "unknown mode %s\n", argv[2]);

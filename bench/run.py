@@ -145,6 +145,23 @@ def rigllama_speed(binary, libdir, model, reps):
     return {k: stats(v) for k, v in merged.items() if k != "threads"}
 
 
+RIG_PROMPT = "Tell me a long story about a lighthouse keeper."
+
+
+def rig_vs_c(rl_binary, libdir, model, reps):
+    """The same greedy chat request through Rig's model.stream and through the C stream."""
+    run(["cargo", "build", "--release", "--examples"], cwd=ROOT)
+    example = os.path.join(TARGET, "release/examples/rig_stream")
+    rig, c = [], []
+    for _ in range(reps):
+        out = subprocess.run([example, model, RIG_PROMPT, "128"], capture_output=True, text=True, check=True)
+        line = next(l for l in out.stderr.splitlines() if "tokens/s through model.stream" in l)
+        rig.append(float(line.split(" tokens/s")[0].split()[-1]))
+        c.append(json.loads(run([rl_binary, model, "chat", RIG_PROMPT, "128"],
+                                env={"LD_LIBRARY_PATH": libdir}))["tg_wall_tok_s"])
+    return {"rig_model_stream_tok_s": stats(rig), "c_stream_tok_s": stats(c)}
+
+
 def peers(model, reps):
     results = {}
     # llama-cpp-python, built from source into its own venv.
@@ -226,6 +243,12 @@ def report(results):
         f"| multi-turn: turn-2 / turn-1 TTFT | {ratio(rl['turn2_ttft_ms'], rl['turn1_ttft_ms']):.3f} | ≤ 0.3 |",
         f"| multi-turn: turn-2 cached tokens / turn-1 prompt+reply | {fmt(rl['turn2_cached_ratio'], 3)} | |",
     ]
+    if "rig" in results:
+        r = results["rig"]
+        lines += ["", "| same greedy chat request, 128 tokens | tok/s (callback / event wall clock) |", "|---|---|",
+                  f"| C ABI `rigllama_engine_stream` | {fmt(r['c_stream_tok_s'], 2)} |",
+                  f"| Rig `model.stream` (rigllama::rig) | {fmt(r['rig_model_stream_tok_s'], 2)} |",
+                  f"| ratio Rig / C | {ratio(r['rig_model_stream_tok_s'], r['c_stream_tok_s']):.3f} |"]
     if "rss" in results:
         r = results["rss"]
         lines += ["", "| peak RSS at n_ctx 512, MB | llama-bench (-p 512 -n 128) | rigllama (384-token prompt + 128) | difference | target |",
@@ -267,6 +290,8 @@ def main():
     log("rigllama")
     results["rigllama"] = rigllama_speed(rl_binary, libdir, model, args.reps)
     if not args.quick:
+        log("Rig model.stream vs C stream")
+        results["rig"] = rig_vs_c(rl_binary, libdir, model, args.reps)
         log("peak RSS")
         results["rss"] = {
             "llama-bench": peak_rss_mb([lb_binary, "-m", model, "-t", str(THREADS), "-p", "512", "-n", "128", "-r", "1"]),
