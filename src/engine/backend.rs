@@ -53,12 +53,11 @@ pub fn log(level: LogLevel, message: &str) {
     if (level as u8) < LOG_MIN_LEVEL.load(Ordering::Relaxed) {
         return;
     }
-    let sink = LOG_SINK
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .sink
-        .clone();
-    if let Some(sink) = sink {
+    // The read lock is held across the call so that once `set_log_sink` returns, the old
+    // sink is never called again (a host unloading its code, e.g. a Unity domain reload,
+    // relies on that). Sinks must not call back into rigllama.
+    let slot = LOG_SINK.read().unwrap_or_else(|p| p.into_inner());
+    if let Some(sink) = &slot.sink {
         // A host callback must never unwind into llama.cpp's C++ frames.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink(level, message)));
     }

@@ -267,7 +267,8 @@ impl HostLogger {
 
 /// Routes log lines at `min_level` and above to `on_log` (process-wide). Logging is off by
 /// default, and NULL turns it off again (do so before unloading the code `on_log` lives in,
-/// e.g. across a Unity domain reload). Nothing is ever printed to stdout.
+/// e.g. across a Unity domain reload): once this returns, the previous callback is never
+/// called again. Nothing is ever printed to stdout.
 #[no_mangle]
 pub unsafe extern "C" fn rigllama_set_log_callback(
     on_log: rigllama_log_callback,
