@@ -14,7 +14,7 @@ CXX ?= c++
 CFLAGS := -std=c99 -Wall -Wextra -Wpedantic -Werror -O2 -g -Iinclude
 LDLIBS := -L$(LIBDIR) -Wl,-rpath,$(LIBDIR) -lrigllama -lpthread
 EXAMPLES := complete stream chat cancel reload frame_loop
-C_TESTS := test_contract test_jobs
+C_TESTS := test_contract test_jobs test_memcheck
 MODEL = $$(scripts/fetch-model)
 # Model-loading tests run one at a time: two thread pools on these cores collapse ggml.
 TEST_THREADS := --test-threads=1
@@ -22,7 +22,7 @@ TEST_THREADS := --test-threads=1
 PREFIX ?= /usr/local
 
 .PHONY: all demo test deps model lib header header-check examples c-tests rust-tests rig-examples \
-        run-examples lang-clients install install-test clean bench bench-quick stress test-valgrind
+        run-examples lang-clients install install-test clean bench bench-quick stress test-valgrind test-valgrind-quick
 
 all: lib
 
@@ -96,6 +96,10 @@ test: deps model lib header-check rust-tests rig-examples c-tests lang-clients i
 # The C examples and tests under valgrind memcheck (slow: tens of minutes).
 test-valgrind: model examples $(addprefix $(BUILD)/,$(C_TESTS))
 	RIGLLAMA_MODEL="$(MODEL)" scripts/run-valgrind $(BUILD)
+
+# Every C API path once under memcheck (tests/c/test_memcheck.c, ~10 minutes): what CI runs.
+test-valgrind-quick: model $(BUILD)/test_memcheck
+	RIGLLAMA_MODEL="$(MODEL)" scripts/run-valgrind $(BUILD) test_memcheck
 
 # Soak tests: 8 threads x 50 requests, concurrent engines, 1000 create/destroy cycles and 100
 # reloads with RSS/threads/fds flat, 100 destroys mid-stream. Several minutes.

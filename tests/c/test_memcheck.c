@@ -1,0 +1,219 @@
+/* Every path of the C API once, with few tokens, for valgrind memcheck in CI: create (with
+ * progress and log callbacks), complete, stream (callback stop, cancel from another thread,
+ * destroy inside the callback), jobs (poll, cancel, free mid-generation, outliving the engine),
+ * reload (good and bad), describe, count_tokens, reset, and the error paths (bad files, NULL
+ * arguments, bad input). Under memcheck a wrong free, a read of freed memory or a leak in any
+ * of them shows. (`make test-valgrind` runs the full C tests and examples too.)
+ *
+ *   usage: test_memcheck MODEL.gguf [SECOND_MODEL.gguf]    last line: "N passed, N failed" */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rigllama.h"
+
+static int passed, failed;
+
+#define CHECK(cond, what)                                                                      \
+    do {                                                                                       \
+        if (cond) {                                                                            \
+            passed++;                                                                          \
+        } else {                                                                               \
+            failed++;                                                                          \
+            printf("FAIL %s:%d: %s (%s)\n", __FILE__, __LINE__, what, rigllama_last_error());  \
+        }                                                                                      \
+    } while (0)
+
+static int32_t progress(void *user_data, float fraction) {
+    (void)fraction;
+    ++*(int *)user_data;
+    return 0;
+}
+
+static int log_lines;
+static void on_log(void *user_data, int32_t level, const char *message) {
+    (void)user_data;
+    (void)level;
+    if (message[0])
+        __atomic_fetch_add(&log_lines, 1, __ATOMIC_SEQ_CST);
+}
+
+static rigllama_engine *create(const char *model) {
+    rigllama_engine_options options;
+    rigllama_engine_options_init(&options, sizeof options);
+    options.model_path = model;
+    options.n_ctx = 512;
+    int calls = 0;
+    options.on_progress = progress;
+    options.progress_user_data = &calls;
+    rigllama_engine *engine = NULL;
+    CHECK(rigllama_engine_create(&options, &engine) == RIGLLAMA_STATUS_OK, "create");
+    CHECK(calls > 0, "progress callback called");
+    return engine;
+}
+
+static rigllama_request raw(const char *prompt, uint32_t max_tokens) {
+    rigllama_request request;
+    rigllama_request_init(&request, sizeof request);
+    request.prompt = prompt;
+    request.raw_prompt = 1;
+    request.temperature = 0.0f;
+    request.max_tokens = max_tokens;
+    return request;
+}
+
+static int32_t stop_after_two(void *user_data, const char *piece, size_t len) {
+    (void)piece;
+    (void)len;
+    return ++*(int *)user_data >= 2;
+}
+
+static int32_t destroy_inside(void *user_data, const char *piece, size_t len) {
+    (void)piece;
+    (void)len;
+    rigllama_engine_destroy(user_data);
+    return 0;
+}
+
+typedef struct {
+    rigllama_engine *engine;
+    int pieces;
+} canceller;
+
+static int32_t cancel_on_first(void *user_data, const char *piece, size_t len) {
+    canceller *c = user_data;
+    (void)piece;
+    (void)len;
+    __atomic_fetch_add(&c->pieces, 1, __ATOMIC_SEQ_CST);
+    return 0;
+}
+
+static void *cancel_soon(void *arg) {
+    canceller *c = arg;
+    struct timespec millisecond = {0, 1000000};
+    while (__atomic_load_n(&c->pieces, __ATOMIC_SEQ_CST) == 0)
+        nanosleep(&millisecond, NULL);
+    rigllama_engine_cancel(c->engine);
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s MODEL.gguf [SECOND_MODEL.gguf]\n", argv[0]);
+        return 2;
+    }
+    const char *model = argv[1];
+    const char *second = argc > 2 ? argv[2] : argv[1];
+
+    /* Error paths: nothing is created, nothing may leak. */
+    rigllama_engine_options options;
+    rigllama_engine_options_init(&options, sizeof options);
+    rigllama_engine *engine = NULL;
+    options.model_path = "/nonexistent/model.gguf";
+    CHECK(rigllama_engine_create(&options, &engine) == RIGLLAMA_STATUS_MODEL_LOAD_FAILED, "missing file");
+    char path[] = "/tmp/rigllama-memcheck-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0 && write(fd, "GGUF\3\0\0\0\1\0\0\0", 12) == 12, "write a truncated GGUF");
+    close(fd);
+    options.model_path = path;
+    CHECK(rigllama_engine_create(&options, &engine) == RIGLLAMA_STATUS_MODEL_LOAD_FAILED, "truncated GGUF");
+    unlink(path);
+    CHECK(rigllama_engine_create(NULL, &engine) == RIGLLAMA_STATUS_NULL_ARGUMENT, "NULL options");
+
+    rigllama_set_log_callback(on_log, NULL, 1);
+    engine = create(model);
+    rigllama_set_log_callback(NULL, NULL, 0);
+    CHECK(log_lines > 0, "log lines");
+
+    char *text = NULL;
+    rigllama_usage usage;
+    rigllama_usage_init(&usage, sizeof usage);
+    rigllama_request request = raw("The sky is", 3);
+    CHECK(rigllama_engine_complete(engine, &request, &text, &usage) == RIGLLAMA_STATUS_OK && text, "complete");
+    rigllama_string_free(text);
+
+    rigllama_request chat;
+    rigllama_request_init(&chat, sizeof chat);
+    chat.messages_json = "[{\"role\":\"system\",\"content\":\"Be brief.\"},{\"role\":\"user\",\"content\":\"Hi\"}]";
+    chat.max_tokens = 2;
+    const char *stops[] = {"\n\n"};
+    chat.stop = stops;
+    chat.n_stop = 1;
+    CHECK(rigllama_engine_complete(engine, &chat, &text, NULL) == RIGLLAMA_STATUS_OK, "chat complete");
+    rigllama_string_free(text);
+    chat.messages_json = "[{\"role\":";
+    CHECK(rigllama_engine_complete(engine, &chat, &text, NULL) == RIGLLAMA_STATUS_INVALID_ARGUMENT, "bad JSON");
+
+    uint32_t tokens = 0;
+    CHECK(rigllama_engine_count_tokens(engine, &request, &tokens) == RIGLLAMA_STATUS_OK && tokens > 0, "count");
+    CHECK(rigllama_engine_describe(engine, &text) == RIGLLAMA_STATUS_OK && text, "describe");
+    rigllama_string_free(text);
+    CHECK(rigllama_engine_reset(engine) == RIGLLAMA_STATUS_OK, "reset");
+
+    int pieces = 0;
+    request = raw("Once upon a time", 16);
+    CHECK(rigllama_engine_stream(engine, &request, stop_after_two, &pieces, &usage) == RIGLLAMA_STATUS_OK &&
+              usage.finish_reason == RIGLLAMA_FINISH_REASON_CALLBACK, "callback stop");
+
+    canceller c = {engine, 0};
+    pthread_t thread;
+    pthread_create(&thread, NULL, cancel_soon, &c);
+    request = raw("Once upon a time", 64);
+    CHECK(rigllama_engine_stream(engine, &request, cancel_on_first, &c, NULL) == RIGLLAMA_STATUS_CANCELLED,
+          "cancel from another thread");
+    pthread_join(thread, NULL);
+
+    /* Jobs: run one to the end, cancel one, free one mid-generation. */
+    rigllama_event event;
+    rigllama_event_init(&event, sizeof event);
+    rigllama_job *job = NULL;
+    request = raw("Hello", 2);
+    CHECK(rigllama_engine_submit(engine, &request, &job) == RIGLLAMA_STATUS_OK, "submit");
+    do
+        rigllama_job_poll(job, 1000, &event);
+    while (event.kind == RIGLLAMA_EVENT_KIND_TEXT || event.kind == RIGLLAMA_EVENT_KIND_NONE);
+    CHECK(event.kind == RIGLLAMA_EVENT_KIND_DONE, "job done");
+    CHECK(rigllama_job_usage(job, &usage) == RIGLLAMA_STATUS_OK, "job usage");
+    rigllama_job_free(job);
+    request = raw("Once upon a time", 64);
+    rigllama_engine_submit(engine, &request, &job);
+    rigllama_job_cancel(job);
+    do
+        rigllama_job_poll(job, 1000, &event);
+    while (event.kind == RIGLLAMA_EVENT_KIND_TEXT || event.kind == RIGLLAMA_EVENT_KIND_NONE);
+    CHECK(event.kind == RIGLLAMA_EVENT_KIND_ERROR && event.status == RIGLLAMA_STATUS_CANCELLED, "job cancel");
+    rigllama_job_free(job);
+    rigllama_engine_submit(engine, &request, &job);
+    rigllama_job_poll(job, 1000, &event);
+    rigllama_job_free(job); /* mid-generation */
+
+    /* Reload: to the second model, then to a bad path (the old one keeps serving). */
+    options.model_path = second;
+    CHECK(rigllama_engine_reload(engine, &options) == RIGLLAMA_STATUS_OK, "reload");
+    options.model_path = "/nonexistent/model.gguf";
+    CHECK(rigllama_engine_reload(engine, &options) == RIGLLAMA_STATUS_MODEL_LOAD_FAILED, "bad reload");
+    request = raw("Hi", 2);
+    CHECK(rigllama_engine_complete(engine, &request, &text, NULL) == RIGLLAMA_STATUS_OK, "serves after bad reload");
+    rigllama_string_free(text);
+
+    /* A job that outlives its engine, then destroy from inside a stream callback. */
+    request = raw("Once upon a time", 64);
+    rigllama_engine_submit(engine, &request, &job);
+    rigllama_engine_destroy(engine);
+    do
+        rigllama_job_poll(job, 1000, &event);
+    while (event.kind == RIGLLAMA_EVENT_KIND_TEXT || event.kind == RIGLLAMA_EVENT_KIND_NONE);
+    CHECK(event.kind == RIGLLAMA_EVENT_KIND_ERROR, "job after destroy");
+    rigllama_job_free(job);
+
+    engine = create(model);
+    request = raw("Once upon a time", 64);
+    CHECK(rigllama_engine_stream(engine, &request, destroy_inside, engine, NULL) == RIGLLAMA_STATUS_CANCELLED,
+          "destroy inside the callback");
+
+    printf("test_memcheck: %d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}
