@@ -444,15 +444,7 @@ impl Job {
         };
         Event::Failed {
             error,
-            usage: Usage {
-                finish_reason: FinishReason::Stop,
-                prompt_tokens: 0,
-                cached_prompt_tokens: 0,
-                completion_tokens: 0,
-                seed: 0,
-                prompt_ms: 0.0,
-                generation_ms: 0.0,
-            },
+            usage: Usage::none(0),
         }
     }
 }

@@ -312,6 +312,21 @@ pub struct Usage {
     pub generation_ms: f64,
 }
 
+impl Usage {
+    /// Nothing spent yet: what a request that never ran reports.
+    pub(crate) fn none(seed: u32) -> Self {
+        Usage {
+            finish_reason: FinishReason::Stop,
+            prompt_tokens: 0,
+            cached_prompt_tokens: 0,
+            completion_tokens: 0,
+            seed,
+            prompt_ms: 0.0,
+            generation_ms: 0.0,
+        }
+    }
+}
+
 /// Facts about the loaded model and engine, as `describe` reports them.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Description {

@@ -155,7 +155,7 @@ fn fail_unrun(command: Command) {
         Command::Generate(submission) => {
             submission.events.send(Event::Failed {
                 error: shut(),
-                usage: empty_usage(0),
+                usage: Usage::none(0),
             });
         }
         Command::CountTokens { reply, .. } => {
@@ -187,16 +187,6 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "panic with a non-string payload".into())
 }
 
-fn empty_usage(seed: u32) -> Usage {
-    Usage {
-        finish_reason: FinishReason::Stop,
-        prompt_tokens: 0,
-        cached_prompt_tokens: 0,
-        completion_tokens: 0,
-        seed,
-        prompt_ms: 0.0,
-        generation_ms: 0.0,
-    }
 }
 
 /// A loaded model with its context and the tokens its KV cache holds.
@@ -347,7 +337,7 @@ impl Loaded {
         let mut seed = 0;
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             if submission.cancel.is_cancelled(&shared.board) {
-                return Err((Error::cancelled(), empty_usage(0)));
+                return Err((Error::cancelled(), Usage::none(0)));
             }
             probe.watching(&submission.cancel, || {
                 self.generate(&submission, &shared.board, &mut seed)
@@ -363,7 +353,7 @@ impl Loaded {
                 backend::log(LogLevel::Error, &format!("worker panic: {message}"));
                 Event::Failed {
                     error: Error::Internal(message),
-                    usage: empty_usage(seed),
+                    usage: Usage::none(seed),
                 }
             }
         };
@@ -379,7 +369,7 @@ impl Loaded {
         let request = &submission.request;
         let seed = request.sampling.seed.unwrap_or_else(random_seed);
         *seed_out = seed;
-        let mut usage = empty_usage(seed);
+        let mut usage = Usage::none(seed);
         let fail = |error: Error, usage: &Usage| Err((error, usage.clone()));
         #[cfg(feature = "fault-injection")]
         if let Prompt::Raw(text) = &request.prompt {

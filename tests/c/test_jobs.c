@@ -11,41 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "rigllama.h"
+#include "check.h"
 
-static int passed, failed;
 static const char *model_path;
-
-#define CHECK(cond, ...)                                                                       \
-    do {                                                                                       \
-        if (cond) {                                                                            \
-            passed++;                                                                          \
-        } else {                                                                               \
-            failed++;                                                                          \
-            printf("FAIL %s:%d: %s — ", __FILE__, __LINE__, #cond);                           \
-            printf(__VA_ARGS__);                                                               \
-            printf(" (last error: %s)\n", rigllama_last_error());                             \
-        }                                                                                      \
-    } while (0)
-
-/* Time bounds are for native speed; under valgrind (RIGLLAMA_UNDER_VALGRIND) they stretch. */
-static double time_scale(void) {
-    return getenv("RIGLLAMA_UNDER_VALGRIND") ? 100.0 : 1.0;
-}
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static void on_alarm(int sig) {
-    (void)sig;
-    static const char msg[] = "FAIL: test_jobs hung (alarm)\n";
-    if (write(1, msg, sizeof msg - 1) < 0) {
-    }
-    _exit(2);
-}
 
 static rigllama_engine *create_engine(void) {
     rigllama_engine_options options;
@@ -333,8 +301,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     model_path = argv[1];
-    signal(SIGALRM, on_alarm);
-    alarm((unsigned)(240 * time_scale()));
+    guard_against_hangs(240);
 
     rigllama_engine *engine = create_engine();
     test_null_arguments(engine);

@@ -13,19 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "rigllama.h"
-
-static int passed, failed;
-
-#define CHECK(cond, what)                                                                      \
-    do {                                                                                       \
-        if (cond) {                                                                            \
-            passed++;                                                                          \
-        } else {                                                                               \
-            failed++;                                                                          \
-            printf("FAIL %s:%d: %s (%s)\n", __FILE__, __LINE__, what, rigllama_last_error());  \
-        }                                                                                      \
-    } while (0)
+#include "check.h"
 
 static int32_t progress(void *user_data, float fraction) {
     (void)fraction;
@@ -107,6 +95,8 @@ int main(int argc, char **argv) {
     }
     const char *model = argv[1];
     const char *second = argc > 2 ? argv[2] : argv[1];
+    double started = now_ms();
+    guard_against_hangs(120);
 
     /* Error paths: nothing is created, nothing may leak. */
     rigllama_engine_options options;
@@ -214,6 +204,6 @@ int main(int argc, char **argv) {
     CHECK(rigllama_engine_stream(engine, &request, destroy_inside, engine, NULL) == RIGLLAMA_STATUS_CANCELLED,
           "destroy inside the callback");
 
-    printf("test_memcheck: %d passed, %d failed\n", passed, failed);
+    printf("(%.1f s)\ntest_memcheck: %d passed, %d failed\n", (now_ms() - started) / 1e3, passed, failed);
     return failed == 0 ? 0 : 1;
 }
