@@ -187,8 +187,6 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "panic with a non-string payload".into())
 }
 
-}
-
 /// A loaded model with its context and the tokens its KV cache holds.
 struct Loaded {
     // Field order is drop order: the context must go before the model it points into.
