@@ -12,7 +12,9 @@ use rigllama::{Engine, EngineOptions};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let model_path = args.next().ok_or("usage: rig_stream MODEL.gguf [PROMPT] [MAX_TOKENS]")?;
+    let model_path = args
+        .next()
+        .ok_or("usage: rig_stream MODEL.gguf [PROMPT] [MAX_TOKENS]")?;
     let prompt = args
         .next()
         .unwrap_or_else(|| "Tell me about the sea.".into());
@@ -41,7 +43,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "[{} prompt tokens ({} cached), {tokens} tokens: {:.1} tokens/s through model.stream]",
         response.usage.input_tokens.unwrap_or(0),
         response.usage.cached_input_tokens.unwrap_or(0),
-        if seconds > 0.0 { (tokens.saturating_sub(1)) as f64 / seconds } else { 0.0 }
+        if seconds > 0.0 {
+            (tokens.saturating_sub(1)) as f64 / seconds
+        } else {
+            0.0
+        }
     );
     Ok(())
 }

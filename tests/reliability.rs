@@ -110,7 +110,8 @@ fn absurd_engine_options_are_refused_through_the_c_abi() {
             .into_owned();
         (status, message)
     };
-    let cases: Vec<(&str, Box<dyn Fn(&mut rigllama_engine_options)>, &str)> = vec![
+    type Edit = Box<dyn Fn(&mut rigllama_engine_options)>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
         ("n_ctx 0", Box::new(|o| o.n_ctx = 0), "n_ctx 0"),
         (
             "n_ctx huge",
