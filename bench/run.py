@@ -162,19 +162,33 @@ def rig_vs_c(rl_binary, libdir, model, reps):
     return {"rig_model_stream_tok_s": stats(rig), "c_stream_tok_s": stats(c)}
 
 
-def peers(model, reps):
-    results = {}
-    # llama-cpp-python, built from source into its own venv.
-    venv = os.path.join(BENCH_CACHE, "venv-llama-cpp-python")
+def llama_cpp_python_venv(name, cmake_args):
+    """A venv with llama-cpp-python built from source (several minutes, once per variant)."""
+    venv = os.path.join(BENCH_CACHE, name)
     python = os.path.join(venv, "bin/python")
     if not os.path.exists(python):
         run([sys.executable, "-m", "venv", venv])
     if run([python, "-c", "import importlib.util; print(bool(importlib.util.find_spec('llama_cpp')))"]).strip() != "True":
-        log("building llama-cpp-python from source (several minutes, once)")
+        log(f"building llama-cpp-python from source into {name} (several minutes, once)")
         run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-binary",
-             "llama-cpp-python", LLAMA_CPP_PYTHON], timeout=3600)
+             "llama-cpp-python", LLAMA_CPP_PYTHON], env={"CMAKE_ARGS": cmake_args}, timeout=3600)
+    return python
+
+
+def peers(model, reps):
+    results = {}
     script = os.path.join(ROOT, "bench/peers/llama_cpp_python_peer.py")
-    for label, extra in (("out of the box", []), (f"n_threads={THREADS}", [str(THREADS)])):
+    # Out of the box, pip builds llama.cpp with GGML_NATIVE=ON; on CPUs with AMX that path
+    # crashes in the first decode (see FACTS.md). Record what happens, then measure a portable
+    # build (the same flags rigllama uses).
+    native = llama_cpp_python_venv("venv-llama-cpp-python", "")
+    probe = subprocess.run([native, script, model, "8"], capture_output=True, text=True, timeout=600)
+    if probe.returncode != 0:
+        results["llama-cpp-python (pip source build, out of the box)"] = {
+            "failed": f"exit {probe.returncode} (signal {-probe.returncode if probe.returncode < 0 else 0}) "
+                      "in its first decode: GGML_NATIVE=ON enables ggml's AMX path on this CPU"}
+    python = llama_cpp_python_venv("venv-llama-cpp-python-portable", "-DGGML_NATIVE=OFF")
+    for label, extra in (("portable build, default threads", []), (f"portable build, n_threads={THREADS}", [str(THREADS)])):
         runs = [json.loads(run([python, script, model, "128", *extra], timeout=1200)) for _ in range(reps)]
         results[f"llama-cpp-python ({label})"] = summarize_peer(runs)
 
@@ -258,6 +272,9 @@ def report(results):
         lines += ["", "| peer (same model, prompt, greedy) | load ms | TTFT ms | generation tok/s | rigllama TTFT / peer | rigllama tg / peer |",
                   "|---|---|---|---|---|---|"]
         for name, p in results["peers"].items():
+            if "failed" in p:
+                lines.append(f"| {name} | failed: {p['failed']} | | | | |")
+                continue
             lines.append(f"| {name} | {fmt(p['load_ms'])} | {fmt(p['ttft_ms'])} | {fmt(p['tg_tok_s'], 2)} | "
                          f"{ratio(rl['ttft_ms'], p['ttft_ms']):.3f} | {ratio(rl['tg128_wall_tok_s'], p['tg_tok_s']):.2f} |")
     if "avx512" in results:
