@@ -170,8 +170,10 @@ def llama_cpp_python_venv(name, cmake_args):
         run([sys.executable, "-m", "venv", venv])
     if run([python, "-c", "import importlib.util; print(bool(importlib.util.find_spec('llama_cpp')))"]).strip() != "True":
         log(f"building llama-cpp-python from source into {name} (several minutes, once)")
-        run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-binary",
-             "llama-cpp-python", LLAMA_CPP_PYTHON], env={"CMAKE_ARGS": cmake_args}, timeout=3600)
+        # --no-cache-dir: pip's wheel cache ignores CMAKE_ARGS, so a cached build of the other
+        # variant would be reused.
+        run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-cache-dir",
+             "--no-binary", "llama-cpp-python", LLAMA_CPP_PYTHON], env={"CMAKE_ARGS": cmake_args}, timeout=3600)
     return python
 
 
