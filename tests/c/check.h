@@ -51,4 +51,15 @@ static void guard_against_hangs(unsigned seconds) {
     alarm((unsigned)(seconds * time_scale()));
 }
 
+/* A deterministic plain-text request: the prompt sent verbatim, greedy sampling. */
+static rigllama_request greedy(const char *prompt, uint32_t max_tokens) {
+    rigllama_request request;
+    rigllama_request_init(&request, sizeof request);
+    request.prompt = prompt;
+    request.raw_prompt = 1;
+    request.temperature = 0.0f;
+    request.max_tokens = max_tokens;
+    return request;
+}
+
 #endif

@@ -31,16 +31,6 @@ static rigllama_engine *create_engine(uint32_t n_ctx) {
     return engine;
 }
 
-static rigllama_request greedy(const char *prompt, uint32_t max_tokens) {
-    rigllama_request request;
-    rigllama_request_init(&request, sizeof request);
-    request.prompt = prompt;
-    request.raw_prompt = 1;
-    request.temperature = 0.0f;
-    request.max_tokens = max_tokens;
-    return request;
-}
-
 /* ---- layout ------------------------------------------------------------------------- */
 
 #define FIELD(T, f) printf("  %-24s %-22s offset %3zu size %zu\n", #T, #f, offsetof(T, f), sizeof(((T *)0)->f))

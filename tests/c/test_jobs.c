@@ -27,16 +27,6 @@ static rigllama_engine *create_engine(void) {
     return engine;
 }
 
-static rigllama_request greedy(const char *prompt, uint32_t max_tokens) {
-    rigllama_request request;
-    rigllama_request_init(&request, sizeof request);
-    request.prompt = prompt;
-    request.raw_prompt = 1;
-    request.temperature = 0.0f;
-    request.max_tokens = max_tokens;
-    return request;
-}
-
 static rigllama_job *submit(rigllama_engine *engine, rigllama_request request) {
     rigllama_job *job = NULL;
     rigllama_status status = rigllama_engine_submit(engine, &request, &job);

@@ -43,16 +43,6 @@ static rigllama_engine *create(const char *model) {
     return engine;
 }
 
-static rigllama_request raw(const char *prompt, uint32_t max_tokens) {
-    rigllama_request request;
-    rigllama_request_init(&request, sizeof request);
-    request.prompt = prompt;
-    request.raw_prompt = 1;
-    request.temperature = 0.0f;
-    request.max_tokens = max_tokens;
-    return request;
-}
-
 static int32_t stop_after_two(void *user_data, const char *piece, size_t len) {
     (void)piece;
     (void)len;
@@ -121,7 +111,7 @@ int main(int argc, char **argv) {
     char *text = NULL;
     rigllama_usage usage;
     rigllama_usage_init(&usage, sizeof usage);
-    rigllama_request request = raw("The sky is", 3);
+    rigllama_request request = greedy("The sky is", 3);
     CHECK(rigllama_engine_complete(engine, &request, &text, &usage) == RIGLLAMA_STATUS_OK && text, "complete");
     rigllama_string_free(text);
 
@@ -144,14 +134,14 @@ int main(int argc, char **argv) {
     CHECK(rigllama_engine_reset(engine) == RIGLLAMA_STATUS_OK, "reset");
 
     int pieces = 0;
-    request = raw("Once upon a time", 16);
+    request = greedy("Once upon a time", 16);
     CHECK(rigllama_engine_stream(engine, &request, stop_after_two, &pieces, &usage) == RIGLLAMA_STATUS_OK &&
               usage.finish_reason == RIGLLAMA_FINISH_REASON_CALLBACK, "callback stop");
 
     canceller c = {engine, 0};
     pthread_t thread;
     pthread_create(&thread, NULL, cancel_soon, &c);
-    request = raw("Once upon a time", 64);
+    request = greedy("Once upon a time", 64);
     CHECK(rigllama_engine_stream(engine, &request, cancel_on_first, &c, NULL) == RIGLLAMA_STATUS_CANCELLED,
           "cancel from another thread");
     pthread_join(thread, NULL);
@@ -160,7 +150,7 @@ int main(int argc, char **argv) {
     rigllama_event event;
     rigllama_event_init(&event, sizeof event);
     rigllama_job *job = NULL;
-    request = raw("Hello", 2);
+    request = greedy("Hello", 2);
     CHECK(rigllama_engine_submit(engine, &request, &job) == RIGLLAMA_STATUS_OK, "submit");
     do
         rigllama_job_poll(job, 1000, &event);
@@ -168,7 +158,7 @@ int main(int argc, char **argv) {
     CHECK(event.kind == RIGLLAMA_EVENT_KIND_DONE, "job done");
     CHECK(rigllama_job_usage(job, &usage) == RIGLLAMA_STATUS_OK, "job usage");
     rigllama_job_free(job);
-    request = raw("Once upon a time", 64);
+    request = greedy("Once upon a time", 64);
     rigllama_engine_submit(engine, &request, &job);
     rigllama_job_cancel(job);
     do
@@ -185,12 +175,12 @@ int main(int argc, char **argv) {
     CHECK(rigllama_engine_reload(engine, &options) == RIGLLAMA_STATUS_OK, "reload");
     options.model_path = "/nonexistent/model.gguf";
     CHECK(rigllama_engine_reload(engine, &options) == RIGLLAMA_STATUS_MODEL_LOAD_FAILED, "bad reload");
-    request = raw("Hi", 2);
+    request = greedy("Hi", 2);
     CHECK(rigllama_engine_complete(engine, &request, &text, NULL) == RIGLLAMA_STATUS_OK, "serves after bad reload");
     rigllama_string_free(text);
 
     /* A job that outlives its engine, then destroy from inside a stream callback. */
-    request = raw("Once upon a time", 64);
+    request = greedy("Once upon a time", 64);
     rigllama_engine_submit(engine, &request, &job);
     rigllama_engine_destroy(engine);
     do
@@ -200,7 +190,7 @@ int main(int argc, char **argv) {
     rigllama_job_free(job);
 
     engine = create(model);
-    request = raw("Once upon a time", 64);
+    request = greedy("Once upon a time", 64);
     CHECK(rigllama_engine_stream(engine, &request, destroy_inside, engine, NULL) == RIGLLAMA_STATUS_CANCELLED,
           "destroy inside the callback");
 
