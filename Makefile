@@ -48,6 +48,10 @@ $(BUILD)/%: examples-c/%.c include/rigllama.h lib | $(BUILD)
 $(BUILD)/test_%: tests/c/test_%.c include/rigllama.h lib | $(BUILD)
 	$(CC) $(CFLAGS) -D_POSIX_C_SOURCE=200809L $< -o $@ $(LDLIBS)
 
+# Built against the frozen v0.1 header (tests/abi/) only: old programs must keep working.
+$(BUILD)/abi_v0_1_client: tests/abi/v0_1_client.c tests/abi/rigllama-v0.1.h lib | $(BUILD)
+	$(CC) -std=c99 -Wall -Wextra -Wpedantic -Werror -O2 -g -D_POSIX_C_SOURCE=200809L -Itests/abi $< -o $@ $(LDLIBS)
+
 examples: $(addprefix $(BUILD)/,$(EXAMPLES))
 
 demo: model examples
@@ -67,6 +71,7 @@ header-check: lib | $(BUILD)
 
 rust-tests: model
 	RIGLLAMA_MODEL="$(MODEL)" cargo test --release --features fault-injection -- $(TEST_THREADS)
+	RIGLLAMA_MODEL="$(MODEL)" cargo test --release -p rigllama-gguf-check
 
 # The Rig adapter's examples, run against the real model.
 rig-examples: model
@@ -74,7 +79,7 @@ rig-examples: model
 	$(CARGO_TARGET_DIR)/release/examples/rig_agent "$(MODEL)"
 	$(CARGO_TARGET_DIR)/release/examples/rig_stream "$(MODEL)" "The lighthouse keeper"
 
-c-tests: model examples $(addprefix $(BUILD)/,$(C_TESTS))
+c-tests: model examples $(addprefix $(BUILD)/,$(C_TESTS)) $(BUILD)/abi_v0_1_client
 	RIGLLAMA_MODEL="$(MODEL)" scripts/run-c-tests $(BUILD)
 
 # The C++, Go, C# and Python clients (toolchains installed with apt when root, else SKIPPED).

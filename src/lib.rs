@@ -1,14 +1,21 @@
 //! rigllama: local GGUF language models through llama.cpp, from Rust and from C.
 //!
 //! A dedicated worker thread owns the llama.cpp model and context; [`Engine`] is the handle
-//! every caller uses. The C ABI (`include/rigllama.h`) is a thin layer over this same API.
+//! every caller uses. The C ABI ([`ffi`], `include/rigllama.h`) and the Rig adapter
+//! ([`rig`]) are thin layers over this same API.
 
-pub mod engine;
+mod engine;
 pub mod ffi;
 #[cfg(feature = "rig")]
 pub mod rig;
 
 pub use engine::{
-    Description, Engine, EngineOptions, Error, Event, FinishReason, Job, JobCanceller, LogLevel,
-    Message, Prompt, Request, Result, Role, Sampling, Usage,
+    available_cpus, set_log_sink, Description, Engine, EngineOptions, Error, Event, FinishReason,
+    Job, JobCanceller, LogFn, LogLevel, Message, ProgressFn, Prompt, Request, Result, Role,
+    Sampling, Usage, ARCHITECTURE_TEMPLATES, DEFAULT_MAX_TOKENS, DEFAULT_N_BATCH, DEFAULT_N_CTX,
+    MAX_N_CTX, MAX_THREADS, QUEUE_LIMIT,
 };
+
+/// Test hooks: the load steps that can be made to fail, and (with the `fault-injection`
+/// feature) the switch that fails them and a prompt that panics the worker.
+pub use engine::fault;

@@ -464,7 +464,7 @@ fn chat_requests_use_the_gemma_template_for_the_base_model() {
 #[test]
 fn a_panic_in_the_worker_fails_that_request_with_internal_and_the_engine_keeps_serving() {
     let engine = engine();
-    let result = engine.complete(Request::raw(rigllama::engine::PANIC_PROMPT));
+    let result = engine.complete(Request::raw(rigllama::fault::PANIC_PROMPT));
     assert!(matches!(result, Err(Error::Internal(_))), "{result:?}");
     let (_, usage) = engine.complete(greedy_raw("Hello", 2)).unwrap();
     assert_eq!(usage.completion_tokens, 2);

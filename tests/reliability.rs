@@ -9,7 +9,7 @@ use std::ffi::CString;
 
 use common::*;
 use proptest::prelude::*;
-use rigllama::engine::fault;
+use rigllama::fault;
 use rigllama::{Engine, Error};
 
 /// Threads and open file descriptors of this process, from /proc.
@@ -148,7 +148,8 @@ fn absurd_engine_options_are_refused_through_the_c_abi() {
     for (what, edit, expect) in cases {
         let (status, message) = try_create(&*edit);
         assert_eq!(
-            status, RIGLLAMA_STATUS_INVALID_ARGUMENT,
+            status,
+            rigllama_status::InvalidArgument,
             "{what}: {message}"
         );
         assert!(message.contains(expect), "{what}: {message}");
@@ -180,14 +181,14 @@ fn shared_handle() -> *mut rigllama::ffi::rigllama_engine {
         let mut engine = std::ptr::null_mut();
         assert_eq!(
             rigllama_engine_create(&options, &mut engine),
-            RIGLLAMA_STATUS_OK
+            rigllama_status::Ok
         );
         engine as usize
     }) as *mut rigllama_engine
 }
 
 /// Counts the tokens of a request built from raw bytes, through the C ABI.
-fn count_through_c(prompt: &[u8], messages_json: Option<&[u8]>) -> i32 {
+fn count_through_c(prompt: &[u8], messages_json: Option<&[u8]>) -> rigllama::ffi::rigllama_status {
     use rigllama::ffi::*;
     let prompt = CString::new(prompt).unwrap();
     let json = messages_json.map(|j| CString::new(j).unwrap());
@@ -211,12 +212,12 @@ proptest! {
         let status = count_through_c(&bytes, None);
         let expected_ok = std::str::from_utf8(&bytes).is_ok() && !bytes.is_empty();
         if expected_ok {
-            prop_assert_eq!(status, rigllama::ffi::RIGLLAMA_STATUS_OK);
+            prop_assert_eq!(status, rigllama::ffi::rigllama_status::Ok);
         } else if bytes.is_empty() {
-            prop_assert!(status == rigllama::ffi::RIGLLAMA_STATUS_OK
-                || status == rigllama::ffi::RIGLLAMA_STATUS_INVALID_ARGUMENT);
+            prop_assert!(status == rigllama::ffi::rigllama_status::Ok
+                || status == rigllama::ffi::rigllama_status::InvalidArgument);
         } else {
-            prop_assert_eq!(status, rigllama::ffi::RIGLLAMA_STATUS_INVALID_ARGUMENT);
+            prop_assert_eq!(status, rigllama::ffi::rigllama_status::InvalidArgument);
         }
     }
 
@@ -225,8 +226,8 @@ proptest! {
         bytes in proptest::collection::vec(1u8..=255, 0..200)
     ) {
         let status = count_through_c(b"hi", Some(&bytes));
-        prop_assert!(status == rigllama::ffi::RIGLLAMA_STATUS_OK
-            || status == rigllama::ffi::RIGLLAMA_STATUS_INVALID_ARGUMENT, "status {}", status);
+        prop_assert!(status == rigllama::ffi::rigllama_status::Ok
+            || status == rigllama::ffi::rigllama_status::InvalidArgument, "status {:?}", status);
     }
 
     #[test]
@@ -237,7 +238,7 @@ proptest! {
         let turns: Vec<_> = roles.iter().map(|r| serde_json::json!({"role": r, "content": content})).collect();
         let json = serde_json::to_vec(&turns).unwrap();
         let status = count_through_c(b"and?", Some(&json));
-        prop_assert!(status == rigllama::ffi::RIGLLAMA_STATUS_OK
-            || status == rigllama::ffi::RIGLLAMA_STATUS_INVALID_ARGUMENT, "status {}", status);
+        prop_assert!(status == rigllama::ffi::rigllama_status::Ok
+            || status == rigllama::ffi::rigllama_status::InvalidArgument, "status {:?}", status);
     }
 }

@@ -80,7 +80,10 @@ async fn rig_and_the_c_abi_give_the_same_reply() {
         ffi::rigllama_engine_options_init(&mut options, std::mem::size_of_val(&options));
         options.model_path = path.as_ptr();
         let mut c_engine = std::ptr::null_mut();
-        assert_eq!(ffi::rigllama_engine_create(&options, &mut c_engine), 0);
+        assert_eq!(
+            ffi::rigllama_engine_create(&options, &mut c_engine),
+            ffi::rigllama_status::Ok
+        );
         let mut request = std::mem::zeroed::<ffi::rigllama_request>();
         ffi::rigllama_request_init(&mut request, std::mem::size_of_val(&request));
         let prompt = std::ffi::CString::new(prompt).unwrap();
@@ -92,7 +95,7 @@ async fn rig_and_the_c_abi_give_the_same_reply() {
         let mut text = std::ptr::null_mut();
         let status =
             ffi::rigllama_engine_complete(c_engine, &request, &mut text, std::ptr::null_mut());
-        assert_eq!(status, 0);
+        assert_eq!(status, ffi::rigllama_status::Ok);
         let reply = std::ffi::CStr::from_ptr(text).to_str().unwrap().to_owned();
         ffi::rigllama_string_free(text);
         ffi::rigllama_engine_destroy(c_engine);

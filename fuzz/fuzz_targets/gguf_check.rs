@@ -3,10 +3,6 @@
 
 #![no_main]
 
-#[path = "../../src/engine/gguf_check.rs"]
-#[allow(dead_code)]
-mod gguf_check;
-
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Err(message) = gguf_check::check_gguf_bytes(data) {
         assert!(!message.contains('\n'), "the reason is one line");

@@ -4,12 +4,23 @@
 use std::cell::Cell;
 use std::ffi::{c_char, c_void, CStr};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Once, OnceLock, RwLock};
+use std::sync::{Arc, Once, OnceLock, RwLock};
 
 use llama_cpp_2::llama_backend::LlamaBackend;
 
 use super::error::{Error, Result};
-use super::request::{LogFn, LogLevel};
+
+/// A log sink shared by the whole process.
+pub type LogFn = Arc<dyn Fn(LogLevel, &str) + Send + Sync>;
+
+/// How important a log line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Debug = 0,
+    Info = 1,
+    Warn = 2,
+    Error = 3,
+}
 
 static BACKEND: OnceLock<std::result::Result<LlamaBackend, String>> = OnceLock::new();
 

@@ -1,13 +1,25 @@
-//! The channel that carries one request's events from the worker to whoever drains it.
-//! A tokio channel (so async callers can await it) plus a doorbell, so a blocking poll with a
-//! timeout wakes the moment an event arrives instead of sleeping in slices.
+//! A request's events, and the channel that carries them from the worker to whoever drains
+//! it: a tokio channel (so async callers can await it) plus a doorbell, so a blocking poll
+//! with a timeout wakes the moment an event arrives instead of sleeping in slices.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::worker::Event;
+use super::error::Error;
+use super::usage::Usage;
+
+/// One event of a running request, in order: `Text`*, then exactly one `Done` or `Failed`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Whole UTF-8 characters; `tokens` is how many generated tokens this text completes.
+    Text { text: String, tokens: u32 },
+    /// Finished.
+    Done(Usage),
+    /// The request failed; `usage` is what was spent before it did.
+    Failed { error: Error, usage: Usage },
+}
 
 #[derive(Debug, Default)]
 struct Doorbell {

@@ -33,6 +33,10 @@ mod active {
     }
 }
 
+/// With the `fault-injection` feature, a raw prompt equal to this panics inside the worker.
+#[cfg(feature = "fault-injection")]
+pub const PANIC_PROMPT: &str = "\u{1}rigllama-fault-injection: panic\u{1}";
+
 #[cfg(feature = "fault-injection")]
 pub use active::fail_at;
 

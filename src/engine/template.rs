@@ -84,7 +84,7 @@ impl ChatFormat {
             .map_err(|e| {
                 Error::invalid(format!(
                     "the chat template ({}) cannot be applied by llama.cpp ({e}); set chat_template \
-                     to a built-in name such as \"chatml\", or use raw_prompt",
+                     to a built-in name such as \"chatml\" in the engine options, or send a raw prompt",
                     self.source
                 ))
             })

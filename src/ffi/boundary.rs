@@ -4,45 +4,8 @@ use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use super::enums::rigllama_status;
 use crate::engine::Error;
-
-/// The result of every fallible function: one of the `RIGLLAMA_STATUS_*` values.
-/// Numbers never change and are never reused.
-pub type rigllama_status = i32;
-
-/// Success.
-pub const RIGLLAMA_STATUS_OK: rigllama_status = 0;
-/// A required pointer was NULL.
-pub const RIGLLAMA_STATUS_NULL_ARGUMENT: rigllama_status = 1;
-/// An out-of-range value, invalid UTF-8, bad JSON or a bad `struct_size`.
-pub const RIGLLAMA_STATUS_INVALID_ARGUMENT: rigllama_status = 2;
-/// The model file is missing, unreadable, corrupt or unsupported.
-pub const RIGLLAMA_STATUS_MODEL_LOAD_FAILED: rigllama_status = 3;
-/// The prompt does not fit the context window.
-pub const RIGLLAMA_STATUS_CONTEXT_OVERFLOW: rigllama_status = 4;
-/// `rigllama_engine_cancel`, destroy, or an aborted load stopped it.
-pub const RIGLLAMA_STATUS_CANCELLED: rigllama_status = 5;
-/// The queue is full, or the call would deadlock (a blocking call from inside a callback of
-/// the same engine).
-pub const RIGLLAMA_STATUS_BUSY: rigllama_status = 6;
-/// The engine's worker is gone.
-pub const RIGLLAMA_STATUS_SHUT_DOWN: rigllama_status = 7;
-/// A bug: a panic was caught at the boundary.
-pub const RIGLLAMA_STATUS_INTERNAL: rigllama_status = 8;
-
-impl From<&Error> for rigllama_status {
-    fn from(error: &Error) -> Self {
-        match error {
-            Error::InvalidArgument(_) => RIGLLAMA_STATUS_INVALID_ARGUMENT,
-            Error::ModelLoadFailed(_) => RIGLLAMA_STATUS_MODEL_LOAD_FAILED,
-            Error::ContextOverflow { .. } => RIGLLAMA_STATUS_CONTEXT_OVERFLOW,
-            Error::Cancelled(_) => RIGLLAMA_STATUS_CANCELLED,
-            Error::Busy(_) => RIGLLAMA_STATUS_BUSY,
-            Error::ShutDown => RIGLLAMA_STATUS_SHUT_DOWN,
-            Error::Internal(_) => RIGLLAMA_STATUS_INTERNAL,
-        }
-    }
-}
 
 /// An error as the boundary reports it: a status and the message for `rigllama_last_error`.
 pub(crate) struct Failure {
@@ -51,9 +14,14 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
+    #[cfg(test)]
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
     pub(crate) fn null(what: &str) -> Self {
         Failure {
-            status: RIGLLAMA_STATUS_NULL_ARGUMENT,
+            status: rigllama_status::NullArgument,
             message: format!("{what} is NULL"),
         }
     }
@@ -88,14 +56,14 @@ pub(crate) fn boundary(body: impl FnOnce() -> Result<(), Failure>) -> rigllama_s
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_default();
         Err(Failure {
-            status: RIGLLAMA_STATUS_INTERNAL,
+            status: rigllama_status::Internal,
             message: format!("internal error (a bug in rigllama): panic: {what}"),
         })
     });
     match outcome {
         Ok(()) => {
             set_last_error("");
-            RIGLLAMA_STATUS_OK
+            rigllama_status::Ok
         }
         Err(failure) => {
             set_last_error(&failure.message);
@@ -138,22 +106,13 @@ pub(crate) unsafe fn optional_str(
     }
 }
 
-/// A static description of `status`.
+/// A static description of `status` (one of the `RIGLLAMA_STATUS_*` values); "unknown
+/// status" for any other number.
 #[no_mangle]
-pub extern "C" fn rigllama_status_str(status: rigllama_status) -> *const c_char {
-    let text: &'static CStr = match status {
-        RIGLLAMA_STATUS_OK => c"ok",
-        RIGLLAMA_STATUS_NULL_ARGUMENT => c"a required pointer was NULL",
-        RIGLLAMA_STATUS_INVALID_ARGUMENT => c"invalid argument",
-        RIGLLAMA_STATUS_MODEL_LOAD_FAILED => c"the model could not be loaded",
-        RIGLLAMA_STATUS_CONTEXT_OVERFLOW => c"the prompt does not fit the context window",
-        RIGLLAMA_STATUS_CANCELLED => c"cancelled",
-        RIGLLAMA_STATUS_BUSY => c"busy",
-        RIGLLAMA_STATUS_SHUT_DOWN => c"the engine is shut down",
-        RIGLLAMA_STATUS_INTERNAL => c"internal error (a bug in rigllama)",
-        _ => c"unknown status",
-    };
-    text.as_ptr()
+pub extern "C" fn rigllama_status_str(status: i32) -> *const c_char {
+    rigllama_status::from_repr(status)
+        .map_or(c"unknown status", rigllama_status::description)
+        .as_ptr()
 }
 
 /// The message of the last status-returning call on this thread: "" after success, else the

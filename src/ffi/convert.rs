@@ -24,6 +24,14 @@ pub(crate) unsafe fn engine_options(
         ))
         .into());
     }
+    if raw.n_threads > crate::engine::MAX_THREADS as i32 {
+        return Err(Error::invalid(format!(
+            "n_threads {} is out of range (0 = the CPUs available, or 1..={})",
+            raw.n_threads,
+            crate::engine::MAX_THREADS
+        ))
+        .into());
+    }
     if raw.n_gpu_layers < -1 {
         return Err(Error::invalid(format!(
             "n_gpu_layers {} is invalid; use -1 (all), 0 (CPU only) or a layer count",
@@ -71,6 +79,13 @@ pub(crate) unsafe fn request(request: *const rigllama_request) -> Result<Request
                     "request->prompt (and request->messages_json)",
                 ));
             }
+            if messages.is_empty() {
+                return Err(Error::invalid(
+                    "messages_json is an empty array and prompt is NULL; set prompt or add a \
+                     user message to messages_json",
+                )
+                .into());
+            }
             Prompt::Chat(messages)
         }
         1 => {
@@ -87,6 +102,12 @@ pub(crate) unsafe fn request(request: *const rigllama_request) -> Result<Request
             return Err(Error::invalid(format!("raw_prompt {other} must be 0 or 1")).into());
         }
     };
+    if raw.max_tokens == 0 {
+        return Err(Error::invalid(
+            "max_tokens 0 is not allowed; use a positive count or RIGLLAMA_MAX_TOKENS_UNLIMITED",
+        )
+        .into());
+    }
     let stop = unsafe { stop_strings(raw.stop, raw.n_stop) }?;
     let request = Request {
         prompt,

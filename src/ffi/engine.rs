@@ -2,11 +2,12 @@
 
 use std::ffi::{c_char, c_void, CString};
 
-use super::boundary::{boundary, boundary_void, non_null, rigllama_status, Failure};
+use super::boundary::{boundary, boundary_void, non_null, Failure};
 use super::convert;
+use super::enums::rigllama_status;
 use super::structs::{
-    rigllama_engine_options, rigllama_progress_callback, rigllama_request, rigllama_usage,
-    write_usage,
+    check_output, rigllama_engine_options, rigllama_progress_callback, rigllama_request,
+    rigllama_usage, write_usage, MIN_USAGE_SIZE,
 };
 use crate::engine::{Engine, Error, LogLevel, ProgressFn};
 
@@ -45,18 +46,10 @@ fn progress_fn(
     callback.map(|callback| move |progress| unsafe { callback(user_data, progress) } == 0)
 }
 
-/// Checks an optional output struct before any work is done, so a bad `struct_size` does not
-/// cost a whole generation.
+/// Checks an optional usage struct before any work is done.
 unsafe fn check_usage_out(usage: *mut rigllama_usage) -> Result<(), Failure> {
-    if usage.is_null() {
-        return Ok(());
-    }
-    let size = unsafe { usage.cast::<u32>().read_unaligned() };
-    if (size as usize) < 2 * std::mem::size_of::<u32>() {
-        return Err(Error::invalid(format!(
-            "out_usage->struct_size is {size}; call rigllama_usage_init first"
-        ))
-        .into());
+    if !usage.is_null() {
+        unsafe { check_output(usage, MIN_USAGE_SIZE, "out_usage") }?;
     }
     Ok(())
 }

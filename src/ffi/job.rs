@@ -1,17 +1,17 @@
 //! Jobs: callback-free streaming for frame loops. A job is polled, never calls back.
 
 use std::ffi::{c_char, CString};
-use std::mem::{offset_of, size_of};
+use std::mem::size_of;
 use std::sync::{Mutex, TryLockError};
 use std::time::Duration;
 
-use super::boundary::{
-    boundary, boundary_void, non_null, rigllama_status, Failure, RIGLLAMA_STATUS_OK,
-};
+use super::boundary::{boundary, boundary_void, non_null, Failure};
 use super::convert;
 use super::engine::rigllama_engine;
+use super::enums::{rigllama_event_kind, rigllama_status};
 use super::structs::{
-    init_struct, rigllama_request, rigllama_usage, write_fields, write_usage, Versioned,
+    check_output, field_size, init_struct, rigllama_request, rigllama_usage, versioned_struct,
+    write_usage, Versioned,
 };
 use crate::engine::{Error, Event, Job, JobCanceller, Usage};
 
@@ -31,17 +31,6 @@ struct JobState {
     message: CString,
     usage: Option<Usage>,
 }
-
-/// What a poll returned: one of the `RIGLLAMA_EVENT_KIND_*` values.
-pub type rigllama_event_kind = i32;
-/// Nothing new yet.
-pub const RIGLLAMA_EVENT_KIND_NONE: rigllama_event_kind = 0;
-/// A piece of text.
-pub const RIGLLAMA_EVENT_KIND_TEXT: rigllama_event_kind = 1;
-/// Finished; `rigllama_job_usage` has the usage.
-pub const RIGLLAMA_EVENT_KIND_DONE: rigllama_event_kind = 2;
-/// Failed or cancelled; `status` and `message` say why.
-pub const RIGLLAMA_EVENT_KIND_ERROR: rigllama_event_kind = 3;
 
 /// One event of a job. `text` and `message` are borrowed until the next poll or free of the
 /// job. Events come in order: TEXT*, then exactly one DONE or ERROR, which later polls
@@ -63,29 +52,15 @@ pub struct rigllama_event {
     pub message: *const c_char,
 }
 
-impl Versioned for rigllama_event {
-    const NAME: &'static str = "rigllama_event";
-    const V0_1_SIZE: usize = size_of::<Self>();
-    fn defaults() -> Self {
-        rigllama_event {
-            struct_size: size_of::<Self>() as u32,
-            kind: RIGLLAMA_EVENT_KIND_NONE,
-            status: RIGLLAMA_STATUS_OK,
-            text: c"".as_ptr(),
-            text_len: 0,
-            message: c"".as_ptr(),
-        }
-    }
-    unsafe fn write_fields(&self, dest: *mut u8, limit: usize) {
-        write_fields!(
-            Self,
-            self,
-            dest,
-            limit,
-            [kind, status, text, text_len, message]
-        );
-    }
-}
+versioned_struct!(output rigllama_event {
+    v0_1_size: if cfg!(target_pointer_width = "64") { 40 } else { 24 },
+    v0_1_last: message,
+    kind: rigllama_event_kind::None,
+    status: rigllama_status::Ok,
+    text: c"".as_ptr(),
+    text_len: 0,
+    message: c"".as_ptr(),
+});
 
 /// Prepares `event` to receive poll results (pass `sizeof *event`).
 #[no_mangle]
@@ -135,8 +110,10 @@ pub unsafe extern "C" fn rigllama_job_poll(
 ) -> rigllama_status {
     boundary(|| unsafe {
         let job = non_null(job.cast_const(), "job")?;
-        let out_event = non_null(out_event.cast_const(), "out_event")?;
-        let struct_size = check_event_size(out_event)?;
+        if out_event.is_null() {
+            return Err(Failure::null("out_event"));
+        }
+        let struct_size = check_output(out_event, rigllama_event::V0_1_SIZE, "out_event")?;
         let mut state = match job.state.try_lock() {
             Ok(state) => state,
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
@@ -158,44 +135,26 @@ pub unsafe extern "C" fn rigllama_job_poll(
             Some(Event::Text { text, .. }) => {
                 // Engine text never holds NUL (it is dropped on the way out of the model).
                 state.text = CString::new(text).unwrap_or_default();
-                out.kind = RIGLLAMA_EVENT_KIND_TEXT;
+                out.kind = rigllama_event_kind::Text;
                 out.text = state.text.as_ptr();
                 out.text_len = state.text.as_bytes().len();
             }
             Some(Event::Done(usage)) => {
                 state.usage = Some(usage);
-                out.kind = RIGLLAMA_EVENT_KIND_DONE;
+                out.kind = rigllama_event_kind::Done;
             }
             Some(Event::Failed { error, usage }) => {
                 state.usage = Some(usage);
                 state.message =
                     CString::new(error.to_string().replace('\0', " ")).unwrap_or_default();
-                out.kind = RIGLLAMA_EVENT_KIND_ERROR;
+                out.kind = rigllama_event_kind::Error;
                 out.status = (&error).into();
                 out.message = state.message.as_ptr();
             }
         }
-        out.write_fields(
-            (out_event as *const rigllama_event).cast_mut().cast(),
-            struct_size,
-        );
+        out.write_fields(out_event.cast(), struct_size);
         Ok(())
     })
-}
-
-unsafe fn check_event_size(event: &rigllama_event) -> Result<usize, Failure> {
-    let size = unsafe {
-        (event as *const rigllama_event)
-            .cast::<u32>()
-            .read_unaligned()
-    } as usize;
-    if size < offset_of!(rigllama_event, message) + size_of::<*const c_char>() {
-        return Err(Error::invalid(format!(
-            "out_event->struct_size is {size}; call rigllama_event_init first"
-        ))
-        .into());
-    }
-    Ok(size)
 }
 
 /// Writes the job's usage once it has ended (after DONE, or ERROR: what was spent before the
@@ -207,7 +166,9 @@ pub unsafe extern "C" fn rigllama_job_usage(
 ) -> rigllama_status {
     boundary(|| unsafe {
         let job = non_null(job.cast_const(), "job")?;
-        let out_usage = non_null(out_usage.cast_const(), "out_usage")?;
+        if out_usage.is_null() {
+            return Err(Failure::null("out_usage"));
+        }
         let state = match job.state.try_lock() {
             Ok(state) => state,
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
@@ -220,7 +181,7 @@ pub unsafe extern "C" fn rigllama_job_usage(
                 "the job has not ended yet; poll it until DONE or ERROR first",
             ))
         })?;
-        write_usage((out_usage as *const rigllama_usage).cast_mut(), usage)
+        write_usage(out_usage, usage)
     })
 }
 

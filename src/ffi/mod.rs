@@ -1,15 +1,23 @@
 //! The C ABI: every `extern "C"` function of `include/rigllama.h`. Each is a panic boundary,
 //! NULL and size checks, and a few lines over the Rust API in [`crate::engine`].
+//!
+//! cbindgen reads this module and nothing else, so the header declares only what is here.
 #![allow(non_camel_case_types)]
 #![allow(clippy::missing_safety_doc)] // the safety contract is the C header's documentation
 
 mod boundary;
 mod convert;
 mod engine;
+mod enums;
 mod job;
 mod structs;
 
 pub use boundary::*;
 pub use engine::*;
+pub use enums::*;
 pub use job::*;
-pub use structs::*;
+pub use structs::{
+    rigllama_engine_options, rigllama_engine_options_init, rigllama_progress_callback,
+    rigllama_request, rigllama_request_init, rigllama_usage, rigllama_usage_init,
+    RIGLLAMA_MAX_TOKENS_UNLIMITED, RIGLLAMA_SEED_RANDOM,
+};

@@ -1,11 +1,14 @@
-//! The public structs, their `_init` functions, and the `struct_size` rules: the library
-//! never reads or writes past the size the caller gave.
+//! The public structs, their `_init` functions, and the `struct_size` rules that let them
+//! grow: each struct has a frozen v0.1 size; an input struct is read only as far as its
+//! `struct_size` reaches (defaults beyond), an output struct written only that far, and new
+//! fields are only ever appended.
 
 use std::ffi::{c_char, c_void};
-use std::mem::{offset_of, size_of};
+use std::mem::size_of;
 
-use super::boundary::{boundary, rigllama_status, Failure};
-use crate::engine::{Error, FinishReason, Usage};
+use super::boundary::{boundary, Failure};
+use super::enums::{rigllama_finish_reason, rigllama_status};
+use crate::engine::{Error, Usage};
 
 /// Load progress, called on the thread that called `rigllama_engine_create` or
 /// `rigllama_engine_reload`, with `progress` from 0.0 to 1.0. Return 0 to continue; non-zero
@@ -88,15 +91,6 @@ pub struct rigllama_request {
     pub n_stop: usize,
 }
 
-/// Why generation ended: one of the `RIGLLAMA_FINISH_REASON_*` values.
-pub type rigllama_finish_reason = i32;
-/// An end-of-turn token or a stop string.
-pub const RIGLLAMA_FINISH_REASON_STOP: rigllama_finish_reason = 0;
-/// `max_tokens` reached, or the context window is full.
-pub const RIGLLAMA_FINISH_REASON_LENGTH: rigllama_finish_reason = 1;
-/// The token callback returned non-zero.
-pub const RIGLLAMA_FINISH_REASON_CALLBACK: rigllama_finish_reason = 2;
-
 /// What a request cost and why it ended. Written by the library, field by field, only as far
 /// as `struct_size` reaches, and only on success.
 #[repr(C)]
@@ -120,153 +114,159 @@ pub struct rigllama_usage {
     pub generation_ms: f64,
 }
 
-/// A public struct with a `struct_size` first and a v0.1 size below which it is refused.
+/// A public struct: `struct_size` first, a frozen v0.1 size, defaults, and field-by-field
+/// copies bounded by the caller's `struct_size`. Implemented by [`versioned_struct!`] only.
 pub(crate) trait Versioned: Copy {
     const NAME: &'static str;
-    /// The size of the struct in v0.1 of the ABI.
+    /// `sizeof` the struct in the v0.1 header: the smallest `struct_size` accepted.
     const V0_1_SIZE: usize;
     fn defaults() -> Self;
     /// Writes every field but `struct_size` that ends within `limit` bytes of `dest`.
     unsafe fn write_fields(&self, dest: *mut u8, limit: usize);
 }
 
-/// Field-by-field unaligned writes, skipping any field that would end past `limit`.
-macro_rules! write_fields {
-    ($ty:ty, $value:expr, $dest:expr, $limit:expr, [$($field:ident),* $(,)?]) => {{
-        $(
-            let offset = offset_of!($ty, $field);
-            let field = $value.$field;
-            if offset + std::mem::size_of_val(&field) <= $limit {
-                unsafe { std::ptr::write_unaligned($dest.add(offset).cast(), field) };
+/// An input struct: read from the caller field by field.
+pub(crate) trait VersionedInput: Versioned {
+    /// Copies every field but `struct_size` that ends within `limit` bytes of `src` into
+    /// `self` (the others keep their defaults). A field that `limit` cuts in two is an error
+    /// naming it.
+    unsafe fn read_fields(&mut self, src: *const u8, limit: usize) -> Result<(), String>;
+}
+
+/// The v0.1 size: x86_64 and other 64-bit targets, then 32-bit targets (where pointers and
+/// `size_t` are 4 bytes; doubles stay at offsets that are multiples of 8 by design).
+const fn frozen(size_64: usize, size_32: usize) -> usize {
+    if cfg!(target_pointer_width = "64") {
+        size_64
+    } else {
+        size_32
+    }
+}
+
+/// Declares, once, what the library needs to know of a public struct beyond its definition:
+/// its frozen v0.1 size, the last field v0.1 had (a compile-time check that nothing was
+/// inserted before it), and each field's default. The defaults form a struct literal, so the
+/// compiler insists on every field exactly once; the same list drives bounded reads and
+/// writes. `input` structs can also be read from the caller; `output` ones only written.
+macro_rules! versioned_struct {
+    (@common $ty:ident, $v0_1_size:expr, $v0_1_last:ident, [$($field:ident: $default:expr),* $(,)?]) => {
+        impl Versioned for $ty {
+            const NAME: &'static str = stringify!($ty);
+            const V0_1_SIZE: usize = $v0_1_size;
+            fn defaults() -> Self {
+                $ty {
+                    struct_size: size_of::<Self>() as u32,
+                    $($field: $default),*
+                }
             }
-        )*
+            unsafe fn write_fields(&self, dest: *mut u8, limit: usize) {
+                $(
+                    let offset = std::mem::offset_of!($ty, $field);
+                    let value = self.$field;
+                    if offset + std::mem::size_of_val(&value) <= limit {
+                        unsafe { std::ptr::write_unaligned(dest.add(offset).cast(), value) };
+                    }
+                )*
+            }
+        }
+        // The v0.1 fields end where v0.1's struct did: fields were only appended after them.
+        const _: () = {
+            let end = std::mem::offset_of!($ty, $v0_1_last) + field_size!($ty, $v0_1_last);
+            let align = std::mem::align_of::<$ty>();
+            assert!(end.div_ceil(align) * align == $v0_1_size);
+        };
+    };
+    (input $ty:ident { v0_1_size: $v0_1_size:expr, v0_1_last: $v0_1_last:ident, $($field:ident: $default:expr),* $(,)? }) => {
+        versioned_struct!(@common $ty, $v0_1_size, $v0_1_last, [$($field: $default),*]);
+        impl VersionedInput for $ty {
+            unsafe fn read_fields(&mut self, src: *const u8, limit: usize) -> Result<(), String> {
+                $(
+                    let offset = std::mem::offset_of!($ty, $field);
+                    let size = std::mem::size_of_val(&self.$field);
+                    if offset + size <= limit {
+                        // SAFETY: the caller's struct has `limit` readable bytes; every field
+                        // of an input struct is plain data valid for any bit pattern
+                        // (integers, floats, raw pointers, optional fn pointers: NULL is None).
+                        self.$field = unsafe { std::ptr::read_unaligned(src.add(offset).cast()) };
+                    } else if offset < limit {
+                        return Err(format!(
+                            "{}.struct_size {limit} ends inside field {} (offset {offset}, {size} bytes); \
+                             pass sizeof the struct",
+                            stringify!($ty),
+                            stringify!($field)
+                        ));
+                    }
+                )*
+                Ok(())
+            }
+        }
+    };
+    (output $ty:ident { v0_1_size: $v0_1_size:expr, v0_1_last: $v0_1_last:ident, $($field:ident: $default:expr),* $(,)? }) => {
+        versioned_struct!(@common $ty, $v0_1_size, $v0_1_last, [$($field: $default),*]);
+    };
+}
+pub(crate) use versioned_struct;
+
+/// The size of one field of a struct type, at compile time.
+macro_rules! field_size {
+    ($ty:ident, $field:ident) => {{
+        const fn size_of_field<T, F>(_: fn(&T) -> &F) -> usize {
+            size_of::<F>()
+        }
+        size_of_field(|value: &$ty| &value.$field)
     }};
 }
-pub(crate) use write_fields;
+pub(crate) use field_size;
 
-impl Versioned for rigllama_engine_options {
-    const NAME: &'static str = "rigllama_engine_options";
-    const V0_1_SIZE: usize = size_of::<Self>();
-    fn defaults() -> Self {
-        rigllama_engine_options {
-            struct_size: size_of::<Self>() as u32,
-            n_ctx: crate::engine::DEFAULT_N_CTX,
-            n_batch: crate::engine::DEFAULT_N_BATCH,
-            n_threads: 0,
-            n_gpu_layers: 0,
-            model_path: std::ptr::null(),
-            chat_template: std::ptr::null(),
-            on_progress: None,
-            progress_user_data: std::ptr::null_mut(),
-        }
-    }
-    unsafe fn write_fields(&self, dest: *mut u8, limit: usize) {
-        write_fields!(
-            Self,
-            self,
-            dest,
-            limit,
-            [
-                n_ctx,
-                n_batch,
-                n_threads,
-                n_gpu_layers,
-                model_path,
-                chat_template,
-                on_progress,
-                progress_user_data
-            ]
-        );
-    }
-}
+versioned_struct!(input rigllama_engine_options {
+    v0_1_size: frozen(56, 36),
+    v0_1_last: progress_user_data,
+    n_ctx: crate::engine::DEFAULT_N_CTX,
+    n_batch: crate::engine::DEFAULT_N_BATCH,
+    n_threads: 0,
+    n_gpu_layers: 0,
+    model_path: std::ptr::null(),
+    chat_template: std::ptr::null(),
+    on_progress: None,
+    progress_user_data: std::ptr::null_mut(),
+});
 
-impl Versioned for rigllama_request {
-    const NAME: &'static str = "rigllama_request";
-    const V0_1_SIZE: usize = size_of::<Self>();
-    fn defaults() -> Self {
-        let sampling = crate::engine::Sampling::default();
-        rigllama_request {
-            struct_size: size_of::<Self>() as u32,
-            max_tokens: crate::engine::DEFAULT_MAX_TOKENS,
-            temperature: sampling.temperature,
-            top_p: sampling.top_p,
-            top_k: sampling.top_k,
-            min_p: sampling.min_p,
-            repeat_penalty: sampling.repeat_penalty,
-            seed: RIGLLAMA_SEED_RANDOM,
-            raw_prompt: 0,
-            prompt: std::ptr::null(),
-            system_prompt: std::ptr::null(),
-            messages_json: std::ptr::null(),
-            stop: std::ptr::null(),
-            n_stop: 0,
-        }
-    }
-    unsafe fn write_fields(&self, dest: *mut u8, limit: usize) {
-        write_fields!(
-            Self,
-            self,
-            dest,
-            limit,
-            [
-                max_tokens,
-                temperature,
-                top_p,
-                top_k,
-                min_p,
-                repeat_penalty,
-                seed,
-                raw_prompt,
-                prompt,
-                system_prompt,
-                messages_json,
-                stop,
-                n_stop
-            ]
-        );
-    }
-}
+versioned_struct!(input rigllama_request {
+    v0_1_size: frozen(80, 56),
+    v0_1_last: n_stop,
+    max_tokens: crate::engine::DEFAULT_MAX_TOKENS,
+    temperature: crate::engine::Sampling::DEFAULT.temperature,
+    top_p: crate::engine::Sampling::DEFAULT.top_p,
+    top_k: crate::engine::Sampling::DEFAULT.top_k,
+    min_p: crate::engine::Sampling::DEFAULT.min_p,
+    repeat_penalty: crate::engine::Sampling::DEFAULT.repeat_penalty,
+    seed: RIGLLAMA_SEED_RANDOM,
+    raw_prompt: 0,
+    prompt: std::ptr::null(),
+    system_prompt: std::ptr::null(),
+    messages_json: std::ptr::null(),
+    stop: std::ptr::null(),
+    n_stop: 0,
+});
 
-impl Versioned for rigllama_usage {
-    const NAME: &'static str = "rigllama_usage";
-    const V0_1_SIZE: usize = size_of::<Self>();
-    fn defaults() -> Self {
-        rigllama_usage {
-            struct_size: size_of::<Self>() as u32,
-            finish_reason: RIGLLAMA_FINISH_REASON_STOP,
-            prompt_tokens: 0,
-            cached_prompt_tokens: 0,
-            completion_tokens: 0,
-            seed: 0,
-            prompt_ms: 0.0,
-            generation_ms: 0.0,
-        }
-    }
-    unsafe fn write_fields(&self, dest: *mut u8, limit: usize) {
-        write_fields!(
-            Self,
-            self,
-            dest,
-            limit,
-            [
-                finish_reason,
-                prompt_tokens,
-                cached_prompt_tokens,
-                completion_tokens,
-                seed,
-                prompt_ms,
-                generation_ms
-            ]
-        );
-    }
-}
+versioned_struct!(output rigllama_usage {
+    v0_1_size: frozen(40, 40),
+    v0_1_last: generation_ms,
+    finish_reason: rigllama_finish_reason::Stop,
+    prompt_tokens: 0,
+    cached_prompt_tokens: 0,
+    completion_tokens: 0,
+    seed: 0,
+    prompt_ms: 0.0,
+    generation_ms: 0.0,
+});
 
 fn bad_size(message: String) -> Failure {
     Error::invalid(message).into()
 }
 
 /// Writes the defaults of `T` into the caller's `struct_size` bytes at `ptr`: zeroes them,
-/// writes each default field, then sets `struct_size`.
+/// writes each default field that fits, then sets `struct_size`.
 pub(crate) unsafe fn init_struct<T: Versioned>(
     ptr: *mut T,
     struct_size: usize,
@@ -274,7 +274,13 @@ pub(crate) unsafe fn init_struct<T: Versioned>(
     if ptr.is_null() {
         return Err(Failure::null(T::NAME));
     }
-    check_declared_size::<T>(struct_size)?;
+    if struct_size < T::V0_1_SIZE || struct_size > u32::MAX as usize {
+        return Err(bad_size(format!(
+            "struct_size {struct_size} is not a valid size for {} (at least {}); pass sizeof the struct",
+            T::NAME,
+            T::V0_1_SIZE
+        )));
+    }
     let bytes = ptr.cast::<u8>();
     unsafe {
         std::ptr::write_bytes(bytes, 0, struct_size);
@@ -284,25 +290,20 @@ pub(crate) unsafe fn init_struct<T: Versioned>(
     Ok(())
 }
 
-fn check_declared_size<T: Versioned>(struct_size: usize) -> Result<(), Failure> {
-    if struct_size < T::V0_1_SIZE || struct_size > u32::MAX as usize {
-        return Err(bad_size(format!(
-            "struct_size {struct_size} is not a valid size for {} (at least {}); pass sizeof the struct",
-            T::NAME,
-            T::V0_1_SIZE
-        )));
-    }
-    Ok(())
+/// The `struct_size` a caller's struct declares (its first field), read without forming a
+/// reference to memory of unknown size.
+pub(crate) unsafe fn declared_size<T>(ptr: *const T) -> usize {
+    unsafe { ptr.cast::<u32>().read_unaligned() as usize }
 }
 
-/// Reads a caller's input struct: checks `struct_size`, requires unknown trailing bytes to be
-/// zero, and copies the known part into a local value.
-pub(crate) unsafe fn read_input<T: Versioned>(ptr: *const T) -> Result<T, Failure> {
+/// Reads a caller's input struct: a `struct_size` of at least the v0.1 size; fields that fit
+/// in it are copied, the rest keep their defaults; bytes beyond the fields this library
+/// knows must be zero (a newer program's fields this library cannot honour).
+pub(crate) unsafe fn read_input<T: VersionedInput>(ptr: *const T) -> Result<T, Failure> {
     if ptr.is_null() {
         return Err(Failure::null(T::NAME));
     }
-    let bytes = ptr.cast::<u8>();
-    let struct_size = unsafe { bytes.cast::<u32>().read_unaligned() } as usize;
+    let struct_size = unsafe { declared_size(ptr) };
     if struct_size < T::V0_1_SIZE {
         return Err(bad_size(format!(
             "{}.struct_size is {struct_size} but must be at least {}; call {}_init first",
@@ -311,6 +312,7 @@ pub(crate) unsafe fn read_input<T: Versioned>(ptr: *const T) -> Result<T, Failur
             T::NAME
         )));
     }
+    let bytes = ptr.cast::<u8>();
     for offset in size_of::<T>()..struct_size {
         if unsafe { bytes.add(offset).read() } != 0 {
             return Err(bad_size(format!(
@@ -322,27 +324,38 @@ pub(crate) unsafe fn read_input<T: Versioned>(ptr: *const T) -> Result<T, Failur
         }
     }
     let mut value = T::defaults();
-    // SAFETY: the caller's struct has at least size_of::<T>() readable bytes (struct_size
-    // says so); T is plain data (integers, floats, raw pointers, an optional fn pointer).
-    unsafe {
-        std::ptr::copy_nonoverlapping(bytes, (&mut value as *mut T).cast::<u8>(), size_of::<T>());
-    }
+    unsafe { value.read_fields(bytes, struct_size.min(size_of::<T>())) }.map_err(bad_size)?;
     Ok(value)
 }
+
+/// Checks an output struct's `struct_size` (at least `min` bytes) before any work is done,
+/// so a bad size does not cost a whole generation. Returns the size.
+pub(crate) unsafe fn check_output<T: Versioned>(
+    ptr: *const T,
+    min: usize,
+    what: &str,
+) -> Result<usize, Failure> {
+    let struct_size = unsafe { declared_size(ptr) };
+    if struct_size < min {
+        return Err(bad_size(format!(
+            "{what}->struct_size is {struct_size} but must be at least {min}; call {}_init first",
+            T::NAME
+        )));
+    }
+    Ok(struct_size)
+}
+
+/// A usage report needs room for `struct_size` and `finish_reason`; v0.1 took any size from
+/// there on and wrote the whole fields that fit.
+pub(crate) const MIN_USAGE_SIZE: usize = 2 * size_of::<u32>();
 
 /// Writes a usage report into the caller's struct, whole field by whole field, only as far as
 /// its `struct_size` reaches.
 pub(crate) unsafe fn write_usage(out: *mut rigllama_usage, usage: &Usage) -> Result<(), Failure> {
-    let bytes = out.cast::<u8>();
-    let struct_size = unsafe { bytes.cast::<u32>().read_unaligned() } as usize;
-    if struct_size < size_of::<u32>() * 2 {
-        return Err(bad_size(format!(
-            "rigllama_usage.struct_size is {struct_size}; call rigllama_usage_init first"
-        )));
-    }
+    let struct_size = unsafe { check_output(out, MIN_USAGE_SIZE, "out_usage") }?;
     let report = rigllama_usage {
         struct_size: struct_size as u32,
-        finish_reason: finish_reason_code(usage.finish_reason),
+        finish_reason: usage.finish_reason.into(),
         prompt_tokens: usage.prompt_tokens,
         cached_prompt_tokens: usage.cached_prompt_tokens,
         completion_tokens: usage.completion_tokens,
@@ -350,20 +363,12 @@ pub(crate) unsafe fn write_usage(out: *mut rigllama_usage, usage: &Usage) -> Res
         prompt_ms: usage.prompt_ms,
         generation_ms: usage.generation_ms,
     };
-    unsafe { report.write_fields(bytes, struct_size) };
+    unsafe { report.write_fields(out.cast(), struct_size) };
     Ok(())
 }
 
-pub(crate) fn finish_reason_code(reason: FinishReason) -> rigllama_finish_reason {
-    match reason {
-        FinishReason::Stop => RIGLLAMA_FINISH_REASON_STOP,
-        FinishReason::Length => RIGLLAMA_FINISH_REASON_LENGTH,
-        FinishReason::Callback => RIGLLAMA_FINISH_REASON_CALLBACK,
-    }
-}
-
 /// Fills `options` with defaults for `struct_size` bytes (pass `sizeof *options`).
-/// Returns `RIGLLAMA_STATUS_INVALID_ARGUMENT` if `struct_size` is smaller than this version's.
+/// Returns `RIGLLAMA_STATUS_INVALID_ARGUMENT` if `struct_size` is smaller than the v0.1 size.
 #[no_mangle]
 pub unsafe extern "C" fn rigllama_engine_options_init(
     options: *mut rigllama_engine_options,
@@ -389,4 +394,123 @@ pub unsafe extern "C" fn rigllama_usage_init(
     struct_size: usize,
 ) -> rigllama_status {
     boundary(|| unsafe { init_struct(usage, struct_size) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A struct as it will look once a later version appends fields: `grown_count` and
+    /// `grown_scale` come after what "v0.1" had.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug)]
+    struct rigllama_test_grown {
+        struct_size: u32,
+        count: u32,
+        name: *const c_char,
+        grown_count: u32,
+        grown_flag: u32,
+        grown_scale: f64,
+    }
+
+    versioned_struct!(input rigllama_test_grown {
+        v0_1_size: frozen(16, 12),
+        v0_1_last: name,
+        count: 7,
+        name: std::ptr::null(),
+        grown_count: 42,
+        grown_flag: 1,
+        grown_scale: 0.5,
+    });
+
+    /// A caller's struct of `struct_size` bytes (inside a larger zeroed buffer), with every
+    /// field it covers set to a non-default value.
+    fn caller_bytes(struct_size: usize) -> Vec<u8> {
+        let full = rigllama_test_grown {
+            struct_size: struct_size as u32,
+            count: 3,
+            name: c"x".as_ptr(),
+            grown_count: 9,
+            grown_flag: 0,
+            grown_scale: 2.0,
+        };
+        let mut bytes = vec![0u8; size_of::<rigllama_test_grown>() + 16];
+        unsafe { full.write_fields(bytes.as_mut_ptr(), struct_size) };
+        bytes[..4].copy_from_slice(&(struct_size as u32).to_ne_bytes());
+        bytes
+    }
+
+    fn read(bytes: &[u8]) -> Result<rigllama_test_grown, String> {
+        unsafe { read_input(bytes.as_ptr().cast::<rigllama_test_grown>()) }
+            .map_err(|f| f.message().to_owned())
+    }
+
+    #[test]
+    fn a_struct_of_the_v0_1_size_gets_defaults_for_every_appended_field() {
+        let v0_1 = rigllama_test_grown::V0_1_SIZE;
+        let value = read(&caller_bytes(v0_1)).unwrap();
+        assert_eq!((value.count, value.name), (3, c"x".as_ptr()));
+        assert_eq!(
+            (value.grown_count, value.grown_flag, value.grown_scale),
+            (42, 1, 0.5)
+        );
+    }
+
+    #[test]
+    fn a_size_between_v0_1_and_current_reads_the_fields_it_covers() {
+        let v0_1 = rigllama_test_grown::V0_1_SIZE;
+        let value = read(&caller_bytes(v0_1 + 4)).unwrap();
+        assert_eq!(value.grown_count, 9, "covered: the caller's value");
+        assert_eq!((value.grown_flag, value.grown_scale), (1, 0.5), "defaults");
+        let value = read(&caller_bytes(v0_1 + 8)).unwrap();
+        assert_eq!((value.grown_count, value.grown_flag), (9, 0));
+        assert_eq!(value.grown_scale, 0.5);
+        let value = read(&caller_bytes(size_of::<rigllama_test_grown>())).unwrap();
+        assert_eq!(value.grown_scale, 2.0);
+    }
+
+    #[test]
+    fn a_size_ending_inside_a_field_is_refused_naming_it() {
+        let v0_1 = rigllama_test_grown::V0_1_SIZE;
+        let error = read(&caller_bytes(v0_1 + 2)).unwrap_err();
+        assert!(error.contains("ends inside field grown_count"), "{error}");
+    }
+
+    #[test]
+    fn sizes_below_v0_1_or_with_unknown_non_zero_bytes_are_refused() {
+        let v0_1 = rigllama_test_grown::V0_1_SIZE;
+        let error = read(&caller_bytes(v0_1 - 4)).unwrap_err();
+        assert!(error.contains("must be at least"), "{error}");
+        let size = size_of::<rigllama_test_grown>();
+        let mut bytes = caller_bytes(size + 8);
+        assert!(
+            read(&bytes).is_ok(),
+            "zero bytes beyond the known fields are fine"
+        );
+        bytes[size + 3] = 1;
+        let error = read(&bytes).unwrap_err();
+        assert!(error.contains(&format!("offset {}", size + 3)), "{error}");
+    }
+
+    #[test]
+    fn init_writes_only_inside_struct_size() {
+        let mut bytes = vec![0xAAu8; size_of::<rigllama_test_grown>() + 8];
+        let v0_1 = rigllama_test_grown::V0_1_SIZE;
+        assert!(
+            unsafe { init_struct(bytes.as_mut_ptr().cast::<rigllama_test_grown>(), v0_1) }.is_ok()
+        );
+        assert!(bytes[v0_1..].iter().all(|&b| b == 0xAA));
+        let value = read(&bytes[..]).unwrap();
+        assert_eq!(value.count, 7);
+    }
+
+    #[test]
+    fn the_frozen_v0_1_sizes_are_the_v0_1_header_s() {
+        if cfg!(target_arch = "x86_64") {
+            assert_eq!(rigllama_engine_options::V0_1_SIZE, 56);
+            assert_eq!(rigllama_request::V0_1_SIZE, 80);
+            assert_eq!(rigllama_usage::V0_1_SIZE, 40);
+            assert_eq!(crate::ffi::rigllama_event::V0_1_SIZE, 40);
+        }
+    }
 }

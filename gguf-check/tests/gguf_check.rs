@@ -6,8 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+use gguf_check::{check_gguf_bytes, check_gguf_file, GgufSummary};
 use proptest::prelude::*;
-use rigllama::engine::gguf_check::{check_gguf_bytes, check_gguf_file, GgufSummary};
 
 // ---------------------------------------------------------------------------------------
 // A tiny GGUF writer.

@@ -1,30 +1,78 @@
-//! A strict validator for GGUF headers, run before llama.cpp opens a model file.
+//! A strict validator for GGUF model files, run before llama.cpp opens them.
 //!
-//! llama.cpp's own parser rejects most broken files cleanly, but some crafted ones abort the
-//! whole process (GGML_ASSERT) or have hit heap overflows in the past. This module reads the
-//! header, the metadata key/values and the tensor-info table itself, with every length and
-//! count bounded before anything is allocated, and checks that each tensor's data lies
-//! inside the file without overlapping another, packed the way llama.cpp requires. It
-//! never reads the tensor data.
+//! # Why
+//!
+//! llama.cpp's own GGUF parser rejects most broken files cleanly, but some crafted or
+//! corrupted ones make it abort the whole process (`GGML_ASSERT`), and some have hit heap
+//! overflows in the past. A process that loads user-supplied model paths cannot recover from
+//! an abort, so this crate checks the file first and turns every problem into a one-line
+//! reason instead.
+//!
+//! # What is checked
+//!
+//! The header, the metadata key/values and the tensor-info table are read with every
+//! length and count bounded *before* anything is allocated (see the `MAX_*` constants):
+//!
+//! - the magic (`GGUF`, little-endian only) and the version (2 or 3);
+//! - the tensor and metadata counts, against the limits and against the file size;
+//! - every key (non-empty, UTF-8, unique) and value type, string length and array length;
+//!   `general.alignment` must be a power-of-two `u32` and `general.architecture` a UTF-8
+//!   string;
+//! - every tensor's name (non-empty, UTF-8, unique, at most 63 bytes), its dimensions
+//!   (1 to 4, each positive, no overflow), its ggml type (known to the vendored llama.cpp,
+//!   rows a multiple of the block size) and its data offset (aligned);
+//! - that each tensor's data lies inside the file, that no two tensors overlap, and that
+//!   they are packed in table order the way llama.cpp requires.
+//!
+//! The tensor data itself is never read: [`check_gguf_file`] reads only the header region,
+//! through a buffered reader. [`check_model_file`] adds the friendly checks for the common
+//! ways a model path is wrong (missing, a directory, not a GGUF file at all) and returns a
+//! typed [`ModelFileError`].
 //!
 //! The layout follows `ggml/src/gguf.cpp` (llama.cpp as vendored by llama-cpp-sys-2
 //! 0.1.161); the tensor type table mirrors `type_traits` in `ggml/src/ggml.c`. All values
 //! are little-endian.
 //!
-//! This file depends on `std` only, so the fuzz target can include it with `#[path]`.
+//! The crate depends on `std` only, so the fuzz target (`fuzz/` in the rigllama repository)
+//! builds it without building llama.cpp.
+//!
+//! # Example
+//!
+//! ```
+//! // The smallest valid GGUF file: magic, version 3, no tensors, no metadata.
+//! let mut bytes = b"GGUF".to_vec();
+//! bytes.extend_from_slice(&3u32.to_le_bytes());
+//! bytes.extend_from_slice(&0u64.to_le_bytes()); // tensor count
+//! bytes.extend_from_slice(&0u64.to_le_bytes()); // metadata count
+//! let summary = gguf_check::check_gguf_bytes(&bytes).unwrap();
+//! assert_eq!((summary.version, summary.data_offset), (3, 24));
+//!
+//! // One byte short: a one-line reason naming the value and its byte offset.
+//! let reason = gguf_check::check_gguf_bytes(&bytes[..23]).unwrap_err();
+//! assert!(reason.starts_with("truncated: the metadata count at byte 16"));
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use std::collections::HashSet;
+use std::fmt;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What a valid GGUF header says (enough for describe/logging).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GgufSummary {
+    /// The GGUF format version: 2 or 3.
     pub version: u32,
+    /// How many tensors the tensor-info table lists.
     pub tensor_count: u64,
+    /// How many metadata key/value pairs the file has.
     pub metadata_count: u64,
+    /// The `general.architecture` value (e.g. `"gemma3"`), if the file has one.
     pub architecture: Option<String>,
+    /// The byte offset of the tensor data section from the start of the file.
     pub data_offset: u64,
 }
 
@@ -38,11 +86,12 @@ pub const MAX_STRING_BYTES: u64 = 1 << 20;
 pub const MAX_METADATA_BYTES: u64 = 64 << 20;
 /// The most elements of one metadata array.
 pub const MAX_ARRAY_ELEMENTS: u64 = 16 << 20;
-/// GGML_MAX_DIMS.
+/// The most dimensions of a tensor (GGML_MAX_DIMS).
 pub const MAX_DIMS: u32 = 4;
-/// GGML_MAX_NAME is 64 including the terminating NUL: llama.cpp rejects longer names.
+/// The longest tensor name, in bytes: GGML_MAX_NAME is 64 including the terminating NUL,
+/// and llama.cpp rejects longer names.
 pub const MAX_TENSOR_NAME_BYTES: u64 = 63;
-/// GGUF_DEFAULT_ALIGNMENT.
+/// The data alignment when the file has no `general.alignment` key (GGUF_DEFAULT_ALIGNMENT).
 pub const DEFAULT_ALIGNMENT: u64 = 32;
 
 const MAGIC: &[u8; 4] = b"GGUF";
@@ -61,6 +110,8 @@ const KEY_ARCHITECTURE: &str = "general.architecture";
 /// past the end of the file (253113024 bytes)".
 ///
 /// Reads only the header region, through a buffered reader; the tensor data is never read.
+/// An Err also covers a path that cannot be opened or is not a regular file. For a model
+/// path given by a user, [`check_model_file`] gives clearer reasons for those cases.
 pub fn check_gguf_file(path: &Path) -> Result<GgufSummary, String> {
     let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let metadata = file
@@ -73,9 +124,150 @@ pub fn check_gguf_file(path: &Path) -> Result<GgufSummary, String> {
     parse(source).map(|parsed| parsed.summary)
 }
 
-/// The same over bytes already in memory (for tests and fuzzing): `bytes` is the whole file.
+/// The same as [`check_gguf_file`] over bytes already in memory (for tests and fuzzing):
+/// `bytes` is the whole file.
 pub fn check_gguf_bytes(bytes: &[u8]) -> Result<GgufSummary, String> {
     parse(Source::new(bytes, bytes.len() as u64)).map(|parsed| parsed.summary)
+}
+
+/// Why [`check_model_file`] rejected a model path. Every variant carries the path, and its
+/// [`Display`](fmt::Display) message names it, e.g. "model file not found: /models/x.gguf".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelFileError {
+    /// Nothing exists at the path.
+    NotFound {
+        /// The model path as given.
+        path: PathBuf,
+    },
+    /// The path is a directory.
+    IsDirectory {
+        /// The model path as given.
+        path: PathBuf,
+    },
+    /// The path exists but could not be inspected, opened or read.
+    Unreadable {
+        /// The model path as given.
+        path: PathBuf,
+        /// The I/O error's message.
+        error: String,
+    },
+    /// The file is shorter than the 4-byte GGUF magic.
+    TooShort {
+        /// The model path as given.
+        path: PathBuf,
+        /// The file's length in bytes.
+        len: u64,
+    },
+    /// The file does not start with the GGUF magic: it is not a GGUF file at all.
+    NotGguf {
+        /// The model path as given.
+        path: PathBuf,
+        /// The file's first four bytes.
+        magic: [u8; 4],
+    },
+    /// The file starts like a GGUF file but its header fails [`check_gguf_file`].
+    Malformed {
+        /// The model path as given.
+        path: PathBuf,
+        /// The one-line reason from [`check_gguf_file`].
+        reason: String,
+    },
+}
+
+impl ModelFileError {
+    /// The model path the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            ModelFileError::NotFound { path }
+            | ModelFileError::IsDirectory { path }
+            | ModelFileError::Unreadable { path, .. }
+            | ModelFileError::TooShort { path, .. }
+            | ModelFileError::NotGguf { path, .. }
+            | ModelFileError::Malformed { path, .. } => path,
+        }
+    }
+}
+
+impl fmt::Display for ModelFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = self.path().display();
+        match self {
+            ModelFileError::NotFound { .. } => write!(f, "model file not found: {path}"),
+            ModelFileError::IsDirectory { .. } => {
+                write!(f, "model path is a directory, not a .gguf file: {path}")
+            }
+            ModelFileError::Unreadable { error, .. } => {
+                write!(f, "cannot read model file {path}: {error}")
+            }
+            ModelFileError::TooShort { len, .. } => {
+                write!(
+                    f,
+                    "model file is too short to be GGUF ({len} bytes): {path}"
+                )
+            }
+            ModelFileError::NotGguf { magic, .. } => write!(
+                f,
+                "not a GGUF file (bad magic {:?}): {path}",
+                String::from_utf8_lossy(magic)
+            ),
+            ModelFileError::Malformed { reason, .. } => {
+                write!(f, "malformed GGUF file {path}: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ModelFileError {}
+
+/// Checks a model path before llama.cpp opens it: first the common ways a path is wrong
+/// (missing, a directory, unreadable, too short, not a GGUF file), each with its own
+/// [`ModelFileError`] variant, then the whole header with [`check_gguf_file`].
+///
+/// ```no_run
+/// # use std::path::Path;
+/// match gguf_check::check_model_file(Path::new("models/tiny.gguf")) {
+///     Ok(summary) => println!("{:?}, {} tensors", summary.architecture, summary.tensor_count),
+///     // e.g. "model file not found: models/tiny.gguf"
+///     Err(e) => eprintln!("{e}"),
+/// }
+/// ```
+pub fn check_model_file(path: &Path) -> Result<GgufSummary, ModelFileError> {
+    let path_buf = || path.to_path_buf();
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(ModelFileError::NotFound { path: path_buf() })
+        }
+        Err(e) => {
+            return Err(ModelFileError::Unreadable {
+                path: path_buf(),
+                error: e.to_string(),
+            })
+        }
+    };
+    if meta.is_dir() {
+        return Err(ModelFileError::IsDirectory { path: path_buf() });
+    }
+    let mut magic = [0u8; 4];
+    match File::open(path).and_then(|mut f| f.read_exact(&mut magic)) {
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(ModelFileError::TooShort {
+            path: path_buf(),
+            len: meta.len(),
+        }),
+        Err(e) => Err(ModelFileError::Unreadable {
+            path: path_buf(),
+            error: e.to_string(),
+        }),
+        Ok(()) if &magic != MAGIC => Err(ModelFileError::NotGguf {
+            path: path_buf(),
+            magic,
+        }),
+        // The magic is right: now the whole header, metadata and tensor table.
+        Ok(()) => check_gguf_file(path).map_err(|reason| ModelFileError::Malformed {
+            path: path_buf(),
+            reason,
+        }),
+    }
 }
 
 /// A metadata value type (enum gguf_type).

@@ -1,0 +1,273 @@
+//! [`Engine`]: the handle every caller holds. It sends commands to the worker and, for the
+//! blocking calls, drains the request's job on the caller's thread, so callbacks run there,
+//! one at a time, and the worker never waits for them.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::{JoinHandle, ThreadId};
+
+use tokio::sync::mpsc;
+
+use super::callback_gate::CallbackGate;
+use super::error::{Error, Result};
+use super::events::{self, Event};
+use super::fault;
+use super::job::Job;
+use super::loading::{wait_for_load, LoadOrder};
+use super::options::{Description, EngineOptions, ProgressFn};
+use super::request::Request;
+use super::usage::{FinishReason, Usage};
+use super::worker::{self, Command, Submission, WorkerShared};
+
+/// Requests waiting for the worker beyond this make `submit` return [`Error::Busy`].
+pub const QUEUE_LIMIT: usize = 1024;
+
+/// A handle to one engine. Clones share the engine; it shuts down when the last clone is
+/// dropped or [`Engine::shutdown`] is called.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<EngineInner>,
+}
+
+struct EngineInner {
+    commands: mpsc::UnboundedSender<Command>,
+    shared: Arc<WorkerShared>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+    worker_thread: ThreadId,
+    gate: CallbackGate,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("model_path", &self.describe().model_path)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Loads the model on a new worker thread and returns once it is ready to serve.
+    /// `progress` runs on this thread; returning `false` aborts the load ([`Error::Cancelled`]).
+    pub fn create(options: EngineOptions, progress: Option<&mut ProgressFn<'_>>) -> Result<Engine> {
+        options.validate()?;
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let shared = Arc::new(WorkerShared::new());
+        let (order, report_receiver) = LoadOrder::new(options);
+        let abort = order.abort.clone();
+        let worker_shared = shared.clone();
+        fault::check("spawn_worker")?;
+        let worker = std::thread::Builder::new()
+            .name("rigllama-worker".into())
+            .spawn(move || worker::run(worker_shared, order, receiver))
+            .map_err(|e| Error::ModelLoadFailed(format!("cannot start the worker thread: {e}")))?;
+        let worker_thread = worker.thread().id();
+        match wait_for_load(&report_receiver, &abort, progress) {
+            Ok(_) => Ok(Engine {
+                inner: Arc::new(EngineInner {
+                    commands,
+                    shared,
+                    worker: Mutex::new(Some(worker)),
+                    worker_thread,
+                    gate: CallbackGate::default(),
+                }),
+            }),
+            Err(error) => {
+                drop(commands);
+                let _ = worker.join();
+                Err(error)
+            }
+        }
+    }
+
+    /// Queues `request` and returns at once with a job that receives its events.
+    pub fn submit(&self, request: Request) -> Result<Job> {
+        request.validate()?;
+        let shared = &self.inner.shared;
+        if shared.queued.fetch_add(1, Ordering::SeqCst) >= QUEUE_LIMIT {
+            shared.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(Error::Busy(format!(
+                "{QUEUE_LIMIT} requests are already waiting for this engine; retry later"
+            )));
+        }
+        let cancel = shared.board.issue();
+        let (events, receiver) = events::channel();
+        let submission = Submission {
+            request,
+            cancel: cancel.clone(),
+            events,
+        };
+        if self
+            .inner
+            .commands
+            .send(Command::Generate(submission))
+            .is_err()
+        {
+            shared.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(self.gone());
+        }
+        Ok(Job::new(receiver, cancel, shared.clone(), self.gate_id()))
+    }
+
+    /// Generates the whole reply and returns it with its usage.
+    pub fn complete(&self, request: Request) -> Result<(String, Usage)> {
+        self.refuse_inside_own_callback("complete")?;
+        let mut job = self.submit(request)?;
+        let mut text = String::new();
+        loop {
+            match job.blocking_next() {
+                Event::Text { text: piece, .. } => text.push_str(&piece),
+                Event::Done(usage) => return Ok((text, usage)),
+                Event::Failed { error, .. } => return Err(error),
+            }
+        }
+    }
+
+    /// Generates the reply, calling `on_text` on this thread with each new piece (whole
+    /// UTF-8 characters). Returning `false` stops generation: the result is Ok with
+    /// [`FinishReason::Callback`], counting only the tokens delivered.
+    pub fn stream(&self, request: Request, mut on_text: impl FnMut(&str) -> bool) -> Result<Usage> {
+        self.refuse_inside_own_callback("stream")?;
+        let mut job = self.submit(request)?;
+        let gate = &self.inner.gate;
+        let gate_id = self.gate_id();
+        let mut delivered = 0u32;
+        loop {
+            match job.blocking_next() {
+                Event::Text { text, tokens } => {
+                    let Some(keep_going) = gate.call(gate_id, || on_text(&text)) else {
+                        job.cancel();
+                        return Err(destroyed_during_stream());
+                    };
+                    if gate.is_closed() {
+                        // The callback destroyed the engine.
+                        job.cancel();
+                        return Err(destroyed_during_stream());
+                    }
+                    delivered += tokens;
+                    if !keep_going {
+                        job.cancel();
+                        let mut usage = job.wait_for_end_usage();
+                        usage.finish_reason = FinishReason::Callback;
+                        usage.completion_tokens = delivered;
+                        return Ok(usage);
+                    }
+                }
+                Event::Done(usage) => return Ok(usage),
+                Event::Failed { error, .. } => return Err(error),
+            }
+        }
+    }
+
+    /// Swaps the model in place. Runs after requests submitted before it; the new model is
+    /// loaded before the old one is released, and if it fails the old one keeps serving.
+    pub fn reload(
+        &self,
+        options: EngineOptions,
+        progress: Option<&mut ProgressFn<'_>>,
+    ) -> Result<Description> {
+        self.refuse_inside_own_callback("reload")?;
+        options.validate()?;
+        let (order, receiver) = LoadOrder::new(options);
+        let abort = order.abort.clone();
+        self.inner
+            .commands
+            .send(Command::Reload(order))
+            .map_err(|_| self.gone())?;
+        wait_for_load(&receiver, &abort, progress)
+    }
+
+    /// Cancels every request submitted before this call; later ones run normally.
+    /// Returns at once; safe from any thread, including inside a callback.
+    pub fn cancel(&self) {
+        self.inner.shared.board.cancel_all_submitted();
+    }
+
+    /// Empties the KV cache (after the requests submitted before it).
+    pub fn reset(&self) -> Result<()> {
+        let (reply, receiver) = std::sync::mpsc::channel();
+        self.send_and_wait(Command::Reset { reply }, receiver)
+    }
+
+    /// Formats and tokenizes `request` exactly as generation would, without running it.
+    pub fn count_tokens(&self, request: Request) -> Result<u32> {
+        request.validate()?;
+        let (reply, receiver) = std::sync::mpsc::channel();
+        self.send_and_wait(Command::CountTokens { request, reply }, receiver)
+    }
+
+    /// Facts about the loaded model.
+    pub fn describe(&self) -> Description {
+        self.inner
+            .shared
+            .description
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Cancels running and queued requests, stops and joins the worker. After it returns no
+    /// callback of this engine runs. Idempotent; allowed inside this engine's own callback.
+    pub fn shutdown(&self) {
+        self.inner.shutdown();
+    }
+
+    fn send_and_wait<T>(
+        &self,
+        command: Command,
+        receiver: std::sync::mpsc::Receiver<Result<T>>,
+    ) -> Result<T> {
+        self.inner.commands.send(command).map_err(|_| self.gone())?;
+        receiver.recv().unwrap_or_else(|_| Err(self.gone()))
+    }
+
+    fn gone(&self) -> Error {
+        if self.inner.shared.shutting_down.load(Ordering::SeqCst) {
+            Error::Cancelled("the engine was destroyed".into())
+        } else {
+            Error::ShutDown
+        }
+    }
+
+    fn gate_id(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
+    /// A blocking call from inside one of this engine's own callbacks would wait for itself.
+    fn refuse_inside_own_callback(&self, what: &str) -> Result<()> {
+        if CallbackGate::inside(self.gate_id()) > 0 {
+            Err(Error::Busy(format!(
+                "{what} was called from inside a callback of the same engine; it would \
+                 deadlock. Call it after the callback returns"
+            )))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn destroyed_during_stream() -> Error {
+    Error::Cancelled("the engine was destroyed during the stream".into())
+}
+
+impl EngineInner {
+    fn shutdown(&self) {
+        self.shared.shutting_down.store(true, Ordering::SeqCst);
+        self.shared.board.cancel_forever();
+        let _ = self.commands.send(Command::Shutdown);
+        let worker = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(worker) = worker {
+            // A log callback runs on the worker; it cannot join itself, so it detaches.
+            if std::thread::current().id() != self.worker_thread {
+                let _ = worker.join();
+            }
+        }
+        // The gate id of an engine is the address of its shared inner part.
+        self.gate.close(self as *const EngineInner as usize);
+    }
+}
+
+impl Drop for EngineInner {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,139 @@
+//! A loaded model: the llama.cpp model, its context, the chat format and the KV cache, made
+//! by [`LoadedModel::load`] on the worker thread and used only there.
+
+use std::num::NonZeroU32;
+use std::sync::atomic::Ordering;
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+
+use super::backend::{self, available_cpus, LogLevel};
+use super::cancel::{install_abort_probe, AbortProbe};
+use super::error::{Error, Result};
+use super::fault;
+use super::kv_cache::KvCache;
+use super::loading::{LoadOrder, LoadReport};
+use super::options::Description;
+use super::template::ChatFormat;
+use super::worker::WorkerShared;
+
+pub(crate) struct LoadedModel {
+    // Field order is drop order: the context must go before the model it points into.
+    pub ctx: LlamaContext<'static>,
+    pub model: Box<LlamaModel>,
+    pub format: Option<ChatFormat>,
+    pub kv: KvCache,
+    pub n_ctx: u32,
+    pub n_batch: u32,
+    pub description: Description,
+}
+
+impl LoadedModel {
+    /// Checks the file, loads the model (reporting progress), and creates its context with
+    /// `probe` as llama.cpp's abort callback.
+    pub fn load(
+        backend: &'static LlamaBackend,
+        order: &LoadOrder,
+        probe: &AbortProbe,
+        shared: &WorkerShared,
+    ) -> Result<LoadedModel> {
+        let options = &order.options;
+        options.validate()?;
+        let path = &options.model_path;
+        // llama.cpp aborts the process on some malformed files: check the header, metadata
+        // and tensor table with bounds first.
+        gguf_check::check_model_file(path).map_err(|e| Error::ModelLoadFailed(e.to_string()))?;
+        fault::check("check_file")?;
+
+        let reports = order.reports.clone();
+        let abort = order.abort.clone();
+        let n_gpu_layers = options.n_gpu_layers.unwrap_or(u32::MAX);
+        let params = LlamaModelParams::default()
+            .with_n_gpu_layers(n_gpu_layers)
+            .with_progress_callback(move |fraction| {
+                let _ = reports.send(LoadReport::Progress(fraction));
+                !abort.load(Ordering::SeqCst)
+            });
+        let model = LlamaModel::load_from_file(backend, path, &params);
+        if order.abort.load(Ordering::SeqCst) || shared.shutting_down.load(Ordering::SeqCst) {
+            return Err(Error::Cancelled(format!(
+                "loading {} was aborted by the progress callback or by destroy",
+                path.display()
+            )));
+        }
+        let model = Box::new(model.map_err(|e| {
+            Error::ModelLoadFailed(format!(
+                "llama.cpp could not load {} ({e}); is it a complete GGUF model file? \
+                 Set a log callback for llama.cpp's reason",
+                path.display()
+            ))
+        })?);
+        // After the model exists, so the failure path must free it.
+        fault::check("load_model")?;
+
+        let n_ctx_train = model.n_ctx_train();
+        let n_ctx = options.n_ctx.min(n_ctx_train.max(1));
+        let n_batch = options.n_batch.min(n_ctx);
+        let n_threads = options.n_threads.unwrap_or_else(available_cpus);
+        let mut ctx_params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(n_ctx))
+            .with_n_batch(n_batch)
+            .with_n_ubatch(n_batch)
+            .with_n_threads(n_threads as i32)
+            .with_n_threads_batch(n_threads as i32);
+        if !install_abort_probe(&mut ctx_params, probe) {
+            backend::log(
+                LogLevel::Warn,
+                "llama.cpp abort callback unavailable: cancel waits for the current prompt chunk",
+            );
+        }
+        // SAFETY: the context borrows the boxed model, whose heap address never moves; the
+        // struct's field order drops the context first.
+        let model_ref: &'static LlamaModel = unsafe { &*(model.as_ref() as *const LlamaModel) };
+        let ctx = model_ref.new_context(backend, ctx_params).map_err(|e| {
+            Error::ModelLoadFailed(format!(
+                "llama.cpp could not create a context of {n_ctx} tokens for {} ({e}); \
+                 try a smaller n_ctx",
+                path.display()
+            ))
+        })?;
+        // After the context exists, so the failure path must free both, context first.
+        fault::check("create_context")?;
+
+        let architecture = model
+            .meta_val_str("general.architecture")
+            .unwrap_or_default();
+        let format = ChatFormat::choose(&model, options.chat_template.as_deref(), &architecture);
+        let description = Description {
+            model_path: path.to_string_lossy().into_owned(),
+            architecture,
+            n_ctx,
+            n_ctx_train,
+            n_batch,
+            n_vocab: model.n_vocab().max(0) as u32,
+            n_params: model.n_params(),
+            n_threads,
+            n_gpu_layers: options.n_gpu_layers.map_or(-1, |n| n as i32),
+            chat_template: format.as_ref().map(|f| f.text.clone()).unwrap_or_default(),
+            chat_template_source: format.as_ref().map_or("none", |f| f.source),
+        };
+        *shared.description.lock().unwrap_or_else(|p| p.into_inner()) = description.clone();
+        Ok(LoadedModel {
+            ctx,
+            model,
+            format,
+            kv: KvCache::new(n_batch),
+            n_ctx,
+            n_batch,
+            description,
+        })
+    }
+
+    /// Empties the KV cache.
+    pub fn forget_cache(&mut self) {
+        self.kv.clear(&mut self.ctx);
+    }
+}

@@ -1,0 +1,44 @@
+//! What a request cost and why it ended.
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// An end-of-turn token or a stop string.
+    Stop,
+    /// `max_tokens` reached, or the context window is full.
+    Length,
+    /// The consumer asked to stop (the token callback returned non-zero).
+    Callback,
+}
+
+/// What a request cost and why it ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Usage {
+    pub finish_reason: FinishReason,
+    /// Tokens in the formatted prompt.
+    pub prompt_tokens: u32,
+    /// Of those, reused from the KV cache.
+    pub cached_prompt_tokens: u32,
+    /// Tokens whose text was delivered.
+    pub completion_tokens: u32,
+    /// The seed actually used.
+    pub seed: u32,
+    pub prompt_ms: f64,
+    /// From the first to the last generated token.
+    pub generation_ms: f64,
+}
+
+impl Usage {
+    /// Nothing spent yet: what a request that never ran reports.
+    pub(crate) fn none(seed: u32) -> Self {
+        Usage {
+            finish_reason: FinishReason::Stop,
+            prompt_tokens: 0,
+            cached_prompt_tokens: 0,
+            completion_tokens: 0,
+            seed,
+            prompt_ms: 0.0,
+            generation_ms: 0.0,
+        }
+    }
+}
