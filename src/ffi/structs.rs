@@ -367,8 +367,9 @@ pub(crate) unsafe fn write_usage(out: *mut rigllama_usage, usage: &Usage) -> Res
     Ok(())
 }
 
-/// Fills `options` with defaults for `struct_size` bytes (pass `sizeof *options`).
-/// Returns `RIGLLAMA_STATUS_INVALID_ARGUMENT` if `struct_size` is smaller than the v0.1 size.
+/// Fills `options` with defaults for `struct_size` bytes (pass `sizeof *options`): whole
+/// fields that fit get their defaults, other bytes are zeroed. Returns
+/// `RIGLLAMA_STATUS_INVALID_ARGUMENT` if `struct_size` is smaller than the v0.1 size.
 #[no_mangle]
 pub unsafe extern "C" fn rigllama_engine_options_init(
     options: *mut rigllama_engine_options,
