@@ -8,7 +8,11 @@ use super::backend::{self, LogLevel};
 use super::cancel::{AbortProbe, CancelBoard};
 use super::error::Error;
 use super::events::Event;
+use llama_cpp_2::context::LlamaContext;
+
+use super::kv_cache::KvCache;
 use super::model::LoadedModel;
+use super::options::ContextOverflow;
 use super::sampler::{build_sampler, random_seed, PENALTY_LAST_N};
 use super::text::{StopMatcher, StopScan, Utf8Streamer};
 use super::usage::{FinishReason, Usage};
@@ -72,17 +76,17 @@ impl LoadedModel {
             }
         };
 
-        let tokens = match self.tokenize(request) {
-            Ok(tokens) => tokens,
+        let mut plan = match self.plan_prompt(request) {
+            Ok(plan) => plan,
             Err(error) => return fail(error, &usage),
         };
+        let tokens = std::mem::take(&mut plan.tokens);
         usage.prompt_tokens = tokens.len() as u32;
-        if tokens.len() > self.n_ctx as usize {
-            let error = Error::ContextOverflow {
-                prompt_tokens: tokens.len(),
-                n_ctx: self.n_ctx,
-            };
-            return fail(error, &usage);
+        usage.dropped_tokens = plan.dropped;
+        if plan.dropped > 0 && self.can_shift {
+            // The turns after the dropped ones are still in the cache, further on: move them
+            // down instead of evaluating them again.
+            self.kv.close_gap_for(&mut self.ctx, &tokens);
         }
 
         let reuse = self.kv.reuse_prefix(&mut self.ctx, &tokens);
@@ -113,6 +117,7 @@ impl LoadedModel {
         let mut generated = 0u32;
         let mut first_token_at = None;
         let vocab = self.model.vocab();
+        let shifting = self.context_overflow == ContextOverflow::Shift;
         let mut piece = Vec::with_capacity(32);
         let send = |text: String, tokens: &mut u32, usage: &mut Usage| {
             if !text.is_empty() {
@@ -148,10 +153,25 @@ impl LoadedModel {
                     break FinishReason::Stop;
                 }
             }
-            if request.max_tokens.is_some_and(|max| generated >= max)
-                || self.kv.len() >= self.n_ctx as usize
-            {
+            if request.max_tokens.is_some_and(|max| generated >= max) {
                 break FinishReason::Length;
+            }
+            if self.kv.len() >= self.n_ctx as usize {
+                if !shifting {
+                    break FinishReason::Length;
+                }
+                let shifted = shift_out_oldest_exchange(
+                    &mut self.kv,
+                    &mut self.ctx,
+                    self.can_shift,
+                    self.n_batch,
+                    &mut plan.exchange_starts,
+                );
+                match shifted {
+                    Ok(0) => break FinishReason::Length,
+                    Ok(dropped) => usage.dropped_tokens += dropped as u32,
+                    Err(error) => return fail(cancelled_or(error), &usage),
+                }
             }
             if let Err(error) = self.kv.decode(&mut self.ctx, &[token], true) {
                 return fail(cancelled_or(error), &usage);
@@ -166,4 +186,40 @@ impl LoadedModel {
         usage.finish_reason = finish;
         Ok(usage)
     }
+}
+
+/// With SHIFT, when the reply fills the context: drops the oldest exchange still in the cache
+/// (never the one being answered) and moves the rest down, or evaluates the rest again where
+/// the cache cannot shift. Returns the tokens dropped (0: nothing left to drop, so the reply
+/// ends with LENGTH as under FAIL).
+fn shift_out_oldest_exchange(
+    kv: &mut KvCache,
+    ctx: &mut LlamaContext<'static>,
+    can_shift: bool,
+    n_batch: u32,
+    starts: &mut Vec<usize>,
+) -> Result<usize, String> {
+    if starts.len() < 2 {
+        return Ok(0);
+    }
+    let (start, end) = (starts[0], starts[1]);
+    let dropped = end - start;
+    if can_shift {
+        if !kv.remove_range(ctx, start, end) {
+            return Err("llama.cpp could not shift the KV cache".into());
+        }
+    } else {
+        let kept = kv.tokens()[end..].to_vec();
+        if !kv.truncate(ctx, start) {
+            return Err("llama.cpp could not cut the KV cache back".into());
+        }
+        for chunk in kept.chunks(n_batch as usize) {
+            kv.decode(ctx, chunk, false)?;
+        }
+    }
+    starts.remove(1);
+    for s in starts.iter_mut().skip(1) {
+        *s -= dropped;
+    }
+    Ok(dropped)
 }

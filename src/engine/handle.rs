@@ -195,6 +195,44 @@ impl Engine {
         self.send_and_wait(Command::CountTokens { request, reply }, receiver)
     }
 
+    /// The KV cache of the longest cached prefix of `request`'s formatted prompt, with its
+    /// tokens, as a self-checking blob (model fingerprint, KV layout, checksum) for
+    /// [`Engine::load_snapshot`] — in this process or another. The cache is cut back to that
+    /// prefix. Keep the conversation's messages yourself: the snapshot only saves their
+    /// evaluation.
+    pub fn save_snapshot(&self, request: Request) -> Result<Vec<u8>> {
+        request.validate()?;
+        let (reply, receiver) = std::sync::mpsc::channel();
+        self.send_and_wait(Command::SaveSnapshot { request, reply }, receiver)
+    }
+
+    /// Checks a snapshot whole before llama.cpp sees it, then makes it the engine's KV cache:
+    /// the next request whose prompt starts with its tokens evaluates only what follows.
+    /// A damaged snapshot, or one from another model or KV layout, is refused with
+    /// [`Error::InvalidArgument`] naming what differs. Returns the tokens restored.
+    pub fn load_snapshot(&self, snapshot: &[u8]) -> Result<usize> {
+        let (reply, receiver) = std::sync::mpsc::channel();
+        self.send_and_wait(
+            Command::LoadSnapshot {
+                bytes: snapshot.to_vec(),
+                reply,
+            },
+            receiver,
+        )
+    }
+
+    /// The pooled, L2-normalised embedding of each text (each at most
+    /// [`MAX_EMBED_TOKENS`](super::MAX_EMBED_TOKENS) tokens), in order, computed in a separate
+    /// context: the chat KV cache is untouched.
+    pub fn embed<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>> {
+        let texts: Vec<String> = texts.iter().map(|t| t.as_ref().to_owned()).collect();
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, receiver) = std::sync::mpsc::channel();
+        self.send_and_wait(Command::Embed { texts, reply }, receiver)
+    }
+
     /// Facts about the loaded model.
     pub fn describe(&self) -> Description {
         self.inner

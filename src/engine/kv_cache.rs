@@ -1,5 +1,6 @@
-//! What the context's KV cache holds, token by token, and the only code that adds to it or
-//! cuts it back. One sequence today; many conversations (one sequence each) grow from here.
+//! What the context's KV cache holds, token by token, and the only code that adds to it, cuts
+//! it back or shifts it. One sequence today; many conversations (one sequence each) grow from
+//! here.
 
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
@@ -27,6 +28,91 @@ impl KvCache {
     /// Tokens in the cache.
     pub fn len(&self) -> usize {
         self.tokens.len()
+    }
+
+    /// The tokens in the cache, position by position.
+    pub fn tokens(&self) -> &[LlamaToken] {
+        &self.tokens
+    }
+
+    /// How many leading tokens of `prompt` the cache holds.
+    pub fn common_prefix(&self, prompt: &[LlamaToken]) -> usize {
+        self.tokens
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count()
+    }
+
+    /// Keeps only the first `len` tokens. Returns false (and empties the cache) if llama.cpp
+    /// cannot cut this cache back.
+    pub fn truncate(&mut self, ctx: &mut LlamaContext<'static>, len: usize) -> bool {
+        if len >= self.tokens.len() {
+            return true;
+        }
+        if ctx.kv_cache_seq_rm(SEQ, Some(len as u32), None).is_ok() {
+            self.tokens.truncate(len);
+            true
+        } else {
+            self.clear(ctx);
+            false
+        }
+    }
+
+    /// Records that the cache now holds `tokens` (after llama.cpp restored a state for them).
+    pub fn restored(&mut self, tokens: Vec<LlamaToken>) {
+        self.tokens = tokens;
+    }
+
+    /// Removes positions `start..end` and moves everything after them down by `end - start`
+    /// (llama.cpp re-rotates the moved keys), so the cache holds what it held minus that
+    /// range. Only for models whose cache can shift. False (cache emptied) on failure.
+    pub fn remove_range(
+        &mut self,
+        ctx: &mut LlamaContext<'static>,
+        start: usize,
+        end: usize,
+    ) -> bool {
+        if start >= end || end > self.tokens.len() {
+            return start == end;
+        }
+        let removed = ctx
+            .kv_cache_seq_rm(SEQ, Some(start as u32), Some(end as u32))
+            .is_ok();
+        let moved = removed
+            && ctx
+                .kv_cache_seq_add(SEQ, Some(end as u32), None, -((end - start) as i32))
+                .is_ok();
+        if moved {
+            self.tokens.drain(start..end);
+            true
+        } else {
+            self.clear(ctx);
+            false
+        }
+    }
+
+    /// When `prompt` continues the cache's common prefix with a run of tokens the cache holds
+    /// further on (the turns after some dropped ones), removes the cached tokens in between
+    /// so that run is reused in place. Returns the number of tokens removed.
+    pub fn close_gap_for(
+        &mut self,
+        ctx: &mut LlamaContext<'static>,
+        prompt: &[LlamaToken],
+    ) -> usize {
+        let prefix = self.common_prefix(prompt);
+        let rest = &prompt[prefix..];
+        // A run this long is a real part of the conversation, not a template token or two.
+        let probe = rest.len().min(16);
+        if probe < 4 || prefix >= self.tokens.len() {
+            return 0;
+        }
+        let found = (prefix + 1..self.tokens.len().saturating_sub(probe - 1))
+            .find(|&at| self.tokens[at..at + probe] == rest[..probe]);
+        match found {
+            Some(at) if self.remove_range(ctx, prefix, at) => at - prefix,
+            _ => 0,
+        }
     }
 
     pub fn clear(&mut self, ctx: &mut LlamaContext<'static>) {

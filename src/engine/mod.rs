@@ -10,7 +10,8 @@
 //!   load protocol);
 //! - the worker's side: `worker` (the command loop), `model` (loading a model and its
 //!   context), `prompt` (template and tokenizer), `kv_cache` (what the cache holds, prefix
-//!   reuse), `generate` (one request's token loop), `sampler` (the sampler chain), `text`
+//!   reuse and shifts), `generate` (one request's token loop), `sampler` (the sampler
+//!   chain), `snapshot` (save games), `embed` (embeddings), `text`
 //!   (UTF-8 wholeness and stop strings), `cancel` (cancel tickets and llama.cpp's abort
 //!   callback), `backend` (process-wide llama.cpp state and logs);
 //! - plain data: `options`, `request`, `usage`, `error`.
@@ -18,6 +19,7 @@
 mod backend;
 mod callback_gate;
 mod cancel;
+mod embed;
 mod error;
 mod events;
 pub mod fault;
@@ -31,18 +33,21 @@ mod options;
 mod prompt;
 mod request;
 mod sampler;
+mod snapshot;
 mod template;
 mod text;
 mod usage;
 mod worker;
 
 pub use backend::{available_cpus, set_log_sink, LogFn, LogLevel};
+pub use embed::MAX_EMBED_TOKENS;
 pub use error::{Error, Result};
 pub use events::Event;
 pub use handle::{Engine, QUEUE_LIMIT};
 pub use job::{Job, JobCanceller};
 pub use options::{
-    Description, EngineOptions, ProgressFn, DEFAULT_N_BATCH, DEFAULT_N_CTX, MAX_N_CTX, MAX_THREADS,
+    ContextOverflow, Description, EngineOptions, ProgressFn, DEFAULT_N_BATCH, DEFAULT_N_CTX,
+    MAX_N_CTX, MAX_THREADS,
 };
 pub use request::{Message, Prompt, Request, Role, Sampling, DEFAULT_MAX_TOKENS};
 pub use template::ARCHITECTURE_TEMPLATES;

@@ -8,7 +8,8 @@ use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
-use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::model::{LlamaModel, RopeType};
+use snapshot_format::Shape;
 
 use super::backend::{self, available_cpus, LogLevel};
 use super::cancel::{install_abort_probe, AbortProbe};
@@ -16,18 +17,27 @@ use super::error::{Error, Result};
 use super::fault;
 use super::kv_cache::KvCache;
 use super::loading::{LoadOrder, LoadReport};
-use super::options::Description;
+use super::options::{ContextOverflow, Description};
 use super::template::ChatFormat;
 use super::worker::WorkerShared;
 
 pub(crate) struct LoadedModel {
-    // Field order is drop order: the context must go before the model it points into.
+    // Field order is drop order: the contexts must go before the model they point into.
     pub ctx: LlamaContext<'static>,
+    /// The embedding context, made on the first embed request (see `embed.rs`).
+    pub embed_ctx: Option<LlamaContext<'static>>,
     pub model: Box<LlamaModel>,
     pub format: Option<ChatFormat>,
     pub kv: KvCache,
     pub n_ctx: u32,
     pub n_batch: u32,
+    pub n_threads: u32,
+    pub context_overflow: ContextOverflow,
+    /// Whether llama.cpp can shift this model's KV cache in place (it aborts if asked to
+    /// when it cannot).
+    pub can_shift: bool,
+    /// What a snapshot of this engine's cache must match (see `snapshot.rs`).
+    pub shape: Shape,
     pub description: Description,
 }
 
@@ -45,7 +55,9 @@ impl LoadedModel {
         let path = &options.model_path;
         // llama.cpp aborts the process on some malformed files: check the header, metadata
         // and tensor table with bounds first.
-        gguf_check::check_model_file(path).map_err(|e| Error::ModelLoadFailed(e.to_string()))?;
+        let summary = gguf_check::check_model_file(path)
+            .map_err(|e| Error::ModelLoadFailed(e.to_string()))?;
+        let fingerprint = fingerprint_of(path, summary.data_offset)?;
         fault::check("check_file")?;
 
         let reports = order.reports.clone();
@@ -83,7 +95,10 @@ impl LoadedModel {
             .with_n_batch(n_batch)
             .with_n_ubatch(n_batch)
             .with_n_threads(n_threads as i32)
-            .with_n_threads_batch(n_threads as i32);
+            .with_n_threads_batch(n_threads as i32)
+            // A full-size sliding-window cache, so prefix reuse, shifts and snapshots work
+            // for models with sliding-window layers (Gemma 3) as for any other.
+            .with_swa_full(true);
         if !install_abort_probe(&mut ctx_params, probe) {
             backend::log(
                 LogLevel::Warn,
@@ -107,6 +122,25 @@ impl LoadedModel {
             .meta_val_str("general.architecture")
             .unwrap_or_default();
         let format = ChatFormat::choose(&model, options.chat_template.as_deref(), &architecture);
+        let can_shift = !model.is_recurrent()
+            && !model.is_hybrid()
+            && !matches!(model.rope_type(), Some(RopeType::MRope | RopeType::IMRope))
+            && architecture != "step35";
+        let shape = Shape {
+            fingerprint,
+            model_name: path
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            architecture: architecture.clone(),
+            n_layer: model.n_layer(),
+            n_embd: model.n_embd().max(0) as u32,
+            // F16 K and V, flash attention left to llama.cpp: what this engine creates.
+            type_k: 1,
+            type_v: 1,
+            flash_attention: 0,
+            llama_cpp: LLAMA_CPP_VERSION.to_owned(),
+        };
         let description = Description {
             model_path: path.to_string_lossy().into_owned(),
             architecture,
@@ -119,15 +153,23 @@ impl LoadedModel {
             n_gpu_layers: options.n_gpu_layers.map_or(-1, |n| n as i32),
             chat_template: format.as_ref().map(|f| f.text.clone()).unwrap_or_default(),
             chat_template_source: format.as_ref().map_or("none", |f| f.source),
+            n_embd: model.n_embd_out().max(0) as u32,
+            context_overflow: options.context_overflow,
+            can_shift,
         };
         *shared.description.lock().unwrap_or_else(|p| p.into_inner()) = description.clone();
         Ok(LoadedModel {
             ctx,
+            embed_ctx: None,
             model,
             format,
             kv: KvCache::new(n_batch),
             n_ctx,
             n_batch,
+            n_threads,
+            context_overflow: options.context_overflow,
+            can_shift,
+            shape,
             description,
         })
     }
@@ -136,4 +178,22 @@ impl LoadedModel {
     pub fn forget_cache(&mut self) {
         self.kv.clear(&mut self.ctx);
     }
+}
+
+/// The llama.cpp build whose state format snapshots carry: the sys crate's version pins the
+/// llama.cpp sources it compiles.
+const LLAMA_CPP_VERSION: &str = "llama-cpp-sys-2 0.1.161";
+
+/// SHA-256 over the file's header, metadata and tensor table (everything before the tensor
+/// data): cheap, and it differs for any other model or quantisation.
+fn fingerprint_of(
+    path: &std::path::Path,
+    data_offset: u64,
+) -> Result<snapshot_format::Fingerprint> {
+    use std::io::Read;
+    let mut header = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(data_offset).read_to_end(&mut header))
+        .map_err(|e| Error::ModelLoadFailed(format!("cannot read {}: {e}", path.display())))?;
+    Ok(snapshot_format::fingerprint(&header))
 }

@@ -21,6 +21,23 @@ pub struct EngineOptions {
     pub n_gpu_layers: Option<u32>,
     /// A llama.cpp built-in template name or a template string; `None` = the model's own.
     pub chat_template: Option<String>,
+    /// What happens when a conversation outgrows the context window.
+    pub context_overflow: ContextOverflow,
+}
+
+/// What happens when a conversation (its prompt, or prompt and reply) outgrows `n_ctx`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContextOverflow {
+    /// The request fails with [`Error::ContextOverflow`] before decoding, or generation
+    /// stops with [`FinishReason::Length`](super::FinishReason::Length) when the reply fills it.
+    #[default]
+    Fail,
+    /// Keep the system prompt and the latest turns: the oldest exchanges (a user turn and the
+    /// replies after it) are dropped whole, before decoding or mid-reply, and the KV cache
+    /// of what is kept is shifted rather than evaluated again where the model allows it.
+    /// [`Usage::dropped_tokens`](super::Usage::dropped_tokens) counts what was dropped.
+    Shift,
 }
 
 pub const DEFAULT_N_CTX: u32 = 4096;
@@ -39,6 +56,7 @@ impl EngineOptions {
             n_threads: None,
             n_gpu_layers: Some(0),
             chat_template: None,
+            context_overflow: ContextOverflow::Fail,
         }
     }
 
@@ -98,6 +116,13 @@ pub struct Description {
     pub n_gpu_layers: i32,
     pub chat_template: String,
     pub chat_template_source: &'static str,
+    /// Embedding width of the model (the length of [`Engine::embed`](super::Engine::embed)'s
+    /// vectors).
+    pub n_embd: u32,
+    pub context_overflow: ContextOverflow,
+    /// Whether the model's KV cache can be shifted in place (else SHIFT evaluates the kept
+    /// turns again).
+    pub can_shift: bool,
 }
 
 #[cfg(test)]

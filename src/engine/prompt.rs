@@ -1,11 +1,26 @@
 //! From a request to the tokens the model is given: the chat template for conversations,
-//! the text itself for raw prompts, then llama.cpp's tokenizer.
+//! the text itself for raw prompts, then llama.cpp's tokenizer. With
+//! [`ContextOverflow::Shift`], a conversation that does not fit loses its oldest exchanges
+//! here, and the plan records where the remaining ones start so generation can drop more.
 
 use llama_cpp_2::token::LlamaToken;
 
 use super::error::{Error, Result};
 use super::model::LoadedModel;
-use super::request::{Prompt, Request};
+use super::options::ContextOverflow;
+use super::request::{Message, Prompt, Request, Role};
+
+/// The tokens a request will evaluate, and what SHIFT needs to know about them.
+pub(crate) struct PromptPlan {
+    pub tokens: Vec<LlamaToken>,
+    /// Tokens of the exchanges dropped to make the prompt fit.
+    pub dropped: u32,
+    /// Token offsets where each exchange (a user turn and the replies after it) starts, the
+    /// last one being the exchange that is being answered; empty when the conversation
+    /// cannot be cut at turn boundaries (raw prompts, FAIL, templates whose turns do not
+    /// tokenize on their own).
+    pub exchange_starts: Vec<usize>,
+}
 
 impl LoadedModel {
     /// Formats and tokenizes a request exactly as generation will.
@@ -13,24 +28,149 @@ impl LoadedModel {
         request.validate()?;
         let text = match &request.prompt {
             Prompt::Raw(text) => text.clone(),
-            Prompt::Chat(messages) => {
-                let format = self.format.as_ref().ok_or_else(|| {
-                    Error::invalid(format!(
-                        "the model ({}) has no chat template llama.cpp can apply; choose a \
-                         built-in template such as \"chatml\" in the engine options' \
-                         chat_template, or send a raw prompt",
-                        self.description.architecture
-                    ))
-                })?;
-                format.apply(&self.model, messages)?
-            }
+            Prompt::Chat(messages) => self.format_chat(messages, true)?,
         };
-        // BOS is added as the vocabulary says, and special tokens in the text are parsed,
-        // as llama.cpp's server does for both chat and raw prompts.
-        let tokens = self.model.vocab().tokenize(text.as_bytes(), true, true);
+        let tokens = self.tokenize_text(&text);
         if tokens.is_empty() {
             return Err(Error::invalid("the prompt has no tokens"));
         }
         Ok(tokens)
+    }
+
+    fn format_chat(&self, messages: &[Message], open_reply: bool) -> Result<String> {
+        let format = self.format.as_ref().ok_or_else(|| {
+            Error::invalid(format!(
+                "the model ({}) has no chat template llama.cpp can apply; choose a \
+                 built-in template such as \"chatml\" in the engine options' \
+                 chat_template, or send a raw prompt",
+                self.description.architecture
+            ))
+        })?;
+        format.format(&self.model, messages, open_reply)
+    }
+
+    /// BOS is added as the vocabulary says, and special tokens in the text are parsed, as
+    /// llama.cpp's server does for both chat and raw prompts.
+    fn tokenize_text(&self, text: &str) -> Vec<LlamaToken> {
+        self.model.vocab().tokenize(text.as_bytes(), true, true)
+    }
+
+    /// The prompt to evaluate: the whole request, or with SHIFT a conversation whose oldest
+    /// exchanges are dropped until it leaves room for the reply. Fails with
+    /// [`Error::ContextOverflow`] when even that cannot fit.
+    pub fn plan_prompt(&self, request: &Request) -> Result<PromptPlan> {
+        let tokens = self.tokenize(request)?;
+        let n_ctx = self.n_ctx as usize;
+        let overflow = |prompt_tokens: usize| Error::ContextOverflow {
+            prompt_tokens,
+            n_ctx: self.n_ctx,
+        };
+        let messages = match (&request.prompt, self.context_overflow) {
+            (Prompt::Chat(messages), ContextOverflow::Shift) => messages,
+            _ if tokens.len() > n_ctx => return Err(overflow(tokens.len())),
+            _ => {
+                return Ok(PromptPlan {
+                    tokens,
+                    dropped: 0,
+                    exchange_starts: Vec::new(),
+                })
+            }
+        };
+        // Room for the reply, so the first generated tokens do not shift at once.
+        let room = (request.max_tokens.unwrap_or(u32::MAX) as usize).min(n_ctx / 4);
+        let original = tokens.len();
+        let mut kept: Vec<Message> = messages.clone();
+        let mut tokens = tokens;
+        while tokens.len() + room > n_ctx {
+            if !drop_oldest_exchange(&mut kept) {
+                if tokens.len() > n_ctx {
+                    return Err(overflow(tokens.len()));
+                }
+                break; // it fits, with less room for the reply: it will shift mid-reply
+            }
+            tokens = self.tokenize_text(&self.format_chat(&kept, true)?);
+        }
+        let exchange_starts = self.exchange_starts(&kept, &tokens)?;
+        Ok(PromptPlan {
+            dropped: original.saturating_sub(tokens.len()) as u32,
+            tokens,
+            exchange_starts,
+        })
+    }
+
+    /// Where each exchange of `messages` starts in `tokens`, found by formatting the turns
+    /// before it. Empty if any prefix does not tokenize to a prefix of `tokens`.
+    fn exchange_starts(&self, messages: &[Message], tokens: &[LlamaToken]) -> Result<Vec<usize>> {
+        let mut starts = Vec::new();
+        for (i, message) in messages.iter().enumerate() {
+            if message.role != Role::User {
+                continue;
+            }
+            let before = if i == 0 {
+                // Nothing before the first turn but what the tokenizer adds (BOS).
+                self.tokenize_text("")
+            } else {
+                self.tokenize_text(&self.format_chat(&messages[..i], false)?)
+            };
+            if before.len() > tokens.len() || before[..] != tokens[..before.len()] {
+                return Ok(Vec::new());
+            }
+            starts.push(before.len());
+        }
+        Ok(starts)
+    }
+}
+
+/// Removes the oldest exchange after any system turn: its user turn and everything up to the
+/// next user turn. False when only the last exchange is left.
+fn drop_oldest_exchange(messages: &mut Vec<Message>) -> bool {
+    let first = usize::from(messages.first().is_some_and(|m| m.role == Role::System));
+    let Some(next_user) = (first + 1..messages.len()).find(|&i| messages[i].role == Role::User)
+    else {
+        return false;
+    };
+    messages.drain(first..next_user);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn turns(roles: &str) -> Vec<Message> {
+        roles
+            .chars()
+            .map(|c| {
+                let role = match c {
+                    's' => Role::System,
+                    'u' => Role::User,
+                    _ => Role::Assistant,
+                };
+                Message::new(role, c.to_string())
+            })
+            .collect()
+    }
+
+    fn roles(messages: &[Message]) -> String {
+        messages
+            .iter()
+            .map(|m| m.role.as_str().chars().next().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn the_oldest_exchange_goes_whole_and_the_system_turn_stays() {
+        let mut m = turns("suauau");
+        assert!(drop_oldest_exchange(&mut m));
+        assert_eq!(roles(&m), "suau");
+        assert!(drop_oldest_exchange(&mut m));
+        assert_eq!(roles(&m), "su");
+        assert!(
+            !drop_oldest_exchange(&mut m),
+            "the last exchange is never dropped"
+        );
+        let mut m = turns("uaau");
+        assert!(drop_oldest_exchange(&mut m));
+        assert_eq!(roles(&m), "u");
     }
 }

@@ -74,13 +74,23 @@ impl ChatFormat {
 
     /// Formats `messages` and opens the assistant turn.
     pub fn apply(&self, model: &LlamaModel, messages: &[Message]) -> Result<String> {
+        self.format(model, messages, true)
+    }
+
+    /// Formats `messages`, opening the assistant turn after them when `open_reply`.
+    pub fn format(
+        &self,
+        model: &LlamaModel,
+        messages: &[Message],
+        open_reply: bool,
+    ) -> Result<String> {
         let chat = messages
             .iter()
             .map(|m| LlamaChatMessage::new(m.role.as_str().to_owned(), m.content.clone()))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| Error::invalid(format!("message cannot be formatted: {e}")))?;
         model
-            .apply_chat_template(&self.template, &chat, true)
+            .apply_chat_template(&self.template, &chat, open_reply)
             .map_err(|e| {
                 Error::invalid(format!(
                     "the chat template ({}) cannot be applied by llama.cpp ({e}); set chat_template \

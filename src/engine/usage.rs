@@ -26,6 +26,9 @@ pub struct Usage {
     pub prompt_ms: f64,
     /// From the first to the last generated token.
     pub generation_ms: f64,
+    /// Tokens of the oldest turns dropped to make room
+    /// ([`ContextOverflow::Shift`](super::ContextOverflow::Shift)); 0 otherwise.
+    pub dropped_tokens: u32,
 }
 
 impl Usage {
@@ -39,6 +42,7 @@ impl Usage {
             seed,
             prompt_ms: 0.0,
             generation_ms: 0.0,
+            dropped_tokens: 0,
         }
     }
 }

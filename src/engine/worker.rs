@@ -34,6 +34,18 @@ pub(crate) enum Command {
     Reset {
         reply: std::sync::mpsc::Sender<Result<()>>,
     },
+    SaveSnapshot {
+        request: Request,
+        reply: std::sync::mpsc::Sender<Result<Vec<u8>>>,
+    },
+    LoadSnapshot {
+        bytes: Vec<u8>,
+        reply: std::sync::mpsc::Sender<Result<usize>>,
+    },
+    Embed {
+        texts: Vec<String>,
+        reply: std::sync::mpsc::Sender<Result<Vec<Vec<f32>>>>,
+    },
     Reload(LoadOrder),
     Shutdown,
 }
@@ -97,6 +109,15 @@ pub(crate) fn run(
                 loaded.forget_cache();
                 let _ = reply.send(Ok(()));
             }
+            Command::SaveSnapshot { request, reply } => {
+                let _ = reply.send(guarded(|| loaded.save_snapshot(&request)));
+            }
+            Command::LoadSnapshot { bytes, reply } => {
+                let _ = reply.send(guarded(|| loaded.load_snapshot(&bytes)));
+            }
+            Command::Embed { texts, reply } => {
+                let _ = reply.send(guarded(|| loaded.embed(&texts)));
+            }
             Command::Reload(order) => {
                 // The new model is loaded while the old one still serves; only on success is
                 // the old one dropped (assignment drops it after the new one exists).
@@ -135,6 +156,15 @@ fn fail_unrun(command: Command) {
             let _ = reply.send(Err(shut()));
         }
         Command::Reset { reply } => {
+            let _ = reply.send(Err(shut()));
+        }
+        Command::SaveSnapshot { reply, .. } => {
+            let _ = reply.send(Err(shut()));
+        }
+        Command::LoadSnapshot { reply, .. } => {
+            let _ = reply.send(Err(shut()));
+        }
+        Command::Embed { reply, .. } => {
             let _ = reply.send(Err(shut()));
         }
         Command::Reload(order) => {

@@ -5,11 +5,14 @@ use std::ffi::c_char;
 use std::path::PathBuf;
 
 use super::boundary::{optional_str, required_str, Failure};
+use super::enums::rigllama_context_overflow;
 use super::structs::{
     read_input, rigllama_engine_options, rigllama_request, RIGLLAMA_MAX_TOKENS_UNLIMITED,
     RIGLLAMA_SEED_RANDOM,
 };
-use crate::engine::{EngineOptions, Error, Message, Prompt, Request, Role, Sampling};
+use crate::engine::{
+    ContextOverflow, EngineOptions, Error, Message, Prompt, Request, Role, Sampling,
+};
 
 pub(crate) unsafe fn engine_options(
     options: *const rigllama_engine_options,
@@ -46,6 +49,15 @@ pub(crate) unsafe fn engine_options(
         n_threads: (raw.n_threads > 0).then_some(raw.n_threads as u32),
         n_gpu_layers: (raw.n_gpu_layers >= 0).then_some(raw.n_gpu_layers as u32),
         chat_template,
+        context_overflow: match rigllama_context_overflow::from_repr(raw.context_overflow) {
+            Some(rigllama_context_overflow::Fail) => ContextOverflow::Fail,
+            Some(rigllama_context_overflow::Shift) => ContextOverflow::Shift,
+            None => return Err(Error::invalid(format!(
+                "context_overflow {} is not a RIGLLAMA_CONTEXT_OVERFLOW_* value (0 FAIL, 1 SHIFT)",
+                raw.context_overflow
+            ))
+            .into()),
+        },
     };
     options.validate()?;
     Ok((options, raw))

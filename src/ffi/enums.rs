@@ -98,3 +98,17 @@ pub enum rigllama_event_kind {
     /// Failed or cancelled; `status` and `message` say why.
     Error = 3,
 }
+
+/// What happens when a conversation outgrows the context window
+/// (`rigllama_engine_options.context_overflow`).
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::FromRepr)]
+pub enum rigllama_context_overflow {
+    /// v0.1 behaviour: `RIGLLAMA_STATUS_CONTEXT_OVERFLOW` before decoding when the prompt does
+    /// not fit; `RIGLLAMA_FINISH_REASON_LENGTH` when the reply fills the context.
+    Fail = 0,
+    /// Keep the system prompt and the latest turns: drop the oldest exchanges (a user turn and
+    /// the replies after it) whole, before decoding or mid-reply, and go on.
+    /// `rigllama_usage.dropped_tokens` counts what was dropped. Raw prompts behave as FAIL.
+    Shift = 1,
+}

@@ -7,15 +7,19 @@
 
 mod boundary;
 mod convert;
+mod embed;
 mod engine;
 mod enums;
 mod job;
+mod snapshot;
 mod structs;
 
 pub use boundary::*;
+pub use embed::*;
 pub use engine::*;
 pub use enums::*;
 pub use job::*;
+pub use snapshot::*;
 pub use structs::{
     rigllama_engine_options, rigllama_engine_options_init, rigllama_progress_callback,
     rigllama_request, rigllama_request_init, rigllama_usage, rigllama_usage_init,

@@ -7,7 +7,7 @@ use std::ffi::{c_char, c_void};
 use std::mem::size_of;
 
 use super::boundary::{boundary, Failure};
-use super::enums::{rigllama_finish_reason, rigllama_status};
+use super::enums::{rigllama_context_overflow, rigllama_finish_reason, rigllama_status};
 use crate::engine::{Error, Usage};
 
 /// Load progress, called on the thread that called `rigllama_engine_create` or
@@ -43,6 +43,9 @@ pub struct rigllama_engine_options {
     pub on_progress: rigllama_progress_callback,
     /// Passed untouched to `on_progress`.
     pub progress_user_data: *mut c_void,
+    /// v0.2. What happens when a conversation outgrows `n_ctx`: one of the
+    /// `RIGLLAMA_CONTEXT_OVERFLOW_*` values. Default `RIGLLAMA_CONTEXT_OVERFLOW_FAIL`.
+    pub context_overflow: i32,
 }
 
 /// Pass as `max_tokens` to generate until the context window is full.
@@ -112,6 +115,9 @@ pub struct rigllama_usage {
     pub prompt_ms: f64,
     /// Milliseconds from the first to the last generated token.
     pub generation_ms: f64,
+    /// v0.2. Tokens of the oldest turns dropped to make room
+    /// (`RIGLLAMA_CONTEXT_OVERFLOW_SHIFT`); 0 otherwise.
+    pub dropped_tokens: u32,
 }
 
 /// A public struct: `struct_size` first, a frozen v0.1 size, defaults, and field-by-field
@@ -229,6 +235,7 @@ versioned_struct!(input rigllama_engine_options {
     chat_template: std::ptr::null(),
     on_progress: None,
     progress_user_data: std::ptr::null_mut(),
+    context_overflow: rigllama_context_overflow::Fail as i32,
 });
 
 versioned_struct!(input rigllama_request {
@@ -259,6 +266,7 @@ versioned_struct!(output rigllama_usage {
     seed: 0,
     prompt_ms: 0.0,
     generation_ms: 0.0,
+    dropped_tokens: 0,
 });
 
 fn bad_size(message: String) -> Failure {
@@ -362,6 +370,7 @@ pub(crate) unsafe fn write_usage(out: *mut rigllama_usage, usage: &Usage) -> Res
         seed: usage.seed,
         prompt_ms: usage.prompt_ms,
         generation_ms: usage.generation_ms,
+        dropped_tokens: usage.dropped_tokens,
     };
     unsafe { report.write_fields(out.cast(), struct_size) };
     Ok(())

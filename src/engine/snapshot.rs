@@ -1,0 +1,87 @@
+//! Save games: the KV cache of a conversation's prefix as a self-checking blob
+//! (`snapshot_format`), and putting one back so the next turn evaluates only what is new.
+
+use llama_cpp_2::context::session::LlamaStateSeqFlags;
+
+use super::error::{Error, Result};
+use super::model::LoadedModel;
+use super::request::Request;
+
+/// The sequence snapshots are taken from and restored into.
+const SEQ: i32 = 0;
+
+impl LoadedModel {
+    /// The cache of the longest cached prefix of `request`'s formatted prompt, as a blob.
+    /// The cache is cut back to that prefix first (what the request itself would reuse).
+    pub fn save_snapshot(&mut self, request: &Request) -> Result<Vec<u8>> {
+        let tokens = self.tokenize(request)?;
+        let prefix = self.kv.common_prefix(&tokens);
+        if prefix == 0 {
+            return Err(Error::invalid(
+                "nothing of this request's prompt is in the KV cache; run the conversation \
+                 (or its last turn) first, then save",
+            ));
+        }
+        if !self.kv.truncate(&mut self.ctx, prefix) {
+            return Err(Error::Internal(
+                "llama.cpp could not cut the KV cache back to the prompt".into(),
+            ));
+        }
+        let flags = LlamaStateSeqFlags::empty();
+        let size = self.ctx.state_seq_get_size_ext(SEQ, flags);
+        let mut payload = vec![0u8; size];
+        // SAFETY: `payload` has exactly the size llama.cpp just reported for this sequence.
+        let written = unsafe {
+            self.ctx
+                .state_seq_get_data_ext(payload.as_mut_ptr(), SEQ, flags)
+        };
+        if written != size {
+            return Err(Error::Internal(format!(
+                "llama.cpp wrote {written} bytes of sequence state, {size} expected"
+            )));
+        }
+        Ok(snapshot_format::encode(&snapshot_format::Snapshot {
+            library_version: env!("CARGO_PKG_VERSION").to_owned(),
+            shape: self.shape.clone(),
+            tokens: self.kv.tokens().iter().map(|t| t.0).collect(),
+            payload,
+        }))
+    }
+
+    /// Checks `bytes` whole (checksum, format, model, KV layout, size) before llama.cpp sees
+    /// any of it, then restores it as the engine's cache. Returns the tokens restored.
+    pub fn load_snapshot(&mut self, bytes: &[u8]) -> Result<usize> {
+        let snapshot = snapshot_format::decode(bytes).map_err(Error::InvalidArgument)?;
+        snapshot
+            .shape
+            .check(snapshot.tokens.len(), &self.shape, self.n_ctx)
+            .map_err(Error::InvalidArgument)?;
+        let n_vocab = self.model.n_vocab();
+        if let Some(bad) = snapshot.tokens.iter().find(|&&t| t < 0 || t >= n_vocab) {
+            return Err(Error::invalid(format!(
+                "snapshot holds token {bad}, outside this model's vocabulary of {n_vocab}"
+            )));
+        }
+        self.forget_cache();
+        // SAFETY: the payload is exactly what llama.cpp wrote for a model with this
+        // fingerprint and KV layout (checksummed), and llama.cpp checks its sizes as it reads.
+        let restored = unsafe {
+            self.ctx
+                .state_seq_set_data_ext(&snapshot.payload, SEQ, LlamaStateSeqFlags::empty())
+        };
+        if !restored {
+            self.forget_cache();
+            return Err(Error::invalid(
+                "llama.cpp refused the snapshot's cache state (it does not fit this context)",
+            ));
+        }
+        let tokens = snapshot
+            .tokens
+            .into_iter()
+            .map(llama_cpp_2::token::LlamaToken)
+            .collect::<Vec<_>>();
+        let n = tokens.len();
+        self.kv.restored(tokens);
+        Ok(n)
+    }
+}
