@@ -14,7 +14,7 @@ CXX ?= c++
 CFLAGS := -std=c99 -Wall -Wextra -Wpedantic -Werror -O2 -g -Iinclude
 LDLIBS := -L$(LIBDIR) -Wl,-rpath,$(LIBDIR) -lrigllama -lpthread
 EXAMPLES := complete stream chat cancel reload frame_loop
-C_TESTS := test_contract test_jobs test_memcheck
+C_TESTS := test_contract test_jobs test_memcheck test_snapshot
 MODEL = $$(scripts/fetch-model)
 # Model-loading tests run one at a time: two thread pools on these cores collapse ggml.
 TEST_THREADS := --test-threads=1
@@ -71,7 +71,7 @@ header-check: lib | $(BUILD)
 
 rust-tests: model
 	RIGLLAMA_MODEL="$(MODEL)" cargo test --release --features fault-injection -- $(TEST_THREADS)
-	RIGLLAMA_MODEL="$(MODEL)" cargo test --release -p rigllama-gguf-check
+	RIGLLAMA_MODEL="$(MODEL)" cargo test --release -p rigllama-gguf-check -p rigllama-snapshot-format
 
 # The Rig adapter's examples, run against the real model.
 rig-examples: model

@@ -198,3 +198,108 @@ async fn unsupported_options_are_refused_with_a_clear_error() {
         .unwrap_err();
     assert!(error.to_string().contains("temperature"), "{error}");
 }
+
+fn cosine(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Three documents in one Rig call: one vector each, the engine's own, of its width and unit
+/// length, and closer for the paraphrase than for the unrelated sentence.
+#[tokio::test]
+async fn embedding_model_embeds_a_batch_with_the_engines_vectors() {
+    let engine = engine();
+    let model = rigllama::rig::embedding_model(&engine);
+    let n_embd = engine.describe().n_embd as usize;
+    assert!(n_embd > 0);
+    assert_eq!(model.capabilities().ndims, n_embd);
+    assert_eq!(
+        model.capabilities().max_documents,
+        rigllama::rig::MAX_EMBED_DOCUMENTS
+    );
+    let texts = [
+        "The cat sat on the mat.",
+        "A cat was sitting on the mat.",
+        "Quarterly tax filings are due in April.",
+    ];
+    let response = model.call(texts.map(String::from).to_vec()).await.unwrap();
+    assert_eq!(response.provider, rigllama::rig::PROVIDER);
+    let vectors: Vec<&[f64]> = response.embeddings.iter().map(|e| &e.vec[..]).collect();
+    assert_eq!(vectors.len(), 3);
+    for (embedding, text) in response.embeddings.iter().zip(texts) {
+        assert_eq!(embedding.document, text);
+        assert_eq!(embedding.vec.len(), n_embd);
+        let norm = cosine(&embedding.vec, &embedding.vec).sqrt();
+        assert!((norm - 1.0).abs() < 1e-3, "norm {norm}");
+    }
+    let paraphrase = cosine(vectors[0], vectors[1]);
+    let unrelated = cosine(vectors[0], vectors[2]);
+    println!("cosine: paraphrase {paraphrase:.4}, unrelated {unrelated:.4}");
+    assert!(paraphrase > unrelated, "{paraphrase} vs {unrelated}");
+
+    let direct = engine.embed(&texts).unwrap();
+    for (rig, direct) in vectors.iter().zip(&direct) {
+        let direct: Vec<f64> = direct.iter().copied().map(f64::from).collect();
+        assert!(cosine(rig, &direct) > 0.9999);
+    }
+    let one = model.embed_text(texts[2]).await.unwrap();
+    assert!(cosine(&one.vec, vectors[2]) > 0.9999);
+}
+
+/// Rig's EmbeddingsBuilder and in-memory vector store over the engine: the nearest document to
+/// a query is the one about the same thing.
+#[tokio::test]
+async fn embedding_model_serves_rigs_in_memory_vector_store() {
+    use rig_core::embeddings::EmbeddingsBuilder;
+    use rig_core::vector_store::in_memory_store::InMemoryVectorStore;
+    use rig_core::vector_store::request::VectorSearchRequest;
+    use rig_core::vector_store::VectorStoreIndex;
+
+    let engine = engine();
+    let model = rigllama::rig::embedding_model(&engine);
+    let documents = EmbeddingsBuilder::new(model.clone())
+        .documents([
+            "The cat sat on the mat.".to_owned(),
+            "Quarterly tax filings are due in April.".to_owned(),
+            "The train to Paris leaves at noon.".to_owned(),
+        ])
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(documents.len(), 3);
+    let index = InMemoryVectorStore::from_documents(documents).index(model);
+    let found = index
+        .top_n::<String>(
+            VectorSearchRequest::builder()
+                .query("A cat was sitting on the mat.")
+                .samples(1)
+                .build(),
+        )
+        .await
+        .unwrap();
+    println!("{found:?}");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].document, "The cat sat on the mat.");
+}
+
+#[tokio::test]
+async fn embedding_requests_the_engine_cannot_serve_are_refused() {
+    let engine = engine();
+    let model = rigllama::rig::embedding_model(&engine);
+    let too_many = vec!["word".to_owned(); rigllama::rig::MAX_EMBED_DOCUMENTS + 1];
+    let error = model.call(too_many).await.unwrap_err();
+    assert!(matches!(error, ProviderError::Request(_)), "{error:?}");
+    assert!(error.to_string().contains("at most"), "{error}");
+
+    let too_long = long_prompt(rigllama::MAX_EMBED_TOKENS as usize + 500);
+    let error = model.embed_text(&too_long).await.unwrap_err();
+    assert!(matches!(error, ProviderError::Request(_)), "{error:?}");
+    assert!(error.to_string().contains("tokens"), "{error}");
+
+    assert!(model
+        .call(Vec::<String>::new())
+        .await
+        .unwrap()
+        .embeddings
+        .is_empty());
+}

@@ -52,11 +52,13 @@ pub(crate) unsafe fn engine_options(
         context_overflow: match rigllama_context_overflow::from_repr(raw.context_overflow) {
             Some(rigllama_context_overflow::Fail) => ContextOverflow::Fail,
             Some(rigllama_context_overflow::Shift) => ContextOverflow::Shift,
-            None => return Err(Error::invalid(format!(
+            None => {
+                return Err(Error::invalid(format!(
                 "context_overflow {} is not a RIGLLAMA_CONTEXT_OVERFLOW_* value (0 FAIL, 1 SHIFT)",
                 raw.context_overflow
             ))
-            .into()),
+                .into())
+            }
         },
     };
     options.validate()?;

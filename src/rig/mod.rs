@@ -33,6 +33,9 @@ use crate::engine::{
     DEFAULT_MAX_TOKENS,
 };
 
+mod embedding;
+pub use embedding::{RigllamaEmbeddingModel, MAX_EMBED_DOCUMENTS};
+
 /// The provider name records and telemetry see.
 pub const PROVIDER: &str = "rigllama";
 const API: Api = Api::from_static("llama.cpp.chat-template");
@@ -43,17 +46,30 @@ pub type RigllamaModel = rig_core::Model<CompletionWire, EngineTransport>;
 /// The Rig model for `engine`: pass it to `model.call`, `model.stream`, or
 /// `rig_agent::AgentBuilder::new`.
 pub fn completion_model(engine: &Engine) -> RigllamaModel {
-    let path = engine.describe().model_path;
-    let name = std::path::Path::new(&path)
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or(path);
     rig_core::Model::new(
-        CompletionWire { model: name },
+        CompletionWire {
+            model: model_name(engine),
+        },
         EngineTransport {
             engine: engine.clone(),
         },
     )
+}
+
+/// The Rig embedding model for `engine`: pass it to `model.embed_text`, `model.call(texts)`,
+/// `rig_core::embeddings::EmbeddingsBuilder::new` or a vector store's `index`. Its vectors
+/// are [`Engine::embed`]'s (pooled, L2-normalised, `describe().n_embd` long).
+pub fn embedding_model(engine: &Engine) -> RigllamaEmbeddingModel {
+    embedding::model(engine, model_name(engine))
+}
+
+/// The model file's name without its extension.
+fn model_name(engine: &Engine) -> String {
+    let path = engine.describe().model_path;
+    std::path::Path::new(&path)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or(path)
 }
 
 /// The completion wire: its payload is the engine's [`Request`], its frames the engine's
