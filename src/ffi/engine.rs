@@ -193,7 +193,9 @@ pub unsafe extern "C" fn rigllama_engine_count_tokens(
 
 /// `*out_json` receives a JSON object describing the engine (free with
 /// `rigllama_string_free`): model_path, architecture, n_ctx, n_ctx_train, n_batch, n_vocab,
-/// n_params, n_threads, n_gpu_layers, chat_template, chat_template_source.
+/// n_params, n_threads, n_gpu_layers, chat_template, chat_template_source, n_embd (the length
+/// of `rigllama_engine_embed`'s vectors), context_overflow ("fail" or "shift") and can_shift
+/// (whether SHIFT moves the kept turns in the cache, else evaluates them again).
 #[no_mangle]
 pub unsafe extern "C" fn rigllama_engine_describe(
     engine: *mut rigllama_engine,

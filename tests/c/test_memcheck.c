@@ -1,8 +1,8 @@
 /* Every path of the C API once, with few tokens, for valgrind memcheck in CI: create (with
  * progress and log callbacks), complete, stream (callback stop, cancel from another thread,
  * destroy inside the callback), jobs (poll, cancel, free mid-generation, outliving the engine),
- * reload (good and bad), describe, count_tokens, reset, and the error paths (bad files, NULL
- * arguments, bad input). Under memcheck a wrong free, a read of freed memory or a leak in any
+ * reload (good and bad), describe, count_tokens, reset, snapshots (save, load, damaged, free),
+ * embeddings, context SHIFT, and the error paths (bad files, NULL arguments, bad input). Under memcheck a wrong free, a read of freed memory or a leak in any
  * of them shows. (`make test-valgrind` runs the full C tests and examples too.)
  *
  *   usage: test_memcheck MODEL.gguf [SECOND_MODEL.gguf]    last line: "N passed, N failed" */
@@ -170,6 +170,28 @@ int main(int argc, char **argv) {
     rigllama_job_poll(job, 1000, &event);
     rigllama_job_free(job); /* mid-generation */
 
+    /* Snapshots: save, load back, a damaged copy refused, free. */
+    request = greedy("The sky is", 2);
+    CHECK(rigllama_engine_complete(engine, &request, &text, NULL) == RIGLLAMA_STATUS_OK, "complete before save");
+    rigllama_string_free(text);
+    uint8_t *blob = NULL;
+    size_t blob_len = 0;
+    CHECK(rigllama_engine_save_snapshot(engine, &request, &blob, &blob_len) == RIGLLAMA_STATUS_OK && blob, "save");
+    CHECK(rigllama_engine_load_snapshot(engine, blob, blob_len) == RIGLLAMA_STATUS_OK, "load");
+    blob[blob_len / 2] ^= 0x55;
+    CHECK(rigllama_engine_load_snapshot(engine, blob, blob_len) == RIGLLAMA_STATUS_INVALID_ARGUMENT, "damaged");
+    CHECK(rigllama_engine_load_snapshot(engine, blob, 10) == RIGLLAMA_STATUS_INVALID_ARGUMENT, "truncated");
+    rigllama_bytes_free(blob);
+    rigllama_bytes_free(NULL);
+
+    /* Embeddings: size query, a real vector, too small a buffer. */
+    size_t dims = 0;
+    CHECK(rigllama_engine_embed(engine, "a cat", NULL, 0, &dims) == RIGLLAMA_STATUS_OK && dims > 0, "embed dims");
+    float *vector = malloc(dims * sizeof *vector);
+    CHECK(rigllama_engine_embed(engine, "a cat", vector, dims, &dims) == RIGLLAMA_STATUS_OK, "embed");
+    CHECK(rigllama_engine_embed(engine, "a cat", vector, 1, &dims) == RIGLLAMA_STATUS_INVALID_ARGUMENT, "embed small");
+    free(vector);
+
     /* Reload: to the second model, then to a bad path (the old one keeps serving). */
     options.model_path = second;
     CHECK(rigllama_engine_reload(engine, &options) == RIGLLAMA_STATUS_OK, "reload");
@@ -188,6 +210,29 @@ int main(int argc, char **argv) {
     while (event.kind == RIGLLAMA_EVENT_KIND_TEXT || event.kind == RIGLLAMA_EVENT_KIND_NONE);
     CHECK(event.kind == RIGLLAMA_EVENT_KIND_ERROR, "job after destroy");
     rigllama_job_free(job);
+
+    /* SHIFT: a conversation longer than n_ctx 512 drops its oldest exchange. */
+    rigllama_engine_options_init(&options, sizeof options);
+    options.model_path = model;
+    options.n_ctx = 512;
+    options.context_overflow = RIGLLAMA_CONTEXT_OVERFLOW_SHIFT;
+    CHECK(rigllama_engine_create(&options, &engine) == RIGLLAMA_STATUS_OK, "create with SHIFT");
+    static char long_chat[8192];
+    int at = snprintf(long_chat, sizeof long_chat, "[");
+    for (int i = 0; i < 24; i++)
+        at += snprintf(long_chat + at, sizeof long_chat - (size_t)at,
+                       "{\"role\":\"user\",\"content\":\"Question %d about the old lighthouse on the hill by the sea?\"},"
+                       "{\"role\":\"assistant\",\"content\":\"Answer %d: the lamp burned all night and the keeper watched.\"},",
+                       i, i);
+    snprintf(long_chat + at, sizeof long_chat - (size_t)at, "{\"role\":\"user\",\"content\":\"And then?\"}]");
+    rigllama_request_init(&chat, sizeof chat);
+    chat.messages_json = long_chat;
+    chat.max_tokens = 2;
+    chat.temperature = 0;
+    CHECK(rigllama_engine_complete(engine, &chat, &text, &usage) == RIGLLAMA_STATUS_OK && usage.dropped_tokens > 0,
+          "SHIFT drops old turns");
+    rigllama_string_free(text);
+    rigllama_engine_destroy(engine);
 
     engine = create(model);
     request = greedy("Once upon a time", 64);
