@@ -236,13 +236,30 @@ async fn embedding_model_embeds_a_batch_with_the_engines_vectors() {
     println!("cosine: paraphrase {paraphrase:.4}, unrelated {unrelated:.4}");
     assert!(paraphrase > unrelated, "{paraphrase} vs {unrelated}");
 
+    // The batch went to the engine as one embed call.
     let direct = engine.embed(&texts).unwrap();
     for (rig, direct) in vectors.iter().zip(&direct) {
         let direct: Vec<f64> = direct.iter().copied().map(f64::from).collect();
         assert!(cosine(rig, &direct) > 0.9999);
     }
-    let one = model.embed_text(texts[2]).await.unwrap();
-    assert!(cosine(&one.vec, vectors[2]) > 0.9999);
+}
+
+/// A text's vector is the same alone as in a batch with texts of other lengths.
+#[tokio::test]
+async fn an_embedding_does_not_depend_on_its_batch() {
+    let engine = engine();
+    let model = rigllama::rig::embedding_model(&engine);
+    let texts = [
+        "The cat sat on the mat.",
+        "A cat was sitting on the mat.",
+        "Quarterly tax filings are due in April.",
+    ];
+    let batch = model.call(texts.map(String::from).to_vec()).await.unwrap();
+    for (text, in_batch) in texts.iter().zip(&batch.embeddings) {
+        let alone = model.embed_text(text).await.unwrap();
+        let similarity = cosine(&alone.vec, &in_batch.vec);
+        assert!(similarity > 0.9999, "{text:?}: {similarity}");
+    }
 }
 
 /// Rig's EmbeddingsBuilder and in-memory vector store over the engine: the nearest document to

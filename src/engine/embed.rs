@@ -81,6 +81,9 @@ impl LoadedModel {
             .with_n_batch(n_ctx)
             .with_n_ubatch(n_ctx)
             .with_n_seq_max(SEQS_PER_BATCH as u32)
+            // One KV buffer for all sequences: with a buffer per sequence llama.cpp splits a
+            // batch into equal slices across them, cutting longer texts apart.
+            .with_kv_unified(true)
             .with_n_threads(self.n_threads as i32)
             .with_n_threads_batch(self.n_threads as i32)
             .with_embeddings(true)
