@@ -13,7 +13,7 @@ pub use engine::{
     available_cpus, set_log_sink, ContextOverflow, Description, Engine, EngineOptions, Error,
     Event, FinishReason, Job, JobCanceller, LogFn, LogLevel, Message, ProgressFn, Prompt, Request,
     Result, Role, Sampling, Usage, ARCHITECTURE_TEMPLATES, DEFAULT_MAX_TOKENS, DEFAULT_N_BATCH,
-    DEFAULT_N_CTX, MAX_EMBED_TOKENS, MAX_N_CTX, MAX_THREADS, QUEUE_LIMIT,
+    DEFAULT_N_CTX, MAX_EMBED_TOKENS, MAX_N_CTX, MAX_SEQ, MAX_THREADS, QUEUE_LIMIT,
 };
 
 /// Test hooks: the load steps that can be made to fail, and (with the `fault-injection`

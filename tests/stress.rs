@@ -74,6 +74,44 @@ fn eight_threads_fifty_requests_each_on_one_engine() {
 
 #[test]
 #[ignore = "soak: make stress"]
+fn eight_threads_fifty_requests_each_on_four_sequences() {
+    let mut options = options();
+    options.n_seq = 4;
+    let engine = Engine::create(options, None).unwrap();
+    let started = Instant::now();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let engine = engine.clone();
+            std::thread::spawn(move || {
+                (0..50)
+                    .map(|i| {
+                        let prompt = format!("Thread {t}, request {i}. Once upon a time");
+                        let mut request = greedy_raw(&prompt, 4);
+                        request.priority = (i % 3) as i32;
+                        let (text, usage) = engine.complete(request).expect("served");
+                        assert!(!text.is_empty() && !text.contains('\0'));
+                        assert_eq!(usage.completion_tokens, 4);
+                        (t, i)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut served: Vec<_> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    served.sort();
+    served.dedup();
+    assert_eq!(served.len(), 400, "none lost or duplicated");
+    println!(
+        "400 requests from 8 threads on 4 sequences in {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+#[ignore = "soak: make stress"]
 fn several_engines_created_and_destroyed_concurrently() {
     let started = Instant::now();
     let threads: Vec<_> = (0..4)

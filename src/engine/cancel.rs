@@ -2,8 +2,8 @@
 //! nodes so a cancel lands inside a long prompt chunk rather than after it.
 
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use llama_cpp_2::context::params::LlamaContextParams;
 
@@ -57,48 +57,39 @@ impl RequestCancel {
     }
 }
 
-/// What llama.cpp's abort callback looks at: the request the worker is running right now.
+/// What llama.cpp's abort callback looks at: the requests in the batch being decoded. It
+/// aborts the decode only when every one of them is cancelled (the others still need it).
 /// Lives in a `Box` owned by the worker for longer than any context that points to it.
 #[derive(Debug)]
 pub struct AbortProbe {
     board: Arc<CancelBoard>,
-    seq: AtomicU64,
-    flag: AtomicPtr<AtomicBool>,
+    watched: Mutex<Vec<RequestCancel>>,
 }
 
 impl AbortProbe {
     pub fn new(board: Arc<CancelBoard>) -> Box<Self> {
         Box::new(Self {
             board,
-            seq: AtomicU64::new(0),
-            flag: AtomicPtr::new(std::ptr::null_mut()),
+            watched: Mutex::new(Vec::new()),
         })
     }
 
-    /// Points the probe at `request` while `run` evaluates it.
-    pub fn watching<T>(&self, request: &RequestCancel, run: impl FnOnce() -> T) -> T {
-        self.seq.store(request.seq, Ordering::SeqCst);
-        self.flag
-            .store(Arc::as_ptr(&request.flag).cast_mut(), Ordering::SeqCst);
-        struct Unwatch<'a>(&'a AtomicPtr<AtomicBool>);
+    /// Points the probe at `requests` while `run` decodes their batch.
+    pub fn watching<T>(&self, requests: Vec<RequestCancel>, run: impl FnOnce() -> T) -> T {
+        *self.watched.lock().unwrap_or_else(|p| p.into_inner()) = requests;
+        struct Unwatch<'a>(&'a Mutex<Vec<RequestCancel>>);
         impl Drop for Unwatch<'_> {
             fn drop(&mut self) {
-                self.0.store(std::ptr::null_mut(), Ordering::SeqCst);
+                self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
             }
         }
-        let _unwatch = Unwatch(&self.flag);
+        let _unwatch = Unwatch(&self.watched);
         run()
     }
 
     fn should_abort(&self) -> bool {
-        let flag = self.flag.load(Ordering::Relaxed);
-        if flag.is_null() {
-            return false;
-        }
-        // SAFETY: the flag is non-null only inside `watching`, which holds the request's Arc.
-        let flag = unsafe { &*flag };
-        self.board
-            .is_cancelled(self.seq.load(Ordering::Relaxed), flag)
+        let watched = self.watched.lock().unwrap_or_else(|p| p.into_inner());
+        !watched.is_empty() && watched.iter().all(|r| r.is_cancelled(&self.board))
     }
 }
 
@@ -169,7 +160,7 @@ mod tests {
         let probe = AbortProbe::new(board.clone());
         let request = board.issue();
         assert!(!probe.should_abort());
-        probe.watching(&request, || {
+        probe.watching(vec![request.clone()], || {
             assert!(!probe.should_abort());
             board.cancel_all_submitted();
             assert!(probe.should_abort());

@@ -182,6 +182,29 @@ impl Engine {
         self.inner.shared.board.cancel_all_submitted();
     }
 
+    /// Stops the worker between two decode steps and returns once it holds (within one step):
+    /// every request keeps its state, requests submitted meanwhile wait, and
+    /// [`Engine::cancel`], job cancels and [`Engine::shutdown`] still work. For moments that
+    /// need every core (a level load, a cut-scene). Idempotent.
+    pub fn pause(&self) -> Result<()> {
+        let shared = &self.inner.shared;
+        shared.pause.request();
+        // An idle worker is blocked on its queue: wake it to see the pause.
+        self.inner
+            .commands
+            .send(Command::Nudge)
+            .map_err(|_| self.gone())?;
+        shared.pause.wait_for_ack(|| {
+            shared.shutting_down.load(Ordering::SeqCst) || self.inner.commands.is_closed()
+        });
+        Ok(())
+    }
+
+    /// Lets a paused worker go on where it stopped. Idempotent.
+    pub fn resume(&self) {
+        self.inner.shared.pause.resume();
+    }
+
     /// Empties the KV cache (after the requests submitted before it).
     pub fn reset(&self) -> Result<()> {
         let (reply, receiver) = std::sync::mpsc::channel();

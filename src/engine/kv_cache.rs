@@ -1,31 +1,20 @@
-//! What the context's KV cache holds, token by token, and the only code that adds to it, cuts
-//! it back or shifts it. One sequence today; many conversations (one sequence each) grow from
-//! here.
+//! What the context's KV cache holds: one [`SeqCache`] per llama.cpp sequence, token by
+//! token, and the only code that cuts a sequence back or shifts it. [`Sequences`] picks the
+//! sequence a new request goes to (the longest real prefix, else an empty one, else the least
+//! recently used) and frees room in the context, which all sequences share.
 
 use llama_cpp_2::context::LlamaContext;
-use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::token::LlamaToken;
 
-/// The sequence every request uses.
-const SEQ: i32 = 0;
-
-/// Exactly the tokens in the KV cache of sequence 0, position by position, and the batch
-/// that feeds it.
-pub(crate) struct KvCache {
+/// Exactly the tokens in the KV cache of one sequence, position by position.
+pub(crate) struct SeqCache {
+    pub id: i32,
     tokens: Vec<LlamaToken>,
-    batch: LlamaBatch<'static>,
+    /// When a request last used it (for least-recently-used eviction).
+    pub last_used: u64,
 }
 
-impl KvCache {
-    /// An empty cache fed in batches of at most `n_batch` tokens.
-    pub fn new(n_batch: u32) -> Self {
-        Self {
-            tokens: Vec::new(),
-            batch: LlamaBatch::new(n_batch as usize, 1),
-        }
-    }
-
-    /// Tokens in the cache.
+impl SeqCache {
     pub fn len(&self) -> usize {
         self.tokens.len()
     }
@@ -44,13 +33,25 @@ impl KvCache {
             .count()
     }
 
-    /// Keeps only the first `len` tokens. Returns false (and empties the cache) if llama.cpp
-    /// cannot cut this cache back.
+    pub fn clear(&mut self, ctx: &mut LlamaContext<'static>) {
+        if !self.tokens.is_empty() {
+            let _ = ctx.kv_cache_seq_rm(self.id, None, None);
+            self.tokens.clear();
+        }
+    }
+
+    /// Records tokens a decode just added at the next positions.
+    pub fn extend(&mut self, tokens: &[LlamaToken]) {
+        self.tokens.extend_from_slice(tokens);
+    }
+
+    /// Keeps only the first `len` tokens. Returns false (and empties the sequence) if
+    /// llama.cpp cannot cut it back.
     pub fn truncate(&mut self, ctx: &mut LlamaContext<'static>, len: usize) -> bool {
         if len >= self.tokens.len() {
             return true;
         }
-        if ctx.kv_cache_seq_rm(SEQ, Some(len as u32), None).is_ok() {
+        if ctx.kv_cache_seq_rm(self.id, Some(len as u32), None).is_ok() {
             self.tokens.truncate(len);
             true
         } else {
@@ -59,14 +60,32 @@ impl KvCache {
         }
     }
 
-    /// Records that the cache now holds `tokens` (after llama.cpp restored a state for them).
+    /// Keeps the longest cached prefix of `prompt`, leaving at least its last token to be
+    /// evaluated (there must be logits to sample from), drops the rest, and returns how many
+    /// tokens are reused.
+    pub fn reuse_prefix(
+        &mut self,
+        ctx: &mut LlamaContext<'static>,
+        prompt: &[LlamaToken],
+    ) -> usize {
+        let reuse = self
+            .common_prefix(prompt)
+            .min(prompt.len().saturating_sub(1));
+        if self.truncate(ctx, reuse) {
+            reuse
+        } else {
+            0
+        }
+    }
+
+    /// Records that the sequence now holds `tokens` (after llama.cpp restored a state).
     pub fn restored(&mut self, tokens: Vec<LlamaToken>) {
         self.tokens = tokens;
     }
 
     /// Removes positions `start..end` and moves everything after them down by `end - start`
-    /// (llama.cpp re-rotates the moved keys), so the cache holds what it held minus that
-    /// range. Only for models whose cache can shift. False (cache emptied) on failure.
+    /// (llama.cpp re-rotates the moved keys). Only for models whose cache can shift. False
+    /// (sequence emptied) on failure.
     pub fn remove_range(
         &mut self,
         ctx: &mut LlamaContext<'static>,
@@ -77,11 +96,11 @@ impl KvCache {
             return start == end;
         }
         let removed = ctx
-            .kv_cache_seq_rm(SEQ, Some(start as u32), Some(end as u32))
+            .kv_cache_seq_rm(self.id, Some(start as u32), Some(end as u32))
             .is_ok();
         let moved = removed
             && ctx
-                .kv_cache_seq_add(SEQ, Some(end as u32), None, -((end - start) as i32))
+                .kv_cache_seq_add(self.id, Some(end as u32), None, -((end - start) as i32))
                 .is_ok();
         if moved {
             self.tokens.drain(start..end);
@@ -92,7 +111,38 @@ impl KvCache {
         }
     }
 
-    /// When `prompt` continues the cache's common prefix with a run of tokens the cache holds
+    /// Where the cache holds, further on than the common prefix, the run of tokens that
+    /// `prompt` continues with (the turns after some dropped ones): (its position, its
+    /// length).
+    fn run_after_gap(&self, prompt: &[LlamaToken]) -> Option<(usize, usize)> {
+        let prefix = self.common_prefix(prompt);
+        let rest = &prompt[prefix..];
+        // A run this long is a real part of the conversation, not a template token or two.
+        let probe = rest.len().min(16);
+        if probe < 4 || prefix >= self.tokens.len() {
+            return None;
+        }
+        let at = (prefix + 1..self.tokens.len().saturating_sub(probe - 1))
+            .find(|&at| self.tokens[at..at + probe] == rest[..probe])?;
+        let run = self.tokens[at..]
+            .iter()
+            .zip(rest)
+            .take_while(|(a, b)| a == b)
+            .count();
+        Some((at, run))
+    }
+
+    /// Tokens of `prompt` this cache can serve: its common prefix, plus with `across_gap`
+    /// the run after dropped turns that [`SeqCache::close_gap_for`] would move into place.
+    pub fn reusable(&self, prompt: &[LlamaToken], across_gap: bool) -> usize {
+        let prefix = self.common_prefix(prompt);
+        match self.run_after_gap(prompt) {
+            Some((_, run)) if across_gap => prefix + run,
+            _ => prefix,
+        }
+    }
+
+    /// When `prompt` continues the common prefix with a run of tokens the cache holds
     /// further on (the turns after some dropped ones), removes the cached tokens in between
     /// so that run is reused in place. Returns the number of tokens removed.
     pub fn close_gap_for(
@@ -101,82 +151,90 @@ impl KvCache {
         prompt: &[LlamaToken],
     ) -> usize {
         let prefix = self.common_prefix(prompt);
-        let rest = &prompt[prefix..];
-        // A run this long is a real part of the conversation, not a template token or two.
-        let probe = rest.len().min(16);
-        if probe < 4 || prefix >= self.tokens.len() {
-            return 0;
-        }
-        let found = (prefix + 1..self.tokens.len().saturating_sub(probe - 1))
-            .find(|&at| self.tokens[at..at + probe] == rest[..probe]);
-        match found {
-            Some(at) if self.remove_range(ctx, prefix, at) => at - prefix,
+        match self.run_after_gap(prompt) {
+            Some((at, _)) if self.remove_range(ctx, prefix, at) => at - prefix,
             _ => 0,
         }
     }
+}
 
-    pub fn clear(&mut self, ctx: &mut LlamaContext<'static>) {
+/// Every sequence of the context. `n_seq` requests run at once; as many sequences again hold
+/// paused requests and the caches of conversations that are not running.
+pub(crate) struct Sequences {
+    pub caches: Vec<SeqCache>,
+    clock: u64,
+}
+
+impl Sequences {
+    pub fn new(count: u32) -> Self {
+        Self {
+            caches: (0..count as i32)
+                .map(|id| SeqCache {
+                    id,
+                    tokens: Vec::new(),
+                    last_used: 0,
+                })
+                .collect(),
+            clock: 0,
+        }
+    }
+
+    /// KV cells in use: the sequences share the context's `n_ctx` cells.
+    pub fn used(&self) -> usize {
+        self.caches.iter().map(SeqCache::len).sum()
+    }
+
+    /// Marks sequence `index` as used now.
+    pub fn touch(&mut self, index: usize) {
+        self.clock += 1;
+        self.caches[index].last_used = self.clock;
+    }
+
+    /// The free sequence (not in `busy`) for `prompt`: the one whose cache shares the
+    /// longest prefix with it when that prefix is at least half of what the sequence holds
+    /// (llama-server's rule: a real part of that conversation, not just the template's first
+    /// tokens), else an empty one, else the least recently used. `None` if all are busy.
+    /// With `across_gap` (a conversation that lost its oldest turns), the turns kept after
+    /// the gap count as shared too.
+    pub fn choose(&self, prompt: &[LlamaToken], busy: &[usize], across_gap: bool) -> Option<usize> {
+        let free = || (0..self.caches.len()).filter(|i| !busy.contains(i));
+        let similar = free()
+            .map(|i| (i, self.caches[i].reusable(prompt, across_gap)))
+            .filter(|&(i, prefix)| prefix > 0 && prefix * 2 >= self.caches[i].len())
+            .max_by_key(|&(i, prefix)| (prefix, std::cmp::Reverse(i)));
+        if let Some((i, _)) = similar {
+            return Some(i);
+        }
+        free()
+            .find(|&i| self.caches[i].len() == 0)
+            .or_else(|| free().min_by_key(|&i| self.caches[i].last_used))
+    }
+
+    /// Empties the caches of free sequences (not in `busy`), least recently used first,
+    /// until at least `cells` more tokens fit in `n_ctx`. Whether they now fit.
+    pub fn make_room(
+        &mut self,
+        ctx: &mut LlamaContext<'static>,
+        cells: usize,
+        n_ctx: usize,
+        busy: &[usize],
+    ) -> bool {
+        while self.used() + cells > n_ctx {
+            let victim = (0..self.caches.len())
+                .filter(|i| !busy.contains(i) && self.caches[*i].len() > 0)
+                .min_by_key(|&i| self.caches[i].last_used);
+            match victim {
+                Some(i) => self.caches[i].clear(ctx),
+                None => return false,
+            }
+        }
+        true
+    }
+
+    pub fn clear_all(&mut self, ctx: &mut LlamaContext<'static>) {
         ctx.clear_kv_cache();
-        self.tokens.clear();
-    }
-
-    /// Keeps the longest cached prefix of `prompt`, leaving at least its last token to be
-    /// evaluated (there must be logits to sample from), drops the rest of the cache, and
-    /// returns how many tokens are reused.
-    pub fn reuse_prefix(
-        &mut self,
-        ctx: &mut LlamaContext<'static>,
-        prompt: &[LlamaToken],
-    ) -> usize {
-        let common = self
-            .tokens
-            .iter()
-            .zip(prompt)
-            .take_while(|(a, b)| a == b)
-            .count();
-        let reuse = common.min(prompt.len().saturating_sub(1));
-        if reuse < self.tokens.len() {
-            if ctx.kv_cache_seq_rm(SEQ, Some(reuse as u32), None).is_ok() {
-                self.tokens.truncate(reuse);
-            } else {
-                self.clear(ctx);
-                return 0;
-            }
-        }
-        reuse
-    }
-
-    /// Evaluates `tokens` at the next positions and records them; logits are computed for the
-    /// last one when `logits_for_last`. On failure the cache is emptied: part of the batch may
-    /// be in it and we no longer know exactly what.
-    pub fn decode(
-        &mut self,
-        ctx: &mut LlamaContext<'static>,
-        tokens: &[LlamaToken],
-        logits_for_last: bool,
-    ) -> Result<(), String> {
-        self.batch.clear();
-        let start = self.tokens.len();
-        let last = tokens.len() - 1;
-        for (i, token) in tokens.iter().enumerate() {
-            self.batch
-                .add(
-                    *token,
-                    (start + i) as i32,
-                    &[SEQ],
-                    logits_for_last && i == last,
-                )
-                .map_err(|e| format!("batch add: {e}"))?;
-        }
-        match ctx.decode(&mut self.batch) {
-            Ok(()) => {
-                self.tokens.extend_from_slice(tokens);
-                Ok(())
-            }
-            Err(error) => {
-                self.clear(ctx);
-                Err(format!("llama_decode failed: {error}"))
-            }
+        for cache in &mut self.caches {
+            cache.tokens.clear();
         }
     }
 }

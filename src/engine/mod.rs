@@ -10,7 +10,8 @@
 //!   load protocol);
 //! - the worker's side: `worker` (the command loop), `model` (loading a model and its
 //!   context), `prompt` (template and tokenizer), `kv_cache` (what the cache holds, prefix
-//!   reuse and shifts), `generate` (one request's token loop), `sampler` (the sampler
+//!   reuse and shifts, per sequence), `scheduler` (continuous batching, priorities),
+//!   `generate` (one request's state, token by token), `sampler` (the sampler
 //!   chain), `snapshot` (save games), `embed` (embeddings), `text`
 //!   (UTF-8 wholeness and stop strings), `cancel` (cancel tickets and llama.cpp's abort
 //!   callback), `backend` (process-wide llama.cpp state and logs);
@@ -33,6 +34,7 @@ mod options;
 mod prompt;
 mod request;
 mod sampler;
+mod scheduler;
 mod snapshot;
 mod template;
 mod text;
@@ -47,7 +49,7 @@ pub use handle::{Engine, QUEUE_LIMIT};
 pub use job::{Job, JobCanceller};
 pub use options::{
     ContextOverflow, Description, EngineOptions, ProgressFn, DEFAULT_N_BATCH, DEFAULT_N_CTX,
-    MAX_N_CTX, MAX_THREADS,
+    MAX_N_CTX, MAX_SEQ, MAX_THREADS,
 };
 pub use request::{Message, Prompt, Request, Role, Sampling, DEFAULT_MAX_TOKENS};
 pub use template::ARCHITECTURE_TEMPLATES;

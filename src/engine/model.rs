@@ -15,11 +15,12 @@ use super::backend::{self, available_cpus, LogLevel};
 use super::cancel::{install_abort_probe, AbortProbe};
 use super::error::{Error, Result};
 use super::fault;
-use super::kv_cache::KvCache;
+use super::kv_cache::Sequences;
 use super::loading::{LoadOrder, LoadReport};
 use super::options::{ContextOverflow, Description};
 use super::template::ChatFormat;
 use super::worker::WorkerShared;
+use llama_cpp_2::llama_batch::LlamaBatch;
 
 pub(crate) struct LoadedModel {
     // Field order is drop order: the contexts must go before the model they point into.
@@ -28,7 +29,12 @@ pub(crate) struct LoadedModel {
     pub embed_ctx: Option<LlamaContext<'static>>,
     pub model: Box<LlamaModel>,
     pub format: Option<ChatFormat>,
-    pub kv: KvCache,
+    /// The context's sequences and what each holds.
+    pub seqs: Sequences,
+    /// The batch every decode fills.
+    pub batch: LlamaBatch<'static>,
+    /// Requests served at once.
+    pub n_seq: u32,
     pub n_ctx: u32,
     pub n_batch: u32,
     pub n_threads: u32,
@@ -98,7 +104,11 @@ impl LoadedModel {
             .with_n_threads_batch(n_threads as i32)
             // A full-size sliding-window cache, so prefix reuse, shifts and snapshots work
             // for models with sliding-window layers (Gemma 3) as for any other.
-            .with_swa_full(true);
+            .with_swa_full(true)
+            // n_seq running, as many again paused or keeping a conversation's cache; all share
+            // the n_ctx cells of one unified cache rather than a fixed slice each.
+            .with_n_seq_max(2 * options.n_seq)
+            .with_kv_unified(true);
         if !install_abort_probe(&mut ctx_params, probe) {
             backend::log(
                 LogLevel::Warn,
@@ -155,6 +165,7 @@ impl LoadedModel {
             chat_template_source: format.as_ref().map_or("none", |f| f.source),
             n_embd: model.n_embd_out().max(0) as u32,
             context_overflow: options.context_overflow,
+            n_seq: options.n_seq,
             can_shift,
         };
         *shared.description.lock().unwrap_or_else(|p| p.into_inner()) = description.clone();
@@ -163,7 +174,9 @@ impl LoadedModel {
             embed_ctx: None,
             model,
             format,
-            kv: KvCache::new(n_batch),
+            seqs: Sequences::new(2 * options.n_seq),
+            batch: LlamaBatch::new(n_batch as usize, 1),
+            n_seq: options.n_seq,
             n_ctx,
             n_batch,
             n_threads,
@@ -174,9 +187,9 @@ impl LoadedModel {
         })
     }
 
-    /// Empties the KV cache.
+    /// Empties the KV cache of every sequence.
     pub fn forget_cache(&mut self) {
-        self.kv.clear(&mut self.ctx);
+        self.seqs.clear_all(&mut self.ctx);
     }
 }
 

@@ -23,7 +23,13 @@ pub struct EngineOptions {
     pub chat_template: Option<String>,
     /// What happens when a conversation outgrows the context window.
     pub context_overflow: ContextOverflow,
+    /// Requests served at once (1..=[`MAX_SEQ`]), each in its own sequence of the shared
+    /// context; more wait. Conversations keep their KV cache between requests.
+    pub n_seq: u32,
 }
+
+/// The most requests an engine serves at once.
+pub const MAX_SEQ: u32 = 64;
 
 /// What happens when a conversation (its prompt, or prompt and reply) outgrows `n_ctx`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -57,6 +63,7 @@ impl EngineOptions {
             n_gpu_layers: Some(0),
             chat_template: None,
             context_overflow: ContextOverflow::Fail,
+            n_seq: 1,
         }
     }
 
@@ -91,6 +98,12 @@ impl EngineOptions {
                 )));
             }
         }
+        if self.n_seq == 0 || self.n_seq > MAX_SEQ {
+            return Err(Error::invalid(format!(
+                "n_seq {} is out of range (1..={MAX_SEQ})",
+                self.n_seq
+            )));
+        }
         if let Some(template) = &self.chat_template {
             if template.is_empty() || template.contains('\0') {
                 return Err(Error::invalid(
@@ -120,6 +133,7 @@ pub struct Description {
     /// vectors).
     pub n_embd: u32,
     pub context_overflow: ContextOverflow,
+    pub n_seq: u32,
     /// Whether the model's KV cache can be shifted in place (else SHIFT evaluates the kept
     /// turns again).
     pub can_shift: bool,

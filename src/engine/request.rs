@@ -95,6 +95,9 @@ pub struct Request {
     pub max_tokens: Option<u32>,
     pub sampling: Sampling,
     pub stop: Vec<String>,
+    /// Higher runs first. A waiting request of higher priority than a running one takes its
+    /// place: that one pauses, its KV cache kept, and resumes after. Ties: arrival order.
+    pub priority: i32,
 }
 
 pub const DEFAULT_MAX_TOKENS: u32 = 512;
@@ -107,6 +110,7 @@ impl Request {
             max_tokens: Some(DEFAULT_MAX_TOKENS),
             sampling: Sampling::default(),
             stop: Vec::new(),
+            priority: 0,
         }
     }
 

@@ -7,33 +7,34 @@ use super::error::{Error, Result};
 use super::model::LoadedModel;
 use super::request::Request;
 
-/// The sequence snapshots are taken from and restored into.
-const SEQ: i32 = 0;
-
 impl LoadedModel {
     /// The cache of the longest cached prefix of `request`'s formatted prompt, as a blob.
     /// The cache is cut back to that prefix first (what the request itself would reuse).
     pub fn save_snapshot(&mut self, request: &Request) -> Result<Vec<u8>> {
         let tokens = self.tokenize(request)?;
-        let prefix = self.kv.common_prefix(&tokens);
+        let (index, prefix) = (0..self.seqs.caches.len())
+            .map(|i| (i, self.seqs.caches[i].common_prefix(&tokens)))
+            .max_by_key(|&(_, prefix)| prefix)
+            .unwrap_or((0, 0));
         if prefix == 0 {
             return Err(Error::invalid(
                 "nothing of this request's prompt is in the KV cache; run the conversation \
                  (or its last turn) first, then save",
             ));
         }
-        if !self.kv.truncate(&mut self.ctx, prefix) {
+        let seq = &mut self.seqs.caches[index];
+        if !seq.truncate(&mut self.ctx, prefix) {
             return Err(Error::Internal(
                 "llama.cpp could not cut the KV cache back to the prompt".into(),
             ));
         }
         let flags = LlamaStateSeqFlags::empty();
-        let size = self.ctx.state_seq_get_size_ext(SEQ, flags);
+        let size = self.ctx.state_seq_get_size_ext(seq.id, flags);
         let mut payload = vec![0u8; size];
         // SAFETY: `payload` has exactly the size llama.cpp just reported for this sequence.
         let written = unsafe {
             self.ctx
-                .state_seq_get_data_ext(payload.as_mut_ptr(), SEQ, flags)
+                .state_seq_get_data_ext(payload.as_mut_ptr(), seq.id, flags)
         };
         if written != size {
             return Err(Error::Internal(format!(
@@ -43,7 +44,7 @@ impl LoadedModel {
         Ok(snapshot_format::encode(&snapshot_format::Snapshot {
             library_version: env!("CARGO_PKG_VERSION").to_owned(),
             shape: self.shape.clone(),
-            tokens: self.kv.tokens().iter().map(|t| t.0).collect(),
+            tokens: seq.tokens().iter().map(|t| t.0).collect(),
             payload,
         }))
     }
@@ -62,26 +63,40 @@ impl LoadedModel {
                 "snapshot holds token {bad}, outside this model's vocabulary of {n_vocab}"
             )));
         }
-        self.forget_cache();
+        let tokens = snapshot
+            .tokens
+            .iter()
+            .map(|&t| llama_cpp_2::token::LlamaToken(t))
+            .collect::<Vec<_>>();
+        // The sequence a request with this prompt would go to, emptied, and room made.
+        let index = self.seqs.choose(&tokens, &[], false).unwrap_or(0);
+        self.seqs.caches[index].clear(&mut self.ctx);
+        if !self
+            .seqs
+            .make_room(&mut self.ctx, tokens.len(), self.n_ctx as usize, &[index])
+        {
+            return Err(Error::invalid(format!(
+                "snapshot holds {} tokens but this engine's n_ctx is {}",
+                tokens.len(),
+                self.n_ctx
+            )));
+        }
+        let id = self.seqs.caches[index].id;
         // SAFETY: the payload is exactly what llama.cpp wrote for a model with this
         // fingerprint and KV layout (checksummed), and llama.cpp checks its sizes as it reads.
         let restored = unsafe {
             self.ctx
-                .state_seq_set_data_ext(&snapshot.payload, SEQ, LlamaStateSeqFlags::empty())
+                .state_seq_set_data_ext(&snapshot.payload, id, LlamaStateSeqFlags::empty())
         };
         if !restored {
-            self.forget_cache();
+            self.seqs.caches[index].clear(&mut self.ctx);
             return Err(Error::invalid(
                 "llama.cpp refused the snapshot's cache state (it does not fit this context)",
             ));
         }
-        let tokens = snapshot
-            .tokens
-            .into_iter()
-            .map(llama_cpp_2::token::LlamaToken)
-            .collect::<Vec<_>>();
         let n = tokens.len();
-        self.kv.restored(tokens);
+        self.seqs.caches[index].restored(tokens);
+        self.seqs.touch(index);
         Ok(n)
     }
 }

@@ -1,9 +1,10 @@
 //! The worker thread: the only code that touches a llama.cpp model or context. It takes
 //! commands in arrival order, never waits for a consumer, and survives a panic in a request.
 
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use tokio::sync::mpsc;
 
@@ -16,6 +17,7 @@ use super::loading::{LoadOrder, LoadReport};
 use super::model::LoadedModel;
 use super::options::Description;
 use super::request::Request;
+use super::scheduler::Scheduler;
 use super::usage::Usage;
 
 /// A generation request on its way to the worker, with its cancel ticket and event channel.
@@ -47,6 +49,8 @@ pub(crate) enum Command {
         reply: std::sync::mpsc::Sender<Result<Vec<Vec<f32>>>>,
     },
     Reload(LoadOrder),
+    /// Wakes an idle worker (to see a pause).
+    Nudge,
     Shutdown,
 }
 
@@ -59,6 +63,75 @@ pub(crate) struct WorkerShared {
     pub description: Mutex<Description>,
     /// Set once the engine is being destroyed: loads abort, queued work is cancelled.
     pub shutting_down: AtomicBool,
+    pub pause: PauseGate,
+}
+
+/// `Engine::pause` and `resume`: the caller asks, the worker acknowledges between two steps.
+#[derive(Debug, Default)]
+pub(crate) struct PauseGate {
+    state: Mutex<PauseState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct PauseState {
+    requested: bool,
+    acknowledged: bool,
+}
+
+impl PauseGate {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PauseState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn is_requested(&self) -> bool {
+        self.lock().requested
+    }
+
+    /// Caller: asks for a pause. Then `wait_for_ack`.
+    pub fn request(&self) {
+        self.lock().requested = true;
+        self.changed.notify_all();
+    }
+
+    /// Caller: waits until the worker holds, or `gone()` says it never will.
+    pub fn wait_for_ack(&self, gone: impl Fn() -> bool) {
+        let mut state = self.lock();
+        while state.requested && !state.acknowledged && !gone() {
+            state = self
+                .changed
+                .wait_timeout(state, std::time::Duration::from_millis(10))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    pub fn resume(&self) {
+        let mut state = self.lock();
+        state.requested = false;
+        state.acknowledged = false;
+        self.changed.notify_all();
+    }
+
+    /// Worker: it now holds between two steps.
+    fn acknowledge(&self) {
+        let mut state = self.lock();
+        if state.requested && !state.acknowledged {
+            state.acknowledged = true;
+            self.changed.notify_all();
+        }
+    }
+
+    /// Worker: waits up to `timeout` for a resume.
+    fn wait_while_paused(&self, timeout: std::time::Duration) {
+        let state = self.lock();
+        if state.requested {
+            let _ = self
+                .changed
+                .wait_timeout(state, timeout)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+    }
 }
 
 impl WorkerShared {
@@ -68,12 +141,17 @@ impl WorkerShared {
             queued: AtomicUsize::new(0),
             description: Mutex::new(Description::default()),
             shutting_down: AtomicBool::new(false),
+            pause: PauseGate::default(),
         }
     }
 }
 
 /// Loads the first model (its outcome goes to `order.reports`), then serves commands until
-/// Shutdown, then fails whatever is still queued.
+/// Shutdown, then fails whatever is left.
+///
+/// Commands are taken in arrival order. Generate requests go to the scheduler, which runs up
+/// to `n_seq` at once; count and embed run between steps; reset, snapshots and reload wait
+/// until every request before them has ended, and the commands after them wait behind them.
 pub(crate) fn run(
     shared: Arc<WorkerShared>,
     order: LoadOrder,
@@ -95,46 +173,111 @@ pub(crate) fn run(
         }
     };
 
-    while let Some(command) = commands.blocking_recv() {
-        match command {
-            Command::Generate(submission) => {
-                shared.queued.fetch_sub(1, Ordering::SeqCst);
-                loaded.serve(submission, &probe, &shared);
+    let mut scheduler = Scheduler::default();
+    let mut inbox: VecDeque<Command> = VecDeque::new();
+    'serve: loop {
+        if shared.shutting_down.load(Ordering::SeqCst) {
+            break;
+        }
+        let paused = shared.pause.is_requested();
+        if scheduler.is_idle() && inbox.is_empty() && !paused {
+            match commands.blocking_recv() {
+                Some(command) => inbox.push_back(command),
+                None => break,
             }
-            Command::CountTokens { request, reply } => {
-                let counted = guarded(|| loaded.tokenize(&request).map(|t| t.len() as u32));
-                let _ = reply.send(counted);
+        }
+        while let Ok(command) = commands.try_recv() {
+            inbox.push_back(command);
+        }
+        sweep_cancelled_inbox(&mut inbox, &shared);
+        if shared.pause.is_requested() {
+            // Between two steps: hold everything, but cancels and destroy still work.
+            shared.pause.acknowledge();
+            scheduler.sweep_cancelled(&shared.board);
+            shared
+                .pause
+                .wait_while_paused(std::time::Duration::from_millis(20));
+            continue;
+        }
+        while let Some(command) = inbox.pop_front() {
+            match command {
+                Command::Generate(submission) => {
+                    shared.queued.fetch_sub(1, Ordering::SeqCst);
+                    scheduler.push(submission);
+                }
+                Command::CountTokens { request, reply } => {
+                    let counted = guarded(|| loaded.tokenize(&request).map(|t| t.len() as u32));
+                    let _ = reply.send(counted);
+                }
+                Command::Embed { texts, reply } => {
+                    let _ = reply.send(guarded(|| loaded.embed(&texts)));
+                }
+                Command::Nudge => {}
+                Command::Shutdown => break 'serve,
+                barrier if !scheduler.is_idle() => {
+                    // Runs once every request before it has ended.
+                    inbox.push_front(barrier);
+                    break;
+                }
+                Command::Reset { reply } => {
+                    loaded.forget_cache();
+                    let _ = reply.send(Ok(()));
+                }
+                Command::SaveSnapshot { request, reply } => {
+                    let _ = reply.send(guarded(|| loaded.save_snapshot(&request)));
+                }
+                Command::LoadSnapshot { bytes, reply } => {
+                    let _ = reply.send(guarded(|| loaded.load_snapshot(&bytes)));
+                }
+                Command::Reload(order) => {
+                    // The new model is loaded while the old one still serves; only on success
+                    // is the old one dropped (assignment drops it after the new one exists).
+                    let outcome = guarded(|| load(&order, &probe, &shared)).map(|new| {
+                        loaded = new;
+                        loaded.description.clone()
+                    });
+                    let _ = order.reports.send(LoadReport::Finished(outcome));
+                }
             }
-            Command::Reset { reply } => {
+        }
+        if !scheduler.is_idle() {
+            let stepped = catch_unwind(AssertUnwindSafe(|| {
+                scheduler.step(&mut loaded, &probe, &shared.board)
+            }));
+            if let Err(panic) = stepped {
+                // The context may be mid-decode: fail what ran, start again from clean caches.
+                let message = panic_message(&panic);
+                backend::log(LogLevel::Error, &format!("worker panic: {message}"));
+                scheduler.fail_all(|| Error::Internal(message.clone()));
                 loaded.forget_cache();
-                let _ = reply.send(Ok(()));
             }
-            Command::SaveSnapshot { request, reply } => {
-                let _ = reply.send(guarded(|| loaded.save_snapshot(&request)));
-            }
-            Command::LoadSnapshot { bytes, reply } => {
-                let _ = reply.send(guarded(|| loaded.load_snapshot(&bytes)));
-            }
-            Command::Embed { texts, reply } => {
-                let _ = reply.send(guarded(|| loaded.embed(&texts)));
-            }
-            Command::Reload(order) => {
-                // The new model is loaded while the old one still serves; only on success is
-                // the old one dropped (assignment drops it after the new one exists).
-                let outcome = guarded(|| load(&order, &probe, &shared)).map(|new| {
-                    loaded = new;
-                    loaded.description.clone()
-                });
-                let _ = order.reports.send(LoadReport::Finished(outcome));
-            }
-            Command::Shutdown => break,
         }
     }
     // Whatever is still queued will never run: tell its waiters.
+    scheduler.fail_all(|| Error::Cancelled("the engine was destroyed".into()));
     commands.close();
     while let Ok(command) = commands.try_recv() {
+        inbox.push_back(command);
+    }
+    for command in inbox {
         fail_unrun(command);
     }
+}
+
+/// Generate requests still in the inbox (behind a barrier, or while paused) that were
+/// cancelled end now rather than when they are reached.
+fn sweep_cancelled_inbox(inbox: &mut VecDeque<Command>, shared: &WorkerShared) {
+    inbox.retain(|command| match command {
+        Command::Generate(submission) if submission.cancel.is_cancelled(&shared.board) => {
+            shared.queued.fetch_sub(1, Ordering::SeqCst);
+            submission.events.send(Event::Failed {
+                error: Error::cancelled(),
+                usage: Usage::none(0),
+            });
+            false
+        }
+        _ => true,
+    });
 }
 
 fn load(order: &LoadOrder, probe: &AbortProbe, shared: &WorkerShared) -> Result<LoadedModel> {
@@ -170,7 +313,7 @@ fn fail_unrun(command: Command) {
         Command::Reload(order) => {
             let _ = order.reports.send(LoadReport::Finished(Err(shut())));
         }
-        Command::Shutdown => {}
+        Command::Nudge | Command::Shutdown => {}
     }
 }
 

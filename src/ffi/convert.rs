@@ -60,6 +60,7 @@ pub(crate) unsafe fn engine_options(
                 .into())
             }
         },
+        n_seq: raw.n_seq,
     };
     options.validate()?;
     Ok((options, raw))
@@ -135,6 +136,7 @@ pub(crate) unsafe fn request(request: *const rigllama_request) -> Result<Request
             seed: (raw.seed != RIGLLAMA_SEED_RANDOM).then_some(raw.seed),
         },
         stop,
+        priority: raw.priority,
     };
     request.validate()?;
     Ok(request)

@@ -161,6 +161,30 @@ pub unsafe extern "C" fn rigllama_engine_cancel(engine: *mut rigllama_engine) ->
     })
 }
 
+/// Stops the engine's worker between two decode steps and returns once it holds (within one
+/// step): every running request keeps its state and KV cache, requests submitted meanwhile
+/// wait, and `rigllama_engine_cancel`, `rigllama_job_cancel` and `rigllama_engine_destroy`
+/// still work (cancelled requests end with CANCELLED while paused). For moments that need
+/// every core: a level load, a cut-scene. Pausing a paused engine is a no-op.
+#[no_mangle]
+pub unsafe extern "C" fn rigllama_engine_pause(engine: *mut rigllama_engine) -> rigllama_status {
+    boundary(|| unsafe {
+        let engine = engine_ref(engine)?.clone();
+        engine.pause()?;
+        Ok(())
+    })
+}
+
+/// Lets a paused engine go on: every request continues exactly where it stopped. Resuming an
+/// engine that is not paused is a no-op.
+#[no_mangle]
+pub unsafe extern "C" fn rigllama_engine_resume(engine: *mut rigllama_engine) -> rigllama_status {
+    boundary(|| unsafe {
+        engine_ref(engine)?.resume();
+        Ok(())
+    })
+}
+
 /// Empties the KV cache (after the requests submitted before it), so the next request is
 /// evaluated from scratch.
 #[no_mangle]
@@ -195,7 +219,7 @@ pub unsafe extern "C" fn rigllama_engine_count_tokens(
 /// `rigllama_string_free`): model_path, architecture, n_ctx, n_ctx_train, n_batch, n_vocab,
 /// n_params, n_threads, n_gpu_layers, chat_template, chat_template_source, n_embd (the length
 /// of `rigllama_engine_embed`'s vectors), context_overflow ("fail" or "shift") and can_shift
-/// (whether SHIFT moves the kept turns in the cache, else evaluates them again).
+/// (whether SHIFT moves the kept turns in the cache, else evaluates them again), n_seq.
 #[no_mangle]
 pub unsafe extern "C" fn rigllama_engine_describe(
     engine: *mut rigllama_engine,

@@ -46,6 +46,11 @@ pub struct rigllama_engine_options {
     /// v0.2. What happens when a conversation outgrows `n_ctx`: one of the
     /// `RIGLLAMA_CONTEXT_OVERFLOW_*` values. Default `RIGLLAMA_CONTEXT_OVERFLOW_FAIL`.
     pub context_overflow: i32,
+    /// v0.2. Requests served at once, 1..64; default 1. Each runs in its own sequence of the
+    /// context (which they share: n_ctx cells in all) and all advance together, one decode
+    /// per step; more wait, in priority order. A conversation keeps its KV cache after its
+    /// request ends, so its next turn reuses it.
+    pub n_seq: u32,
 }
 
 /// Pass as `max_tokens` to generate until the context window is full.
@@ -92,6 +97,10 @@ pub struct rigllama_request {
     pub stop: *const *const c_char,
     /// Number of entries in `stop`.
     pub n_stop: usize,
+    /// v0.2. Default 0; higher runs first. A waiting request of higher priority than a
+    /// running one takes its place: the running one pauses, its KV cache kept, and resumes
+    /// after, losing nothing. Ties: arrival order.
+    pub priority: i32,
 }
 
 /// What a request cost and why it ended. Written by the library, field by field, only as far
@@ -236,6 +245,7 @@ versioned_struct!(input rigllama_engine_options {
     on_progress: None,
     progress_user_data: std::ptr::null_mut(),
     context_overflow: rigllama_context_overflow::Fail as i32,
+    n_seq: 1,
 });
 
 versioned_struct!(input rigllama_request {
@@ -254,6 +264,7 @@ versioned_struct!(input rigllama_request {
     messages_json: std::ptr::null(),
     stop: std::ptr::null(),
     n_stop: 0,
+    priority: 0,
 });
 
 versioned_struct!(output rigllama_usage {

@@ -264,6 +264,7 @@ pub fn engine_request(request: &CompletionRequest) -> Result<Request, String> {
             ..defaults
         },
         stop: options.stop.clone(),
+        priority: 0,
     };
     request.validate().map_err(|e| e.to_string())?;
     Ok(request)

@@ -1,0 +1,389 @@
+//! Continuous batching: up to `n_seq` requests advance together, one `llama_decode` per step
+//! holding the next token of every generating request and chunks of the prompts being
+//! evaluated. Waiting requests start in priority order (then arrival); a waiting request of
+//! higher priority than a running one pauses that one, which keeps its sequence and state and
+//! resumes where it stopped.
+
+use std::cmp::Reverse;
+
+use llama_cpp_2::token::LlamaToken;
+
+use super::cancel::{AbortProbe, CancelBoard};
+use super::error::Error;
+use super::events::Event;
+use super::generate::{Advance, Progress};
+use super::model::LoadedModel;
+use super::options::ContextOverflow;
+use super::usage::{FinishReason, Usage};
+use super::worker::Submission;
+
+/// With other requests running, a step evaluates at most this many prompt tokens, so their
+/// tokens keep flowing and a step (the cancel granularity) stays short; alone, a request
+/// evaluates `n_batch` at a time as v0.1 did.
+const SHARED_PROMPT_CHUNK: usize = 128;
+
+struct Task {
+    submission: Submission,
+    arrival: u64,
+    /// Set once admitted; kept while paused.
+    progress: Option<Progress>,
+}
+
+impl Task {
+    fn priority(&self) -> i32 {
+        self.submission.request.priority
+    }
+
+    fn usage(&self) -> Usage {
+        self.progress
+            .as_ref()
+            .map_or_else(|| Usage::none(0), |p| p.usage.clone())
+    }
+
+    fn fail(self, error: Error) {
+        let usage = self.usage();
+        self.submission.events.send(Event::Failed { error, usage });
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Scheduler {
+    running: Vec<Task>,
+    /// Not yet admitted, or paused (with progress).
+    waiting: Vec<Task>,
+    arrivals: u64,
+}
+
+impl Scheduler {
+    pub fn push(&mut self, submission: Submission) {
+        self.arrivals += 1;
+        self.waiting.push(Task {
+            submission,
+            arrival: self.arrivals,
+            progress: None,
+        });
+    }
+
+    pub fn is_idle(&self) -> bool {
+        self.running.is_empty() && self.waiting.is_empty()
+    }
+
+    /// Ends every cancelled request, running or waiting, with CANCELLED.
+    pub fn sweep_cancelled(&mut self, board: &CancelBoard) {
+        for list in [&mut self.running, &mut self.waiting] {
+            let mut i = 0;
+            while i < list.len() {
+                if list[i].submission.cancel.is_cancelled(board) {
+                    list.remove(i).fail(Error::cancelled());
+                } else {
+                    i += 1;
+                }
+            }
+        }
+    }
+
+    /// Ends every request with `error` (shutdown, or a panic that left the context unknown).
+    pub fn fail_all(&mut self, error: impl Fn() -> Error) {
+        for task in self.running.drain(..).chain(self.waiting.drain(..)) {
+            task.fail(error());
+        }
+    }
+
+    /// One step: sweep cancels, admit, then one decode for every running request.
+    pub fn step(&mut self, model: &mut LoadedModel, probe: &AbortProbe, board: &CancelBoard) {
+        self.sweep_cancelled(board);
+        self.admit(model);
+        if self.running.is_empty() {
+            return;
+        }
+        self.make_room_for_next_tokens(model);
+        let in_batch = self.fill_batch(model);
+        if in_batch.is_empty() {
+            return;
+        }
+        let cancels = in_batch
+            .iter()
+            .map(|(i, _)| self.running[*i].submission.cancel.clone())
+            .collect();
+        let decoded = probe.watching(cancels, || model.ctx.decode(&mut model.batch));
+        if let Err(error) = decoded {
+            // Part of the batch may be in the cache now; the sequences involved are emptied.
+            let mut failed: Vec<usize> = in_batch.iter().map(|(i, _)| *i).collect();
+            failed.sort_unstable_by_key(|&i| Reverse(i));
+            for i in failed {
+                let task = self.running.remove(i);
+                if let Some(progress) = &task.progress {
+                    model.seqs.caches[progress.seq].clear(&mut model.ctx);
+                }
+                let error = if task.submission.cancel.is_cancelled(board) {
+                    Error::cancelled()
+                } else {
+                    Error::Internal(format!("llama_decode failed: {error}"))
+                };
+                task.fail(error);
+            }
+            return;
+        }
+        for (i, tokens) in &in_batch {
+            let seq = self.running[*i].progress.as_ref().map(|p| p.seq).unwrap();
+            model.seqs.caches[seq].extend(tokens);
+        }
+        let mut finished = Vec::new();
+        for (i, _) in &in_batch {
+            let task = &mut self.running[*i];
+            let progress = task.progress.as_mut().unwrap();
+            if let Some(at) = progress.logits_at.take() {
+                if let Advance::Finished(event) =
+                    progress.on_logits(&task.submission, &model.ctx, &model.model, at)
+                {
+                    finished.push((*i, event));
+                }
+            }
+        }
+        finished.sort_unstable_by_key(|(i, _)| Reverse(*i));
+        for (i, event) in finished {
+            let task = self.running.remove(i);
+            if let Some(progress) = &task.progress {
+                model.seqs.touch(progress.seq);
+            }
+            task.submission.events.send(event);
+        }
+    }
+
+    /// Sequences held by running or paused requests.
+    fn busy(&self) -> Vec<usize> {
+        self.running
+            .iter()
+            .chain(&self.waiting)
+            .filter_map(|t| t.progress.as_ref().map(|p| p.seq))
+            .collect()
+    }
+
+    /// Cells the running requests' prompts still need.
+    fn reserved(&self, model: &LoadedModel) -> usize {
+        self.running
+            .iter()
+            .filter_map(|t| t.progress.as_ref())
+            .map(|p| p.prompt_left(&model.seqs.caches[p.seq]).len())
+            .sum()
+    }
+
+    /// Starts or resumes waiting requests while fewer than `n_seq` run, best first, pausing
+    /// a running request for a waiting one of higher priority.
+    fn admit(&mut self, model: &mut LoadedModel) {
+        let n_seq = model.n_seq as usize;
+        loop {
+            self.waiting
+                .sort_by_key(|t| (Reverse(t.priority()), t.arrival));
+            let Some(best) = self.waiting.first() else {
+                return;
+            };
+            if self.running.len() >= n_seq {
+                // Pause the lowest-priority running request (the latest of them) for it.
+                let Some(lowest) = (0..self.running.len()).min_by_key(|&i| {
+                    (self.running[i].priority(), Reverse(self.running[i].arrival))
+                }) else {
+                    return;
+                };
+                let free_seq = self.busy().len() < model.seqs.caches.len();
+                if best.priority() <= self.running[lowest].priority()
+                    || (best.progress.is_none() && !free_seq)
+                {
+                    return;
+                }
+                let mut paused = self.running.remove(lowest);
+                if let Some(progress) = paused.progress.as_mut() {
+                    progress.logits_at = None;
+                }
+                self.waiting.push(paused);
+                continue;
+            }
+            let task = self.waiting.remove(0);
+            if task.progress.is_some() {
+                self.running.push(task); // resumes where it stopped
+                continue;
+            }
+            match self.start(model, task) {
+                Ok(task) => self.running.push(task),
+                Err(Some(task)) => {
+                    // No room yet: it waits for running requests to end.
+                    self.waiting.insert(0, task);
+                    return;
+                }
+                Err(None) => {} // failed and answered
+            }
+        }
+    }
+
+    /// Plans a request's prompt and gives it a sequence with room for it. `Err(Some)`: not
+    /// now (no free sequence or room while others run); `Err(None)`: it failed.
+    fn start(&mut self, model: &mut LoadedModel, task: Task) -> Result<Task, Option<Task>> {
+        #[cfg(feature = "fault-injection")]
+        if let super::request::Prompt::Raw(text) = &task.submission.request.prompt {
+            if text == super::fault::PANIC_PROMPT {
+                panic!("fault injection: panic requested by the prompt");
+            }
+        }
+        let plan = match model.plan_prompt(&task.submission.request) {
+            Ok(plan) => plan,
+            Err(error) => {
+                task.fail(error);
+                return Err(None);
+            }
+        };
+        let busy = self.busy();
+        let across_gap = plan.dropped > 0 && model.can_shift;
+        let Some(seq) = model.seqs.choose(&plan.tokens, &busy, across_gap) else {
+            return Err(Some(task));
+        };
+        // Once evaluated, the sequence holds exactly the prompt (what it holds beyond the
+        // reusable part is cut back first): the cells it needs beyond what it holds now.
+        let needed = plan
+            .tokens
+            .len()
+            .saturating_sub(model.seqs.caches[seq].len());
+        let reserved = self.reserved(model);
+        let mut keep = busy;
+        keep.push(seq);
+        if !model.seqs.make_room(
+            &mut model.ctx,
+            needed + reserved,
+            model.n_ctx as usize,
+            &keep,
+        ) {
+            if self.running.is_empty() {
+                // Only paused requests hold the rest of the context.
+                task.fail(Error::ContextOverflow {
+                    prompt_tokens: plan.tokens.len(),
+                    n_ctx: model.n_ctx,
+                });
+                return Err(None);
+            }
+            return Err(Some(task)); // waits for running requests to end
+        }
+        let progress = Progress::start(model, &task.submission, plan, seq);
+        Ok(Task {
+            progress: Some(progress),
+            ..task
+        })
+    }
+
+    /// Every request about to evaluate its next token needs a free cell: idle conversations'
+    /// caches are dropped for it (least recently used first); when none is left, SHIFT drops
+    /// the request's own oldest exchange, and otherwise the reply ends with LENGTH.
+    fn make_room_for_next_tokens(&mut self, model: &mut LoadedModel) {
+        let n_ctx = model.n_ctx as usize;
+        let mut i = 0;
+        while i < self.running.len() {
+            let Some(progress) = self.running[i].progress.as_ref() else {
+                i += 1;
+                continue;
+            };
+            if progress.pending.is_none() {
+                i += 1;
+                continue;
+            }
+            let seq = progress.seq;
+            let busy = self.busy();
+            let reserved = self.reserved(model);
+            let own_full = model.seqs.caches[seq].len() >= n_ctx;
+            let fits = !own_full
+                && model
+                    .seqs
+                    .make_room(&mut model.ctx, 1 + reserved, n_ctx, &busy);
+            if fits {
+                i += 1;
+                continue;
+            }
+            let task = &mut self.running[i];
+            let progress = task.progress.as_mut().unwrap();
+            let shifted = if model.context_overflow == ContextOverflow::Shift {
+                progress.shift_out_oldest_exchange(
+                    &mut model.seqs.caches[seq],
+                    &mut model.ctx,
+                    model.can_shift,
+                    &mut model.batch,
+                    model.n_batch as usize,
+                )
+            } else {
+                Ok(0)
+            };
+            match shifted {
+                Ok(0) => {
+                    let Advance::Finished(event) =
+                        progress.finish(&task.submission, FinishReason::Length)
+                    else {
+                        unreachable!()
+                    };
+                    let task = self.running.remove(i);
+                    model.seqs.touch(seq);
+                    task.submission.events.send(event);
+                }
+                Ok(_) => {} // look again: there may still be no room
+                Err(message) => {
+                    let task = self.running.remove(i);
+                    task.fail(Error::Internal(message));
+                }
+            }
+        }
+    }
+
+    /// Fills the batch: each generating request's pending token, then prompt chunks in
+    /// priority order. Returns, per running request in the batch, the tokens it added.
+    fn fill_batch(&mut self, model: &mut LoadedModel) -> Vec<(usize, Vec<LlamaToken>)> {
+        let n_batch = model.n_batch as usize;
+        model.batch.clear();
+        let mut added = Vec::new();
+        for (i, task) in self.running.iter_mut().enumerate() {
+            let progress = task.progress.as_mut().unwrap();
+            let Some(token) = progress.pending.take() else {
+                continue;
+            };
+            let cache = &model.seqs.caches[progress.seq];
+            if model
+                .batch
+                .add(token, cache.len() as i32, &[cache.id], true)
+                .is_err()
+            {
+                progress.pending = Some(token); // the batch is full: next step
+                continue;
+            }
+            progress.logits_at = Some(model.batch.n_tokens() - 1);
+            added.push((i, vec![token]));
+        }
+        let cap = if self.running.len() == 1 {
+            n_batch
+        } else {
+            SHARED_PROMPT_CHUNK.min(n_batch)
+        };
+        let mut order: Vec<usize> = (0..self.running.len()).collect();
+        order.sort_by_key(|&i| (Reverse(self.running[i].priority()), self.running[i].arrival));
+        for i in order {
+            let budget = n_batch.saturating_sub(model.batch.n_tokens() as usize);
+            let progress = self.running[i].progress.as_mut().unwrap();
+            let cache = &model.seqs.caches[progress.seq];
+            let left = progress.prompt_left(cache);
+            let n = left.len().min(budget).min(cap);
+            if n == 0 || progress.pending.is_some() {
+                continue;
+            }
+            let last = n == left.len();
+            let chunk = left[..n].to_vec();
+            let start = cache.len();
+            for (j, token) in chunk.iter().enumerate() {
+                let logits = last && j == n - 1;
+                // Capacity is checked above; an error here would be a bug caught by the step.
+                model
+                    .batch
+                    .add(*token, (start + j) as i32, &[cache.id], logits)
+                    .expect("the batch has room for the chunk");
+            }
+            if last {
+                progress.logits_at = Some(model.batch.n_tokens() - 1);
+                progress.evaluating_prompt = false;
+            }
+            added.push((i, chunk));
+        }
+        added
+    }
+}
