@@ -13,7 +13,7 @@ CC ?= cc
 CXX ?= c++
 CFLAGS := -std=c99 -Wall -Wextra -Wpedantic -Werror -O2 -g -Iinclude
 LDLIBS := -L$(LIBDIR) -Wl,-rpath,$(LIBDIR) -lrigllama -lpthread
-EXAMPLES := complete stream chat cancel reload frame_loop
+EXAMPLES := complete stream chat cancel reload frame_loop save_game
 C_TESTS := test_contract test_jobs test_memcheck test_snapshot
 MODEL = $$(scripts/fetch-model)
 # Model-loading tests run one at a time: two thread pools on these cores collapse ggml.

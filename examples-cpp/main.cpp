@@ -1,9 +1,11 @@
 // Streams a reply through rigllama.hpp, then cancels two more requests: a stream from a second
-// thread (it throws rigllama::Error with CANCELLED) and a job (it ends with ERROR/CANCELLED).
+// thread (it throws rigllama::Error with CANCELLED) and a job (it ends with ERROR/CANCELLED);
+// then saves a conversation's snapshot, loads it into a second engine, and continues there.
 // Exits non-zero on any failure.
 //
 //   usage: rigllama-cpp MODEL.gguf
 #include <chrono>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <future>
@@ -16,6 +18,12 @@
 // The wrapper hands the C structs to the library as they are.
 static_assert(sizeof(rigllama::Usage) == sizeof(rigllama_usage), "Usage adds no members");
 static_assert(std::is_standard_layout_v<rigllama::Usage>, "Usage is passed as rigllama_usage*");
+// v0.2 fields are appended: the v0.1 prefix keeps its layout (x86-64 numbers).
+static_assert(sizeof(void *) != 8 || (sizeof(rigllama_usage) == 48 && offsetof(rigllama_usage, dropped_tokens) == 40),
+              "rigllama_usage layout");
+static_assert(sizeof(void *) != 8 ||
+                  (sizeof(rigllama_engine_options) == 64 && offsetof(rigllama_engine_options, context_overflow) == 56),
+              "rigllama_engine_options layout");
 
 namespace {
 
@@ -95,6 +103,55 @@ void cancel_a_job(rigllama::Engine &engine) {
            "cancelled job ended with ERROR/CANCELLED");
 }
 
+// A JSON string literal for s.
+std::string json_string(const std::string &s) {
+    std::string out = "\"";
+    for (unsigned char c : s) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += static_cast<char>(c);
+        } else if (c < 0x20) {
+            char esc[8];
+            std::snprintf(esc, sizeof esc, "\\u%04x", c);
+            out += esc;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out + "\"";
+}
+
+// A "save game": play a turn, save the snapshot for the next one, load it into a second engine
+// (as another process would after reading it from a file) and continue there from the cache.
+void save_and_load_a_snapshot(rigllama::Engine &engine, const std::string &model) {
+    std::string first = R"([{"role":"user","content":"Name three rivers in Europe."}])";
+    rigllama::Request turn;
+    turn.messages(first).max_tokens(16).temperature(0.0f);
+    std::string reply = engine.complete(turn);
+    std::string next_messages = first.substr(0, first.size() - 1) + R"(,{"role":"assistant","content":)" +
+                                json_string(reply) + R"(},{"role":"user","content":"Which is the longest?"}])";
+    rigllama::Request next;
+    next.messages(next_messages).max_tokens(8).temperature(0.0f);
+    std::vector<uint8_t> save = engine.save_snapshot(next);
+
+    rigllama::Engine restored = rigllama::Engine::open(model);
+    restored.load_snapshot(save);
+    rigllama::Usage usage;
+    std::string text = restored.complete(next, &usage);
+    std::cout << "[snapshot] " << save.size() << " bytes; in a second engine " << usage.cached_prompt_tokens
+              << " of " << usage.prompt_tokens << " prompt tokens came from it (dropped_tokens "
+              << usage.dropped_tokens << "): " << text << std::endl;
+    expect(usage.cached_prompt_tokens > usage.prompt_tokens / 2, "the loaded snapshot is reused");
+
+    save.resize(save.size() / 2);
+    try {
+        restored.load_snapshot(save);
+        expect(false, "a truncated snapshot throws");
+    } catch (const rigllama::Error &e) {
+        expect(e.status() == RIGLLAMA_STATUS_INVALID_ARGUMENT, std::string("a truncated snapshot throws: ") + e.what());
+    }
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -120,6 +177,7 @@ int main(int argc, char **argv) {
         rigllama::Request next("Two plus two is");
         next.raw().max_tokens(4).temperature(0.0f);
         expect(!engine.complete(next).empty(), "the engine serves a request after the cancels");
+        save_and_load_a_snapshot(engine, model);
     } catch (const std::exception &e) {
         std::cout << "FAIL  unexpected exception: " << e.what() << std::endl;
         return 1;

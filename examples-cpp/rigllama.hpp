@@ -5,6 +5,10 @@
 //   request.raw().max_tokens(24).temperature(0);
 //   engine.stream(request, [](std::string_view piece) { std::cout << piece; });
 //
+//   std::vector<uint8_t> save = engine.save_snapshot(next_request);   // a "save game"
+//   engine.load_snapshot(save);                                        // here or in another process
+//   std::vector<float> v = engine.embed("A sentence.");                // L2-normalised
+//
 // Handles are std::unique_ptr with deleters that call the library's own free functions, so
 // engines, jobs and returned strings are released exactly once, even when an exception
 // unwinds. A failed call throws rigllama::Error carrying the status and the thread's
@@ -57,12 +61,16 @@ struct JobDeleter {
 struct StringDeleter {
     void operator()(char *text) const noexcept { rigllama_string_free(text); }
 };
+struct BytesDeleter {
+    void operator()(uint8_t *data) const noexcept { rigllama_bytes_free(data); }
+};
 
 } // namespace detail
 
 using EngineHandle = std::unique_ptr<rigllama_engine, detail::EngineDeleter>;
 using JobHandle = std::unique_ptr<rigllama_job, detail::JobDeleter>;
 using StringHandle = std::unique_ptr<char, detail::StringDeleter>;
+using BytesHandle = std::unique_ptr<uint8_t, detail::BytesDeleter>;
 
 // The C struct is used as is; the wrapper only makes sure struct_size is set by _init.
 struct Usage : rigllama_usage {
@@ -82,11 +90,14 @@ public:
     Request &seed(uint32_t s) { c_.seed = s; return *this; }
     Request &system(std::string text) { system_ = std::move(text); return *this; }
     Request &stop(std::string text) { stops_.push_back(std::move(text)); return *this; }
+    // A conversation as messages_json: [{"role":"system|user|assistant","content":"..."}, ...].
+    Request &messages(std::string json) { messages_ = std::move(json); return *this; }
 
     // A view of the C struct whose pointers refer into this object.
     const rigllama_request &c() const {
         c_.prompt = prompt_.empty() ? nullptr : prompt_.c_str();
         c_.system_prompt = system_ ? system_->c_str() : nullptr;
+        c_.messages_json = messages_ ? messages_->c_str() : nullptr;
         stop_ptrs_.clear();
         for (const auto &s : stops_)
             stop_ptrs_.push_back(s.c_str());
@@ -99,6 +110,7 @@ private:
     mutable rigllama_request c_{};
     std::string prompt_;
     std::optional<std::string> system_;
+    std::optional<std::string> messages_;
     std::vector<std::string> stops_;
     mutable std::vector<const char *> stop_ptrs_;
 };
@@ -144,12 +156,15 @@ private:
 
 class Engine {
 public:
-    static Engine open(const std::string &model_path, uint32_t n_ctx = 0) {
+    // context_overflow: RIGLLAMA_CONTEXT_OVERFLOW_FAIL (default) or _SHIFT.
+    static Engine open(const std::string &model_path, uint32_t n_ctx = 0,
+                       rigllama_context_overflow context_overflow = RIGLLAMA_CONTEXT_OVERFLOW_FAIL) {
         rigllama_engine_options options;
         detail::check(rigllama_engine_options_init(&options, sizeof options));
         options.model_path = model_path.c_str();
         if (n_ctx)
             options.n_ctx = n_ctx;
+        options.context_overflow = context_overflow;
         rigllama_engine *raw = nullptr;
         detail::check(rigllama_engine_create(&options, &raw));
         return Engine(EngineHandle(raw));
@@ -206,6 +221,39 @@ public:
         char *raw = nullptr;
         detail::check(rigllama_engine_describe(handle_.get(), &raw));
         return std::string(StringHandle(raw).get());
+    }
+
+    uint32_t count_tokens(const Request &request) {
+        uint32_t n = 0;
+        detail::check(rigllama_engine_count_tokens(handle_.get(), &request.c(), &n));
+        return n;
+    }
+
+    // The KV cache of the longest cached prefix of request's prompt (pass the conversation's
+    // next request), as a self-checking blob. Keep the messages yourself: the snapshot only
+    // saves evaluating them again.
+    std::vector<uint8_t> save_snapshot(const Request &request) {
+        uint8_t *raw = nullptr;
+        size_t len = 0;
+        detail::check(rigllama_engine_save_snapshot(handle_.get(), &request.c(), &raw, &len));
+        BytesHandle data(raw);
+        return std::vector<uint8_t>(data.get(), data.get() + len);
+    }
+
+    // Throws Error (INVALID_ARGUMENT) for a blob from another model or a damaged one; the
+    // engine keeps serving.
+    void load_snapshot(const std::vector<uint8_t> &snapshot) {
+        detail::check(rigllama_engine_load_snapshot(handle_.get(), snapshot.data(), snapshot.size()));
+    }
+
+    // The pooled, L2-normalised embedding of text.
+    std::vector<float> embed(const std::string &text) {
+        size_t dims = 0;
+        detail::check(rigllama_engine_embed(handle_.get(), text.c_str(), nullptr, 0, &dims));
+        std::vector<float> vector(dims);
+        detail::check(rigllama_engine_embed(handle_.get(), text.c_str(), vector.data(), vector.size(), &dims));
+        vector.resize(dims);
+        return vector;
     }
 
     rigllama_engine *get() const noexcept { return handle_.get(); }

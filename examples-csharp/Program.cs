@@ -210,6 +210,24 @@ static class Program
                 Marshal.FreeHGlobal(request.prompt);
                 Expect(status == 0 && Native.Utf8ReadZ(text).Length > 0, "the engine serves a request after the cancel" + (status == 0 ? "" : ": " + error));
                 Native.rigllama_string_free(text);
+
+                // An embedding: ask for the size with a null buffer, then fill a float[].
+                IntPtr sentence = Native.Utf8Alloc("The cat sat on the mat.");
+                try
+                {
+                    UIntPtr dims;
+                    Native.Check(Native.rigllama_engine_embed(engine, sentence, null, UIntPtr.Zero, out dims));
+                    var vector = new float[(int)dims];
+                    Native.Check(Native.rigllama_engine_embed(engine, sentence, vector, dims, out dims));
+                    double norm = 0;
+                    foreach (float x in vector) norm += (double)x * x;
+                    Expect(vector.Length > 0 && Math.Abs(Math.Sqrt(norm) - 1.0) < 1e-3,
+                           "an embedding of " + vector.Length + " floats with norm " + Math.Sqrt(norm).ToString("F6"));
+                }
+                finally
+                {
+                    Marshal.FreeHGlobal(sentence);
+                }
             }
             finally
             {

@@ -34,6 +34,8 @@ namespace Rigllama
 
     public enum FinishReason { Stop = 0, Length = 1, Callback = 2 }
 
+    public enum ContextOverflow { Fail = 0, Shift = 1 }
+
     // The C structs, field for field. x86-64 layout (Native.CheckLayout compares it with the
     // sizes and offsets that tests/c/test_contract prints).
     [StructLayout(LayoutKind.Sequential)]
@@ -48,6 +50,7 @@ namespace Rigllama
         public IntPtr chat_template;       // const char *, UTF-8
         public IntPtr on_progress;         // rigllama_progress_callback
         public IntPtr progress_user_data;
+        public int context_overflow;       // v0.2: (int)ContextOverflow
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -80,6 +83,7 @@ namespace Rigllama
         public uint seed;
         public double prompt_ms;
         public double generation_ms;
+        public uint dropped_tokens;        // v0.2
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -120,6 +124,11 @@ namespace Rigllama
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_job_usage(IntPtr job, ref Usage usage);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_job_cancel(IntPtr job);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern void rigllama_job_free(IntPtr job);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_save_snapshot(IntPtr engine, ref Request request, out IntPtr data, out UIntPtr length);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_load_snapshot(IntPtr engine, byte[] data, UIntPtr length);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern void rigllama_bytes_free(IntPtr data);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_embed(IntPtr engine, IntPtr text, float[] embedding, UIntPtr capacity, out UIntPtr dims);
 
         public static UIntPtr SizeOf<T>() where T : struct { return (UIntPtr)Marshal.SizeOf(typeof(T)); }
 
@@ -166,9 +175,9 @@ namespace Rigllama
         {
             if (IntPtr.Size != 8) return "";   // the numbers below are for 64-bit targets
             var sb = new StringBuilder();
-            Expect(sb, typeof(EngineOptions), 56, "model_path", 24, "chat_template", 32, "on_progress", 40, "progress_user_data", 48);
+            Expect(sb, typeof(EngineOptions), 64, "model_path", 24, "chat_template", 32, "on_progress", 40, "progress_user_data", 48, "context_overflow", 56);
             Expect(sb, typeof(Request), 80, "raw_prompt", 32, "prompt", 40, "system_prompt", 48, "messages_json", 56, "stop", 64, "n_stop", 72);
-            Expect(sb, typeof(Usage), 40, "seed", 20, "prompt_ms", 24, "generation_ms", 32);
+            Expect(sb, typeof(Usage), 48, "seed", 20, "prompt_ms", 24, "generation_ms", 32, "dropped_tokens", 40);
             Expect(sb, typeof(Event), 40, "status", 8, "text", 16, "text_len", 24, "message", 32);
             return sb.ToString();
         }

@@ -1,10 +1,12 @@
-// Streams a reply from a model through the rigllama cgo package, then cancels a second
-// request submitted as a job. Exits non-zero on any failure.
+// Streams a reply from a model through the rigllama cgo package, cancels a second request
+// submitted as a job, compares two sentences by embedding and reloads a conversation's
+// snapshot. Exits non-zero on any failure.
 //
 //	usage: rigllama-go MODEL.gguf
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -82,6 +84,66 @@ func cancelJob(engine *rigllama.Engine) {
 	expect(err == nil, "job usage after the end (%v)", err)
 }
 
+func dot(a, b []float32) float64 {
+	sum := 0.0
+	for i := range a {
+		sum += float64(a[i]) * float64(b[i])
+	}
+	return sum
+}
+
+func compareSentences(engine *rigllama.Engine) {
+	var vectors [3][]float32
+	for i, text := range []string{"The cat sat on the mat.", "A cat was sitting on the mat.",
+		"Quarterly tax filings are due in April."} {
+		var err error
+		if vectors[i], err = engine.Embed(text); err != nil {
+			expect(false, "embed: %v", err)
+			return
+		}
+	}
+	cat, cat2, tax := vectors[0], vectors[1], vectors[2]
+	fmt.Printf("[embed] %d dims; cat/cat %.3f, cat/tax %.3f\n", len(cat), dot(cat, cat2), dot(cat, tax))
+	expect(dot(cat, cat2) > dot(cat, tax), "the similar sentence is closer than the unrelated one")
+}
+
+type message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+func messagesJSON(messages []message) string {
+	b, _ := json.Marshal(messages)
+	return string(b)
+}
+
+// A "save game": one turn, a snapshot for the next, a damaged copy refused, the real one
+// loaded, the next turn served from it.
+func saveAndLoad(engine *rigllama.Engine) {
+	messages := []message{{"user", "Name three rivers in Europe."}}
+	turn := rigllama.NewRequest("")
+	turn.MessagesJSON = messagesJSON(messages)
+	turn.MaxTokens = 8
+	turn.Temperature = 0
+	reply, _, err := engine.Complete(turn)
+	if err != nil {
+		expect(false, "first turn: %v", err)
+		return
+	}
+	messages = append(messages, message{"assistant", reply}, message{"user", "Which is the longest?"})
+	next := turn
+	next.MessagesJSON = messagesJSON(messages)
+	snapshot, err := engine.SaveSnapshot(next)
+	expect(err == nil && len(snapshot) > 0, "save a snapshot: %d bytes (%v)", len(snapshot), err)
+	err = engine.LoadSnapshot(snapshot[:len(snapshot)-1])
+	var rerr *rigllama.Error
+	expect(errors.As(err, &rerr) && rerr.Status == rigllama.StatusInvalidArgument, "a truncated snapshot fails: %v", err)
+	expect(engine.LoadSnapshot(snapshot) == nil, "the whole snapshot loads")
+	_, usage, err := engine.Complete(next)
+	expect(err == nil && usage.CachedPromptTokens > 0, "the next turn reuses %d of %d prompt tokens (dropped %d)",
+		usage.CachedPromptTokens, usage.PromptTokens, usage.DroppedTokens)
+}
+
 func main() {
 	model := os.Getenv("RIGLLAMA_MODEL")
 	if len(os.Args) > 1 {
@@ -113,6 +175,8 @@ func main() {
 	next.Temperature = 0
 	text, _, err := engine.Complete(next)
 	expect(err == nil && text != "", "the engine serves a request after the cancel (%v)", err)
+	compareSentences(engine)
+	saveAndLoad(engine)
 
 	if failures > 0 {
 		fmt.Println("FAILED")

@@ -4,6 +4,9 @@
     with rigllama.Engine("model.gguf") as engine:
         engine.stream_to("The sea is", lambda piece: print(piece, end="", flush=True),
                          raw_prompt=True, max_tokens=24, temperature=0)
+        vector = engine.embed("A sentence to embed.")      # list of floats, L2-normalised
+        blob = engine.save_snapshot(messages=[...])          # bytes: a "save game"
+        engine.load_snapshot(blob)                           # in this process or another
 
 The library is loaded from $RIGLLAMA_LIBRARY if set, else as librigllama.so through the
 dynamic linker (LD_LIBRARY_PATH, the ld.so cache). Structures mirror the C structs field by
@@ -15,6 +18,7 @@ call (ctypes releases the GIL during calls, but a Python thread stays on one OS 
 
 import ctypes
 import ctypes.util
+import json
 import os
 
 __all__ = ["Engine", "Job", "RigllamaError", "check_layout", "version"]
@@ -24,6 +28,7 @@ OK, NULL_ARGUMENT, INVALID_ARGUMENT, MODEL_LOAD_FAILED, CONTEXT_OVERFLOW = 0, 1,
 CANCELLED, BUSY, SHUT_DOWN, INTERNAL = 5, 6, 7, 8
 EVENT_NONE, EVENT_TEXT, EVENT_DONE, EVENT_ERROR = 0, 1, 2, 3
 FINISH_STOP, FINISH_LENGTH, FINISH_CALLBACK = 0, 1, 2
+CONTEXT_OVERFLOW_FAIL, CONTEXT_OVERFLOW_SHIFT = 0, 1
 MAX_TOKENS_UNLIMITED = SEED_RANDOM = 0xFFFFFFFF
 
 c_status = ctypes.c_int32
@@ -44,6 +49,7 @@ class EngineOptions(ctypes.Structure):
         ("chat_template", ctypes.c_char_p),
         ("on_progress", ProgressCallback),
         ("progress_user_data", ctypes.c_void_p),
+        ("context_overflow", ctypes.c_int32),  # v0.2
     ]
 
 
@@ -76,6 +82,7 @@ class Usage(ctypes.Structure):
         ("seed", ctypes.c_uint32),
         ("prompt_ms", ctypes.c_double),
         ("generation_ms", ctypes.c_double),
+        ("dropped_tokens", ctypes.c_uint32),  # v0.2
     ]
 
     def __repr__(self):
@@ -96,13 +103,14 @@ class Event(ctypes.Structure):
 
 # sizeof and offsetof of the C structs on x86-64 (tests/c/test_contract prints them).
 C_LAYOUT_X86_64 = {
-    EngineOptions: (56, {"struct_size": 0, "n_ctx": 4, "n_batch": 8, "n_threads": 12, "n_gpu_layers": 16,
-                         "model_path": 24, "chat_template": 32, "on_progress": 40, "progress_user_data": 48}),
+    EngineOptions: (64, {"struct_size": 0, "n_ctx": 4, "n_batch": 8, "n_threads": 12, "n_gpu_layers": 16,
+                         "model_path": 24, "chat_template": 32, "on_progress": 40, "progress_user_data": 48,
+                         "context_overflow": 56}),
     Request: (80, {"struct_size": 0, "max_tokens": 4, "temperature": 8, "top_p": 12, "top_k": 16, "min_p": 20,
                    "repeat_penalty": 24, "seed": 28, "raw_prompt": 32, "prompt": 40, "system_prompt": 48,
                    "messages_json": 56, "stop": 64, "n_stop": 72}),
-    Usage: (40, {"struct_size": 0, "finish_reason": 4, "prompt_tokens": 8, "cached_prompt_tokens": 12,
-                 "completion_tokens": 16, "seed": 20, "prompt_ms": 24, "generation_ms": 32}),
+    Usage: (48, {"struct_size": 0, "finish_reason": 4, "prompt_tokens": 8, "cached_prompt_tokens": 12,
+                 "completion_tokens": 16, "seed": 20, "prompt_ms": 24, "generation_ms": 32, "dropped_tokens": 40}),
     Event: (40, {"struct_size": 0, "kind": 4, "status": 8, "text": 16, "text_len": 24, "message": 32}),
 }
 
@@ -144,7 +152,14 @@ def _load():
         "rigllama_engine_cancel": (c_status, [engine_p]),
         "rigllama_engine_reset": (c_status, [engine_p]),
         "rigllama_engine_describe": (c_status, [engine_p, P(ctypes.c_void_p)]),
+        "rigllama_engine_count_tokens": (c_status, [engine_p, P(Request), P(ctypes.c_uint32)]),
         "rigllama_string_free": (None, [ctypes.c_void_p]),
+        # out_data is a c_void_p, not POINTER(c_uint8), so the pointer survives to bytes_free.
+        "rigllama_engine_save_snapshot": (c_status, [engine_p, P(Request), P(ctypes.c_void_p), P(ctypes.c_size_t)]),
+        "rigllama_engine_load_snapshot": (c_status, [engine_p, ctypes.c_char_p, ctypes.c_size_t]),
+        "rigllama_bytes_free": (None, [ctypes.c_void_p]),
+        "rigllama_engine_embed": (c_status, [engine_p, ctypes.c_char_p, P(ctypes.c_float), ctypes.c_size_t,
+                                             P(ctypes.c_size_t)]),
         "rigllama_engine_submit": (c_status, [engine_p, P(Request), P(job_p)]),
         "rigllama_job_poll": (c_status, [job_p, ctypes.c_uint32, P(Event)]),
         "rigllama_job_usage": (c_status, [job_p, P(Usage)]),
@@ -184,10 +199,14 @@ def version():
     return _lib.rigllama_version().decode()
 
 
-def _request(prompt, *, raw_prompt=False, max_tokens=None, temperature=None, seed=None, system_prompt=None):
+def _request(prompt, *, raw_prompt=False, max_tokens=None, temperature=None, seed=None, system_prompt=None,
+             messages=None):
+    """messages: a conversation as a list of {"role": ..., "content": ...} dicts (sent as
+    messages_json); prompt, if also given, is appended as the last user turn."""
     req = Request()
     _check(_lib.rigllama_request_init(ctypes.byref(req), ctypes.sizeof(req)))
     req.prompt = prompt.encode("utf-8") if prompt is not None else None
+    req.messages_json = json.dumps(messages).encode("utf-8") if messages is not None else None
     req.system_prompt = system_prompt.encode("utf-8") if system_prompt is not None else None
     req.raw_prompt = 1 if raw_prompt else 0
     if max_tokens is not None:
@@ -208,12 +227,16 @@ def _usage():
 class Engine:
     """One loaded model with its worker thread. Use as a context manager, or call close()."""
 
-    def __init__(self, model_path, *, n_ctx=None, on_progress=None):
+    def __init__(self, model_path, *, n_ctx=None, on_progress=None, context_overflow=None):
+        """context_overflow: CONTEXT_OVERFLOW_FAIL (default) or CONTEXT_OVERFLOW_SHIFT (drop the
+        oldest turns of a conversation that outgrows n_ctx)."""
         options = EngineOptions()
         _check(_lib.rigllama_engine_options_init(ctypes.byref(options), ctypes.sizeof(options)))
         options.model_path = os.fsencode(model_path)
         if n_ctx is not None:
             options.n_ctx = n_ctx
+        if context_overflow is not None:
+            options.context_overflow = context_overflow
         if on_progress is not None:
             # Kept referenced until create returns: the library calls it only during create.
             progress = ProgressCallback(lambda _user_data, fraction: 0 if on_progress(fraction) is not False else 1)
@@ -233,8 +256,9 @@ class Engine:
     def __exit__(self, *exc):
         self.close()
 
-    def complete(self, prompt, **kw):
-        """Returns (text, usage)."""
+    def complete(self, prompt=None, **kw):
+        """Returns (text, usage). Keyword arguments: raw_prompt, max_tokens, temperature, seed,
+        system_prompt, messages."""
         req, usage, text = _request(prompt, **kw), _usage(), ctypes.c_void_p()
         _check(_lib.rigllama_engine_complete(self._handle, ctypes.byref(req), ctypes.byref(text), ctypes.byref(usage)))
         return _take_string(text), usage
@@ -268,10 +292,45 @@ class Engine:
     def cancel(self):
         _check(_lib.rigllama_engine_cancel(self._handle))
 
+    def reset(self):
+        """Empties the KV cache."""
+        _check(_lib.rigllama_engine_reset(self._handle))
+
     def describe(self):
         out = ctypes.c_void_p()
         _check(_lib.rigllama_engine_describe(self._handle, ctypes.byref(out)))
         return _take_string(out)
+
+    def count_tokens(self, prompt=None, **kw):
+        req, n = _request(prompt, **kw), ctypes.c_uint32()
+        _check(_lib.rigllama_engine_count_tokens(self._handle, ctypes.byref(req), ctypes.byref(n)))
+        return n.value
+
+    def save_snapshot(self, prompt=None, **kw):
+        """The KV cache of the longest cached prefix of this request's prompt, as bytes (a
+        "save game"): pass the conversation's next request (messages=..., ending with a user
+        turn). Keep the messages yourself; the snapshot only saves evaluating them again."""
+        req, data, length = _request(prompt, **kw), ctypes.c_void_p(), ctypes.c_size_t()
+        _check(_lib.rigllama_engine_save_snapshot(self._handle, ctypes.byref(req), ctypes.byref(data),
+                                                  ctypes.byref(length)))
+        try:
+            return ctypes.string_at(data, length.value)
+        finally:
+            _lib.rigllama_bytes_free(data)
+
+    def load_snapshot(self, blob):
+        """Makes a snapshot from save_snapshot (this process or another) the KV cache. A blob
+        from another model, or a damaged one, raises RigllamaError (INVALID_ARGUMENT)."""
+        blob = bytes(blob)
+        _check(_lib.rigllama_engine_load_snapshot(self._handle, blob, len(blob)))
+
+    def embed(self, text):
+        """The pooled, L2-normalised embedding of text, as a list of floats."""
+        encoded, dims = text.encode("utf-8"), ctypes.c_size_t()
+        _check(_lib.rigllama_engine_embed(self._handle, encoded, None, 0, ctypes.byref(dims)))
+        vector = (ctypes.c_float * dims.value)()
+        _check(_lib.rigllama_engine_embed(self._handle, encoded, vector, dims.value, ctypes.byref(dims)))
+        return list(vector[:dims.value])
 
 
 class Job:

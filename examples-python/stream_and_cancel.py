@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Streams a reply through a CFUNCTYPE callback, then cancels a second request submitted as a
-job. Exits non-zero on any failure.
+"""Streams a reply through a CFUNCTYPE callback, cancels a second request submitted as a job,
+embeds two sentences and prints their similarity, and saves and reloads a conversation's
+snapshot. Exits non-zero on any failure.
 
     usage: stream_and_cancel.py MODEL.gguf     (librigllama.so on LD_LIBRARY_PATH, or
                                                 RIGLLAMA_LIBRARY=/path/to/librigllama.so)
@@ -52,6 +53,35 @@ def cancel_job(engine):
         expect(kind == rigllama.EVENT_ERROR and status == rigllama.CANCELLED, "cancelled job ended with ERROR/CANCELLED")
 
 
+def compare_sentences(engine):
+    a, b, c = "The cat sat on the mat.", "A cat was sitting on the mat.", "Quarterly tax filings are due in April."
+    va, vb, vc = engine.embed(a), engine.embed(b), engine.embed(c)
+    similar = sum(x * y for x, y in zip(va, vb))  # vectors are L2-normalised: dot = cosine
+    unrelated = sum(x * y for x, y in zip(va, vc))
+    print(f"[embed] {len(va)} dims; {a!r} vs {b!r}: {similar:.3f}; vs {c!r}: {unrelated:.3f}")
+    norm = sum(x * x for x in va) ** 0.5
+    expect(abs(norm - 1.0) < 1e-3, f"the embedding is normalised (norm {norm:.6f})")
+    expect(similar > unrelated, "the similar sentence is closer than the unrelated one")
+
+
+def save_and_load_a_conversation(engine):
+    messages = [{"role": "user", "content": "Name three rivers in Europe."}]
+    reply, _ = engine.complete(messages=messages, max_tokens=16, temperature=0.0)
+    messages += [{"role": "assistant", "content": reply}, {"role": "user", "content": "Which is the longest?"}]
+    blob = engine.save_snapshot(messages=messages)
+    engine.reset()
+    engine.load_snapshot(blob)
+    _, usage = engine.complete(messages=messages, max_tokens=8, temperature=0.0)
+    print(f"[snapshot] {len(blob)} bytes; after reset and load, {usage.cached_prompt_tokens} of "
+          f"{usage.prompt_tokens} prompt tokens came from it (dropped_tokens {usage.dropped_tokens})")
+    expect(usage.cached_prompt_tokens > usage.prompt_tokens // 2, "the loaded snapshot is reused")
+    try:
+        engine.load_snapshot(blob[:-1])
+        expect(False, "a truncated snapshot raises")
+    except rigllama.RigllamaError as e:
+        expect(e.status == rigllama.INVALID_ARGUMENT, f"a truncated snapshot raises: {e}")
+
+
 def main():
     model = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("RIGLLAMA_MODEL")
     if not model:
@@ -85,6 +115,8 @@ def main():
                f"returning False stops the stream (finish_reason {usage.finish_reason}, {usage.completion_tokens} tokens)")
         text, _ = engine.complete("Two plus two is", raw_prompt=True, max_tokens=4, temperature=0.0)
         expect(text != "", "the engine serves a request after the cancel")
+        compare_sentences(engine)
+        save_and_load_a_conversation(engine)
 
     print("FAILED" if failures else "all passed")
     return 1 if failures else 0

@@ -97,6 +97,7 @@ type Usage struct {
 	Seed               uint32
 	PromptMs           float64
 	GenerationMs       float64
+	DroppedTokens      uint32 // v0.2: oldest turns dropped to make room (ContextOverflowShift)
 }
 
 func usageFromC(u *C.rigllama_usage) Usage {
@@ -108,6 +109,7 @@ func usageFromC(u *C.rigllama_usage) Usage {
 		Seed:               uint32(u.seed),
 		PromptMs:           float64(u.prompt_ms),
 		GenerationMs:       float64(u.generation_ms),
+		DroppedTokens:      uint32(u.dropped_tokens),
 	}
 }
 
@@ -122,7 +124,8 @@ func newUsage() *C.rigllama_usage {
 type Request struct {
 	Prompt       string
 	SystemPrompt string
-	Raw          bool // send Prompt verbatim (text completion) instead of as a chat turn
+	MessagesJSON string // a conversation: [{"role":"user","content":"..."}, ...]
+	Raw          bool   // send Prompt verbatim (text completion) instead of as a chat turn
 	MaxTokens    uint32
 	Temperature  float32
 	TopP         float32
@@ -167,6 +170,10 @@ func (r Request) toC() (c C.rigllama_request, free func()) {
 		c.system_prompt = C.CString(r.SystemPrompt)
 		owned = append(owned, c.system_prompt)
 	}
+	if r.MessagesJSON != "" {
+		c.messages_json = C.CString(r.MessagesJSON)
+		owned = append(owned, c.messages_json)
+	}
 	return c, func() {
 		for _, p := range owned {
 			C.free(unsafe.Pointer(p))
@@ -179,8 +186,25 @@ type Engine struct {
 	ptr *C.rigllama_engine
 }
 
+// ContextOverflow says what happens when a conversation outgrows the context window.
+type ContextOverflow int32
+
+const (
+	ContextOverflowFail  ContextOverflow = C.RIGLLAMA_CONTEXT_OVERFLOW_FAIL  // CONTEXT_OVERFLOW (v0.1 behaviour)
+	ContextOverflowShift ContextOverflow = C.RIGLLAMA_CONTEXT_OVERFLOW_SHIFT // drop the oldest turns, go on
+)
+
+// Options are the engine options that differ from the library's defaults (zero: default).
+type Options struct {
+	NCtx            uint32
+	ContextOverflow ContextOverflow
+}
+
 // Open loads the model at path and returns once it is ready.
-func Open(path string) (*Engine, error) {
+func Open(path string) (*Engine, error) { return OpenWith(path, Options{}) }
+
+// OpenWith is Open with options.
+func OpenWith(path string, opts Options) (*Engine, error) {
 	var options C.rigllama_engine_options
 	if err := call(func() C.rigllama_status {
 		return C.rigllama_engine_options_init(&options, C.sizeof_rigllama_engine_options)
@@ -190,6 +214,10 @@ func Open(path string) (*Engine, error) {
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	options.model_path = cpath
+	if opts.NCtx != 0 {
+		options.n_ctx = C.uint32_t(opts.NCtx)
+	}
+	options.context_overflow = C.int32_t(opts.ContextOverflow)
 	var ptr *C.rigllama_engine
 	if err := call(func() C.rigllama_status { return C.rigllama_engine_create(&options, &ptr) }); err != nil {
 		return nil, err
@@ -214,6 +242,57 @@ func (e *Engine) Complete(r Request) (string, Usage, error) {
 	}
 	defer C.rigllama_string_free(text)
 	return C.GoString(text), usageFromC(usage), nil
+}
+
+// SaveSnapshot returns the KV cache of the longest cached prefix of r's prompt (pass the
+// conversation's next request) as a self-checking blob. Keep the messages yourself: the
+// snapshot only saves evaluating them again.
+func (e *Engine) SaveSnapshot(r Request) ([]byte, error) {
+	c, free := r.toC()
+	defer free()
+	var data *C.uint8_t
+	var length C.size_t
+	if err := call(func() C.rigllama_status {
+		return C.rigllama_engine_save_snapshot(e.ptr, &c, &data, &length)
+	}); err != nil {
+		return nil, err
+	}
+	defer C.rigllama_bytes_free(data)
+	return C.GoBytes(unsafe.Pointer(data), C.int(length)), nil
+}
+
+// LoadSnapshot makes a snapshot the engine's KV cache. A blob from another model, or a
+// damaged one, fails with StatusInvalidArgument and the engine keeps serving.
+func (e *Engine) LoadSnapshot(snapshot []byte) error {
+	if len(snapshot) == 0 {
+		return &Error{Status: StatusInvalidArgument, Message: "empty snapshot"}
+	}
+	// The slice holds no Go pointers, so C may read it during the call.
+	return call(func() C.rigllama_status {
+		return C.rigllama_engine_load_snapshot(e.ptr, (*C.uint8_t)(unsafe.Pointer(&snapshot[0])), C.size_t(len(snapshot)))
+	})
+}
+
+// Embed returns the pooled, L2-normalised embedding of text.
+func (e *Engine) Embed(text string) ([]float32, error) {
+	ctext := C.CString(text)
+	defer C.free(unsafe.Pointer(ctext))
+	var dims C.size_t
+	if err := call(func() C.rigllama_status {
+		return C.rigllama_engine_embed(e.ptr, ctext, nil, 0, &dims)
+	}); err != nil {
+		return nil, err
+	}
+	vector := make([]float32, int(dims))
+	if len(vector) == 0 {
+		return vector, nil
+	}
+	if err := call(func() C.rigllama_status {
+		return C.rigllama_engine_embed(e.ptr, ctext, (*C.float)(unsafe.Pointer(&vector[0])), C.size_t(len(vector)), &dims)
+	}); err != nil {
+		return nil, err
+	}
+	return vector[:int(dims)], nil
 }
 
 // streamState travels to the callback through a cgo.Handle.

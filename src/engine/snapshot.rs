@@ -41,10 +41,27 @@ impl LoadedModel {
                 "llama.cpp wrote {written} bytes of sequence state, {size} expected"
             )));
         }
+        // Put the saved state back: llama.cpp lays restored cells out afresh, and near-tie
+        // rounding can differ from a cache built turn by turn. Reloaded, this engine is in
+        // exactly the state every engine that loads the snapshot will be in.
+        let id = seq.id;
+        seq.clear(&mut self.ctx);
+        // SAFETY: llama.cpp wrote this state for this context a moment ago.
+        let restored = unsafe {
+            self.ctx
+                .state_seq_set_data_ext(&payload, id, LlamaStateSeqFlags::empty())
+        };
+        if !restored {
+            return Err(Error::Internal(
+                "llama.cpp could not restore the state it had just saved".into(),
+            ));
+        }
+        let tokens = tokens[..prefix].to_vec();
+        self.seqs.caches[index].restored(tokens.clone());
         Ok(snapshot_format::encode(&snapshot_format::Snapshot {
             library_version: env!("CARGO_PKG_VERSION").to_owned(),
             shape: self.shape.clone(),
-            tokens: seq.tokens().iter().map(|t| t.0).collect(),
+            tokens: tokens.iter().map(|t| t.0).collect(),
             payload,
         }))
     }

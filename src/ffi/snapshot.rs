@@ -12,7 +12,7 @@ use crate::engine::Error;
 /// model file (SHA-256 of its GGUF header, metadata and tensor table), the settings that
 /// shape the KV cache, and a SHA-256 checksum. `*out_data` (free with `rigllama_bytes_free`)
 /// and `*out_len` receive it; NULL and 0 on failure. The cache is cut back to that prefix
-/// (what the request itself would reuse). INVALID_ARGUMENT when no prefix of the prompt is
+/// (what the request itself would reuse) and holds exactly the saved state afterwards. INVALID_ARGUMENT when no prefix of the prompt is
 /// cached: run the conversation first. Keep the conversation's messages yourself: the
 /// snapshot only saves evaluating them again.
 #[no_mangle]
@@ -51,7 +51,9 @@ pub unsafe extern "C" fn rigllama_engine_save_snapshot(
 /// whole blob is checked before llama.cpp sees a byte: a damaged or truncated one, or one
 /// from another model, KV layout or format version, or holding more tokens than this
 /// engine's n_ctx → INVALID_ARGUMENT naming what differs ("snapshot is for model a.gguf
-/// (…), this engine has b.gguf (…)"); the engine then has an empty cache and keeps serving.
+/// (…), this engine has b.gguf (…)"); the engine's cache is left as it was (emptied only
+/// if llama.cpp itself refuses the state) and it keeps serving. After a load, the next turn gives the same greedy text as it gives on the engine
+/// that saved the snapshot (which puts its own saved state back when it saves).
 #[no_mangle]
 pub unsafe extern "C" fn rigllama_engine_load_snapshot(
     engine: *mut rigllama_engine,

@@ -47,6 +47,7 @@ static void test_layout_is_printed_for_bindings(void) {
     FIELD(rigllama_engine_options, chat_template);
     FIELD(rigllama_engine_options, on_progress);
     FIELD(rigllama_engine_options, progress_user_data);
+    FIELD(rigllama_engine_options, context_overflow);
     printf("  sizeof(rigllama_request) = %zu\n", sizeof(rigllama_request));
     FIELD(rigllama_request, struct_size);
     FIELD(rigllama_request, max_tokens);
@@ -71,10 +72,15 @@ static void test_layout_is_printed_for_bindings(void) {
     FIELD(rigllama_usage, seed);
     FIELD(rigllama_usage, prompt_ms);
     FIELD(rigllama_usage, generation_ms);
+    FIELD(rigllama_usage, dropped_tokens);
     /* Doubles sit at a multiple of 8 so i686 and x86-64 agree on offsets. */
     CHECK(offsetof(rigllama_usage, prompt_ms) % 8 == 0, "prompt_ms at %zu", offsetof(rigllama_usage, prompt_ms));
     CHECK(offsetof(rigllama_usage, prompt_ms) == 24, "prompt_ms at %zu", offsetof(rigllama_usage, prompt_ms));
     CHECK(offsetof(rigllama_engine_options, model_path) == 24 || sizeof(void *) == 4, "model_path offset");
+    /* v0.2 fields are appended after the frozen v0.1 sizes (options 56, usage 40 on x86-64). */
+    CHECK(offsetof(rigllama_engine_options, context_overflow) == 56 || sizeof(void *) == 4,
+          "context_overflow at %zu", offsetof(rigllama_engine_options, context_overflow));
+    CHECK(offsetof(rigllama_usage, dropped_tokens) == 40, "dropped_tokens at %zu", offsetof(rigllama_usage, dropped_tokens));
 }
 
 /* ---- version, status, last error ---------------------------------------------------- */

@@ -6,7 +6,9 @@
  * (a) a ~1,500-token conversation is saved, the engine destroyed, and a new process (this
  *     program again, run with --child) loads the snapshot: its next turn is >= 95% cached,
  *     its prompt takes <= 0.2x the cold prompt time, and its greedy text is the one the
- *     original engine gave for that turn from the same cache state;
+ *     original engine gave for that turn right after saving (saving puts the saved state
+ *     back, so the original engine is in exactly the state the child loads) and after
+ *     loading the snapshot back;
  * (b) every truncation and a few hundred byte flips of a small snapshot are refused with
  *     INVALID_ARGUMENT and a clear message, and the engine keeps serving;
  * (c) a snapshot is refused by an engine on another model, and by one whose n_ctx is smaller;
@@ -326,9 +328,27 @@ static int test_long_conversation_parent(rigllama_engine *engine, const char *di
     CHECK(usage.cached_prompt_tokens >= 0.95 * usage.prompt_tokens,
           "the original engine reuses %u of %u", usage.cached_prompt_tokens, usage.prompt_tokens);
 
+    /* Saving put the saved state back into the original engine, so its next turn above ran
+     * from exactly the state a load gives: loading the snapshot back must give the same text
+     * (and the child, below, too). */
+    char *restored = NULL;
+    status = rigllama_engine_load_snapshot(engine, data, len);
+    CHECK(status == RIGLLAMA_STATUS_OK, "load the snapshot back into the original engine: %s",
+          rigllama_status_str(status));
+    rigllama_usage again;
+    status = run_chat(engine, next, next_turn_tokens, &restored, &again);
+    CHECK(status == RIGLLAMA_STATUS_OK && restored && again.cached_prompt_tokens == snapshot_tokens,
+          "the next turn after loading it back: %s, %u cached", rigllama_status_str(status),
+          again.cached_prompt_tokens);
+    printf("next turn after loading the snapshot back into the original engine: %s text (\"%s\")\n",
+           restored && text && strcmp(restored, text) == 0 ? "the same" : "a different", restored ? restored : "");
+    CHECK(restored && text && strcmp(restored, text) == 0,
+          "the original engine's next turn after saving equals its next turn after loading");
+
     int ok = write_file(path_in(dir, "snapshot.bin"), data, len) &&
              write_file(path_in(dir, "messages.json"), next, strlen(next)) &&
-             write_file(path_in(dir, "expected.txt"), text ? text : "", text ? strlen(text) : 0);
+             write_file(path_in(dir, "expected.txt"), restored ? restored : "", restored ? strlen(restored) : 0);
+    free(restored);
     CHECK(ok, "writing the files for the child process in %s: %s", dir, strerror(errno));
     free(text);
     free(next);
@@ -362,8 +382,9 @@ static int child_main(const char *dir) {
     double ratio = warm.prompt_tokens ? (double)warm.cached_prompt_tokens / warm.prompt_tokens : 0.0;
     CHECK(ratio >= 0.95, "child: %u of %u prompt tokens cached", warm.cached_prompt_tokens,
           warm.prompt_tokens);
-    CHECK(text && strcmp(text, expected) == 0, "child: greedy text \"%s\", the original engine gave \"%s\"",
-          text ? text : "(null)", expected);
+    CHECK(text && strcmp(text, expected) == 0,
+          "child: greedy text \"%s\", the first process gave \"%s\" from the same snapshot", text ? text : "(null)",
+          expected);
 
     /* The same request on a cold cache. */
     CHECK(rigllama_engine_reset(engine) == RIGLLAMA_STATUS_OK, "child: reset");
@@ -378,7 +399,7 @@ static int child_main(const char *dir) {
            restore_ms, warm.cached_prompt_tokens, warm.prompt_tokens, 100.0 * ratio, warm.prompt_ms,
            cold.prompt_ms, warm.prompt_ms > 0 ? cold.prompt_ms / warm.prompt_ms : 0.0,
            restore_ms + warm.prompt_ms);
-    printf("new process: same greedy text as the original engine: \"%s\"\n", text ? text : "");
+    printf("new process: greedy text \"%s\"\n", text ? text : "");
     free(text);
     rigllama_engine_destroy(engine);
     free(snapshot);
@@ -434,8 +455,11 @@ static int refused_clearly(rigllama_engine *engine, const uint8_t *data, size_t 
 
 static void test_damaged_snapshots_are_refused(rigllama_engine *engine) {
     rigllama_usage usage;
-    CHECK(run_chat(engine, small_conversation, 8, NULL, &usage) == RIGLLAMA_STATUS_OK, "the small turn");
+    char *first_reply = NULL;
+    CHECK(run_chat(engine, small_conversation, 8, &first_reply, &usage) == RIGLLAMA_STATUS_OK, "the small turn");
     uint32_t prompt_tokens = usage.prompt_tokens;
+    printf("small turn: \"%s\"\n", first_reply ? first_reply : "");
+    free(first_reply);
     rigllama_request request = chat_request(small_conversation, 8);
     uint8_t *data = NULL;
     size_t len = 0;
@@ -489,9 +513,15 @@ static void test_damaged_snapshots_are_refused(rigllama_engine *engine) {
     char *text = NULL;
     rigllama_status status = run_chat(engine, small_conversation, 8, &text, &usage);
     CHECK(status == RIGLLAMA_STATUS_OK && text, "a request after the refusals: %s", rigllama_status_str(status));
-    printf("after the refusals: a reply (\"%s\"), %u of %u prompt tokens cached\n", text ? text : "",
-           usage.cached_prompt_tokens, usage.prompt_tokens);
+    printf("after the refusals: a reply (\"%s\"), %u of %u prompt tokens cached (the cache was %s)\n",
+           text ? text : "", usage.cached_prompt_tokens, usage.prompt_tokens,
+           usage.cached_prompt_tokens ? "kept" : "emptied");
     free(text);
+    rigllama_request raw = greedy("The capital of France is", 4);
+    status = rigllama_engine_complete(engine, &raw, &text, NULL);
+    CHECK(status == RIGLLAMA_STATUS_OK && text && *text, "a raw request after the refusals: %s",
+          rigllama_status_str(status));
+    rigllama_string_free(text);
 
     /* And the intact blob still loads. */
     CHECK(memcmp(copy, data, len) == 0, "the copy was restored byte for byte");
