@@ -203,7 +203,28 @@ impl Scheduler {
                 self.running.push(task); // resumes where it stopped
                 continue;
             }
-            match self.start(model, task) {
+            // A panic while starting fails this request (it is in no list meanwhile); the
+            // worker's own guard handles the rest.
+            let events = task.submission.events.clone();
+            let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.start(model, task)
+            }));
+            let started = match started {
+                Ok(started) => started,
+                Err(panic) => {
+                    let message = super::worker::panic_message(&panic);
+                    super::backend::log(
+                        super::backend::LogLevel::Error,
+                        &format!("worker panic: {message}"),
+                    );
+                    events.send(Event::Failed {
+                        error: Error::Internal(message),
+                        usage: Usage::none(0),
+                    });
+                    continue;
+                }
+            };
+            match started {
                 Ok(task) => self.running.push(task),
                 Err(Some(task)) => {
                     // No room yet: it waits for running requests to end.
