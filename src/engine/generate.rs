@@ -38,6 +38,8 @@ pub(crate) struct Progress {
     pub logits_at: Option<i32>,
     /// Until the last prompt chunk is in a batch.
     pub evaluating_prompt: bool,
+    /// Temperature 0 with nothing else in the chain: the token is the argmax of the logits.
+    greedy: bool,
 }
 
 /// What a step did to a request.
@@ -88,6 +90,7 @@ impl Progress {
             pending: None,
             logits_at: None,
             evaluating_prompt: true,
+            greedy: request.sampling.temperature == 0.0 && request.sampling.repeat_penalty == 1.0,
         }
     }
 
@@ -112,7 +115,13 @@ impl Progress {
         if self.first_token_at.is_none() {
             self.usage.prompt_ms = (now - self.prompt_started).as_secs_f64() * 1e3;
         }
-        let token = self.sampler.sample(ctx, logits_at);
+        let token = if self.greedy {
+            // What llama.cpp's greedy sampler picks (the first highest logit), without building
+            // and sorting a candidate array over the whole vocabulary for every token.
+            argmax(ctx.get_logits_ith(logits_at))
+        } else {
+            self.sampler.sample(ctx, logits_at)
+        };
         let now = Instant::now();
         let first = *self.first_token_at.get_or_insert(now);
         self.usage.generation_ms = (now - first).as_secs_f64() * 1e3;
@@ -239,4 +248,17 @@ pub(crate) fn decode_one(
             Err(format!("llama_decode failed: {error}"))
         }
     }
+}
+
+/// The index of the first highest value (llama.cpp's greedy sampler keeps the first of ties).
+fn argmax(logits: &[f32]) -> LlamaToken {
+    let mut best = 0;
+    let mut best_logit = f32::NEG_INFINITY;
+    for (i, &logit) in logits.iter().enumerate() {
+        if logit > best_logit {
+            best = i;
+            best_logit = logit;
+        }
+    }
+    LlamaToken(best as i32)
 }
