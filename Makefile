@@ -14,7 +14,7 @@ CXX ?= c++
 CFLAGS := -std=c99 -Wall -Wextra -Wpedantic -Werror -O2 -g -Iinclude
 LDLIBS := -L$(LIBDIR) -Wl,-rpath,$(LIBDIR) -lrigllama -lpthread
 EXAMPLES := complete stream chat cancel reload frame_loop save_game
-C_TESTS := test_contract test_jobs test_memcheck test_snapshot
+C_TESTS := test_contract test_jobs test_memcheck test_snapshot test_batching
 MODEL = $$(scripts/fetch-model)
 # Model-loading tests run one at a time: two thread pools on these cores collapse ggml.
 TEST_THREADS := --test-threads=1
@@ -22,7 +22,7 @@ TEST_THREADS := --test-threads=1
 PREFIX ?= /usr/local
 
 .PHONY: all demo test deps model lib header header-check examples c-tests rust-tests rig-examples \
-        run-examples lang-clients install install-test clean bench bench-quick stress test-valgrind test-valgrind-quick
+        run-examples lang-clients install install-test clean bench bench-quick bench-batched stress test-valgrind test-valgrind-quick
 
 all: lib
 
@@ -119,6 +119,10 @@ bench: model lib
 # rigllama vs llama-bench, prompt and generation only (about 2 minutes).
 bench-quick: model lib
 	python3 bench/run.py --quick
+
+# rigllama with 1, 2, 4, 8 streams at once vs llama.cpp's batched-bench (a few minutes).
+bench-batched: model lib
+	python3 bench/run.py --batched
 
 clean:
 	rm -rf $(BUILD)

@@ -4,6 +4,11 @@
  *                                     callback path overhead, multi-turn TTFT, load time
  *   rigllama_bench MODEL rss N_CTX    peak RSS of one process doing pp + tg at that n_ctx
  *   rigllama_bench MODEL chat PROMPT N  one greedy chat reply streamed: generation tok/s
+ *   rigllama_bench MODEL batched NPL NPP NTG N_CTX
+ *                                     aggregate generation speed with 1, 2, 4, ... concurrent
+ *                                     streams (NPL "1,2,4,8"; n_seq = streams), each a distinct
+ *                                     NPP-token prompt and NTG greedy tokens: llama.cpp's
+ *                                     batched-bench measured through the public job API
  *
  * Every figure is measured by this process around the public API; the engine's own timings
  * (usage.prompt_ms, usage.generation_ms) are reported beside the wall-clock ones. */
@@ -250,9 +255,200 @@ static int chat(const char *model, const char *prompt, uint32_t max_tokens) {
     return 0;
 }
 
+/* ---- batched: many streams at once ------------------------------------------------------ */
+
+static const char *const story_words[] = {
+    " The", " old", " sailor", " looked", " at", " the", " grey", " sea", " and", " began", " his",
+    " long", " tale", " of", " storms", ",", " islands", " and", " lost", " ships", ".", " He",
+    " spoke", " of", " a", " captain", " who", " sailed", " north", " every", " winter", " to",
+    " find", " the", " lighthouse", " that", " no", " map", " showed", ",", " and", " of", " the",
+    " crew", " who", " followed", " him", " through", " fog", " and", " ice", " without", " a",
+    " word", ".",
+};
+#define N_STORY_WORDS (sizeof story_words / sizeof story_words[0])
+
+/* A raw prompt of exactly `tokens` tokens (BOS included) that opens with stream `index`'s own
+ * chapter number, so no two streams share more than BOS and every sequence evaluates its whole
+ * prompt (batched-bench gives each sequence its own random tokens). Ordinary prose keeps the
+ * model from ending its reply early. */
+static char *story_prompt(rigllama_engine *engine, int index, int tokens) {
+    size_t cap = 64 + (size_t)tokens * 24;
+    char *text = malloc(cap);
+    snprintf(text, cap, "Chapter %d.", index + 1);
+    rigllama_request request;
+    rigllama_request_init(&request, sizeof request);
+    request.prompt = text;
+    request.raw_prompt = 1;
+    uint32_t counted = 0;
+    for (size_t w = 0;; w++) {
+        if (rigllama_engine_count_tokens(engine, &request, &counted) != RIGLLAMA_STATUS_OK)
+            die("count_tokens");
+        if ((int)counted >= tokens)
+            break;
+        size_t len = strlen(text);
+        strcat(text, story_words[w % N_STORY_WORDS]);
+        if (rigllama_engine_count_tokens(engine, &request, &counted) != RIGLLAMA_STATUS_OK)
+            die("count_tokens");
+        if ((int)counted > tokens) /* a word of two tokens at the very end: use a one-token one */
+            strcpy(text + len, " a");
+    }
+    if ((int)counted != tokens)
+        fprintf(stderr, "rigllama_bench: stream %d prompt is %u tokens, wanted %d\n", index, counted, tokens);
+    return text;
+}
+
+typedef struct {
+    rigllama_job *job;
+    double first_ms, end_ms;
+    int pieces, ended;
+    rigllama_usage usage;
+} stream_job;
+
+/* Takes one event of a job; returns 1 if there was one. */
+static int take(stream_job *s, const rigllama_event *event) {
+    if (event->kind == RIGLLAMA_EVENT_KIND_NONE)
+        return 0;
+    if (event->kind == RIGLLAMA_EVENT_KIND_TEXT) {
+        if (s->pieces++ == 0)
+            s->first_ms = now_ms();
+        return 1;
+    }
+    s->end_ms = now_ms();
+    s->ended = 1;
+    if (event->kind != RIGLLAMA_EVENT_KIND_DONE) {
+        fprintf(stderr, "rigllama_bench: a stream failed: %s\n", event->message);
+        exit(1);
+    }
+    rigllama_usage_init(&s->usage, sizeof s->usage);
+    if (rigllama_job_usage(s->job, &s->usage) != RIGLLAMA_STATUS_OK)
+        die("job_usage");
+    return 1;
+}
+
+/* Submits one job per prompt while the engine is paused, so all start in the same step, then
+ * polls them round-robin from this thread until all have ended. Returns the resume time. */
+static double run_streams(rigllama_engine *engine, char **prompts, int n, uint32_t max_tokens, stream_job *jobs) {
+    if (rigllama_engine_pause(engine) != RIGLLAMA_STATUS_OK)
+        die("pause");
+    for (int i = 0; i < n; i++) {
+        rigllama_request request;
+        rigllama_request_init(&request, sizeof request);
+        request.prompt = prompts[i];
+        request.raw_prompt = 1;
+        request.temperature = 0.0f;
+        request.max_tokens = max_tokens;
+        memset(&jobs[i], 0, sizeof jobs[i]);
+        if (rigllama_engine_submit(engine, &request, &jobs[i].job) != RIGLLAMA_STATUS_OK)
+            die("submit");
+    }
+    double resumed = now_ms();
+    if (rigllama_engine_resume(engine) != RIGLLAMA_STATUS_OK)
+        die("resume");
+    rigllama_event event;
+    rigllama_event_init(&event, sizeof event);
+    for (int open = n; open > 0;) {
+        int taken = 0;
+        open = 0;
+        for (int i = 0; i < n; i++) {
+            while (!jobs[i].ended) {
+                if (rigllama_job_poll(jobs[i].job, 0, &event) != RIGLLAMA_STATUS_OK)
+                    die("poll");
+                if (!take(&jobs[i], &event))
+                    break;
+                taken++;
+            }
+            open += !jobs[i].ended;
+        }
+        if (open > 0 && taken == 0) {
+            /* Nothing new: sleep until an unfinished job's next event. Every running stream gets
+             * its token in the same step, so one wake-up a step serves them all; waking more often
+             * would take CPU from llama.cpp's threads on a machine whose cores are all theirs. */
+            for (int i = 0; i < n; i++) {
+                if (jobs[i].ended)
+                    continue;
+                if (rigllama_job_poll(jobs[i].job, 1000, &event) != RIGLLAMA_STATUS_OK)
+                    die("poll");
+                take(&jobs[i], &event);
+                break;
+            }
+        }
+    }
+    for (int i = 0; i < n; i++)
+        rigllama_job_free(jobs[i].job);
+    return resumed;
+}
+
+#define MAX_STREAMS 64
+
+static int batched(const char *model, const char *npl_list, int npp, int ntg, uint32_t n_ctx) {
+    printf("{\n  \"threads\": 2, \"n_ctx\": %u, \"npp\": %d, \"ntg\": %d,\n  \"runs\": [", n_ctx, npp, ntg);
+    char list[256];
+    snprintf(list, sizeof list, "%s", npl_list);
+    int first_run = 1;
+    for (char *item = strtok(list, ","); item; item = strtok(NULL, ",")) {
+        int n = atoi(item);
+        if (n < 1 || n > MAX_STREAMS) {
+            fprintf(stderr, "rigllama_bench: %d streams is out of range\n", n);
+            return 2;
+        }
+        rigllama_engine_options options;
+        rigllama_engine_options_init(&options, sizeof options);
+        options.model_path = model;
+        options.n_seq = (uint32_t)n;
+        options.n_threads = 2;
+        options.n_ctx = n_ctx;
+        rigllama_engine *engine = NULL;
+        if (rigllama_engine_create(&options, &engine) != RIGLLAMA_STATUS_OK)
+            die("create");
+        char *prompts[MAX_STREAMS];
+        stream_job jobs[MAX_STREAMS];
+        for (int i = 0; i < n; i++)
+            prompts[i] = story_prompt(engine, i, npp);
+        /* Warm-up with as many streams (the first decodes of a context pay one-time costs), then
+         * an empty cache so every measured prompt is evaluated in full. */
+        run_streams(engine, prompts, n, 4, jobs);
+        if (rigllama_engine_reset(engine) != RIGLLAMA_STATUS_OK)
+            die("reset");
+
+        double resumed = run_streams(engine, prompts, n, (uint32_t)ntg, jobs);
+        double first_min = 1e300, first_max = 0, end_max = 0, prompt_ms_max = 0, gen_ms_max = 0;
+        long generated = 0, after_first = 0, prompt_tokens = 0, cached = 0;
+        for (int i = 0; i < n; i++) {
+            stream_job *j = &jobs[i];
+            first_min = j->first_ms < first_min ? j->first_ms : first_min;
+            first_max = j->first_ms > first_max ? j->first_ms : first_max;
+            end_max = j->end_ms > end_max ? j->end_ms : end_max;
+            generated += j->usage.completion_tokens;
+            after_first += j->usage.completion_tokens - 1;
+            prompt_tokens += j->usage.prompt_tokens;
+            cached += j->usage.cached_prompt_tokens;
+            prompt_ms_max = j->usage.prompt_ms > prompt_ms_max ? j->usage.prompt_ms : prompt_ms_max;
+            gen_ms_max = j->usage.generation_ms > gen_ms_max ? j->usage.generation_ms : gen_ms_max;
+        }
+        /* S_TG as batched-bench defines it (all tokens generated / time generating), from the
+         * first token of the first stream to the end of the last: the tokens after each
+         * stream's first (those come from the prompt's decode) over that window. */
+        double t_tg_ms = end_max - first_min;
+        printf("%s\n    {\"streams\": %d, \"s_tg_tok_s\": %.3f, \"t_tg_s\": %.4f, \"generated\": %ld, "
+               "\"after_first\": %ld, \"prompt_tokens\": %ld, \"cached_prompt_tokens\": %ld, "
+               "\"s_pp_tok_s\": %.3f, \"first_token_spread_ms\": %.2f, \"engine_s_tg_tok_s\": %.3f}",
+               first_run ? "" : ",", n, after_first * 1000.0 / t_tg_ms, t_tg_ms / 1e3, generated, after_first,
+               prompt_tokens, cached, prompt_tokens * 1000.0 / (first_max - resumed), first_max - first_min,
+               after_first * 1000.0 / gen_ms_max);
+        fflush(stdout);
+        first_run = 0;
+        for (int i = 0; i < n; i++)
+            free(prompts[i]);
+        rigllama_engine_destroy(engine);
+    }
+    printf("\n  ]\n}\n");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: %s MODEL speed REPS | MODEL rss N_CTX\n", argv[0]);
+        fprintf(stderr, "usage: %s MODEL speed REPS | MODEL rss N_CTX | MODEL chat PROMPT N | "
+                        "MODEL batched NPL NPP NTG N_CTX\n", argv[0]);
         return 2;
     }
     if (strcmp(argv[2], "speed") == 0)
@@ -261,6 +457,8 @@ int main(int argc, char **argv) {
         return chat(argv[1], argv[3], (uint32_t)atoi(argv[4]));
     if (strcmp(argv[2], "rss") == 0)
         return rss(argv[1], (uint32_t)atoi(argv[3]));
+    if (strcmp(argv[2], "batched") == 0 && argc > 6)
+        return batched(argv[1], argv[3], atoi(argv[4]), atoi(argv[5]), (uint32_t)atoi(argv[6]));
     fprintf(stderr, "unknown mode %s\n", argv[2]);
     return 2;
 }

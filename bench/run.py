@@ -6,7 +6,11 @@ Everything slow to build (llama-bench, the peers, the AVX-512 variant) is built 
 into ~/.cache/rigllama/bench and reused; nothing built here is committed. Model-loading
 processes run one at a time. Results: bench/results/<time>.json and .md, and latest.md.
 
-usage: bench/run.py [--quick] [--reps N]
+--batched runs only the many-streams comparison (a few minutes): rigllama's aggregate generation
+speed with 1, 2, 4 and 8 concurrent streams (n_seq = streams) against llama.cpp's batched-bench
+with the same prompt and generation lengths, threads and KV cache settings.
+
+usage: bench/run.py [--quick | --batched] [--reps N]
 """
 import argparse
 import datetime
@@ -29,6 +33,11 @@ LLAMA_CPP_PYTHON = "llama-cpp-python==0.3.36"
 AVX512_ENV = {k: "ON" for k in ("GGML_AVX512", "GGML_AVX512_VBMI", "GGML_AVX512_VNNI",
                                  "GGML_AVX512_BF16", "GGML_AVX_VNNI")}
 THREADS = 2
+# Many streams at once, as batched-bench -npp 64 -ntg 96 -npl 1,2,4,8 -c 2048.
+BATCHED_NPL = (1, 2, 4, 8)
+BATCHED_NPP = 64
+BATCHED_NTG = 96
+BATCHED_CTX = 2048
 
 
 def log(message):
@@ -91,17 +100,18 @@ def llama_cpp_python_sdist():
     return tarball
 
 
-def build_llama_bench(target, name):
-    """llama-bench.cpp compiled unchanged against the exact llama.cpp libraries rigllama links."""
+def build_llama_tool(target, tool, sources, name):
+    """A tool of llama.cpp's tree (tools/<tool> of the llama-cpp-python sdist) compiled unchanged
+    against the exact llama.cpp libraries rigllama links."""
     out = llama_sys_out(target)
     binary = os.path.join(BENCH_CACHE, name)
     if os.path.exists(binary) and os.path.getmtime(binary) > os.path.getmtime(os.path.join(out, "lib/libllama.a")):
         return binary
     ensure_apt("libssl-dev", "/usr/lib/*/libssl.so")
     tarball = llama_cpp_python_sdist()
-    tools = "llama_cpp_python-0.3.36/vendor/llama.cpp/tools/llama-bench"
+    tools = f"llama_cpp_python-0.3.36/vendor/llama.cpp/tools/{tool}"
     with tarfile.open(tarball) as tar:
-        members = [m for m in tar.getmembers() if m.name.startswith(tools)]
+        members = [m for m in tar.getmembers() if m.name.startswith(tools + "/")]
         tar.extractall(BENCH_CACHE, members=members, filter="data")
     src = glob.glob(os.path.expanduser("~/.cargo/registry/src/*/llama-cpp-sys-2-0.1.161/llama.cpp"))[0]
     libs = [os.path.join(out, p) for p in (
@@ -111,9 +121,19 @@ def build_llama_bench(target, name):
     log(f"building {name} against {out}")
     tool_dir = os.path.join(BENCH_CACHE, tools)
     run(["c++", "-O2", "-std=c++17", f"-I{out}/include", f"-I{src}/common", f"-I{src}/include",
-         f"-I{src}/ggml/include", f"-I{src}/vendor", f"{tool_dir}/llama-bench.cpp", f"{tool_dir}/main.cpp",
+         f"-I{src}/ggml/include", f"-I{src}/vendor", *[f"{tool_dir}/{s}" for s in sources],
          "-o", binary, *libs, "-lssl", "-lcrypto", "-lpthread", "-ldl", "-lm"])
     return binary
+
+
+def build_llama_bench(target, name):
+    """llama-bench.cpp compiled unchanged against the exact llama.cpp libraries rigllama links."""
+    return build_llama_tool(target, "llama-bench", ("llama-bench.cpp", "main.cpp"), name)
+
+
+def build_batched_bench(target, name):
+    """llama.cpp's batched-bench (tools/batched-bench), built the same way."""
+    return build_llama_tool(target, "batched-bench", ("batched-bench.cpp", "main.cpp"), name)
 
 
 def llama_bench(binary, model, reps):
@@ -125,6 +145,39 @@ def llama_bench(binary, model, reps):
         key = f"pp{test['n_prompt']}" if test["n_gen"] == 0 else f"tg{test['n_gen']}"
         results[key] = stats(test["samples_ts"])
     return results
+
+
+def batched_bench(binary, model, samples):
+    """batched-bench once, its S_TG and S_PP added to `samples`. Its context is set up as
+    rigllama's: n_batch = n_ubatch = 512, one unified KV cache for all sequences (-kvu),
+    full-size sliding-window cache (--swa-full)."""
+    out = run([binary, "-m", model, "-t", str(THREADS), "-tb", str(THREADS), "-c", str(BATCHED_CTX),
+               "-b", "512", "-ub", "512", "-kvu", "--swa-full", "-npp", str(BATCHED_NPP),
+               "-ntg", str(BATCHED_NTG), "-npl", ",".join(map(str, BATCHED_NPL)), "--output-format", "jsonl"])
+    for line in out.splitlines():
+        if line.startswith("{"):
+            r = json.loads(line)
+            s = samples.setdefault(str(r["pl"]), {"s_tg_tok_s": [], "s_pp_tok_s": []})
+            s["s_tg_tok_s"].append(r["speed_tg"])
+            s["s_pp_tok_s"].append(r["speed_pp"])
+    missing = [n for n in BATCHED_NPL if str(n) not in samples]
+    if missing:
+        raise SystemExit(f"bench: batched-bench printed no result for {missing} streams")
+
+
+def rigllama_batched(binary, libdir, model, samples):
+    """rigllama_bench's batched mode once, in its own process: N jobs submitted at once (engine
+    paused, so they start in the same step), polled round-robin from one thread."""
+    out = json.loads(run([binary, model, "batched", ",".join(map(str, BATCHED_NPL)), str(BATCHED_NPP),
+                          str(BATCHED_NTG), str(BATCHED_CTX)], env={"LD_LIBRARY_PATH": libdir}))
+    for r in out["runs"]:
+        if r["generated"] != r["streams"] * BATCHED_NTG or r["cached_prompt_tokens"]:
+            log(f"warning: {r['streams']} streams generated {r['generated']} tokens "
+                f"({r['cached_prompt_tokens']} prompt tokens from cache)")
+        s = samples.setdefault(str(r["streams"]), {"s_tg_tok_s": [], "engine_s_tg_tok_s": [], "s_pp_tok_s": [],
+                                                   "first_token_spread_ms": []})
+        for key in s:
+            s[key].append(r[key])
 
 
 def build_rigllama_bench(libdir, name):
@@ -234,7 +287,46 @@ def fmt(s, digits=1):
     return f"{s['median']:.{digits}f} ({s['min']:.{digits}f}–{s['max']:.{digits}f})"
 
 
+def batched_report(results):
+    b = results["batched"]
+    rl, bb = b["rigllama"], b["batched-bench"]
+    one_rl, one_bb = rl[str(BATCHED_NPL[0])]["s_tg_tok_s"], bb[str(BATCHED_NPL[0])]["s_tg_tok_s"]
+    lines = [
+        f"Many streams at once: {BATCHED_NPP}-token prompts, {BATCHED_NTG} greedy tokens each, {THREADS} threads, "
+        f"n_ctx {BATCHED_CTX}. rigllama: N jobs on an n_seq = N engine, submitted while paused so they start "
+        f"together, polled round-robin from one thread; S_TG = tokens after each stream's first / time from the "
+        f"first stream's first token to the last stream's end. batched-bench: `-npp {BATCHED_NPP} -ntg {BATCHED_NTG} "
+        f"-npl {','.join(map(str, BATCHED_NPL))} -c {BATCHED_CTX} -b 512 -ub 512 -kvu --swa-full` (rigllama's KV "
+        f"settings), its S_TG. Median (min–max) of {results['reps']} runs.",
+        "",
+        "| streams | rigllama aggregate S_TG, tok/s | batched-bench S_TG, tok/s | ratio | rigllama / its 1 stream "
+        "| batched-bench / its 1 stream |",
+        "|---|---|---|---|---|---|",
+    ]
+    for n in BATCHED_NPL:
+        r, l = rl[str(n)]["s_tg_tok_s"], bb[str(n)]["s_tg_tok_s"]
+        lines.append(f"| {n} | {fmt(r)} | {fmt(l)} | {ratio(r, l):.3f} | {ratio(r, one_rl):.2f}× | {ratio(l, one_bb):.2f}× |")
+    if "4" in rl:
+        lines += ["", f"rigllama with 4 streams: {ratio(rl['4']['s_tg_tok_s'], one_rl):.2f}× its single-stream "
+                      f"generation speed ({rl['4']['s_tg_tok_s']['median']:.1f} vs {one_rl['median']:.1f} tok/s)."]
+    lines += ["", "Beside it: rigllama's S_TG by the engine's own clock (usage.generation_ms), the prompt phase "
+                  "(all prompt tokens / resume to the last stream's first token) against batched-bench's S_PP, and "
+                  "the time between the first and the last stream's first token.", "",
+              "| streams | rigllama S_TG, engine clock | rigllama prompt phase, tok/s | batched-bench S_PP, tok/s "
+              "| rigllama first-token spread, ms |",
+              "|---|---|---|---|---|"]
+    for n in BATCHED_NPL:
+        r = rl[str(n)]
+        lines.append(f"| {n} | {fmt(r['engine_s_tg_tok_s'])} | {fmt(r['s_pp_tok_s'])} | {fmt(bb[str(n)]['s_pp_tok_s'])} | "
+                     f"{fmt(r['first_token_spread_ms'], 2)} |")
+    return lines
+
+
 def report(results):
+    if "llama-bench" not in results:  # --batched
+        return "\n".join([f"# rigllama bench (many streams) — {results['when']}", "",
+                          f"Model `{os.path.basename(results['model'])}`, {results['cpu']}.", "",
+                          *batched_report(results)]) + "\n"
     lb, rl = results["llama-bench"], results["rigllama"]
     lines = [
         f"# rigllama bench — {results['when']}",
@@ -288,12 +380,31 @@ def report(results):
                       "|---|---|---|---|---|",
                       f"| portable (default) | {fmt(rl['pp512_tok_s'])} | {fmt(rl['tg128_tok_s'])} | {fmt(lb['pp512'])} | {fmt(lb['tg128'])} |",
                       f"| AVX-512 flags | {fmt(v['rigllama']['pp512_tok_s'])} | {fmt(v['rigllama']['tg128_tok_s'])} | {fmt(v['llama-bench']['pp512'])} | {fmt(v['llama-bench']['tg128'])} |"]
+    if "batched" in results:
+        lines += ["", *batched_report(results)]
     return "\n".join(lines) + "\n"
+
+
+def run_batched(target, libdir, model, reps):
+    bb_binary = build_batched_bench(target, "llama-batched-bench")
+    rl_binary = build_rigllama_bench(libdir, "rigllama_bench")
+    bb, rl = {}, {}
+    # Alternated, so a machine that slows down mid-run slows both alike.
+    for rep in range(reps):
+        log(f"batched-bench, then rigllama with many streams ({rep + 1} of {reps})")
+        batched_bench(bb_binary, model, bb)
+        rigllama_batched(rl_binary, libdir, model, rl)
+
+    def summary(samples):
+        return {n: {k: stats(v) for k, v in s.items()} for n, s in samples.items()}
+    return {"batched-bench": summary(bb), "rigllama": summary(rl)}
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="llama-bench vs rigllama pp/tg only")
+    parser.add_argument("--batched", action="store_true",
+                        help="only rigllama with 1, 2, 4, 8 streams at once vs llama.cpp's batched-bench")
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
     model = run([os.path.join(ROOT, "scripts/fetch-model")]).strip().splitlines()[-1]
@@ -302,6 +413,10 @@ def main():
                platform.processor())
     results = {"when": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "model": model, "cpu": cpu,
                "reps": args.reps, "threads": THREADS}
+    if args.batched:
+        results["batched"] = run_batched(TARGET, libdir, model, args.reps)
+        write_results(results, "-batched", "latest-batched.md")
+        return
     lb_binary = build_llama_bench(TARGET, "llama-bench")
     rl_binary = build_rigllama_bench(libdir, "rigllama_bench")
     log("llama-bench")
@@ -316,16 +431,22 @@ def main():
             "llama-bench": peak_rss_mb([lb_binary, "-m", model, "-t", str(THREADS), "-p", "512", "-n", "128", "-r", "1"]),
             "rigllama": peak_rss_mb([rl_binary, model, "rss", "512"], env={"LD_LIBRARY_PATH": libdir}),
         }
+        log("many streams at once")
+        results["batched"] = run_batched(TARGET, libdir, model, args.reps)
         log("peers")
         results["peers"] = peers(model, args.reps)
         results["avx512"] = avx512_variant(model, args.reps)
+    write_results(results, "-quick" if args.quick else "", "latest-quick.md" if args.quick else "latest.md")
+
+
+def write_results(results, suffix, latest):
     table = report(results)
     out_dir = os.path.join(ROOT, "bench/results")
     os.makedirs(out_dir, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + ("-quick" if args.quick else "")
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + suffix
     with open(os.path.join(out_dir, f"{stamp}.json"), "w") as f:
         json.dump(results, f, indent=2)
-    for name in (f"{stamp}.md", "latest-quick.md" if args.quick else "latest.md"):
+    for name in (f"{stamp}.md", latest):
         with open(os.path.join(out_dir, name), "w") as f:
             f.write(table)
     print(table)

@@ -1,7 +1,8 @@
 // Streams a reply through rigllama.hpp, then cancels two more requests: a stream from a second
 // thread (it throws rigllama::Error with CANCELLED) and a job (it ends with ERROR/CANCELLED);
-// then saves a conversation's snapshot, loads it into a second engine, and continues there.
-// Exits non-zero on any failure.
+// then saves a conversation's snapshot, loads it into a second engine, and continues there;
+// then runs two jobs at once with different priorities on an n_seq 2 engine, paused and
+// resumed midway. Exits non-zero on any failure.
 //
 //   usage: rigllama-cpp MODEL.gguf
 #include <chrono>
@@ -22,8 +23,12 @@ static_assert(std::is_standard_layout_v<rigllama::Usage>, "Usage is passed as ri
 static_assert(sizeof(void *) != 8 || (sizeof(rigllama_usage) == 48 && offsetof(rigllama_usage, dropped_tokens) == 40),
               "rigllama_usage layout");
 static_assert(sizeof(void *) != 8 ||
-                  (sizeof(rigllama_engine_options) == 64 && offsetof(rigllama_engine_options, context_overflow) == 56),
+                  (sizeof(rigllama_engine_options) == 64 && offsetof(rigllama_engine_options, context_overflow) == 56 &&
+                   offsetof(rigllama_engine_options, n_seq) == 60),
               "rigllama_engine_options layout");
+static_assert(sizeof(void *) != 8 || (sizeof(rigllama_request) == 88 && offsetof(rigllama_request, n_stop) == 72 &&
+                                      offsetof(rigllama_request, priority) == 80),
+              "rigllama_request layout");
 
 namespace {
 
@@ -152,6 +157,47 @@ void save_and_load_a_snapshot(rigllama::Engine &engine, const std::string &model
     }
 }
 
+// Two jobs at once: submitted while the engine is paused so they start together, polled
+// round-robin from this thread; a pause while both run holds them, resume lets both finish.
+void two_jobs_at_once(const std::string &model) {
+    rigllama::Engine engine = rigllama::Engine::open(model, 0, RIGLLAMA_CONTEXT_OVERFLOW_FAIL, 2);
+    engine.pause();
+    rigllama::Request chatter("The blacksmith told a long story about");
+    chatter.raw().max_tokens(12).temperature(0.0f);
+    rigllama::Request line("The guard pointed to the exit and said");
+    line.raw().max_tokens(12).temperature(0.0f).priority(10);
+    rigllama::Job jobs[2] = {engine.submit(chatter), engine.submit(line)};
+    expect(jobs[1].poll(200).kind == RIGLLAMA_EVENT_KIND_NONE, "nothing runs while paused");
+    engine.resume();
+    int texts[2] = {0, 0};
+    bool done[2] = {false, false}, paused = false;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!(done[0] && done[1]) && std::chrono::steady_clock::now() < deadline) {
+        for (int i = 0; i < 2; i++) {
+            for (rigllama::Event event; !done[i];) {
+                event = jobs[i].poll(0);
+                if (event.kind == RIGLLAMA_EVENT_KIND_NONE)
+                    break;
+                if (event.kind == RIGLLAMA_EVENT_KIND_TEXT) {
+                    texts[i]++;
+                    continue;
+                }
+                done[i] = true;
+                uint32_t tokens = event.kind == RIGLLAMA_EVENT_KIND_DONE ? jobs[i].usage().completion_tokens : 0;
+                expect(tokens == 12, "job " + std::to_string(i) + " done with " + std::to_string(tokens) + " tokens");
+            }
+        }
+        if (!paused && texts[0] > 0 && texts[1] > 0) {
+            paused = true;
+            expect(!done[0] && !done[1], "both jobs ran at once");
+            engine.pause(); // e.g. a level load that wants every core
+            engine.resume();
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    std::cout << "[two at once] " << texts[0] << " and " << texts[1] << " pieces" << std::endl;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -178,6 +224,7 @@ int main(int argc, char **argv) {
         next.raw().max_tokens(4).temperature(0.0f);
         expect(!engine.complete(next).empty(), "the engine serves a request after the cancels");
         save_and_load_a_snapshot(engine, model);
+        two_jobs_at_once(model);
     } catch (const std::exception &e) {
         std::cout << "FAIL  unexpected exception: " << e.what() << std::endl;
         return 1;

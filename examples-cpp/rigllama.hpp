@@ -9,6 +9,10 @@
 //   engine.load_snapshot(save);                                        // here or in another process
 //   std::vector<float> v = engine.embed("A sentence.");                // L2-normalised
 //
+//   auto many = rigllama::Engine::open("model.gguf", 0, RIGLLAMA_CONTEXT_OVERFLOW_FAIL, 4);
+//   rigllama::Job npc = many.submit(chatter), player = many.submit(line.priority(10));
+//   many.pause(); /* a level load */ many.resume();                    // up to 4 at once
+//
 // Handles are std::unique_ptr with deleters that call the library's own free functions, so
 // engines, jobs and returned strings are released exactly once, even when an exception
 // unwinds. A failed call throws rigllama::Error carrying the status and the thread's
@@ -88,6 +92,9 @@ public:
     Request &max_tokens(uint32_t n) { c_.max_tokens = n; return *this; }
     Request &temperature(float t) { c_.temperature = t; return *this; }
     Request &seed(uint32_t s) { c_.seed = s; return *this; }
+    // Higher runs first (default 0): on an engine with n_seq > 1, a waiting request of higher
+    // priority pauses the lowest running one, which resumes after, losing nothing.
+    Request &priority(int32_t p) { c_.priority = p; return *this; }
     Request &system(std::string text) { system_ = std::move(text); return *this; }
     Request &stop(std::string text) { stops_.push_back(std::move(text)); return *this; }
     // A conversation as messages_json: [{"role":"system|user|assistant","content":"..."}, ...].
@@ -156,15 +163,19 @@ private:
 
 class Engine {
 public:
-    // context_overflow: RIGLLAMA_CONTEXT_OVERFLOW_FAIL (default) or _SHIFT.
+    // context_overflow: RIGLLAMA_CONTEXT_OVERFLOW_FAIL (default) or _SHIFT. n_seq: requests
+    // served at once, advancing together (1..64; 0 = the default, 1).
     static Engine open(const std::string &model_path, uint32_t n_ctx = 0,
-                       rigllama_context_overflow context_overflow = RIGLLAMA_CONTEXT_OVERFLOW_FAIL) {
+                       rigllama_context_overflow context_overflow = RIGLLAMA_CONTEXT_OVERFLOW_FAIL,
+                       uint32_t n_seq = 0) {
         rigllama_engine_options options;
         detail::check(rigllama_engine_options_init(&options, sizeof options));
         options.model_path = model_path.c_str();
         if (n_ctx)
             options.n_ctx = n_ctx;
         options.context_overflow = context_overflow;
+        if (n_seq)
+            options.n_seq = n_seq;
         rigllama_engine *raw = nullptr;
         detail::check(rigllama_engine_create(&options, &raw));
         return Engine(EngineHandle(raw));
@@ -216,6 +227,10 @@ public:
     // Thread-safe; returns at once. Requests submitted before it end with CANCELLED.
     void cancel() { detail::check(rigllama_engine_cancel(handle_.get())); }
     void reset() { detail::check(rigllama_engine_reset(handle_.get())); }
+    // Holds the worker between two decode steps (returns within one step): running requests
+    // keep their state, new ones wait; cancel and destroy still work. resume() goes on.
+    void pause() { detail::check(rigllama_engine_pause(handle_.get())); }
+    void resume() { detail::check(rigllama_engine_resume(handle_.get())); }
 
     std::string describe() {
         char *raw = nullptr;

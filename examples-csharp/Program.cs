@@ -1,6 +1,7 @@
 // Streams a reply through the job API polled once per "frame" (the Unity pattern: no native
-// thread ever calls into managed code while generating), then cancels a second job. Loading
-// reports progress through a static [MonoPInvokeCallback] method with user_data. Exits
+// thread ever calls into managed code while generating), then cancels a second job, then runs
+// two jobs at once with different priorities on an n_seq 2 engine, paused and resumed midway.
+// Loading reports progress through a static [MonoPInvokeCallback] method with user_data. Exits
 // non-zero on any failure.
 //
 //   usage: mono rigllama-csharp.exe MODEL.gguf     (librigllama.so on LD_LIBRARY_PATH)
@@ -36,10 +37,11 @@ static class Program
         return 0;   // 0 = keep loading
     }
 
-    static IntPtr CreateEngine(string modelPath, List<float> progress)
+    static IntPtr CreateEngine(string modelPath, List<float> progress, uint nSeq = 0)
     {
         var options = new EngineOptions();
         Native.Check(Native.rigllama_engine_options_init(ref options, Native.SizeOf<EngineOptions>()));
+        if (nSeq != 0) options.n_seq = nSeq;
         IntPtr path = Native.Utf8Alloc(modelPath);
         GCHandle progressHandle = GCHandle.Alloc(progress);
         try
@@ -59,10 +61,11 @@ static class Program
         }
     }
 
-    static IntPtr Submit(IntPtr engine, string prompt, uint maxTokens)
+    static IntPtr Submit(IntPtr engine, string prompt, uint maxTokens, int priority = 0)
     {
         var request = new Request();
         Native.Check(Native.rigllama_request_init(ref request, Native.SizeOf<Request>()));
+        request.priority = priority;
         request.raw_prompt = 1;
         request.temperature = 0f;
         request.max_tokens = maxTokens;
@@ -81,7 +84,7 @@ static class Program
 
     // One frame's worth of polling: drains what is ready without blocking. Returns the last
     // event kind seen (None when nothing was new).
-    static EventKind PollFrame(IntPtr job, StringBuilder text, ref Event ev)
+    static EventKind PollFrame(IntPtr job, StringBuilder text, ref Event ev, bool echo = true)
     {
         while (true)
         {
@@ -91,7 +94,7 @@ static class Program
             {
                 string piece = Native.Utf8Read(ev.text, (int)(ulong)ev.text_len);
                 text.Append(piece);
-                Console.Write(piece);
+                if (echo) Console.Write(piece);
                 continue;
             }
             return kind;
@@ -158,6 +161,55 @@ static class Program
         finally
         {
             Native.rigllama_job_free(job);
+        }
+    }
+
+    // Two jobs on an n_seq 2 engine, submitted while it is paused so they start together and
+    // polled once per frame; a pause while both run (a level load) holds them.
+    static void TwoJobsAtOnce(string model)
+    {
+        IntPtr engine = CreateEngine(model, new List<float>(), 2);
+        var jobs = new IntPtr[2];
+        try
+        {
+            Native.Check(Native.rigllama_engine_pause(engine));
+            jobs[0] = Submit(engine, "The blacksmith told a long story about", 12, 0);
+            jobs[1] = Submit(engine, "The guard pointed to the exit and said", 12, 10);
+            Native.Check(Native.rigllama_engine_resume(engine));
+            var ev = new Event();
+            Native.Check(Native.rigllama_event_init(ref ev, Native.SizeOf<Event>()));
+            var texts = new[] { new StringBuilder(), new StringBuilder() };
+            var done = new bool[2];
+            bool paused = false;
+            var clock = Stopwatch.StartNew();
+            while (!(done[0] && done[1]) && clock.Elapsed < TimeSpan.FromSeconds(60))
+            {
+                for (int i = 0; i < 2; i++)
+                {
+                    if (done[i]) continue;
+                    var kind = PollFrame(jobs[i], texts[i], ref ev, false);
+                    if (kind != EventKind.Done && kind != EventKind.Error) continue;
+                    done[i] = true;
+                    var usage = new Usage();
+                    Native.Check(Native.rigllama_usage_init(ref usage, Native.SizeOf<Usage>()));
+                    uint tokens = kind == EventKind.Done && Native.rigllama_job_usage(jobs[i], ref usage) == 0 ? usage.completion_tokens : 0;
+                    Expect(tokens == 12, "job " + i + " (priority " + (10 * i) + ") done with " + tokens + " tokens");
+                }
+                if (!paused && texts[0].Length > 0 && texts[1].Length > 0)
+                {
+                    paused = true;
+                    Expect(!done[0] && !done[1], "both jobs ran at once");
+                    Native.Check(Native.rigllama_engine_pause(engine));
+                    Native.Check(Native.rigllama_engine_resume(engine));
+                }
+                Thread.Sleep(1);
+            }
+            Console.WriteLine("[two at once] " + texts[0] + " | " + texts[1]);
+        }
+        finally
+        {
+            foreach (IntPtr job in jobs) Native.rigllama_job_free(job);
+            Native.rigllama_engine_destroy(engine);
         }
     }
 
@@ -233,6 +285,7 @@ static class Program
             {
                 Native.rigllama_engine_destroy(engine);
             }
+            TwoJobsAtOnce(model);
         }
         catch (Exception e)
         {

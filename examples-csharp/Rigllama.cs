@@ -51,6 +51,7 @@ namespace Rigllama
         public IntPtr on_progress;         // rigllama_progress_callback
         public IntPtr progress_user_data;
         public int context_overflow;       // v0.2: (int)ContextOverflow
+        public uint n_seq;                 // v0.2: requests served at once, 1..64 (default 1)
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -70,6 +71,7 @@ namespace Rigllama
         public IntPtr messages_json;
         public IntPtr stop;                // const char *const *
         public UIntPtr n_stop;             // size_t
+        public int priority;               // v0.2: higher runs first (default 0)
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -117,6 +119,8 @@ namespace Rigllama
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern void rigllama_engine_destroy(IntPtr engine);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_complete(IntPtr engine, ref Request request, out IntPtr text, ref Usage usage);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_cancel(IntPtr engine);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_pause(IntPtr engine);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_resume(IntPtr engine);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern void rigllama_string_free(IntPtr text);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_submit(IntPtr engine, ref Request request, out IntPtr job);
@@ -175,8 +179,8 @@ namespace Rigllama
         {
             if (IntPtr.Size != 8) return "";   // the numbers below are for 64-bit targets
             var sb = new StringBuilder();
-            Expect(sb, typeof(EngineOptions), 64, "model_path", 24, "chat_template", 32, "on_progress", 40, "progress_user_data", 48, "context_overflow", 56);
-            Expect(sb, typeof(Request), 80, "raw_prompt", 32, "prompt", 40, "system_prompt", 48, "messages_json", 56, "stop", 64, "n_stop", 72);
+            Expect(sb, typeof(EngineOptions), 64, "model_path", 24, "chat_template", 32, "on_progress", 40, "progress_user_data", 48, "context_overflow", 56, "n_seq", 60);
+            Expect(sb, typeof(Request), 88, "raw_prompt", 32, "prompt", 40, "system_prompt", 48, "messages_json", 56, "stop", 64, "n_stop", 72, "priority", 80);
             Expect(sb, typeof(Usage), 48, "seed", 20, "prompt_ms", 24, "generation_ms", 32, "dropped_tokens", 40);
             Expect(sb, typeof(Event), 40, "status", 8, "text", 16, "text_len", 24, "message", 32);
             return sb.ToString();

@@ -1,6 +1,7 @@
 // Streams a reply from a model through the rigllama cgo package, cancels a second request
-// submitted as a job, compares two sentences by embedding and reloads a conversation's
-// snapshot. Exits non-zero on any failure.
+// submitted as a job, compares two sentences by embedding, reloads a conversation's snapshot,
+// and runs two jobs at once with different priorities on an NSeq 2 engine, paused and resumed
+// midway. Exits non-zero on any failure.
 //
 //	usage: rigllama-go MODEL.gguf
 package main
@@ -144,6 +145,64 @@ func saveAndLoad(engine *rigllama.Engine) {
 		usage.CachedPromptTokens, usage.PromptTokens, usage.DroppedTokens)
 }
 
+// Two jobs at once on an NSeq 2 engine, submitted while it is paused so they start together,
+// polled round-robin from this goroutine; a pause midway holds both.
+func twoAtOnce(model string) {
+	engine, err := rigllama.OpenWith(model, rigllama.Options{NSeq: 2})
+	if err != nil {
+		expect(false, "open with NSeq 2: %v", err)
+		return
+	}
+	defer engine.Close()
+	expect(engine.Pause() == nil, "pause")
+	var jobs [2]*rigllama.Job
+	for i, prompt := range []string{"The blacksmith told a long story about", "The guard pointed to the exit and said"} {
+		request := rigllama.NewRequest(prompt)
+		request.Raw = true
+		request.MaxTokens = 12
+		request.Temperature = 0
+		request.Priority = int32(10 * i) // the player's line (i = 1) comes first
+		if jobs[i], err = engine.Submit(request); err != nil {
+			expect(false, "submit: %v", err)
+			return
+		}
+		defer jobs[i].Free()
+	}
+	ev, err := jobs[0].Poll(200 * time.Millisecond)
+	expect(err == nil && ev.Kind == rigllama.EventNone, "nothing runs while paused (kind %d)", ev.Kind)
+	expect(engine.Resume() == nil, "resume")
+	texts := [2]int{}
+	done := [2]bool{}
+	paused := false
+	deadline := time.Now().Add(60 * time.Second)
+	for !(done[0] && done[1]) && time.Now().Before(deadline) {
+		for i, job := range jobs {
+			for !done[i] {
+				ev, err := job.Poll(0)
+				if err != nil || ev.Kind == rigllama.EventNone {
+					break
+				}
+				if ev.Kind == rigllama.EventText {
+					texts[i]++
+					continue
+				}
+				done[i] = true
+				usage, _ := job.Usage()
+				expect(ev.Kind == rigllama.EventDone && usage.CompletionTokens == 12,
+					"job %d (priority %d) done with %d tokens", i, 10*i, usage.CompletionTokens)
+			}
+		}
+		if !paused && texts[0] > 0 && texts[1] > 0 {
+			// Both are generating: hold them for a moment, as a game would during a level load.
+			paused = true
+			expect(!done[0] && !done[1], "both jobs ran at once")
+			expect(engine.Pause() == nil && engine.Resume() == nil, "pause and resume while both run")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	fmt.Printf("[two at once] %d and %d pieces\n", texts[0], texts[1])
+}
+
 func main() {
 	model := os.Getenv("RIGLLAMA_MODEL")
 	if len(os.Args) > 1 {
@@ -177,6 +236,7 @@ func main() {
 	expect(err == nil && text != "", "the engine serves a request after the cancel (%v)", err)
 	compareSentences(engine)
 	saveAndLoad(engine)
+	twoAtOnce(model)
 
 	if failures > 0 {
 		fmt.Println("FAILED")

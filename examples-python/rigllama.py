@@ -7,6 +7,9 @@
         vector = engine.embed("A sentence to embed.")      # list of floats, L2-normalised
         blob = engine.save_snapshot(messages=[...])          # bytes: a "save game"
         engine.load_snapshot(blob)                           # in this process or another
+    with rigllama.Engine("model.gguf", n_seq=2) as engine:  # two requests at once
+        npc, player = engine.submit("...", priority=0), engine.submit("...", priority=10)
+        engine.pause(); engine.resume()                      # hold everything, go on
 
 The library is loaded from $RIGLLAMA_LIBRARY if set, else as librigllama.so through the
 dynamic linker (LD_LIBRARY_PATH, the ld.so cache). Structures mirror the C structs field by
@@ -50,6 +53,7 @@ class EngineOptions(ctypes.Structure):
         ("on_progress", ProgressCallback),
         ("progress_user_data", ctypes.c_void_p),
         ("context_overflow", ctypes.c_int32),  # v0.2
+        ("n_seq", ctypes.c_uint32),  # v0.2: requests served at once, 1..64
     ]
 
 
@@ -69,6 +73,7 @@ class Request(ctypes.Structure):
         ("messages_json", ctypes.c_char_p),
         ("stop", ctypes.POINTER(ctypes.c_char_p)),
         ("n_stop", ctypes.c_size_t),
+        ("priority", ctypes.c_int32),  # v0.2: higher runs first
     ]
 
 
@@ -105,10 +110,10 @@ class Event(ctypes.Structure):
 C_LAYOUT_X86_64 = {
     EngineOptions: (64, {"struct_size": 0, "n_ctx": 4, "n_batch": 8, "n_threads": 12, "n_gpu_layers": 16,
                          "model_path": 24, "chat_template": 32, "on_progress": 40, "progress_user_data": 48,
-                         "context_overflow": 56}),
-    Request: (80, {"struct_size": 0, "max_tokens": 4, "temperature": 8, "top_p": 12, "top_k": 16, "min_p": 20,
+                         "context_overflow": 56, "n_seq": 60}),
+    Request: (88, {"struct_size": 0, "max_tokens": 4, "temperature": 8, "top_p": 12, "top_k": 16, "min_p": 20,
                    "repeat_penalty": 24, "seed": 28, "raw_prompt": 32, "prompt": 40, "system_prompt": 48,
-                   "messages_json": 56, "stop": 64, "n_stop": 72}),
+                   "messages_json": 56, "stop": 64, "n_stop": 72, "priority": 80}),
     Usage: (48, {"struct_size": 0, "finish_reason": 4, "prompt_tokens": 8, "cached_prompt_tokens": 12,
                  "completion_tokens": 16, "seed": 20, "prompt_ms": 24, "generation_ms": 32, "dropped_tokens": 40}),
     Event: (40, {"struct_size": 0, "kind": 4, "status": 8, "text": 16, "text_len": 24, "message": 32}),
@@ -150,6 +155,8 @@ def _load():
         "rigllama_engine_complete": (c_status, [engine_p, P(Request), P(ctypes.c_void_p), P(Usage)]),
         "rigllama_engine_stream": (c_status, [engine_p, P(Request), TokenCallback, ctypes.c_void_p, P(Usage)]),
         "rigllama_engine_cancel": (c_status, [engine_p]),
+        "rigllama_engine_pause": (c_status, [engine_p]),
+        "rigllama_engine_resume": (c_status, [engine_p]),
         "rigllama_engine_reset": (c_status, [engine_p]),
         "rigllama_engine_describe": (c_status, [engine_p, P(ctypes.c_void_p)]),
         "rigllama_engine_count_tokens": (c_status, [engine_p, P(Request), P(ctypes.c_uint32)]),
@@ -200,9 +207,11 @@ def version():
 
 
 def _request(prompt, *, raw_prompt=False, max_tokens=None, temperature=None, seed=None, system_prompt=None,
-             messages=None):
+             messages=None, priority=None):
     """messages: a conversation as a list of {"role": ..., "content": ...} dicts (sent as
-    messages_json); prompt, if also given, is appended as the last user turn."""
+    messages_json); prompt, if also given, is appended as the last user turn. priority: higher
+    runs first (default 0); on an engine with n_seq > 1 a waiting request of higher priority
+    pauses the lowest running one, which resumes after."""
     req = Request()
     _check(_lib.rigllama_request_init(ctypes.byref(req), ctypes.sizeof(req)))
     req.prompt = prompt.encode("utf-8") if prompt is not None else None
@@ -215,6 +224,8 @@ def _request(prompt, *, raw_prompt=False, max_tokens=None, temperature=None, see
         req.temperature = temperature
     if seed is not None:
         req.seed = seed
+    if priority is not None:
+        req.priority = priority
     return req
 
 
@@ -227,9 +238,10 @@ def _usage():
 class Engine:
     """One loaded model with its worker thread. Use as a context manager, or call close()."""
 
-    def __init__(self, model_path, *, n_ctx=None, on_progress=None, context_overflow=None):
+    def __init__(self, model_path, *, n_ctx=None, on_progress=None, context_overflow=None, n_seq=None):
         """context_overflow: CONTEXT_OVERFLOW_FAIL (default) or CONTEXT_OVERFLOW_SHIFT (drop the
-        oldest turns of a conversation that outgrows n_ctx)."""
+        oldest turns of a conversation that outgrows n_ctx). n_seq: requests served at once,
+        advancing together (default 1, at most 64); more wait, in priority order."""
         options = EngineOptions()
         _check(_lib.rigllama_engine_options_init(ctypes.byref(options), ctypes.sizeof(options)))
         options.model_path = os.fsencode(model_path)
@@ -237,6 +249,8 @@ class Engine:
             options.n_ctx = n_ctx
         if context_overflow is not None:
             options.context_overflow = context_overflow
+        if n_seq is not None:
+            options.n_seq = n_seq
         if on_progress is not None:
             # Kept referenced until create returns: the library calls it only during create.
             progress = ProgressCallback(lambda _user_data, fraction: 0 if on_progress(fraction) is not False else 1)
@@ -258,7 +272,7 @@ class Engine:
 
     def complete(self, prompt=None, **kw):
         """Returns (text, usage). Keyword arguments: raw_prompt, max_tokens, temperature, seed,
-        system_prompt, messages."""
+        system_prompt, messages, priority."""
         req, usage, text = _request(prompt, **kw), _usage(), ctypes.c_void_p()
         _check(_lib.rigllama_engine_complete(self._handle, ctypes.byref(req), ctypes.byref(text), ctypes.byref(usage)))
         return _take_string(text), usage
@@ -291,6 +305,16 @@ class Engine:
 
     def cancel(self):
         _check(_lib.rigllama_engine_cancel(self._handle))
+
+    def pause(self):
+        """Holds the worker between two decode steps (returns within one step): running requests
+        keep their state, new ones wait; cancel and close still work. For moments that need every
+        core."""
+        _check(_lib.rigllama_engine_pause(self._handle))
+
+    def resume(self):
+        """Lets a paused engine go on where it stopped."""
+        _check(_lib.rigllama_engine_resume(self._handle))
 
     def reset(self):
         """Empties the KV cache."""

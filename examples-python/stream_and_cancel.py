@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Streams a reply through a CFUNCTYPE callback, cancels a second request submitted as a job,
-embeds two sentences and prints their similarity, and saves and reloads a conversation's
-snapshot. Exits non-zero on any failure.
+embeds two sentences and prints their similarity, saves and reloads a conversation's
+snapshot, and runs two requests at once (an NPC's chatter and the player's line, at different
+priorities) on an n_seq=2 engine, paused and resumed midway. Exits non-zero on any failure.
 
     usage: stream_and_cancel.py MODEL.gguf     (librigllama.so on LD_LIBRARY_PATH, or
                                                 RIGLLAMA_LIBRARY=/path/to/librigllama.so)
@@ -82,6 +83,65 @@ def save_and_load_a_conversation(engine):
         expect(e.status == rigllama.INVALID_ARGUMENT, f"a truncated snapshot raises: {e}")
 
 
+def two_requests_at_once(model):
+    """Two jobs on one n_seq=2 engine advance together, polled round-robin from this thread as a
+    game's frame loop would; pause holds both (nothing arrives), resume lets both finish."""
+    with rigllama.Engine(model, n_seq=2) as engine:
+        npc = engine.submit("The blacksmith leaned on his anvil and told the travellers a long story about",
+                            raw_prompt=True, max_tokens=40, temperature=0.0, priority=0)
+        player = engine.submit("The player asked the guard where the exit was, and the guard said",
+                               raw_prompt=True, max_tokens=24, temperature=0.0, priority=10)
+        jobs = {"npc": npc, "player": player}
+        texts = {name: [] for name in jobs}
+        final = {}
+        order = []  # names in the order their final events were polled
+
+        def poll_round(duration_s):
+            """Polls every job without blocking for duration_s; returns the TEXT pieces taken."""
+            taken = 0
+            until = time.monotonic() + duration_s
+            while time.monotonic() < until and len(final) < len(jobs):
+                idle = True
+                for name, job in jobs.items():
+                    if name in final:
+                        continue
+                    kind, status, text, message = job.poll(0)
+                    if kind == rigllama.EVENT_TEXT:
+                        texts[name].append(text)
+                        taken += 1
+                        idle = False
+                    elif kind != rigllama.EVENT_NONE:
+                        final[name] = (kind, status, message)
+                        order.append(name)
+                if idle:
+                    time.sleep(0.002)
+            return taken
+
+        deadline = time.monotonic() + 60
+        while min(len(t) for t in texts.values()) < 3 and not final and time.monotonic() < deadline:
+            poll_round(0.01)
+        expect(not final and all(len(t) >= 3 for t in texts.values()),
+               f"both requests stream at once ({len(texts['npc'])} and {len(texts['player'])} pieces, none finished)")
+
+        started = time.monotonic()
+        engine.pause()
+        print(f"[two at once] paused in {(time.monotonic() - started) * 1000:.1f} ms")
+        poll_round(0.1)  # pieces already on their way may still arrive
+        moved = poll_round(0.3)
+        expect(moved == 0 and not final, f"nothing arrives while paused ({moved} pieces in 300 ms)")
+        engine.resume()
+        poll_round(60)
+
+        for name, job in jobs.items():
+            kind, status, message = final.get(name, (None, None, "no final event"))
+            usage = job.usage() if kind == rigllama.EVENT_DONE else None
+            print(f"[two at once] {name}: {''.join(texts[name])!r} ({usage.completion_tokens if usage else '-'} tokens)")
+            expect(kind == rigllama.EVENT_DONE and usage.completion_tokens == (40 if name == "npc" else 24),
+                   f"the {name}'s request finished after resume ({kind}, {message or 'ok'})")
+            job.free()
+        print(f"[two at once] finished in the order {order}")
+
+
 def main():
     model = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("RIGLLAMA_MODEL")
     if not model:
@@ -117,6 +177,7 @@ def main():
         expect(text != "", "the engine serves a request after the cancel")
         compare_sentences(engine)
         save_and_load_a_conversation(engine)
+    two_requests_at_once(model)
 
     print("FAILED" if failures else "all passed")
     return 1 if failures else 0

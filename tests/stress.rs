@@ -87,7 +87,7 @@ fn eight_threads_fifty_requests_each_on_four_sequences() {
                     .map(|i| {
                         let prompt = format!("Thread {t}, request {i}. Once upon a time");
                         let mut request = greedy_raw(&prompt, 4);
-                        request.priority = (i % 3) as i32;
+                        request.priority = i % 3;
                         let (text, usage) = engine.complete(request).expect("served");
                         assert!(!text.is_empty() && !text.contains('\0'));
                         assert_eq!(usage.completion_tokens, 4);

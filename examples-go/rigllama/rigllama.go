@@ -132,6 +132,9 @@ type Request struct {
 	TopK         int32
 	MinP         float32
 	Seed         uint32
+	// v0.2: higher runs first (0 by default). On an engine with NSeq > 1, a waiting request of
+	// higher priority pauses the lowest running one, which resumes after, losing nothing.
+	Priority int32
 }
 
 // NewRequest returns a request for prompt with the defaults of rigllama_request_init.
@@ -158,6 +161,7 @@ func (r Request) toC() (c C.rigllama_request, free func()) {
 	c.top_k = C.int32_t(r.TopK)
 	c.min_p = C.float(r.MinP)
 	c.seed = C.uint32_t(r.Seed)
+	c.priority = C.int32_t(r.Priority)
 	if r.Raw {
 		c.raw_prompt = 1
 	}
@@ -198,6 +202,8 @@ const (
 type Options struct {
 	NCtx            uint32
 	ContextOverflow ContextOverflow
+	// NSeq is how many requests run at once, advancing together (1..64; 0: the default, 1).
+	NSeq uint32
 }
 
 // Open loads the model at path and returns once it is ready.
@@ -218,6 +224,9 @@ func OpenWith(path string, opts Options) (*Engine, error) {
 		options.n_ctx = C.uint32_t(opts.NCtx)
 	}
 	options.context_overflow = C.int32_t(opts.ContextOverflow)
+	if opts.NSeq != 0 {
+		options.n_seq = C.uint32_t(opts.NSeq)
+	}
 	var ptr *C.rigllama_engine
 	if err := call(func() C.rigllama_status { return C.rigllama_engine_create(&options, &ptr) }); err != nil {
 		return nil, err
@@ -326,6 +335,18 @@ func (e *Engine) Stream(r Request, onPiece func(piece string) bool) (Usage, erro
 // Cancel stops every request submitted before it; returns at once, from any goroutine.
 func (e *Engine) Cancel() error {
 	return call(func() C.rigllama_status { return C.rigllama_engine_cancel(e.ptr) })
+}
+
+// Pause holds the engine's worker between two decode steps and returns once it holds (within
+// one step): running requests keep their state, requests submitted meanwhile wait, and Cancel,
+// Job.Cancel and Close still work. Pausing a paused engine is a no-op.
+func (e *Engine) Pause() error {
+	return call(func() C.rigllama_status { return C.rigllama_engine_pause(e.ptr) })
+}
+
+// Resume lets a paused engine go on exactly where it stopped. A no-op when not paused.
+func (e *Engine) Resume() error {
+	return call(func() C.rigllama_status { return C.rigllama_engine_resume(e.ptr) })
 }
 
 // EventKind is what a poll returned.

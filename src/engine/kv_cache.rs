@@ -231,6 +231,23 @@ impl Sequences {
         true
     }
 
+    /// Empties sequence `index` before a state is restored into it. When no other sequence
+    /// holds anything the whole cache is cleared, which also puts llama.cpp's cell cursor
+    /// back at 0: the restored cells then sit where they sit in any fresh engine, and the
+    /// next turn's numbers (and near ties of greedy decoding) are the same as there.
+    pub fn clear_for_restore(&mut self, ctx: &mut LlamaContext<'static>, index: usize) {
+        let others_empty = self
+            .caches
+            .iter()
+            .enumerate()
+            .all(|(i, cache)| i == index || cache.len() == 0);
+        if others_empty {
+            self.clear_all(ctx);
+        } else {
+            self.caches[index].clear(ctx);
+        }
+    }
+
     pub fn clear_all(&mut self, ctx: &mut LlamaContext<'static>) {
         ctx.clear_kv_cache();
         for cache in &mut self.caches {

@@ -105,10 +105,10 @@ impl LoadedModel {
             // A full-size sliding-window cache, so prefix reuse, shifts and snapshots work
             // for models with sliding-window layers (Gemma 3) as for any other.
             .with_swa_full(true)
-            // n_seq running, as many again paused or keeping a conversation's cache; all share
-            // the n_ctx cells of one unified cache rather than a fixed slice each.
-            .with_n_seq_max(2 * options.n_seq)
-            .with_kv_unified(true);
+            .with_n_seq_max(sequence_count(options.n_seq))
+            // The sequences share the n_ctx cells of one unified cache rather than a fixed
+            // slice each.
+            .with_kv_unified(options.n_seq > 1);
         if !install_abort_probe(&mut ctx_params, probe) {
             backend::log(
                 LogLevel::Warn,
@@ -174,7 +174,7 @@ impl LoadedModel {
             embed_ctx: None,
             model,
             format,
-            seqs: Sequences::new(2 * options.n_seq),
+            seqs: Sequences::new(sequence_count(options.n_seq)),
             batch: LlamaBatch::new(n_batch as usize, 1),
             n_seq: options.n_seq,
             n_ctx,
@@ -209,4 +209,16 @@ fn fingerprint_of(
         .and_then(|file| file.take(data_offset).read_to_end(&mut header))
         .map_err(|e| Error::ModelLoadFailed(format!("cannot read {}: {e}", path.display())))?;
     Ok(snapshot_format::fingerprint(&header))
+}
+
+/// Sequences of the context: with n_seq > 1, n_seq for running requests and as many again for
+/// paused ones and the caches of conversations that are not running. With n_seq 1, one: the
+/// context v0.1 had (a single sequence; a higher-priority request then waits for the running
+/// one rather than pausing it).
+fn sequence_count(n_seq: u32) -> u32 {
+    if n_seq > 1 {
+        2 * n_seq
+    } else {
+        1
+    }
 }

@@ -46,6 +46,15 @@ impl Task {
     }
 }
 
+/// What became of a request the scheduler tried to start.
+enum Start {
+    Running(Task),
+    /// No free sequence, or no room while others run: it waits for them.
+    NotNow(Task),
+    /// It failed and was answered.
+    Failed,
+}
+
 #[derive(Default)]
 pub(crate) struct Scheduler {
     running: Vec<Task>,
@@ -206,9 +215,8 @@ impl Scheduler {
             // A panic while starting fails this request (it is in no list meanwhile); the
             // worker's own guard handles the rest.
             let events = task.submission.events.clone();
-            let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.start(model, task)
-            }));
+            let started =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.start(model, task)));
             let started = match started {
                 Ok(started) => started,
                 Err(panic) => {
@@ -225,20 +233,19 @@ impl Scheduler {
                 }
             };
             match started {
-                Ok(task) => self.running.push(task),
-                Err(Some(task)) => {
+                Start::Running(task) => self.running.push(task),
+                Start::NotNow(task) => {
                     // No room yet: it waits for running requests to end.
                     self.waiting.insert(0, task);
                     return;
                 }
-                Err(None) => {} // failed and answered
+                Start::Failed => {}
             }
         }
     }
 
-    /// Plans a request's prompt and gives it a sequence with room for it. `Err(Some)`: not
-    /// now (no free sequence or room while others run); `Err(None)`: it failed.
-    fn start(&mut self, model: &mut LoadedModel, task: Task) -> Result<Task, Option<Task>> {
+    /// Plans a request's prompt and gives it a sequence with room for it.
+    fn start(&mut self, model: &mut LoadedModel, task: Task) -> Start {
         #[cfg(feature = "fault-injection")]
         if let super::request::Prompt::Raw(text) = &task.submission.request.prompt {
             if text == super::fault::PANIC_PROMPT {
@@ -249,13 +256,13 @@ impl Scheduler {
             Ok(plan) => plan,
             Err(error) => {
                 task.fail(error);
-                return Err(None);
+                return Start::Failed;
             }
         };
         let busy = self.busy();
         let across_gap = plan.dropped > 0 && model.can_shift;
         let Some(seq) = model.seqs.choose(&plan.tokens, &busy, across_gap) else {
-            return Err(Some(task));
+            return Start::NotNow(task);
         };
         // Once evaluated, the sequence holds exactly the prompt (what it holds beyond the
         // reusable part is cut back first): the cells it needs beyond what it holds now.
@@ -278,12 +285,12 @@ impl Scheduler {
                     prompt_tokens: plan.tokens.len(),
                     n_ctx: model.n_ctx,
                 });
-                return Err(None);
+                return Start::Failed;
             }
-            return Err(Some(task)); // waits for running requests to end
+            return Start::NotNow(task); // waits for running requests to end
         }
         let progress = Progress::start(model, &task.submission, plan, seq);
-        Ok(Task {
+        Start::Running(Task {
             progress: Some(progress),
             ..task
         })

@@ -45,7 +45,7 @@ impl LoadedModel {
         // rounding can differ from a cache built turn by turn. Reloaded, this engine is in
         // exactly the state every engine that loads the snapshot will be in.
         let id = seq.id;
-        seq.clear(&mut self.ctx);
+        self.seqs.clear_for_restore(&mut self.ctx, index);
         // SAFETY: llama.cpp wrote this state for this context a moment ago.
         let restored = unsafe {
             self.ctx
@@ -87,7 +87,7 @@ impl LoadedModel {
             .collect::<Vec<_>>();
         // The sequence a request with this prompt would go to, emptied, and room made.
         let index = self.seqs.choose(&tokens, &[], false).unwrap_or(0);
-        self.seqs.caches[index].clear(&mut self.ctx);
+        self.seqs.clear_for_restore(&mut self.ctx, index);
         if !self
             .seqs
             .make_room(&mut self.ctx, tokens.len(), self.n_ctx as usize, &[index])

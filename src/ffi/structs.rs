@@ -97,9 +97,9 @@ pub struct rigllama_request {
     pub stop: *const *const c_char,
     /// Number of entries in `stop`.
     pub n_stop: usize,
-    /// v0.2. Default 0; higher runs first. A waiting request of higher priority than a
-    /// running one takes its place: the running one pauses, its KV cache kept, and resumes
-    /// after, losing nothing. Ties: arrival order.
+    /// v0.2. Default 0; higher runs first. On an engine with n_seq > 1, a waiting request of
+    /// higher priority than a running one takes its place: the running one pauses, its KV
+    /// cache kept, and resumes after, losing nothing. Ties: arrival order.
     pub priority: i32,
 }
 

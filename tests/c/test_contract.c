@@ -48,6 +48,7 @@ static void test_layout_is_printed_for_bindings(void) {
     FIELD(rigllama_engine_options, on_progress);
     FIELD(rigllama_engine_options, progress_user_data);
     FIELD(rigllama_engine_options, context_overflow);
+    FIELD(rigllama_engine_options, n_seq);
     printf("  sizeof(rigllama_request) = %zu\n", sizeof(rigllama_request));
     FIELD(rigllama_request, struct_size);
     FIELD(rigllama_request, max_tokens);
@@ -63,6 +64,7 @@ static void test_layout_is_printed_for_bindings(void) {
     FIELD(rigllama_request, messages_json);
     FIELD(rigllama_request, stop);
     FIELD(rigllama_request, n_stop);
+    FIELD(rigllama_request, priority);
     printf("  sizeof(rigllama_usage) = %zu\n", sizeof(rigllama_usage));
     FIELD(rigllama_usage, struct_size);
     FIELD(rigllama_usage, finish_reason);
@@ -81,6 +83,14 @@ static void test_layout_is_printed_for_bindings(void) {
     CHECK(offsetof(rigllama_engine_options, context_overflow) == 56 || sizeof(void *) == 4,
           "context_overflow at %zu", offsetof(rigllama_engine_options, context_overflow));
     CHECK(offsetof(rigllama_usage, dropped_tokens) == 40, "dropped_tokens at %zu", offsetof(rigllama_usage, dropped_tokens));
+    CHECK(offsetof(rigllama_engine_options, n_seq) == 60 || sizeof(void *) == 4,
+          "n_seq at %zu", offsetof(rigllama_engine_options, n_seq));
+    CHECK(sizeof(rigllama_engine_options) == 64 || sizeof(void *) == 4,
+          "sizeof options %zu", sizeof(rigllama_engine_options));
+    /* The v0.1 request was 80 bytes on x86-64: priority is appended right after it. */
+    CHECK(offsetof(rigllama_request, priority) == 80 || sizeof(void *) == 4,
+          "priority at %zu", offsetof(rigllama_request, priority));
+    CHECK(sizeof(rigllama_request) == 88 || sizeof(void *) == 4, "sizeof request %zu", sizeof(rigllama_request));
 }
 
 /* ---- version, status, last error ---------------------------------------------------- */
@@ -114,12 +124,18 @@ static void test_init_writes_defaults_and_respects_struct_size(void) {
               options.n_gpu_layers == 0 && options.model_path == NULL && options.on_progress == NULL,
           "options defaults");
 
-    /* Too small: refused, and nothing written. */
+    /* Smaller than v0.1's request (which ended where priority begins): refused, and nothing
+     * written. */
+    const size_t v0_1_request = offsetof(rigllama_request, priority);
     unsigned char small[sizeof(rigllama_request)];
     memset(small, 0xAB, sizeof small);
-    CHECK(rigllama_request_init((rigllama_request *)small, sizeof small - 1) == RIGLLAMA_STATUS_INVALID_ARGUMENT,
+    CHECK(rigllama_request_init((rigllama_request *)small, v0_1_request - 1) == RIGLLAMA_STATUS_INVALID_ARGUMENT,
           "small struct_size refused");
     CHECK(small[0] == 0xAB, "nothing written on refusal");
+    /* The v0.1 size (an older caller): its fields get defaults, nothing past it is written. */
+    CHECK(rigllama_request_init((rigllama_request *)small, v0_1_request) == RIGLLAMA_STATUS_OK, "v0.1 size accepted");
+    CHECK(((rigllama_request *)small)->max_tokens == 512 && small[v0_1_request] == 0xAB,
+          "v0.1 fields initialised, priority untouched");
 
     /* Larger (a newer caller): defaults written, the unknown tail zeroed, never past it. */
     union {

@@ -2,8 +2,10 @@
  * progress and log callbacks), complete, stream (callback stop, cancel from another thread,
  * destroy inside the callback), jobs (poll, cancel, free mid-generation, outliving the engine),
  * reload (good and bad), describe, count_tokens, reset, snapshots (save, load, damaged, free),
- * embeddings, context SHIFT, and the error paths (bad files, NULL arguments, bad input). Under memcheck a wrong free, a read of freed memory or a leak in any
- * of them shows. (`make test-valgrind` runs the full C tests and examples too.)
+ * embeddings, context SHIFT, two sequences at once (priorities, pause/resume), and the error
+ * paths (bad files, NULL arguments, bad input). Under memcheck a wrong free, a read of freed
+ * memory or a leak in any of them shows. (`make test-valgrind` runs the full C tests and
+ * examples too.)
  *
  *   usage: test_memcheck MODEL.gguf [SECOND_MODEL.gguf]    last line: "N passed, N failed" */
 #include <pthread.h>
@@ -211,15 +213,16 @@ int main(int argc, char **argv) {
     CHECK(event.kind == RIGLLAMA_EVENT_KIND_ERROR, "job after destroy");
     rigllama_job_free(job);
 
-    /* SHIFT: a conversation longer than n_ctx 512 drops its oldest exchange. */
+    /* SHIFT: a conversation longer than n_ctx 160 drops its oldest exchanges (small, since
+     * everything runs ~50x slower under valgrind). */
     rigllama_engine_options_init(&options, sizeof options);
     options.model_path = model;
-    options.n_ctx = 512;
+    options.n_ctx = 160;
     options.context_overflow = RIGLLAMA_CONTEXT_OVERFLOW_SHIFT;
     CHECK(rigllama_engine_create(&options, &engine) == RIGLLAMA_STATUS_OK, "create with SHIFT");
     static char long_chat[8192];
     int at = snprintf(long_chat, sizeof long_chat, "[");
-    for (int i = 0; i < 24; i++)
+    for (int i = 0; i < 8; i++)
         at += snprintf(long_chat + at, sizeof long_chat - (size_t)at,
                        "{\"role\":\"user\",\"content\":\"Question %d about the old lighthouse on the hill by the sea?\"},"
                        "{\"role\":\"assistant\",\"content\":\"Answer %d: the lamp burned all night and the keeper watched.\"},",
@@ -232,6 +235,34 @@ int main(int argc, char **argv) {
     CHECK(rigllama_engine_complete(engine, &chat, &text, &usage) == RIGLLAMA_STATUS_OK && usage.dropped_tokens > 0,
           "SHIFT drops old turns");
     rigllama_string_free(text);
+    rigllama_engine_destroy(engine);
+
+    /* Two sequences: two jobs at once with different priorities, pause and resume, both end. */
+    rigllama_engine_options_init(&options, sizeof options);
+    options.model_path = model;
+    options.n_ctx = 512;
+    options.n_seq = 2;
+    CHECK(rigllama_engine_create(&options, &engine) == RIGLLAMA_STATUS_OK, "create with n_seq 2");
+    rigllama_job *pair[2] = {NULL, NULL};
+    CHECK(rigllama_engine_pause(engine) == RIGLLAMA_STATUS_OK, "pause");
+    for (int i = 0; i < 2; i++) {
+        request = greedy(i ? "The sea was" : "Once upon a time", 3);
+        request.priority = i ? 5 : 0;
+        CHECK(rigllama_engine_submit(engine, &request, &pair[i]) == RIGLLAMA_STATUS_OK, "submit with priority %d",
+              request.priority);
+    }
+    CHECK(rigllama_engine_resume(engine) == RIGLLAMA_STATUS_OK, "resume");
+    rigllama_job_poll(pair[0], 1000, &event);
+    CHECK(rigllama_engine_pause(engine) == RIGLLAMA_STATUS_OK, "pause while two run");
+    CHECK(rigllama_engine_resume(engine) == RIGLLAMA_STATUS_OK, "resume");
+    for (int i = 0; i < 2; i++) {
+        do
+            rigllama_job_poll(pair[i], 1000, &event);
+        while (event.kind == RIGLLAMA_EVENT_KIND_TEXT || event.kind == RIGLLAMA_EVENT_KIND_NONE);
+        CHECK(event.kind == RIGLLAMA_EVENT_KIND_DONE, "job %d of two done", i);
+        rigllama_job_free(pair[i]);
+    }
+    CHECK(rigllama_engine_pause(NULL) == RIGLLAMA_STATUS_NULL_ARGUMENT, "pause NULL");
     rigllama_engine_destroy(engine);
 
     engine = create(model);
