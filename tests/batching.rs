@@ -160,12 +160,8 @@ fn cancelling_one_of_four_returns_within_half_a_second_while_the_others_finish()
         .collect();
     let mut victim = victim;
     // Wait for its first token, then cancel.
-    loop {
-        match victim.blocking_next() {
-            Event::Text { .. } => break,
-            other => panic!("{other:?}"),
-        }
-    }
+    let first = victim.blocking_next();
+    assert!(matches!(first, Event::Text { .. }), "{first:?}");
     let cancelled_at = Instant::now();
     victim.cancel();
     let (_, outcome, ended) = drain(victim);
