@@ -38,46 +38,9 @@ fn assert_flat(what: &str, before: Resources, after: Resources, rss_slack_mb: f6
     );
 }
 
-#[test]
-#[ignore = "soak: make stress"]
-fn eight_threads_fifty_requests_each_on_one_engine() {
-    let engine = engine();
-    let started = Instant::now();
-    let threads: Vec<_> = (0..8)
-        .map(|t| {
-            let engine = engine.clone();
-            std::thread::spawn(move || {
-                (0..50)
-                    .map(|i| {
-                        let prompt = format!("Thread {t}, request {i}. Once upon a time");
-                        let (text, usage) =
-                            engine.complete(greedy_raw(&prompt, 4)).expect("served");
-                        assert!(!text.is_empty() && !text.contains('\0'));
-                        assert_eq!(usage.completion_tokens, 4);
-                        (t, i)
-                    })
-                    .collect::<Vec<_>>()
-            })
-        })
-        .collect();
-    let mut served: Vec<_> = threads
-        .into_iter()
-        .flat_map(|t| t.join().unwrap())
-        .collect();
-    served.sort();
-    served.dedup();
-    assert_eq!(served.len(), 400, "none lost or duplicated");
-    let elapsed = started.elapsed();
-    println!("400 requests from 8 threads in {elapsed:?}");
-    assert!(elapsed < Duration::from_secs(600));
-}
-
-#[test]
-#[ignore = "soak: make stress"]
-fn eight_threads_fifty_requests_each_on_four_sequences() {
-    let mut options = options();
-    options.n_seq = 4;
-    let engine = Engine::create(options, None).unwrap();
+/// 8 threads × 50 requests on `engine` (priorities 0–2 when `with_priorities`): every request
+/// is served once, none lost or duplicated. Returns how long they took.
+fn four_hundred_requests(engine: &Engine, with_priorities: bool) -> Duration {
     let started = Instant::now();
     let threads: Vec<_> = (0..8)
         .map(|t| {
@@ -87,7 +50,9 @@ fn eight_threads_fifty_requests_each_on_four_sequences() {
                     .map(|i| {
                         let prompt = format!("Thread {t}, request {i}. Once upon a time");
                         let mut request = greedy_raw(&prompt, 4);
-                        request.priority = i % 3;
+                        if with_priorities {
+                            request.priority = i % 3;
+                        }
                         let (text, usage) = engine.complete(request).expect("served");
                         assert!(!text.is_empty() && !text.contains('\0'));
                         assert_eq!(usage.completion_tokens, 4);
@@ -104,10 +69,26 @@ fn eight_threads_fifty_requests_each_on_four_sequences() {
     served.sort();
     served.dedup();
     assert_eq!(served.len(), 400, "none lost or duplicated");
-    println!(
-        "400 requests from 8 threads on 4 sequences in {:?}",
-        started.elapsed()
-    );
+    started.elapsed()
+}
+
+#[test]
+#[ignore = "soak: make stress"]
+fn eight_threads_fifty_requests_each_on_one_engine() {
+    let elapsed = four_hundred_requests(&engine(), false);
+    println!("400 requests from 8 threads in {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(600));
+}
+
+#[test]
+#[ignore = "soak: make stress"]
+fn eight_threads_fifty_requests_each_on_four_sequences() {
+    let mut options = options();
+    options.n_seq = 4;
+    let engine = Engine::create(options, None).unwrap();
+    let elapsed = four_hundred_requests(&engine, true);
+    println!("400 requests from 8 threads on 4 sequences in {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(600));
 }
 
 #[test]
