@@ -279,3 +279,31 @@ fn n_seq_out_of_range_is_refused() {
     let error = Engine::create(options, None).unwrap_err();
     assert!(error.to_string().contains("n_seq 65"), "{error}");
 }
+
+#[test]
+fn destroy_while_paused_ends_every_request_promptly() {
+    let engine = engine_with(2);
+    let pieces = Arc::new(AtomicUsize::new(0));
+    let streaming = {
+        let (engine, pieces) = (engine.clone(), pieces.clone());
+        std::thread::spawn(move || {
+            engine.stream(story(1, 200), |_| {
+                pieces.fetch_add(1, Ordering::SeqCst);
+                true
+            })
+        })
+    };
+    while pieces.load(Ordering::SeqCst) < 2 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    engine.pause().unwrap();
+    let queued = engine.submit(story(2, 8)).unwrap();
+    let started = Instant::now();
+    engine.shutdown();
+    let took = started.elapsed();
+    assert!(matches!(streaming.join().unwrap(), Err(Error::Cancelled(_))));
+    let (_, outcome, _) = drain(queued);
+    assert!(matches!(outcome, Err(Error::Cancelled(_))), "{outcome:?}");
+    eprintln!("destroy while paused took {took:?}");
+    assert!(took < Duration::from_millis(500));
+}
