@@ -301,9 +301,34 @@ fn destroy_while_paused_ends_every_request_promptly() {
     let started = Instant::now();
     engine.shutdown();
     let took = started.elapsed();
-    assert!(matches!(streaming.join().unwrap(), Err(Error::Cancelled(_))));
+    assert!(matches!(
+        streaming.join().unwrap(),
+        Err(Error::Cancelled(_))
+    ));
     let (_, outcome, _) = drain(queued);
     assert!(matches!(outcome, Err(Error::Cancelled(_))), "{outcome:?}");
     eprintln!("destroy while paused took {took:?}");
     assert!(took < Duration::from_millis(500));
+}
+
+#[test]
+fn streams_that_fill_the_shared_context_together_end_with_length_not_an_error() {
+    let mut options = options();
+    options.n_seq = 4;
+    options.n_ctx = 256;
+    let engine = Engine::create(options, None).unwrap();
+    let jobs: Vec<_> = (0..4).map(|i| engine.submit(story(i, 120)).unwrap()).collect();
+    let threads: Vec<_> = jobs
+        .into_iter()
+        .map(|job| std::thread::spawn(move || drain(job)))
+        .collect();
+    let mut total = 0;
+    for thread in threads {
+        let (_, usage, _) = thread.join().unwrap();
+        let usage = usage.unwrap();
+        assert_eq!(usage.finish_reason, FinishReason::Length, "{usage:?}");
+        total += usage.prompt_tokens + usage.completion_tokens;
+    }
+    // Four 120-token replies cannot all fit in 256 shared cells: some were cut at the edge.
+    assert!(total <= 256 + 4, "{total} tokens in a 256-token context");
 }

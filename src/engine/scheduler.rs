@@ -301,6 +301,13 @@ impl Scheduler {
     /// the request's own oldest exchange, and otherwise the reply ends with LENGTH.
     fn make_room_for_next_tokens(&mut self, model: &mut LoadedModel) {
         let n_ctx = model.n_ctx as usize;
+        // Sequences in use and the cells prompts still need do not change in this loop (a
+        // request that ends here only frees its sequence for the next step).
+        let busy = self.busy();
+        let reserved = self.reserved(model);
+        // Cells granted to earlier requests' next tokens in this same step: they are not in
+        // the caches until the decode, but the decode needs them all at once.
+        let mut granted = 0;
         let mut i = 0;
         while i < self.running.len() {
             let Some(progress) = self.running[i].progress.as_ref() else {
@@ -312,14 +319,13 @@ impl Scheduler {
                 continue;
             }
             let seq = progress.seq;
-            let busy = self.busy();
-            let reserved = self.reserved(model);
             let own_full = model.seqs.caches[seq].len() >= n_ctx;
             let fits = !own_full
                 && model
                     .seqs
-                    .make_room(&mut model.ctx, 1 + reserved, n_ctx, &busy);
+                    .make_room(&mut model.ctx, granted + 1 + reserved, n_ctx, &busy);
             if fits {
+                granted += 1;
                 i += 1;
                 continue;
             }
