@@ -2,7 +2,8 @@
 // thread (it throws rigllama::Error with CANCELLED) and a job (it ends with ERROR/CANCELLED);
 // then saves a conversation's snapshot, loads it into a second engine, and continues there;
 // then runs two jobs at once with different priorities on an n_seq 2 engine, paused and
-// resumed midway. Exits non-zero on any failure.
+// resumed midway; then has a grammar decide a chat reply and shows the prompt a tool list
+// makes. Exits non-zero on any failure.
 //
 //   usage: rigllama-cpp MODEL.gguf
 #include <chrono>
@@ -26,8 +27,13 @@ static_assert(sizeof(void *) != 8 ||
                   (sizeof(rigllama_engine_options) == 64 && offsetof(rigllama_engine_options, context_overflow) == 56 &&
                    offsetof(rigllama_engine_options, n_seq) == 60),
               "rigllama_engine_options layout");
-static_assert(sizeof(void *) != 8 || (sizeof(rigllama_request) == 88 && offsetof(rigllama_request, n_stop) == 72 &&
-                                      offsetof(rigllama_request, priority) == 80),
+static_assert(sizeof(void *) != 8 || (sizeof(rigllama_request) == 120 && offsetof(rigllama_request, n_stop) == 72 &&
+                                      offsetof(rigllama_request, priority) == 80 &&
+                                      offsetof(rigllama_request, grammar) == 88 &&
+                                      offsetof(rigllama_request, json_schema) == 96 &&
+                                      offsetof(rigllama_request, tools_json) == 104 &&
+                                      offsetof(rigllama_request, tool_choice) == 112 &&
+                                      offsetof(rigllama_request, reasoning) == 116),
               "rigllama_request layout");
 
 namespace {
@@ -198,6 +204,37 @@ void two_jobs_at_once(const std::string &model) {
     std::cout << "[two at once] " << texts[0] << " and " << texts[1] << " pieces" << std::endl;
 }
 
+// v0.2 structured output: a grammar decides the reply of chat() exactly, and apply_template
+// shows how a tool list reaches the model, without running anything.
+void grammar_and_tools(rigllama::Engine &engine) {
+    rigllama::Request question("Is the sky blue?");
+    // No thinking before a constrained answer (templates without the switch ignore it).
+    question.grammar(R"(root ::= ("yes" | "no") ".")").reasoning(RIGLLAMA_REASONING_OFF).max_tokens(8).temperature(0.0f);
+    rigllama::Usage usage;
+    std::string message = engine.chat(question, &usage);
+    std::cout << "[grammar] " << message << std::endl;
+    expect((message.find(R"("content":"yes.")") != std::string::npos ||
+            message.find(R"("content":"no.")") != std::string::npos) &&
+               usage.finish_reason == RIGLLAMA_FINISH_REASON_STOP,
+           "the grammar decided the reply (finish_reason " + std::to_string(usage.finish_reason) + ")");
+
+    rigllama::Request ask("What is the weather in Paris?");
+    ask.tools_json(R"([{"type":"function","function":{"name":"get_weather","description":"Weather in a city",)"
+                   R"("parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}])")
+        .tool_choice(RIGLLAMA_TOOL_CHOICE_REQUIRED);
+    std::string prompt = engine.apply_template(ask);
+    expect(prompt.find("get_weather") != std::string::npos,
+           "apply_template renders the tool (" + std::to_string(prompt.size()) + " characters)");
+    try {
+        ask.grammar("root ::= \"a\"");
+        engine.chat(ask);
+        expect(false, "a grammar beside tools the model must call is refused");
+    } catch (const rigllama::Error &e) {
+        expect(e.status() == RIGLLAMA_STATUS_INVALID_ARGUMENT,
+               std::string("a grammar beside tools the model must call is refused: ") + e.what());
+    }
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -225,6 +262,7 @@ int main(int argc, char **argv) {
         expect(!engine.complete(next).empty(), "the engine serves a request after the cancels");
         save_and_load_a_snapshot(engine, model);
         two_jobs_at_once(model);
+        grammar_and_tools(engine);
     } catch (const std::exception &e) {
         std::cout << "FAIL  unexpected exception: " << e.what() << std::endl;
         return 1;

@@ -13,6 +13,10 @@
 //   rigllama::Job npc = many.submit(chatter), player = many.submit(line.priority(10));
 //   many.pause(); /* a level load */ many.resume();                    // up to 4 at once
 //
+//   rigllama::Request ask("What is the weather in Paris?");
+//   ask.tools_json(R"([{"type":"function","function":{...}}])").tool_choice(RIGLLAMA_TOOL_CHOICE_REQUIRED);
+//   std::string message = engine.chat(ask);   // {"role":"assistant","content":null,"tool_calls":[...]}
+//
 // Handles are std::unique_ptr with deleters that call the library's own free functions, so
 // engines, jobs and returned strings are released exactly once, even when an exception
 // unwinds. A failed call throws rigllama::Error carrying the status and the thread's
@@ -98,13 +102,29 @@ public:
     Request &system(std::string text) { system_ = std::move(text); return *this; }
     Request &stop(std::string text) { stops_.push_back(std::move(text)); return *this; }
     // A conversation as messages_json: [{"role":"system|user|assistant","content":"..."}, ...].
+    // v0.2: assistant turns with "tool_calls" (chat()'s reply as is) and
+    // {"role":"tool","tool_call_id":"...","content":"..."} results are accepted too.
     Request &messages(std::string json) { messages_ = std::move(json); return *this; }
+    // v0.2: GBNF the reply must match (start rule `root`).
+    Request &grammar(std::string gbnf) { grammar_ = std::move(gbnf); return *this; }
+    // v0.2: a JSON Schema; the reply is one JSON value valid against it.
+    Request &json_schema(std::string schema) { json_schema_ = std::move(schema); return *this; }
+    // v0.2: OpenAI's tools array, [{"type":"function","function":{"name":..,"parameters":{..}}}].
+    Request &tools_json(std::string json) { tools_json_ = std::move(json); return *this; }
+    // v0.2: RIGLLAMA_TOOL_CHOICE_AUTO (default), _NONE, or _REQUIRED (a call valid against its
+    // schema, even from a small model).
+    Request &tool_choice(rigllama_tool_choice choice) { c_.tool_choice = choice; return *this; }
+    // v0.2: the template's thinking switch: RIGLLAMA_REASONING_AUTO (default), _OFF or _ON.
+    Request &reasoning(rigllama_reasoning mode) { c_.reasoning = mode; return *this; }
 
     // A view of the C struct whose pointers refer into this object.
     const rigllama_request &c() const {
         c_.prompt = prompt_.empty() ? nullptr : prompt_.c_str();
         c_.system_prompt = system_ ? system_->c_str() : nullptr;
         c_.messages_json = messages_ ? messages_->c_str() : nullptr;
+        c_.grammar = grammar_ ? grammar_->c_str() : nullptr;
+        c_.json_schema = json_schema_ ? json_schema_->c_str() : nullptr;
+        c_.tools_json = tools_json_ ? tools_json_->c_str() : nullptr;
         stop_ptrs_.clear();
         for (const auto &s : stops_)
             stop_ptrs_.push_back(s.c_str());
@@ -118,11 +138,16 @@ private:
     std::string prompt_;
     std::optional<std::string> system_;
     std::optional<std::string> messages_;
+    std::optional<std::string> grammar_;
+    std::optional<std::string> json_schema_;
+    std::optional<std::string> tools_json_;
     std::vector<std::string> stops_;
     mutable std::vector<const char *> stop_ptrs_;
 };
 
-// One event of a job, copied out of the library's borrowed buffers.
+// One event of a job, copied out of the library's borrowed buffers. text: TEXT a piece of
+// content, REASONING a piece of reasoning, TOOL_CALL one whole call as JSON
+// {"id":"...","name":"...","arguments":{...}}.
 struct Event {
     rigllama_event_kind kind = RIGLLAMA_EVENT_KIND_NONE;
     rigllama_status status = RIGLLAMA_STATUS_OK;
@@ -186,6 +211,23 @@ public:
         detail::check(rigllama_engine_complete(handle_.get(), &request.c(), &raw, usage));
         StringHandle text(raw);
         return std::string(text.get());
+    }
+
+    // The assistant's reply as OpenAI-shaped JSON text: {"role":"assistant","content":"..."|null,
+    // "reasoning_content":"..." (when any),"tool_calls":[{"id":..,"type":"function","function":
+    // {"name":..,"arguments":"{...}"}}] (when any)}; usage->finish_reason is TOOL_CALLS when it
+    // ended in calls. Append it to messages as is for the next turn.
+    std::string chat(const Request &request, Usage *usage = nullptr) {
+        char *raw = nullptr;
+        detail::check(rigllama_engine_chat(handle_.get(), &request.c(), &raw, usage));
+        return std::string(StringHandle(raw).get());
+    }
+
+    // The exact prompt text the model would be given (template applied, tools rendered).
+    std::string apply_template(const Request &request) {
+        char *raw = nullptr;
+        detail::check(rigllama_engine_apply_template(handle_.get(), &request.c(), &raw));
+        return std::string(StringHandle(raw).get());
     }
 
     // Calls on_piece(std::string_view) with each piece on this thread. on_piece may return

@@ -1,6 +1,7 @@
 // Streams a reply through the job API polled once per "frame" (the Unity pattern: no native
 // thread ever calls into managed code while generating), then cancels a second job, then runs
 // two jobs at once with different priorities on an n_seq 2 engine, paused and resumed midway.
+// A grammar decides a chat reply, and apply_template shows the prompt a tool list makes.
 // Loading reports progress through a static [MonoPInvokeCallback] method with user_data. Exits
 // non-zero on any failure.
 //
@@ -213,6 +214,69 @@ static class Program
         }
     }
 
+    const string WeatherTools =
+        "[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":\"Weather in a city\"," +
+        "\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}},\"required\":[\"city\"]}}}]";
+
+    // v0.2 structured output: a grammar decides rigllama_engine_chat's reply exactly, and
+    // rigllama_engine_apply_template shows how a tool list reaches the model, without running it.
+    static void GrammarAndTools(IntPtr engine)
+    {
+        var request = new Request();
+        Native.Check(Native.rigllama_request_init(ref request, Native.SizeOf<Request>()));
+        request.temperature = 0f;
+        request.max_tokens = 8;
+        request.reasoning = (int)Reasoning.Off;   // no thinking before a constrained answer
+        request.prompt = Native.Utf8Alloc("Is the sky blue?");
+        request.grammar = Native.Utf8Alloc("root ::= (\"yes\" | \"no\") \".\"");
+        var usage = new Usage();
+        Native.Check(Native.rigllama_usage_init(ref usage, Native.SizeOf<Usage>()));
+        try
+        {
+            IntPtr message;
+            Native.Check(Native.rigllama_engine_chat(engine, ref request, out message, ref usage));
+            string json = Native.Utf8ReadZ(message);
+            Native.rigllama_string_free(message);
+            Console.WriteLine("[grammar] " + json);
+            // Mono has no JSON parser in its default references: the compact reply is searched.
+            Expect((json.Contains("\"content\":\"yes.\"") || json.Contains("\"content\":\"no.\""))
+                   && usage.finish_reason == (int)FinishReason.Stop,
+                   "the grammar decided the reply (finish_reason " + (FinishReason)usage.finish_reason + ")");
+        }
+        finally
+        {
+            Marshal.FreeHGlobal(request.grammar);
+            Marshal.FreeHGlobal(request.prompt);
+        }
+
+        var ask = new Request();
+        Native.Check(Native.rigllama_request_init(ref ask, Native.SizeOf<Request>()));
+        ask.prompt = Native.Utf8Alloc("What is the weather in Paris?");
+        ask.tools_json = Native.Utf8Alloc(WeatherTools);
+        ask.tool_choice = (int)ToolChoice.Required;
+        try
+        {
+            IntPtr prompt;
+            Native.Check(Native.rigllama_engine_apply_template(engine, ref ask, out prompt));
+            string text = Native.Utf8ReadZ(prompt);
+            Native.rigllama_string_free(prompt);
+            Expect(text.Contains("get_weather"), "apply_template renders the tool (" + text.Length + " characters)");
+
+            ask.grammar = Native.Utf8Alloc("root ::= \"a\"");
+            IntPtr refused;
+            int status = Native.rigllama_engine_chat(engine, ref ask, out refused, ref usage);
+            string error = Native.Utf8ReadZ(Native.rigllama_last_error());
+            Native.rigllama_string_free(refused);   // NULL on failure; freeing NULL is a no-op
+            Expect(status == (int)Status.InvalidArgument, "a grammar beside tools the model must call is refused: " + error);
+        }
+        finally
+        {
+            Marshal.FreeHGlobal(ask.grammar);   // IntPtr.Zero is a no-op
+            Marshal.FreeHGlobal(ask.tools_json);
+            Marshal.FreeHGlobal(ask.prompt);
+        }
+    }
+
     static int Main(string[] args)
     {
         string model = args.Length > 0 ? args[0] : Environment.GetEnvironmentVariable("RIGLLAMA_MODEL");
@@ -280,6 +344,7 @@ static class Program
                 {
                     Marshal.FreeHGlobal(sentence);
                 }
+                GrammarAndTools(engine);
             }
             finally
             {

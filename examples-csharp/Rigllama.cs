@@ -30,11 +30,20 @@ namespace Rigllama
         Cancelled = 5, Busy = 6, ShutDown = 7, Internal = 8,
     }
 
-    public enum EventKind { None = 0, Text = 1, Done = 2, Error = 3 }
+    // v0.2: Reasoning (text is a piece of the model's thinking) and ToolCall (text is one whole
+    // call as JSON: {"id":"...","name":"...","arguments":{...}}).
+    public enum EventKind { None = 0, Text = 1, Done = 2, Error = 3, Reasoning = 4, ToolCall = 5 }
 
-    public enum FinishReason { Stop = 0, Length = 1, Callback = 2 }
+    public enum FinishReason { Stop = 0, Length = 1, Callback = 2, ToolCalls = 3 }
 
     public enum ContextOverflow { Fail = 0, Shift = 1 }
+
+    // v0.2: whether the model may call the request's tools; Required constrains it to at least
+    // one call valid against the tool's schema, so even a small model produces one.
+    public enum ToolChoice { Auto = 0, None = 1, Required = 2 }
+
+    // v0.2: the chat template's thinking switch.
+    public enum Reasoning { Auto = 0, Off = 1, On = 2 }
 
     // The C structs, field for field. x86-64 layout (Native.CheckLayout compares it with the
     // sizes and offsets that tests/c/test_contract prints).
@@ -72,6 +81,11 @@ namespace Rigllama
         public IntPtr stop;                // const char *const *
         public UIntPtr n_stop;             // size_t
         public int priority;               // v0.2: higher runs first (default 0)
+        public IntPtr grammar;             // v0.2: GBNF the reply must match, UTF-8
+        public IntPtr json_schema;         // v0.2: the reply is one JSON value valid against it
+        public IntPtr tools_json;          // v0.2: OpenAI tools array JSON
+        public int tool_choice;            // v0.2: (int)ToolChoice
+        public int reasoning;              // v0.2: (int)Reasoning
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -118,6 +132,10 @@ namespace Rigllama
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_create(ref EngineOptions options, out IntPtr engine);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern void rigllama_engine_destroy(IntPtr engine);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_complete(IntPtr engine, ref Request request, out IntPtr text, ref Usage usage);
+        // v0.2: the reply as OpenAI-shaped message JSON (free with rigllama_string_free).
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_chat(IntPtr engine, ref Request request, out IntPtr messageJson, ref Usage usage);
+        // v0.2: the exact prompt text for a request (free with rigllama_string_free).
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_apply_template(IntPtr engine, ref Request request, out IntPtr prompt);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_cancel(IntPtr engine);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_pause(IntPtr engine);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_resume(IntPtr engine);
@@ -180,7 +198,8 @@ namespace Rigllama
             if (IntPtr.Size != 8) return "";   // the numbers below are for 64-bit targets
             var sb = new StringBuilder();
             Expect(sb, typeof(EngineOptions), 64, "model_path", 24, "chat_template", 32, "on_progress", 40, "progress_user_data", 48, "context_overflow", 56, "n_seq", 60);
-            Expect(sb, typeof(Request), 88, "raw_prompt", 32, "prompt", 40, "system_prompt", 48, "messages_json", 56, "stop", 64, "n_stop", 72, "priority", 80);
+            Expect(sb, typeof(Request), 120, "raw_prompt", 32, "prompt", 40, "system_prompt", 48, "messages_json", 56, "stop", 64, "n_stop", 72, "priority", 80,
+                   "grammar", 88, "json_schema", 96, "tools_json", 104, "tool_choice", 112, "reasoning", 116);
             Expect(sb, typeof(Usage), 48, "seed", 20, "prompt_ms", 24, "generation_ms", 32, "dropped_tokens", 40);
             Expect(sb, typeof(Event), 40, "status", 8, "text", 16, "text_len", 24, "message", 32);
             return sb.ToString();

@@ -1,7 +1,8 @@
 // Streams a reply from a model through the rigllama cgo package, cancels a second request
 // submitted as a job, compares two sentences by embedding, reloads a conversation's snapshot,
-// and runs two jobs at once with different priorities on an NSeq 2 engine, paused and resumed
-// midway. Exits non-zero on any failure.
+// runs two jobs at once with different priorities on an NSeq 2 engine, paused and resumed
+// midway, and has a grammar decide a Chat reply and shows the prompt a tool list makes. Exits
+// non-zero on any failure.
 //
 //	usage: rigllama-go MODEL.gguf
 package main
@@ -203,6 +204,43 @@ func twoAtOnce(model string) {
 	fmt.Printf("[two at once] %d and %d pieces\n", texts[0], texts[1])
 }
 
+// v0.2 structured output: a grammar decides Chat's reply exactly, and ApplyTemplate shows how
+// a tool list reaches the model, without running anything.
+func grammarAndTools(engine *rigllama.Engine) {
+	question := rigllama.NewRequest("Is the sky blue?")
+	question.Grammar = `root ::= ("yes" | "no") "."`
+	question.Reasoning = rigllama.ReasoningOff // no thinking before a constrained answer
+	question.MaxTokens = 8
+	question.Temperature = 0
+	reply, usage, err := engine.Chat(question)
+	fmt.Println("[grammar]", reply)
+	var message struct {
+		Role      string            `json:"role"`
+		Content   *string           `json:"content"`
+		ToolCalls []json.RawMessage `json:"tool_calls"`
+	}
+	if err == nil {
+		err = json.Unmarshal([]byte(reply), &message)
+	}
+	expect(err == nil && message.Role == "assistant" && message.Content != nil &&
+		(*message.Content == "yes." || *message.Content == "no.") && len(message.ToolCalls) == 0 &&
+		usage.FinishReason == rigllama.FinishStop, "the grammar decided the reply (finish reason %d, %v)",
+		usage.FinishReason, err)
+
+	ask := rigllama.NewRequest("What is the weather in Paris?")
+	ask.ToolsJSON = `[{"type":"function","function":{"name":"get_weather","description":"Weather in a city",` +
+		`"parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}]`
+	ask.ToolChoice = rigllama.ToolChoiceRequired
+	prompt, err := engine.ApplyTemplate(ask)
+	expect(err == nil && strings.Contains(prompt, "get_weather"),
+		"ApplyTemplate renders the tool (%d characters, %v)", len(prompt), err)
+	ask.Grammar = `root ::= "a"`
+	_, _, err = engine.Chat(ask)
+	var rerr *rigllama.Error
+	expect(errors.As(err, &rerr) && rerr.Status == rigllama.StatusInvalidArgument,
+		"a grammar beside tools the model must call is refused: %v", err)
+}
+
 func main() {
 	model := os.Getenv("RIGLLAMA_MODEL")
 	if len(os.Args) > 1 {
@@ -237,6 +275,7 @@ func main() {
 	compareSentences(engine)
 	saveAndLoad(engine)
 	twoAtOnce(model)
+	grammarAndTools(engine)
 
 	if failures > 0 {
 		fmt.Println("FAILED")

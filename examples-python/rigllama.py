@@ -10,6 +10,10 @@
     with rigllama.Engine("model.gguf", n_seq=2) as engine:  # two requests at once
         npc, player = engine.submit("...", priority=0), engine.submit("...", priority=10)
         engine.pause(); engine.resume()                      # hold everything, go on
+    with rigllama.Engine("model.gguf") as engine:            # tools, OpenAI's shapes
+        reply, usage = engine.chat(messages=[...], tools=[{"type": "function", "function": {...}}],
+                                   tool_choice=rigllama.TOOL_CHOICE_REQUIRED)
+        reply["tool_calls"][0]["function"]["arguments"]      # JSON text valid against the schema
 
 The library is loaded from $RIGLLAMA_LIBRARY if set, else as librigllama.so through the
 dynamic linker (LD_LIBRARY_PATH, the ld.so cache). Structures mirror the C structs field by
@@ -30,8 +34,12 @@ __all__ = ["Engine", "Job", "RigllamaError", "check_layout", "version"]
 OK, NULL_ARGUMENT, INVALID_ARGUMENT, MODEL_LOAD_FAILED, CONTEXT_OVERFLOW = 0, 1, 2, 3, 4
 CANCELLED, BUSY, SHUT_DOWN, INTERNAL = 5, 6, 7, 8
 EVENT_NONE, EVENT_TEXT, EVENT_DONE, EVENT_ERROR = 0, 1, 2, 3
+EVENT_REASONING, EVENT_TOOL_CALL = 4, 5  # v0.2: text is a reasoning piece / one whole call as JSON
 FINISH_STOP, FINISH_LENGTH, FINISH_CALLBACK = 0, 1, 2
+FINISH_TOOL_CALLS = 3  # v0.2
 CONTEXT_OVERFLOW_FAIL, CONTEXT_OVERFLOW_SHIFT = 0, 1
+TOOL_CHOICE_AUTO, TOOL_CHOICE_NONE, TOOL_CHOICE_REQUIRED = 0, 1, 2  # v0.2
+REASONING_AUTO, REASONING_OFF, REASONING_ON = 0, 1, 2  # v0.2
 MAX_TOKENS_UNLIMITED = SEED_RANDOM = 0xFFFFFFFF
 
 c_status = ctypes.c_int32
@@ -74,6 +82,11 @@ class Request(ctypes.Structure):
         ("stop", ctypes.POINTER(ctypes.c_char_p)),
         ("n_stop", ctypes.c_size_t),
         ("priority", ctypes.c_int32),  # v0.2: higher runs first
+        ("grammar", ctypes.c_char_p),  # v0.2: GBNF the reply must match
+        ("json_schema", ctypes.c_char_p),  # v0.2: the reply is one JSON value valid against it
+        ("tools_json", ctypes.c_char_p),  # v0.2: OpenAI tools array
+        ("tool_choice", ctypes.c_int32),  # v0.2: TOOL_CHOICE_*
+        ("reasoning", ctypes.c_int32),  # v0.2: REASONING_*
     ]
 
 
@@ -111,9 +124,10 @@ C_LAYOUT_X86_64 = {
     EngineOptions: (64, {"struct_size": 0, "n_ctx": 4, "n_batch": 8, "n_threads": 12, "n_gpu_layers": 16,
                          "model_path": 24, "chat_template": 32, "on_progress": 40, "progress_user_data": 48,
                          "context_overflow": 56, "n_seq": 60}),
-    Request: (88, {"struct_size": 0, "max_tokens": 4, "temperature": 8, "top_p": 12, "top_k": 16, "min_p": 20,
-                   "repeat_penalty": 24, "seed": 28, "raw_prompt": 32, "prompt": 40, "system_prompt": 48,
-                   "messages_json": 56, "stop": 64, "n_stop": 72, "priority": 80}),
+    Request: (120, {"struct_size": 0, "max_tokens": 4, "temperature": 8, "top_p": 12, "top_k": 16, "min_p": 20,
+                    "repeat_penalty": 24, "seed": 28, "raw_prompt": 32, "prompt": 40, "system_prompt": 48,
+                    "messages_json": 56, "stop": 64, "n_stop": 72, "priority": 80, "grammar": 88,
+                    "json_schema": 96, "tools_json": 104, "tool_choice": 112, "reasoning": 116}),
     Usage: (48, {"struct_size": 0, "finish_reason": 4, "prompt_tokens": 8, "cached_prompt_tokens": 12,
                  "completion_tokens": 16, "seed": 20, "prompt_ms": 24, "generation_ms": 32, "dropped_tokens": 40}),
     Event: (40, {"struct_size": 0, "kind": 4, "status": 8, "text": 16, "text_len": 24, "message": 32}),
@@ -153,6 +167,8 @@ def _load():
         "rigllama_engine_create": (c_status, [P(EngineOptions), P(engine_p)]),
         "rigllama_engine_destroy": (None, [engine_p]),
         "rigllama_engine_complete": (c_status, [engine_p, P(Request), P(ctypes.c_void_p), P(Usage)]),
+        "rigllama_engine_chat": (c_status, [engine_p, P(Request), P(ctypes.c_void_p), P(Usage)]),
+        "rigllama_engine_apply_template": (c_status, [engine_p, P(Request), P(ctypes.c_void_p)]),
         "rigllama_engine_stream": (c_status, [engine_p, P(Request), TokenCallback, ctypes.c_void_p, P(Usage)]),
         "rigllama_engine_cancel": (c_status, [engine_p]),
         "rigllama_engine_pause": (c_status, [engine_p]),
@@ -206,17 +222,35 @@ def version():
     return _lib.rigllama_version().decode()
 
 
+def _json_text(value):
+    """A JSON argument given as a Python value or as JSON text, as UTF-8 bytes (None stays None)."""
+    if value is None:
+        return None
+    return (value if isinstance(value, str) else json.dumps(value)).encode("utf-8")
+
+
 def _request(prompt, *, raw_prompt=False, max_tokens=None, temperature=None, seed=None, system_prompt=None,
-             messages=None, priority=None):
-    """messages: a conversation as a list of {"role": ..., "content": ...} dicts (sent as
-    messages_json); prompt, if also given, is appended as the last user turn. priority: higher
-    runs first (default 0); on an engine with n_seq > 1 a waiting request of higher priority
-    pauses the lowest running one, which resumes after."""
+             messages=None, priority=None, grammar=None, json_schema=None, tools=None, tool_choice=None,
+             reasoning=None):
+    """messages: a conversation as a list of {"role": ..., "content": ...} dicts, or JSON text (sent
+    as messages_json; a reply from chat() and {"role": "tool", "tool_call_id": ..., "content": ...}
+    results may be appended as they are); prompt, if also given, is appended as the last user
+    turn. priority: higher runs first (default 0); on an engine with n_seq > 1 a waiting request
+    of higher priority pauses the lowest running one, which resumes after.
+    v0.2: grammar: GBNF text the reply must match. json_schema: a dict or JSON text; the reply
+    is one JSON value valid against it. tools: OpenAI's tools array, as a list or JSON text.
+    tool_choice: TOOL_CHOICE_AUTO (default), _NONE or _REQUIRED (at least one call, valid
+    against its schema even from a small model). reasoning: REASONING_AUTO (default), _OFF or
+    _ON, the template's thinking switch."""
     req = Request()
     _check(_lib.rigllama_request_init(ctypes.byref(req), ctypes.sizeof(req)))
+    # The bytes assigned to c_char_p fields are kept alive by req itself (its _objects).
     req.prompt = prompt.encode("utf-8") if prompt is not None else None
-    req.messages_json = json.dumps(messages).encode("utf-8") if messages is not None else None
+    req.messages_json = _json_text(messages)
     req.system_prompt = system_prompt.encode("utf-8") if system_prompt is not None else None
+    req.grammar = grammar.encode("utf-8") if grammar is not None else None
+    req.json_schema = _json_text(json_schema)
+    req.tools_json = _json_text(tools)
     req.raw_prompt = 1 if raw_prompt else 0
     if max_tokens is not None:
         req.max_tokens = max_tokens
@@ -226,6 +260,10 @@ def _request(prompt, *, raw_prompt=False, max_tokens=None, temperature=None, see
         req.seed = seed
     if priority is not None:
         req.priority = priority
+    if tool_choice is not None:
+        req.tool_choice = tool_choice
+    if reasoning is not None:
+        req.reasoning = reasoning
     return req
 
 
@@ -271,11 +309,30 @@ class Engine:
         self.close()
 
     def complete(self, prompt=None, **kw):
-        """Returns (text, usage). Keyword arguments: raw_prompt, max_tokens, temperature, seed,
-        system_prompt, messages, priority."""
+        """Returns (text, usage): the reply's content only. Keyword arguments: raw_prompt,
+        max_tokens, temperature, seed, system_prompt, messages, priority, grammar, json_schema,
+        tools, tool_choice, reasoning."""
         req, usage, text = _request(prompt, **kw), _usage(), ctypes.c_void_p()
         _check(_lib.rigllama_engine_complete(self._handle, ctypes.byref(req), ctypes.byref(text), ctypes.byref(usage)))
         return _take_string(text), usage
+
+    def chat(self, prompt=None, **kw):
+        """Returns (message, usage): the assistant's reply as OpenAI's message dict,
+        {"role": "assistant", "content": str or None, "reasoning_content": str (when any),
+        "tool_calls": [{"id", "type": "function", "function": {"name", "arguments": JSON text}}]
+        (when any)}. usage.finish_reason is FINISH_TOOL_CALLS when it ended in calls. Append the
+        message to messages as it is, then one {"role": "tool", ...} result per call, for the
+        next turn. Keyword arguments as complete()."""
+        req, usage, out = _request(prompt, **kw), _usage(), ctypes.c_void_p()
+        _check(_lib.rigllama_engine_chat(self._handle, ctypes.byref(req), ctypes.byref(out), ctypes.byref(usage)))
+        return json.loads(_take_string(out)), usage
+
+    def apply_template(self, prompt=None, **kw):
+        """The exact prompt text the model would be given for this request (chat template
+        applied, tools rendered), without running it."""
+        req, out = _request(prompt, **kw), ctypes.c_void_p()
+        _check(_lib.rigllama_engine_apply_template(self._handle, ctypes.byref(req), ctypes.byref(out)))
+        return _take_string(out)
 
     def stream_to(self, prompt, on_piece, **kw):
         """Calls on_piece(str) with each piece on this thread; returns the usage. on_piece
@@ -366,7 +423,9 @@ class Job:
         _check(_lib.rigllama_event_init(ctypes.byref(self._event), ctypes.sizeof(self._event)))
 
     def poll(self, timeout_ms=0):
-        """Returns (kind, status, text, message); kind is EVENT_NONE if nothing was new."""
+        """Returns (kind, status, text, message); kind is EVENT_NONE if nothing was new. text is
+        a piece of content (EVENT_TEXT), of reasoning (EVENT_REASONING), or one whole tool call
+        as JSON {"id", "name", "arguments": {...}} (EVENT_TOOL_CALL)."""
         ev = self._event
         _check(_lib.rigllama_job_poll(self._handle, timeout_ms, ctypes.byref(ev)))
         text = ctypes.string_at(ev.text, ev.text_len).decode("utf-8") if ev.text and ev.text_len else ""

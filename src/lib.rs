@@ -10,9 +10,9 @@ pub mod ffi;
 pub mod rig;
 
 pub use engine::{
-    available_cpus, set_log_sink, ContextOverflow, Description, Engine, EngineOptions, Error,
-    Event, FinishReason, Job, JobCanceller, LogFn, LogLevel, Message, ProgressFn, Prompt, Request,
-    Result, Role, Sampling, Usage, ARCHITECTURE_TEMPLATES, DEFAULT_MAX_TOKENS, DEFAULT_N_BATCH,
+    available_cpus, set_log_sink, AssistantMessage, ContextOverflow, Description, Engine, EngineOptions, Error,
+    Event, FinishReason, Job, JobCanceller, LogFn, LogLevel, Message, ProgressFn, Prompt,
+    ReasoningMode, Request, Result, Role, Sampling, Tool, ToolCall, ToolChoice, Usage, ARCHITECTURE_TEMPLATES, DEFAULT_MAX_TOKENS, DEFAULT_N_BATCH,
     DEFAULT_N_CTX, MAX_EMBED_TOKENS, MAX_N_CTX, MAX_SEQ, MAX_THREADS, QUEUE_LIMIT,
 };
 

@@ -3,15 +3,27 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
 use futures::StreamExt;
-use rig_core::completion::{CompletionRequest, Effort};
-use rig_core::message::Message as RigMessage;
+use rig_agent::agent::{
+    AgentHook, CompletionCallAction, CompletionCallEvent, HookContext, RequestPatch,
+};
+use rig_agent::AgentBuilder;
+use rig_core::completion::{
+    CompletionRequest, FinishReason as RigFinishReason, Reasoning, ToolDefinition,
+};
+use rig_core::message::{
+    AssistantContent, Message as RigMessage, ToolChoice, ToolName, UserContent,
+};
 use rig_core::streaming::{Item, StreamEvent};
+use rig_core::tool::PortableTool;
 use rig_core::ProviderError;
 use rigllama::ffi;
+use serde_json::json;
 
 fn greedy(prompt: &str, max_tokens: u64) -> CompletionRequest {
     CompletionRequest::new(prompt)
@@ -176,8 +188,19 @@ async fn stop_sequences_are_honoured() {
 async fn unsupported_options_are_refused_with_a_clear_error() {
     let engine = engine();
     let model = rigllama::rig::completion_model(&engine);
+    // The engine can return several calls in a reply, but cannot hold it to one.
     let error = model
-        .call(greedy("hi", 4).reasoning(Effort::Low))
+        .call(greedy("hi", 4).parallel_tool_calls(false))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ProviderError::UnsupportedOption(_)),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("parallel_tool_calls"), "{error}");
+
+    let error = model
+        .call(greedy("hi", 4).reasoning(Reasoning::Budget { tokens: 100 }))
         .await
         .unwrap_err();
     assert!(
@@ -197,6 +220,157 @@ async fn unsupported_options_are_refused_with_a_clear_error() {
         .await
         .unwrap_err();
     assert!(error.to_string().contains("temperature"), "{error}");
+}
+
+/// Adds two integers, counting its calls.
+#[derive(Clone, Default)]
+struct Add {
+    calls: Arc<AtomicUsize>,
+}
+
+#[derive(serde::Deserialize)]
+struct AddArgs {
+    a: i64,
+    b: i64,
+}
+
+impl PortableTool for Add {
+    const NAME: &'static str = "add";
+    type Args = AddArgs;
+    type Output = i64;
+    type Error = std::convert::Infallible;
+
+    fn description(&self) -> String {
+        "Adds two integers and returns their sum.".into()
+    }
+
+    fn parameters(&self) -> serde_json::Value {
+        add_parameters()
+    }
+
+    async fn call(&self, args: AddArgs) -> Result<i64, Self::Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok(args.a.wrapping_add(args.b))
+    }
+}
+
+fn add_parameters() -> serde_json::Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "a": { "type": "integer", "description": "The first addend" },
+            "b": { "type": "integer", "description": "The second addend" },
+        },
+        "required": ["a", "b"],
+    })
+}
+
+/// The agent's first model call must call a tool and every later one must answer in text:
+/// the default model is tiny, and this keeps its tool loop to call, result, answer.
+struct CallThenAnswer;
+
+impl AgentHook for CallThenAnswer {
+    async fn on_completion_call(
+        &self,
+        _ctx: &HookContext,
+        event: CompletionCallEvent<'_>,
+    ) -> CompletionCallAction {
+        let choice = if event.turn == 1 {
+            ToolChoice::Required
+        } else {
+            ToolChoice::None
+        };
+        CompletionCallAction::patch(RequestPatch::new().tool_choice(choice))
+    }
+}
+
+/// A rig-agent agent with a real tool on the default model: the model calls the tool, Rig
+/// runs it and sends the result back as a tool turn, and the model answers in text, all
+/// within the turn budget.
+#[tokio::test]
+async fn agent_runs_a_whole_tool_loop() {
+    let engine = engine();
+    let add = Add::default();
+    let agent = AgentBuilder::new(rigllama::rig::completion_model(&engine))
+        .preamble("You are a calculator. Use the add tool to add numbers.")
+        .temperature(0.0)
+        .max_tokens(96)
+        .add_hook(CallThenAnswer)
+        .tool(add.clone())
+        .build();
+    let response = agent
+        .prompt("What is 2 + 3?")
+        .max_turns(4)
+        .await
+        .expect("the tool loop completes within 4 model calls");
+    println!("agent> {}", response.output());
+    for message in response.messages() {
+        println!("  {message:?}");
+    }
+    assert!(add.calls.load(Ordering::SeqCst) >= 1, "the tool never ran");
+    let calls = response.completion_calls();
+    assert!(calls.len() >= 2, "{} model calls", calls.len());
+    assert_eq!(calls[0].finish_reason, Some(RigFinishReason::ToolCalls));
+    // The tool's result went back to the model as a tool result.
+    assert!(response.messages().iter().any(|message| matches!(
+        message,
+        RigMessage::User { content }
+            if content.iter().any(|part| matches!(part, UserContent::ToolResult(_)))
+    )));
+    assert!(!response.output().trim().is_empty(), "no final answer");
+}
+
+/// One Rig call with a required tool: a whole call block with JSON arguments, the tool-calls
+/// finish reason, and the call in the raw document.
+#[tokio::test]
+async fn a_required_tool_call_comes_back_as_rigs_call_block() {
+    let engine = engine();
+    let model = rigllama::rig::completion_model(&engine);
+    let request = greedy("What is 2 + 3? Use the add tool.", 96)
+        .tool(ToolDefinition::new(
+            ToolName::new("add").unwrap(),
+            "Adds two integers and returns their sum.",
+            add_parameters(),
+        ))
+        .tool_choice(ToolChoice::Required);
+    let response = model.call(request).await.unwrap();
+    println!("{:?}\n{}", response.choice, response.raw);
+    let calls: Vec<_> = response.tool_calls().collect();
+    assert!(!calls.is_empty(), "{:?}", response.choice);
+    assert_eq!(calls[0].function.name.as_str(), "add");
+    assert!(calls[0].function.invalid_arguments.is_none());
+    assert!(
+        calls[0]
+            .function
+            .arguments
+            .get("a")
+            .is_some_and(serde_json::Value::is_i64),
+        "{:?}",
+        calls[0].function
+    );
+    assert_eq!(response.finish_reason(), Some(RigFinishReason::ToolCalls));
+    assert!(response
+        .choice
+        .iter()
+        .all(|part| !matches!(part, AssistantContent::Text(text) if !text.text.is_empty())));
+    assert_eq!(response.raw["tool_calls"][0]["name"], "add");
+}
+
+/// `output_schema` holds the reply to the schema.
+#[tokio::test]
+async fn the_output_schema_constrains_the_reply() {
+    let engine = engine();
+    let model = rigllama::rig::completion_model(&engine);
+    let schema = json!({
+        "type": "object",
+        "properties": { "city": { "type": "string", "maxLength": 32 } },
+        "required": ["city"],
+    });
+    let request = greedy("Name the capital of France.", 64)
+        .output_schema(rig_core::schemars::Schema::try_from(schema).unwrap());
+    let text = model.call(request).await.unwrap().text();
+    let reply: serde_json::Value = serde_json::from_str(&text).expect("the reply is JSON");
+    assert!(reply["city"].is_string(), "{reply}");
 }
 
 fn cosine(a: &[f64], b: &[f64]) -> f64 {

@@ -86,6 +86,8 @@ const (
 	FinishStop     FinishReason = C.RIGLLAMA_FINISH_REASON_STOP
 	FinishLength   FinishReason = C.RIGLLAMA_FINISH_REASON_LENGTH
 	FinishCallback FinishReason = C.RIGLLAMA_FINISH_REASON_CALLBACK
+	// v0.2: the reply ended in tool calls (see Engine.Chat and EventToolCall).
+	FinishToolCalls FinishReason = C.RIGLLAMA_FINISH_REASON_TOOL_CALLS
 )
 
 // Usage is what a request cost and why it ended.
@@ -119,13 +121,33 @@ func newUsage() *C.rigllama_usage {
 	return &u
 }
 
+// ToolChoice says whether the model may call a request's tools.
+type ToolChoice int32
+
+const (
+	ToolChoiceAuto     ToolChoice = C.RIGLLAMA_TOOL_CHOICE_AUTO     // the model decides
+	ToolChoiceNone     ToolChoice = C.RIGLLAMA_TOOL_CHOICE_NONE     // the tools are not offered
+	ToolChoiceRequired ToolChoice = C.RIGLLAMA_TOOL_CHOICE_REQUIRED // at least one call, valid against its schema
+)
+
+// Reasoning is the chat template's thinking switch.
+type Reasoning int32
+
+const (
+	ReasoningAuto Reasoning = C.RIGLLAMA_REASONING_AUTO // as the template defaults
+	ReasoningOff  Reasoning = C.RIGLLAMA_REASONING_OFF  // thinking disabled where the template supports it
+	ReasoningOn   Reasoning = C.RIGLLAMA_REASONING_ON
+)
+
 // Request is one generation request. Start from NewRequest, which fills in the library's
 // defaults, so that zero values (Temperature 0 = greedy) mean what they say.
 type Request struct {
 	Prompt       string
 	SystemPrompt string
-	MessagesJSON string // a conversation: [{"role":"user","content":"..."}, ...]
-	Raw          bool   // send Prompt verbatim (text completion) instead of as a chat turn
+	// A conversation: [{"role":"user","content":"..."}, ...]; v0.2: also Chat's replies as they
+	// are and {"role":"tool","tool_call_id":"...","content":"..."} results.
+	MessagesJSON string
+	Raw          bool // send Prompt verbatim (text completion) instead of as a chat turn
 	MaxTokens    uint32
 	Temperature  float32
 	TopP         float32
@@ -135,6 +157,15 @@ type Request struct {
 	// v0.2: higher runs first (0 by default). On an engine with NSeq > 1, a waiting request of
 	// higher priority pauses the lowest running one, which resumes after, losing nothing.
 	Priority int32
+	// v0.2 structured output (empty strings: unused; ToolChoice and Reasoning default to Auto).
+	// Grammar is GBNF the reply must match; JSONSchema makes the reply one JSON value valid
+	// against it; ToolsJSON is OpenAI's tools array, whose calls come back from Chat as
+	// tool_calls (ToolChoiceRequired: at least one, valid against its schema).
+	Grammar    string
+	JSONSchema string
+	ToolsJSON  string
+	ToolChoice ToolChoice
+	Reasoning  Reasoning
 }
 
 // NewRequest returns a request for prompt with the defaults of rigllama_request_init.
@@ -149,6 +180,8 @@ func NewRequest(prompt string) Request {
 		TopK:        int32(c.top_k),
 		MinP:        float32(c.min_p),
 		Seed:        uint32(c.seed),
+		ToolChoice:  ToolChoice(c.tool_choice),
+		Reasoning:   Reasoning(c.reasoning),
 	}
 }
 
@@ -162,6 +195,8 @@ func (r Request) toC() (c C.rigllama_request, free func()) {
 	c.min_p = C.float(r.MinP)
 	c.seed = C.uint32_t(r.Seed)
 	c.priority = C.int32_t(r.Priority)
+	c.tool_choice = C.int32_t(r.ToolChoice)
+	c.reasoning = C.int32_t(r.Reasoning)
 	if r.Raw {
 		c.raw_prompt = 1
 	}
@@ -177,6 +212,18 @@ func (r Request) toC() (c C.rigllama_request, free func()) {
 	if r.MessagesJSON != "" {
 		c.messages_json = C.CString(r.MessagesJSON)
 		owned = append(owned, c.messages_json)
+	}
+	if r.Grammar != "" {
+		c.grammar = C.CString(r.Grammar)
+		owned = append(owned, c.grammar)
+	}
+	if r.JSONSchema != "" {
+		c.json_schema = C.CString(r.JSONSchema)
+		owned = append(owned, c.json_schema)
+	}
+	if r.ToolsJSON != "" {
+		c.tools_json = C.CString(r.ToolsJSON)
+		owned = append(owned, c.tools_json)
 	}
 	return c, func() {
 		for _, p := range owned {
@@ -251,6 +298,36 @@ func (e *Engine) Complete(r Request) (string, Usage, error) {
 	}
 	defer C.rigllama_string_free(text)
 	return C.GoString(text), usageFromC(usage), nil
+}
+
+// Chat generates the whole reply and returns it as the assistant's message, OpenAI's JSON
+// shape: {"role":"assistant","content":"..."|null,"reasoning_content":"..." (when any),
+// "tool_calls":[{"id":"...","type":"function","function":{"name":"...","arguments":"{...}"}}]
+// (when any)}; Usage.FinishReason is FinishToolCalls when it ended in calls. It is returned as
+// JSON text so it can be appended to MessagesJSON as is (decode it with encoding/json to read it).
+func (e *Engine) Chat(r Request) (string, Usage, error) {
+	c, free := r.toC()
+	defer free()
+	usage := newUsage()
+	var message *C.char
+	if err := call(func() C.rigllama_status { return C.rigllama_engine_chat(e.ptr, &c, &message, usage) }); err != nil {
+		return "", Usage{}, err
+	}
+	defer C.rigllama_string_free(message)
+	return C.GoString(message), usageFromC(usage), nil
+}
+
+// ApplyTemplate returns the exact prompt text the model would be given for r (chat template
+// applied, tools rendered), without running it.
+func (e *Engine) ApplyTemplate(r Request) (string, error) {
+	c, free := r.toC()
+	defer free()
+	var prompt *C.char
+	if err := call(func() C.rigllama_status { return C.rigllama_engine_apply_template(e.ptr, &c, &prompt) }); err != nil {
+		return "", err
+	}
+	defer C.rigllama_string_free(prompt)
+	return C.GoString(prompt), nil
 }
 
 // SaveSnapshot returns the KV cache of the longest cached prefix of r's prompt (pass the
@@ -357,13 +434,17 @@ const (
 	EventText  EventKind = C.RIGLLAMA_EVENT_KIND_TEXT
 	EventDone  EventKind = C.RIGLLAMA_EVENT_KIND_DONE
 	EventError EventKind = C.RIGLLAMA_EVENT_KIND_ERROR
+	// v0.2: Text is a piece of the model's reasoning, never part of the content.
+	EventReasoning EventKind = C.RIGLLAMA_EVENT_KIND_REASONING
+	// v0.2: Text is one whole tool call as JSON: {"id":"...","name":"...","arguments":{...}}.
+	EventToolCall EventKind = C.RIGLLAMA_EVENT_KIND_TOOL_CALL
 )
 
 // Event is one event of a job, copied out of the library's buffers.
 type Event struct {
 	Kind    EventKind
 	Status  Status // EventError: why
-	Text    string // EventText
+	Text    string // EventText, EventReasoning, EventToolCall
 	Message string // EventError
 }
 

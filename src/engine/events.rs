@@ -8,13 +8,20 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::error::Error;
+use super::tools::ToolCall;
 use super::usage::Usage;
 
-/// One event of a running request, in order: `Text`*, then exactly one `Done` or `Failed`.
+/// One event of a running request, in order: `Text`, `Reasoning` and `ToolCall` events as
+/// the reply has them, then exactly one `Done` or `Failed`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    /// Whole UTF-8 characters; `tokens` is how many generated tokens this text completes.
+    /// A piece of the reply's content: whole UTF-8 characters; `tokens` is how many
+    /// generated tokens this text completes.
     Text { text: String, tokens: u32 },
+    /// A piece of the model's reasoning (thinking), kept out of the content.
+    Reasoning { text: String, tokens: u32 },
+    /// One whole tool call.
+    ToolCall(ToolCall),
     /// Finished.
     Done(Usage),
     /// The request failed; `usage` is what was spent before it did.

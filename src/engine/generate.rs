@@ -7,12 +7,17 @@ use std::time::Instant;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::LlamaToken;
 
+use super::error::{Error, Result};
 use super::events::Event;
 use super::kv_cache::SeqCache;
 use super::model::LoadedModel;
 use super::prompt::PromptPlan;
+use super::reply::ReplyReader;
+use super::template::GrammarPlan;
 use super::sampler::{build_sampler, random_seed, PENALTY_LAST_N};
 use super::text::{StopMatcher, StopScan, Utf8Streamer};
 use super::usage::{FinishReason, Usage};
@@ -40,6 +45,13 @@ pub(crate) struct Progress {
     pub evaluating_prompt: bool,
     /// Temperature 0 with nothing else in the chain: the token is the argmax of the logits.
     greedy: bool,
+    /// The grammar the reply must match (a request's GBNF or JSON Schema, or the template's
+    /// tool-call format).
+    grammar: Option<LlamaSampler>,
+    /// Splits the reply into content, reasoning and tool calls; None for content only.
+    reader: Option<ReplyReader>,
+    /// Special tokens rendered as text (the reply parser reads them).
+    preserved: Vec<LlamaToken>,
 }
 
 /// What a step did to a request.
@@ -56,8 +68,26 @@ impl Progress {
         submission: &Submission,
         plan: PromptPlan,
         seq: usize,
-    ) -> Progress {
+    ) -> Result<Progress> {
         let request = &submission.request;
+        let grammar = plan
+            .reply
+            .grammar
+            .as_ref()
+            .map(|g| grammar_sampler(&model.model, g))
+            .transpose()?;
+        let reader = ReplyReader::new(&plan.reply.reading)?;
+        let preserved = plan
+            .reply
+            .preserved
+            .iter()
+            .filter_map(|text| match model.model.vocab().tokenize(text.as_bytes(), false, true)[..] {
+                [token] => Some(token),
+                _ => None,
+            })
+            .collect();
+        let mut stops = request.stop.clone();
+        stops.extend(plan.reply.extra_stops.iter().cloned());
         let seed = request.sampling.seed.unwrap_or_else(random_seed);
         let mut usage = Usage::none(seed);
         usage.prompt_tokens = plan.tokens.len() as u32;
@@ -76,12 +106,13 @@ impl Progress {
             let tail = plan.tokens.len().saturating_sub(PENALTY_LAST_N as usize);
             sampler.accept_many(&plan.tokens[tail..]);
         }
-        Progress {
+        let greedy = request.sampling.temperature == 0.0 && request.sampling.repeat_penalty == 1.0;
+        Ok(Progress {
             seq,
             plan,
             sampler,
             utf8: Utf8Streamer::new(),
-            stops: StopMatcher::new(&request.stop),
+            stops: StopMatcher::new(&stops),
             usage,
             generated: 0,
             undelivered: 0,
@@ -90,8 +121,11 @@ impl Progress {
             pending: None,
             logits_at: None,
             evaluating_prompt: true,
-            greedy: request.sampling.temperature == 0.0 && request.sampling.repeat_penalty == 1.0,
-        }
+            greedy,
+            grammar,
+            reader,
+            preserved,
+        })
     }
 
     /// Prompt tokens not yet in the sequence's cache.
@@ -115,7 +149,12 @@ impl Progress {
         if self.first_token_at.is_none() {
             self.usage.prompt_ms = (now - self.prompt_started).as_secs_f64() * 1e3;
         }
-        let token = if self.greedy {
+        let token = if self.grammar.is_some() {
+            match self.sample_constrained(ctx, model, logits_at) {
+                Ok(token) => token,
+                Err(error) => return self.fail(error),
+            }
+        } else if self.greedy {
             // What llama.cpp's greedy sampler picks (the first highest logit), without building
             // and sorting a candidate array over the whole vocabulary for every token.
             argmax(ctx.get_logits_ith(logits_at))
@@ -132,7 +171,7 @@ impl Progress {
         self.generated += 1;
         self.undelivered += 1;
         let mut piece = Vec::with_capacity(32);
-        vocab.token_to_piece_into(token, &mut piece, false, None);
+        vocab.token_to_piece_into(token, &mut piece, self.preserved.contains(&token), None);
         let text = self.utf8.push(&piece);
         match self.stops.push(&text) {
             StopScan::Continue(ready) => self.send(submission, ready),
@@ -155,12 +194,23 @@ impl Progress {
     }
 
     fn send(&mut self, submission: &Submission, text: String) {
-        if !text.is_empty() {
+        if text.is_empty() {
+            return;
+        }
+        let Some(reader) = &mut self.reader else {
             self.usage.completion_tokens += self.undelivered;
             submission.events.send(Event::Text {
                 text,
                 tokens: std::mem::take(&mut self.undelivered),
             });
+            return;
+        };
+        // The reader holds text back until it knows what it is; the tokens count once
+        // they reach it.
+        self.usage.completion_tokens += self.undelivered;
+        let mut tokens = std::mem::take(&mut self.undelivered);
+        for event in reader.push(&text, &mut tokens) {
+            submission.events.send(event);
         }
     }
 
@@ -172,8 +222,94 @@ impl Progress {
         self.usage.completion_tokens += self.undelivered;
         self.undelivered = 0;
         self.usage.finish_reason = reason;
+        if let Some(reader) = &mut self.reader {
+            let finished = reader.finish();
+            for event in finished.events {
+                submission.events.send(event);
+            }
+            if finished.has_tool_calls && reason == FinishReason::Stop {
+                self.usage.finish_reason = FinishReason::ToolCalls;
+            }
+        }
         self.pending = None;
         Advance::Finished(Event::Done(self.usage.clone()))
+    }
+
+    /// Ends the request with an error, after what was already delivered.
+    fn fail(&mut self, error: Error) -> Advance {
+        self.pending = None;
+        Advance::Finished(Event::Failed {
+            error,
+            usage: self.usage.clone(),
+        })
+    }
+
+    /// The next token under the grammar, the way llama.cpp's common sampler does it: the
+    /// unconstrained choice when the grammar allows it (cheap: one candidate checked), else
+    /// the choice among the candidates the grammar allows. The grammar only ever accepts
+    /// tokens it allowed, and never an end-of-generation token (llama.cpp aborts the process
+    /// when a grammar that is not complete is given one), so no model output can crash it.
+    fn sample_constrained(
+        &mut self,
+        ctx: &LlamaContext<'static>,
+        model: &LlamaModel,
+        logits_at: i32,
+    ) -> Result<LlamaToken> {
+        let grammar = self.grammar.as_mut().expect("constrained without a grammar");
+        let logits = ctx.get_logits_ith(logits_at);
+        let first = if self.greedy {
+            argmax(logits)
+        } else {
+            let mut all = ctx.token_data_array_ith(logits_at);
+            self.sampler.apply(&mut all);
+            all.selected_token()
+                .ok_or_else(|| Error::Internal("the sampler chain selected no token".into()))?
+        };
+        let mut single = LlamaTokenDataArray::new(
+            vec![LlamaTokenData::new(first, logits[first.0 as usize], 0.0)],
+            false,
+        );
+        grammar.apply(&mut single);
+        let token = if single.data[0].logit().is_finite() {
+            first
+        } else {
+            let mut allowed = ctx.token_data_array_ith(logits_at);
+            grammar.apply(&mut allowed);
+            allowed.data.retain(|d| d.logit().is_finite());
+            if allowed.data.is_empty() {
+                return Err(Error::invalid(
+                    "the grammar allows no token at this point of the reply (it may need \
+                     characters this model's vocabulary cannot produce)",
+                ));
+            }
+            if self.greedy {
+                let best = allowed
+                    .data
+                    .iter()
+                    .fold(None::<&LlamaTokenData>, |best, d| match best {
+                        Some(b) if b.logit() >= d.logit() => Some(b),
+                        _ => Some(d),
+                    })
+                    .expect("non-empty");
+                best.id()
+            } else {
+                allowed.selected = None;
+                allowed.sorted = false;
+                self.sampler.apply(&mut allowed);
+                allowed.selected_token().ok_or_else(|| {
+                    Error::Internal("the sampler chain selected no allowed token".into())
+                })?
+            }
+        };
+        if !self.greedy {
+            self.sampler.accept(token);
+        }
+        if !model.vocab().is_eog(token) {
+            grammar.try_accept(token).map_err(|e| {
+                Error::Internal(format!("the grammar refused a token it allowed ({e})"))
+            })?;
+        }
+        Ok(token)
     }
 
     /// With SHIFT, when the context is full: drops the oldest exchange still in this
@@ -214,6 +350,38 @@ impl Progress {
         self.usage.dropped_tokens += dropped as u32;
         Ok(dropped)
     }
+}
+
+/// The grammar sampler of a plan, with the text the template already put in the prompt
+/// accepted (the template's grammars start with it; a request's own grammar has none).
+fn grammar_sampler(model: &LlamaModel, plan: &GrammarPlan) -> Result<LlamaSampler> {
+    let refused = |why: String| Error::invalid(format!("the grammar cannot be used: {why}"));
+    let mut sampler = if plan.lazy {
+        let tokens: Vec<LlamaToken> = plan.trigger_tokens.iter().map(|&t| LlamaToken(t)).collect();
+        LlamaSampler::grammar_lazy_patterns(model, &plan.gbnf, "root", &plan.trigger_patterns, &tokens)
+    } else {
+        LlamaSampler::grammar(model, &plan.gbnf, "root")
+    }
+    .map_err(|e| refused(format!("{e} (left recursion, or a rule that matches nothing?)")))?;
+    if !plan.prefill.is_empty() {
+        let vocab = model.vocab();
+        let tokens = vocab.tokenize(plan.prefill.as_bytes(), false, true);
+        for (i, token) in tokens.into_iter().enumerate() {
+            let mut piece = Vec::new();
+            vocab.token_to_piece_into(token, &mut piece, true, None);
+            // Some tokenizers put a space before the first special token (llama.cpp skips it).
+            if i == 0
+                && piece.first().is_some_and(u8::is_ascii_whitespace)
+                && !plan.prefill.starts_with(|c: char| c.is_ascii_whitespace())
+            {
+                continue;
+            }
+            sampler
+                .try_accept(token)
+                .map_err(|e| refused(format!("it does not accept the template's reply prefix ({e})")))?;
+        }
+    }
+    Ok(sampler)
 }
 
 /// Evaluates `tokens` at the next positions of one sequence (outside the scheduler's

@@ -16,6 +16,7 @@ use super::job::Job;
 use super::loading::{wait_for_load, LoadOrder};
 use super::options::{Description, EngineOptions, ProgressFn};
 use super::request::Request;
+use super::tools::AssistantMessage;
 use super::usage::{FinishReason, Usage};
 use super::worker::{self, Command, Submission, WorkerShared};
 
@@ -116,10 +117,35 @@ impl Engine {
         loop {
             match job.blocking_next() {
                 Event::Text { text: piece, .. } => text.push_str(&piece),
+                Event::Reasoning { .. } | Event::ToolCall(_) => {}
                 Event::Done(usage) => return Ok((text, usage)),
                 Event::Failed { error, .. } => return Err(error),
             }
         }
+    }
+
+    /// Generates the whole reply, split into content, reasoning and tool calls.
+    pub fn chat(&self, request: Request) -> Result<(AssistantMessage, Usage)> {
+        self.refuse_inside_own_callback("chat")?;
+        let mut job = self.submit(request)?;
+        let mut message = AssistantMessage::default();
+        loop {
+            match job.blocking_next() {
+                Event::Text { text, .. } => message.content.push_str(&text),
+                Event::Reasoning { text, .. } => message.reasoning.push_str(&text),
+                Event::ToolCall(call) => message.tool_calls.push(call),
+                Event::Done(usage) => return Ok((message, usage)),
+                Event::Failed { error, .. } => return Err(error),
+            }
+        }
+    }
+
+    /// The exact text the model would be given for `request` (template applied, tools
+    /// rendered, the BOS token's text first when the tokenizer adds one), without running it.
+    pub fn apply_template(&self, request: Request) -> Result<String> {
+        request.validate()?;
+        let (reply, receiver) = std::sync::mpsc::channel();
+        self.send_and_wait(Command::ApplyTemplate { request, reply }, receiver)
     }
 
     /// Generates the reply, calling `on_text` on this thread with each new piece (whole
@@ -152,6 +178,8 @@ impl Engine {
                         return Ok(usage);
                     }
                 }
+                // The callback gets the content only.
+                Event::Reasoning { .. } | Event::ToolCall(_) => {}
                 Event::Done(usage) => return Ok(usage),
                 Event::Failed { error, .. } => return Err(error),
             }

@@ -115,14 +115,14 @@ impl Job {
     pub(crate) fn wait_for_end_usage(&mut self) -> Usage {
         loop {
             match self.blocking_next() {
-                Event::Text { .. } => continue,
+                Event::Text { .. } | Event::Reasoning { .. } | Event::ToolCall(_) => continue,
                 Event::Done(usage) | Event::Failed { usage, .. } => return usage,
             }
         }
     }
 
     fn remember(&mut self, event: Event) -> Event {
-        if !matches!(event, Event::Text { .. }) {
+        if matches!(event, Event::Done(_) | Event::Failed { .. }) {
             self.last = Some(event.clone());
         }
         event

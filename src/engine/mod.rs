@@ -12,18 +12,23 @@
 //!   context), `prompt` (template and tokenizer), `kv_cache` (what the cache holds, prefix
 //!   reuse and shifts, per sequence), `scheduler` (continuous batching, priorities),
 //!   `generate` (one request's state, token by token), `sampler` (the sampler
-//!   chain), `snapshot` (save games), `embed` (embeddings), `text`
+//!   chain), `chat` (llama.cpp's chat layer: Jinja templates, tool formats, reply
+//!   parsing), `template` (which template, and a request as the model sees it), `generic`
+//!   (the JSON tool format for templates without one), `reply` (reading a reply into
+//!   content, reasoning and tool calls), `snapshot` (save games), `embed` (embeddings), `text`
 //!   (UTF-8 wholeness and stop strings), `cancel` (cancel tickets and llama.cpp's abort
 //!   callback), `backend` (process-wide llama.cpp state and logs);
-//! - plain data: `options`, `request`, `usage`, `error`.
+//! - plain data: `options`, `request`, `tools`, `usage`, `error`.
 
 mod backend;
 mod callback_gate;
 mod cancel;
+mod chat;
 mod embed;
 mod error;
 mod events;
 pub mod fault;
+mod generic;
 mod generate;
 mod handle;
 mod job;
@@ -32,12 +37,14 @@ mod loading;
 mod model;
 mod options;
 mod prompt;
+mod reply;
 mod request;
 mod sampler;
 mod scheduler;
 mod snapshot;
 mod template;
 mod text;
+mod tools;
 mod usage;
 mod worker;
 
@@ -51,6 +58,10 @@ pub use options::{
     ContextOverflow, Description, EngineOptions, ProgressFn, DEFAULT_N_BATCH, DEFAULT_N_CTX,
     MAX_N_CTX, MAX_SEQ, MAX_THREADS,
 };
-pub use request::{Message, Prompt, Request, Role, Sampling, DEFAULT_MAX_TOKENS};
+pub use request::{
+    Message, Prompt, ReasoningMode, Request, Role, Sampling, Tool, ToolCall, ToolChoice,
+    DEFAULT_MAX_TOKENS,
+};
 pub use template::ARCHITECTURE_TEMPLATES;
+pub use tools::AssistantMessage;
 pub use usage::{FinishReason, Usage};

@@ -129,6 +129,9 @@ pub struct Description {
     pub n_gpu_layers: i32,
     pub chat_template: String,
     pub chat_template_source: &'static str,
+    /// "jinja" (the template runs in llama.cpp's Jinja engine, with tools and reasoning),
+    /// "built-in" (one of llama.cpp's fixed templates), or "none".
+    pub chat_template_engine: &'static str,
     /// Embedding width of the model (the length of [`Engine::embed`](super::Engine::embed)'s
     /// vectors).
     pub n_embd: u32,

@@ -9,8 +9,10 @@ use super::error::{Error, Result};
 use super::model::LoadedModel;
 use super::options::ContextOverflow;
 use super::request::{Message, Prompt, Request, Role};
+use super::template::{bos_text, plain_grammar, ChatFormat, Rendered, ReplyPlan};
 
-/// The tokens a request will evaluate, and what SHIFT needs to know about them.
+/// The tokens a request will evaluate, what SHIFT needs to know about them, and how its
+/// reply is constrained and read.
 pub(crate) struct PromptPlan {
     pub tokens: Vec<LlamaToken>,
     /// Tokens of the exchanges dropped to make the prompt fit.
@@ -20,38 +22,64 @@ pub(crate) struct PromptPlan {
     /// cannot be cut at turn boundaries (raw prompts, FAIL, templates whose turns do not
     /// tokenize on their own).
     pub exchange_starts: Vec<usize>,
+    pub reply: ReplyPlan,
 }
 
 impl LoadedModel {
+    /// The prompt text and reply plan of a request, exactly as generation will use them.
+    pub fn render(&self, request: &Request) -> Result<Rendered> {
+        request.validate()?;
+        match &request.prompt {
+            Prompt::Raw(text) => Ok(Rendered {
+                text: text.clone(),
+                reply: ReplyPlan {
+                    grammar: plain_grammar(request)?,
+                    ..ReplyPlan::default()
+                },
+            }),
+            Prompt::Chat(_) => self.chat_format()?.render(&self.model, request, true),
+        }
+    }
+
+    /// The text the model is given for `request`, with the BOS token's text when the
+    /// tokenizer adds one (`rigllama_engine_apply_template`).
+    pub fn apply_template(&self, request: &Request) -> Result<String> {
+        let rendered = self.render(request)?;
+        Ok(bos_text(&self.model).unwrap_or_default() + &rendered.text)
+    }
+
     /// Formats and tokenizes a request exactly as generation will.
     pub fn tokenize(&self, request: &Request) -> Result<Vec<LlamaToken>> {
-        request.validate()?;
-        let text = match &request.prompt {
-            Prompt::Raw(text) => text.clone(),
-            Prompt::Chat(messages) => self.format_chat(messages, true)?,
-        };
-        let tokens = self.tokenize_text(&text);
+        Ok(self.render_tokens(request)?.0)
+    }
+
+    fn render_tokens(&self, request: &Request) -> Result<(Vec<LlamaToken>, ReplyPlan)> {
+        let rendered = self.render(request)?;
+        let tokens = self.tokenize_text(&rendered.text);
         if tokens.is_empty() {
             return Err(Error::invalid("the prompt has no tokens"));
         }
-        Ok(tokens)
+        Ok((tokens, rendered.reply))
     }
 
-    fn format_chat(&self, messages: &[Message], open_reply: bool) -> Result<String> {
-        let format = self.format.as_ref().ok_or_else(|| {
+    fn chat_format(&self) -> Result<&ChatFormat> {
+        self.format.as_ref().ok_or_else(|| {
             Error::invalid(format!(
                 "the model ({}) has no chat template llama.cpp can apply; choose a \
                  built-in template such as \"chatml\" in the engine options' \
                  chat_template, or send a raw prompt",
                 self.description.architecture
             ))
-        })?;
-        format.format(&self.model, messages, open_reply)
+        })
+    }
+
+    fn format_chat(&self, messages: &[Message], open_reply: bool) -> Result<String> {
+        self.chat_format()?.format(&self.model, messages, open_reply)
     }
 
     /// BOS is added as the vocabulary says, and special tokens in the text are parsed, as
     /// llama.cpp's server does for both chat and raw prompts.
-    fn tokenize_text(&self, text: &str) -> Vec<LlamaToken> {
+    pub(crate) fn tokenize_text(&self, text: &str) -> Vec<LlamaToken> {
         self.model.vocab().tokenize(text.as_bytes(), true, true)
     }
 
@@ -59,42 +87,51 @@ impl LoadedModel {
     /// exchanges are dropped until it leaves room for the reply. Fails with
     /// [`Error::ContextOverflow`] when even that cannot fit.
     pub fn plan_prompt(&self, request: &Request) -> Result<PromptPlan> {
-        let tokens = self.tokenize(request)?;
+        let (tokens, reply) = self.render_tokens(request)?;
         let n_ctx = self.n_ctx as usize;
         let overflow = |prompt_tokens: usize| Error::ContextOverflow {
             prompt_tokens,
             n_ctx: self.n_ctx,
         };
-        let messages = match (&request.prompt, self.context_overflow) {
-            (Prompt::Chat(messages), ContextOverflow::Shift) => messages,
+        match (&request.prompt, self.context_overflow) {
+            (Prompt::Chat(_), ContextOverflow::Shift) => {}
             _ if tokens.len() > n_ctx => return Err(overflow(tokens.len())),
             _ => {
                 return Ok(PromptPlan {
                     tokens,
                     dropped: 0,
                     exchange_starts: Vec::new(),
+                    reply,
                 })
             }
-        };
+        }
         // Room for the reply, so the first generated tokens do not shift at once.
         let room = (request.max_tokens.unwrap_or(u32::MAX) as usize).min(n_ctx / 4);
         let original = tokens.len();
-        let mut kept: Vec<Message> = messages.clone();
+        let mut kept = request.clone();
         let mut tokens = tokens;
+        let mut reply = reply;
         while tokens.len() + room > n_ctx {
-            if !drop_oldest_exchange(&mut kept) {
+            let Prompt::Chat(messages) = &mut kept.prompt else {
+                unreachable!("SHIFT plans only chats")
+            };
+            if !drop_oldest_exchange(messages) {
                 if tokens.len() > n_ctx {
                     return Err(overflow(tokens.len()));
                 }
                 break; // it fits, with less room for the reply: it will shift mid-reply
             }
-            tokens = self.tokenize_text(&self.format_chat(&kept, true)?);
+            (tokens, reply) = self.render_tokens(&kept)?;
         }
-        let exchange_starts = self.exchange_starts(&kept, &tokens)?;
+        let Prompt::Chat(kept_messages) = &kept.prompt else {
+            unreachable!("SHIFT plans only chats")
+        };
+        let exchange_starts = self.exchange_starts(kept_messages, &tokens)?;
         Ok(PromptPlan {
             dropped: original.saturating_sub(tokens.len()) as u32,
             tokens,
             exchange_starts,
+            reply,
         })
     }
 
@@ -110,7 +147,12 @@ impl LoadedModel {
                 // Nothing before the first turn but what the tokenizer adds (BOS).
                 self.tokenize_text("")
             } else {
-                self.tokenize_text(&self.format_chat(&messages[..i], false)?)
+                // A template that cannot render the turns before (some refuse a conversation
+                // ending with an assistant turn) just means no cut points.
+                match self.format_chat(&messages[..i], false) {
+                    Ok(text) => self.tokenize_text(&text),
+                    Err(_) => return Ok(Vec::new()),
+                }
             };
             if before.len() > tokens.len() || before[..] != tokens[..before.len()] {
                 return Ok(Vec::new());

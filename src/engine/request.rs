@@ -9,6 +9,8 @@ pub enum Role {
     System,
     User,
     Assistant,
+    /// A tool's result, answering the assistant's call with the same id.
+    Tool,
 }
 
 impl Role {
@@ -17,6 +19,7 @@ impl Role {
             Role::System => "system",
             Role::User => "user",
             Role::Assistant => "assistant",
+            Role::Tool => "tool",
         }
     }
 
@@ -25,6 +28,7 @@ impl Role {
             "system" => Some(Role::System),
             "user" => Some(Role::User),
             "assistant" => Some(Role::Assistant),
+            "tool" => Some(Role::Tool),
             _ => None,
         }
     }
@@ -34,6 +38,12 @@ impl Role {
 pub struct Message {
     pub role: Role,
     pub content: String,
+    /// Assistant turns: the tools it called.
+    pub tool_calls: Vec<ToolCall>,
+    /// Tool turns: the id of the call this answers.
+    pub tool_call_id: Option<String>,
+    /// Tool turns: the tool's name, for templates that show it.
+    pub name: Option<String>,
 }
 
 impl Message {
@@ -41,9 +51,46 @@ impl Message {
         Self {
             role,
             content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+            name: None,
         }
     }
+
+    /// An assistant turn that called tools.
+    pub fn tool_calls(content: impl Into<String>, calls: Vec<ToolCall>) -> Self {
+        Self {
+            tool_calls: calls,
+            ..Self::new(Role::Assistant, content)
+        }
+    }
+
+    /// A tool's result for the call `call_id`.
+    pub fn tool_result(call_id: impl Into<String>, name: Option<String>, content: impl Into<String>) -> Self {
+        Self {
+            tool_call_id: Some(call_id.into()),
+            name,
+            ..Self::new(Role::Tool, content)
+        }
+    }
+
+    /// The OpenAI chat-message shape templates are rendered from.
+    pub fn to_openai_json(&self) -> serde_json::Value {
+        let mut m = serde_json::json!({ "role": self.role.as_str(), "content": self.content });
+        if !self.tool_calls.is_empty() {
+            m["tool_calls"] = self.tool_calls.iter().map(ToolCall::to_openai_json).collect();
+        }
+        if let Some(id) = &self.tool_call_id {
+            m["tool_call_id"] = id.clone().into();
+        }
+        if let Some(name) = &self.name {
+            m["name"] = name.clone().into();
+        }
+        m
+    }
 }
+
+pub use super::tools::{ReasoningMode, Tool, ToolCall, ToolChoice};
 
 /// What the model is asked to continue.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,6 +145,14 @@ pub struct Request {
     /// Higher runs first. A waiting request of higher priority than a running one takes its
     /// place: that one pauses, its KV cache kept, and resumes after. Ties: arrival order.
     pub priority: i32,
+    /// GBNF the reply must match.
+    pub grammar: Option<String>,
+    /// A JSON Schema the reply (one JSON value) must be valid against.
+    pub json_schema: Option<String>,
+    /// Functions the model may call (rendered by the chat template's own tool format).
+    pub tools: Vec<Tool>,
+    pub tool_choice: ToolChoice,
+    pub reasoning: ReasoningMode,
 }
 
 pub const DEFAULT_MAX_TOKENS: u32 = 512;
@@ -111,6 +166,11 @@ impl Request {
             sampling: Sampling::default(),
             stop: Vec::new(),
             priority: 0,
+            grammar: None,
+            json_schema: None,
+            tools: Vec::new(),
+            tool_choice: ToolChoice::Auto,
+            reasoning: ReasoningMode::Auto,
         }
     }
 
@@ -140,14 +200,23 @@ impl Request {
                         "the chat has no messages; add at least one user message",
                     ));
                 };
-                if last.role != Role::User {
+                if !matches!(last.role, Role::User | Role::Tool) {
                     return Err(Error::invalid(format!(
-                        "the conversation must end with a user turn, but it ends with {}",
+                        "the conversation must end with a user or tool turn, but it ends with {}",
                         last.role.as_str()
                     )));
                 }
                 for (i, message) in messages.iter().enumerate() {
                     reject_nul(&format!("message {i}"), &message.content)?;
+                    if !message.tool_calls.is_empty() && message.role != Role::Assistant {
+                        return Err(Error::invalid(format!(
+                            "message {i} is a {} turn with tool_calls; only assistant turns call tools",
+                            message.role.as_str()
+                        )));
+                    }
+                    for call in &message.tool_calls {
+                        call.validate(&format!("message {i}"))?;
+                    }
                     if message.role == Role::System && i != 0 {
                         return Err(Error::invalid(format!(
                             "message {i} is a system turn; only the first turn may be a system turn"
@@ -197,6 +266,52 @@ impl Request {
                 return Err(Error::invalid(format!("stop string {i} is empty")));
             }
             reject_nul(&format!("stop string {i}"), stop)?;
+        }
+        self.validate_structure()
+    }
+
+    /// grammar, json_schema and tools: well-formed, and not in combinations that cannot be
+    /// honoured together.
+    fn validate_structure(&self) -> Result<()> {
+        if self.grammar.is_some() && self.json_schema.is_some() {
+            return Err(Error::invalid(
+                "grammar and json_schema are both set; give one (a json_schema is turned into a grammar)",
+            ));
+        }
+        let calls_possible = !self.tools.is_empty() && self.tool_choice != ToolChoice::None;
+        if calls_possible && (self.grammar.is_some() || self.json_schema.is_some()) {
+            return Err(Error::invalid(
+                "tools cannot be combined with grammar or json_schema (tool calls are constrained \
+                 by the tools' own schemas); set tool_choice NONE or drop the grammar",
+            ));
+        }
+        if self.tool_choice == ToolChoice::Required && self.tools.is_empty() {
+            return Err(Error::invalid("tool_choice REQUIRED needs at least one tool in tools_json"));
+        }
+        if matches!(self.prompt, Prompt::Raw(_)) && !self.tools.is_empty() {
+            return Err(Error::invalid(
+                "tools need a chat request (the template renders them); raw_prompt is set",
+            ));
+        }
+        if let Some(grammar) = &self.grammar {
+            reject_nul("grammar", grammar)?;
+            super::chat::check_grammar(grammar)?;
+        }
+        if let Some(schema) = &self.json_schema {
+            reject_nul("json_schema", schema)?;
+            let value: serde_json::Value = serde_json::from_str(schema)
+                .map_err(|e| Error::invalid(format!("json_schema is not valid JSON: {e}")))?;
+            if !(value.is_object() || value.is_boolean()) {
+                return Err(Error::invalid(
+                    "json_schema must be a JSON Schema object (or true/false)",
+                ));
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for tool in &self.tools {
+            if !names.insert(tool.name.as_str()) {
+                return Err(Error::invalid(format!("tools_json names tool \"{}\" twice", tool.name)));
+            }
         }
         Ok(())
     }

@@ -289,7 +289,13 @@ impl Scheduler {
             }
             return Start::NotNow(task); // waits for running requests to end
         }
-        let progress = Progress::start(model, &task.submission, plan, seq);
+        let progress = match Progress::start(model, &task.submission, plan, seq) {
+            Ok(progress) => progress,
+            Err(error) => {
+                task.fail(error);
+                return Start::Failed;
+            }
+        };
         Start::Running(Task {
             progress: Some(progress),
             ..task

@@ -1,10 +1,17 @@
-//! Choosing and applying the chat template. llama.cpp's template applier recognises known
-//! templates by name or by their text; it does not run Jinja.
+//! Choosing the chat template, and turning a request into the prompt text plus what the
+//! reply must look like. A GGUF's own Jinja template (and a Jinja `chat_template` option)
+//! runs through llama.cpp's chat layer (`chat.rs`): its tool format, grammar, triggers and
+//! reply parser. GGUFs without a template use llama.cpp's built-in templates, as in v0.1;
+//! there, and for Jinja templates that cannot render tools, tools use the generic JSON
+//! format of `generic.rs`.
 
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 
+use super::backend::{self, LogLevel};
+use super::chat::{json_schema_to_grammar, ChatParams, JinjaTemplates};
 use super::error::{Error, Result};
-use super::request::{Message, Role};
+use super::generic;
+use super::request::{Message, Request, ToolChoice};
 
 /// The built-in llama.cpp template used when a GGUF has no template llama.cpp can apply,
 /// keyed by the GGUF's `general.architecture`. Documented in the README.
@@ -30,73 +37,313 @@ pub const ARCHITECTURE_TEMPLATES: &[(&str, &str)] = &[
 ];
 
 /// The template an engine formats chats with, and where it came from (for `describe`).
+pub(crate) enum ChatFormat {
+    /// Rendered by llama.cpp's Jinja engine.
+    Jinja {
+        templates: JinjaTemplates,
+        source: &'static str,
+    },
+    /// One of llama.cpp's built-in templates (no Jinja).
+    Builtin {
+        template: LlamaChatTemplate,
+        text: String,
+        source: &'static str,
+    },
+}
+
+/// How the reply is constrained and read.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ReplyPlan {
+    pub grammar: Option<GrammarPlan>,
+    pub reading: Reading,
+    /// Stop strings the template's format adds.
+    pub extra_stops: Vec<String>,
+    /// Special tokens whose text the reply parser must see.
+    pub preserved: Vec<String>,
+}
+
 #[derive(Debug, Clone)]
-pub struct ChatFormat {
-    template: LlamaChatTemplate,
+pub(crate) struct GrammarPlan {
+    pub gbnf: String,
+    /// Constrains only from the first trigger on.
+    pub lazy: bool,
+    pub trigger_patterns: Vec<String>,
+    pub trigger_tokens: Vec<i32>,
+    /// Text the template already put in the prompt that the grammar starts with.
+    pub prefill: String,
+}
+
+impl GrammarPlan {
+    fn eager(gbnf: String) -> Self {
+        GrammarPlan {
+            gbnf,
+            lazy: false,
+            trigger_patterns: Vec::new(),
+            trigger_tokens: Vec::new(),
+            prefill: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) enum Reading {
+    /// The reply is the content, streamed as it comes.
+    #[default]
+    Plain,
+    /// Content, reasoning and tool calls split by the template's parser.
+    Template(Box<ChatParams>),
+    /// The generic JSON tool format.
+    Generic,
+}
+
+/// A request as the model will see it.
+pub(crate) struct Rendered {
     pub text: String,
-    pub source: &'static str,
+    pub reply: ReplyPlan,
 }
 
 impl ChatFormat {
-    /// Picks the template: the caller's, else the GGUF's own if llama.cpp can apply it, else
-    /// the built-in one for the model's architecture. `None` when there is nothing usable;
-    /// chat requests then fail while raw prompts still work.
+    /// Picks the template: the caller's (a built-in name, or Jinja text), else the GGUF's own
+    /// (Jinja), else the built-in one for the model's architecture. `None` when there is
+    /// nothing usable; chat requests then fail while raw prompts still work.
     pub fn choose(model: &LlamaModel, requested: Option<&str>, architecture: &str) -> Option<Self> {
-        let make = |text: &str, source| {
+        let builtin = |text: &str, source| {
             LlamaChatTemplate::new(text)
                 .ok()
-                .map(|template| ChatFormat {
+                .map(|template| ChatFormat::Builtin {
                     template,
                     text: text.to_owned(),
                     source,
                 })
         };
         if let Some(requested) = requested {
-            return make(requested, "options");
-        }
-        if let Ok(own) = model.chat_template(None) {
-            if let Ok(text) = own.to_string() {
-                if let Some(format) = make(&text, "gguf") {
-                    if format
-                        .apply(model, &[Message::new(Role::User, "hi")])
-                        .is_ok()
-                    {
-                        return Some(format);
-                    }
+            if !looks_like_jinja(requested) {
+                return builtin(requested, "options");
+            }
+            return match JinjaTemplates::new(model, Some(requested)) {
+                Ok(templates) => Some(ChatFormat::Jinja {
+                    templates,
+                    source: "options",
+                }),
+                Err(e) => {
+                    backend::log(LogLevel::Warn, &format!("chat_template option: {e}"));
+                    None
                 }
+            };
+        }
+        if model.chat_template(None).is_ok() {
+            match JinjaTemplates::new(model, None) {
+                Ok(templates) => {
+                    return Some(ChatFormat::Jinja {
+                        templates,
+                        source: "gguf",
+                    })
+                }
+                Err(e) => backend::log(
+                    LogLevel::Warn,
+                    &format!("the GGUF's chat template cannot be used ({e}); using a built-in one"),
+                ),
             }
         }
         ARCHITECTURE_TEMPLATES
             .iter()
             .find(|(arch, _)| *arch == architecture)
-            .and_then(|(_, name)| make(name, "built-in for architecture"))
+            .and_then(|(_, name)| builtin(name, "built-in for architecture"))
     }
 
-    /// Formats `messages` and opens the assistant turn.
-    pub fn apply(&self, model: &LlamaModel, messages: &[Message]) -> Result<String> {
-        self.format(model, messages, true)
+    pub fn text(&self) -> &str {
+        match self {
+            ChatFormat::Jinja { templates, .. } => &templates.source,
+            ChatFormat::Builtin { text, .. } => text,
+        }
     }
 
-    /// Formats `messages`, opening the assistant turn after them when `open_reply`.
-    pub fn format(
-        &self,
-        model: &LlamaModel,
-        messages: &[Message],
-        open_reply: bool,
-    ) -> Result<String> {
-        let chat = messages
-            .iter()
-            .map(|m| LlamaChatMessage::new(m.role.as_str().to_owned(), m.content.clone()))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::invalid(format!("message cannot be formatted: {e}")))?;
-        model
-            .apply_chat_template(&self.template, &chat, open_reply)
-            .map_err(|e| {
-                Error::invalid(format!(
-                    "the chat template ({}) cannot be applied by llama.cpp ({e}); set chat_template \
-                     to a built-in name such as \"chatml\" in the engine options, or send a raw prompt",
-                    self.source
-                ))
-            })
+    pub fn source(&self) -> &'static str {
+        match self {
+            ChatFormat::Jinja { source, .. } | ChatFormat::Builtin { source, .. } => source,
+        }
+    }
+
+    pub fn engine_name(&self) -> &'static str {
+        match self {
+            ChatFormat::Jinja { .. } => "jinja",
+            ChatFormat::Builtin { .. } => "built-in",
+        }
+    }
+
+    /// Formats `messages` only, opening the assistant turn after them when `open_reply`
+    /// (used to find where turns start).
+    pub fn format(&self, model: &LlamaModel, messages: &[Message], open_reply: bool) -> Result<String> {
+        let mut request = Request::chat(messages.to_vec());
+        request.tool_choice = ToolChoice::None;
+        Ok(self.render(model, &request, open_reply)?.text)
+    }
+
+    /// The prompt for `request` and the plan for its reply.
+    pub fn render(&self, model: &LlamaModel, request: &Request, open_reply: bool) -> Result<Rendered> {
+        let super::request::Prompt::Chat(messages) = &request.prompt else {
+            return Err(Error::Internal("render called for a raw prompt".into()));
+        };
+        let offered = !request.tools.is_empty() && request.tool_choice != ToolChoice::None;
+        match self {
+            ChatFormat::Jinja { templates, .. } => {
+                let use_generic = offered && !templates.supports_tool_calls;
+                let messages = if use_generic {
+                    generic::rewrite_messages(messages, &request.tools, request.tool_choice)
+                } else {
+                    messages.clone()
+                };
+                let mut inputs = serde_json::json!({
+                    "messages": messages.iter().map(Message::to_openai_json).collect::<Vec<_>>(),
+                    "tool_choice": request.tool_choice.as_str(),
+                    "add_generation_prompt": open_reply,
+                    "enable_thinking": request.reasoning.enable_thinking(),
+                    "parallel_tool_calls": true,
+                });
+                if !request.tools.is_empty() && !use_generic {
+                    inputs["tools"] = request.tools.iter().map(|t| t.to_openai_json()).collect();
+                }
+                if let Some(schema) = &request.json_schema {
+                    inputs["json_schema"] = schema.clone().into();
+                }
+                let params = templates.apply(&inputs)?;
+                let text = strip_bos(model, &params.prompt);
+                let mut reply = ReplyPlan {
+                    extra_stops: params.additional_stops.clone(),
+                    preserved: params.preserved_tokens.clone(),
+                    ..ReplyPlan::default()
+                };
+                if use_generic {
+                    reply.grammar = Some(GrammarPlan::eager(generic::grammar(
+                        &request.tools,
+                        request.tool_choice,
+                    )?));
+                    reply.reading = Reading::Generic;
+                } else if let Some(gbnf) = &request.grammar {
+                    reply.grammar = Some(GrammarPlan::eager(gbnf.clone()));
+                } else {
+                    if !params.grammar.is_empty() {
+                        reply.grammar = Some(GrammarPlan {
+                            gbnf: params.grammar.clone(),
+                            lazy: params.grammar_lazy,
+                            trigger_patterns: params
+                                .grammar_triggers
+                                .iter()
+                                .filter_map(|t| t.pattern())
+                                .collect(),
+                            trigger_tokens: params
+                                .grammar_triggers
+                                .iter()
+                                .filter(|t| t.kind == 0)
+                                .map(|t| t.token)
+                                .collect(),
+                            prefill: if params.grammar_lazy {
+                                String::new()
+                            } else {
+                                params.generation_prompt.clone()
+                            },
+                        });
+                    } else if let Some(schema) = &request.json_schema {
+                        // A template route that made no grammar for the schema.
+                        reply.grammar = Some(GrammarPlan::eager(json_schema_to_grammar(schema)?));
+                    }
+                    let structured = offered || request.json_schema.is_some() || params.supports_thinking;
+                    if structured {
+                        reply.reading = Reading::Template(Box::new(params));
+                    }
+                }
+                Ok(Rendered { text, reply })
+            }
+            ChatFormat::Builtin { template, source, .. } => {
+                // Built-in templates know only system, user and assistant turns.
+                let messages = generic::rewrite_messages(
+                    messages,
+                    if offered { &request.tools } else { &[] },
+                    request.tool_choice,
+                );
+                let chat = messages
+                    .iter()
+                    .map(|m| LlamaChatMessage::new(m.role.as_str().to_owned(), m.content.clone()))
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| Error::invalid(format!("message cannot be formatted: {e}")))?;
+                let text = model
+                    .apply_chat_template(template, &chat, open_reply)
+                    .map_err(|e| {
+                        Error::invalid(format!(
+                            "the chat template ({source}) cannot be applied by llama.cpp ({e}); set \
+                             chat_template to a built-in name such as \"chatml\" in the engine \
+                             options, or send a raw prompt"
+                        ))
+                    })?;
+                let mut reply = ReplyPlan::default();
+                if offered {
+                    reply.grammar = Some(GrammarPlan::eager(generic::grammar(
+                        &request.tools,
+                        request.tool_choice,
+                    )?));
+                    reply.reading = Reading::Generic;
+                } else {
+                    reply.grammar = plain_grammar(request)?;
+                }
+                Ok(Rendered { text, reply })
+            }
+        }
+    }
+}
+
+/// The grammar of a request that is not read as a template's format: its GBNF, or its JSON
+/// Schema's.
+pub(crate) fn plain_grammar(request: &Request) -> Result<Option<GrammarPlan>> {
+    Ok(match (&request.grammar, &request.json_schema) {
+        (Some(gbnf), _) => Some(GrammarPlan::eager(gbnf.clone())),
+        (None, Some(schema)) => Some(GrammarPlan::eager(json_schema_to_grammar(schema)?)),
+        (None, None) => None,
+    })
+}
+
+/// Jinja templates use `{{ }}` or `{% %}`; built-in names and llama.cpp's recognised
+/// template texts are matched by llama.cpp itself.
+fn looks_like_jinja(text: &str) -> bool {
+    text.contains("{{") || text.contains("{%")
+}
+
+/// The tokenizer adds BOS where the vocabulary says so; a template that also writes it
+/// would double it (llama.cpp's server strips it the same way).
+fn strip_bos(model: &LlamaModel, prompt: &str) -> String {
+    if let Some(bos) = bos_text(model) {
+        if let Some(rest) = prompt.strip_prefix(bos.as_str()) {
+            return rest.to_owned();
+        }
+    }
+    prompt.to_owned()
+}
+
+/// The BOS token's text when the tokenizer adds it to every prompt.
+pub(crate) fn bos_text(model: &LlamaModel) -> Option<String> {
+    let vocab = model.vocab();
+    if !vocab.should_add_bos() {
+        return None;
+    }
+    let mut piece = Vec::new();
+    vocab.token_to_piece_into(vocab.bos(), &mut piece, true, None);
+    String::from_utf8(piece).ok().filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Role;
+
+    #[test]
+    fn jinja_is_told_from_names() {
+        assert!(looks_like_jinja("{% for m in messages %}{{ m.content }}{% endfor %}"));
+        assert!(!looks_like_jinja("chatml"));
+        assert!(!looks_like_jinja("gemma"));
+    }
+
+    #[test]
+    fn user_turns_are_not_rewritten_without_tools() {
+        let m = vec![Message::new(Role::User, "hi")];
+        assert_eq!(generic::rewrite_messages(&m, &[], ToolChoice::Auto), m);
     }
 }

@@ -9,6 +9,8 @@ pub enum FinishReason {
     Length,
     /// The consumer asked to stop (the token callback returned non-zero).
     Callback,
+    /// The reply ended in tool calls.
+    ToolCalls,
 }
 
 /// What a request cost and why it ended.

@@ -33,6 +33,10 @@ pub(crate) enum Command {
         request: Request,
         reply: std::sync::mpsc::Sender<Result<u32>>,
     },
+    ApplyTemplate {
+        request: Request,
+        reply: std::sync::mpsc::Sender<Result<String>>,
+    },
     Reset {
         reply: std::sync::mpsc::Sender<Result<()>>,
     },
@@ -212,6 +216,9 @@ pub(crate) fn run(
                 Command::Embed { texts, reply } => {
                     let _ = reply.send(guarded(|| loaded.embed(&texts)));
                 }
+                Command::ApplyTemplate { request, reply } => {
+                    let _ = reply.send(guarded(|| loaded.apply_template(&request)));
+                }
                 Command::Nudge => {}
                 Command::Shutdown => break 'serve,
                 barrier if !scheduler.is_idle() => {
@@ -296,6 +303,9 @@ fn fail_unrun(command: Command) {
             });
         }
         Command::CountTokens { reply, .. } => {
+            let _ = reply.send(Err(shut()));
+        }
+        Command::ApplyTemplate { reply, .. } => {
             let _ = reply.send(Err(shut()));
         }
         Command::Reset { reply } => {

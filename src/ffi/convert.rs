@@ -5,13 +5,14 @@ use std::ffi::c_char;
 use std::path::PathBuf;
 
 use super::boundary::{optional_str, required_str, Failure};
-use super::enums::rigllama_context_overflow;
+use super::enums::{rigllama_context_overflow, rigllama_reasoning, rigllama_tool_choice};
 use super::structs::{
     read_input, rigllama_engine_options, rigllama_request, RIGLLAMA_MAX_TOKENS_UNLIMITED,
     RIGLLAMA_SEED_RANDOM,
 };
 use crate::engine::{
-    ContextOverflow, EngineOptions, Error, Message, Prompt, Request, Role, Sampling,
+    ContextOverflow, EngineOptions, Error, Message, Prompt, ReasoningMode, Request, Role,
+    Sampling, Tool, ToolChoice,
 };
 
 pub(crate) unsafe fn engine_options(
@@ -74,7 +75,7 @@ pub(crate) unsafe fn request(request: *const rigllama_request) -> Result<Request
     let prompt = match raw.raw_prompt {
         0 => {
             let mut messages = match &messages_json {
-                Some(json) => parse_messages(json)?,
+                Some(json) => Message::parse_openai_list(json)?,
                 None => Vec::new(),
             };
             if let Some(system) = system {
@@ -137,6 +138,36 @@ pub(crate) unsafe fn request(request: *const rigllama_request) -> Result<Request
         },
         stop,
         priority: raw.priority,
+        grammar: unsafe { optional_str(raw.grammar, "request->grammar") }?,
+        json_schema: unsafe { optional_str(raw.json_schema, "request->json_schema") }?,
+        tools: match unsafe { optional_str(raw.tools_json, "request->tools_json") }? {
+            Some(json) => Tool::parse_openai_list(&json)?,
+            None => Vec::new(),
+        },
+        tool_choice: match rigllama_tool_choice::from_repr(raw.tool_choice) {
+            Some(rigllama_tool_choice::Auto) => ToolChoice::Auto,
+            Some(rigllama_tool_choice::None) => ToolChoice::None,
+            Some(rigllama_tool_choice::Required) => ToolChoice::Required,
+            None => {
+                return Err(Error::invalid(format!(
+                    "tool_choice {} is not a RIGLLAMA_TOOL_CHOICE_* value (0 AUTO, 1 NONE, 2 REQUIRED)",
+                    raw.tool_choice
+                ))
+                .into())
+            }
+        },
+        reasoning: match rigllama_reasoning::from_repr(raw.reasoning) {
+            Some(rigllama_reasoning::Auto) => ReasoningMode::Auto,
+            Some(rigllama_reasoning::Off) => ReasoningMode::Off,
+            Some(rigllama_reasoning::On) => ReasoningMode::On,
+            None => {
+                return Err(Error::invalid(format!(
+                    "reasoning {} is not a RIGLLAMA_REASONING_* value (0 AUTO, 1 OFF, 2 ON)",
+                    raw.reasoning
+                ))
+                .into())
+            }
+        },
     };
     request.validate()?;
     Ok(request)
@@ -169,54 +200,4 @@ unsafe fn stop_strings(stop: *const *const c_char, n_stop: usize) -> Result<Vec<
             unsafe { required_str(entry, &format!("request->stop[{i}]")) }
         })
         .collect()
-}
-
-fn parse_messages(json: &str) -> Result<Vec<Message>, Failure> {
-    let invalid = |message: String| -> Failure { Error::invalid(message).into() };
-    let value: serde_json::Value = serde_json::from_str(json)
-        .map_err(|e| invalid(format!("messages_json is not valid JSON: {e}")))?;
-    let items = value
-        .as_array()
-        .ok_or_else(|| invalid("messages_json must be a JSON array of messages".into()))?;
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let role = item
-                .get("role")
-                .and_then(|r| r.as_str())
-                .ok_or_else(|| invalid(format!("messages_json[{i}] has no string \"role\"")))?;
-            let role = Role::parse(role).ok_or_else(|| {
-                invalid(format!(
-                    "messages_json[{i}].role is \"{role}\"; use system, user or assistant"
-                ))
-            })?;
-            let content = item
-                .get("content")
-                .and_then(|c| c.as_str())
-                .ok_or_else(|| invalid(format!("messages_json[{i}].content must be a string")))?;
-            Ok(Message::new(role, content))
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn messages_json_errors_name_the_item() {
-        let err = |json: &str| match parse_messages(json) {
-            Err(_) => (),
-            Ok(m) => panic!("accepted {json}: {m:?}"),
-        };
-        err("not json");
-        err("{}");
-        err(r#"[{"role":"robot","content":"x"}]"#);
-        err(r#"[{"role":"user","content":5}]"#);
-        let ok = parse_messages(r#"[{"role":"user","content":"hi"}]"#)
-            .ok()
-            .unwrap();
-        assert_eq!(ok, vec![Message::new(Role::User, "hi")]);
-    }
 }

@@ -101,6 +101,62 @@ pub unsafe extern "C" fn rigllama_engine_complete(
     })
 }
 
+/// Generates the whole reply and returns it as the assistant's message, OpenAI's shape (free
+/// with `rigllama_string_free`):
+/// `{"role":"assistant","content":"..."|null,"reasoning_content":"..." (when any),
+/// "tool_calls":[{"id":"...","type":"function","function":{"name":"...","arguments":"{...}"}}]
+/// (when any)}`. Content is null only when the reply is tool calls alone. Arguments are JSON
+/// text, valid against the tool's parameters schema whenever `tool_choice` is REQUIRED.
+/// Append the message to `messages_json` (and a tool message per call) for the next turn.
+/// `*out_message_json` is NULL on failure; `out_usage` may be NULL.
+#[no_mangle]
+pub unsafe extern "C" fn rigllama_engine_chat(
+    engine: *mut rigllama_engine,
+    request: *const rigllama_request,
+    out_message_json: *mut *mut c_char,
+    out_usage: *mut rigllama_usage,
+) -> rigllama_status {
+    boundary(|| unsafe {
+        let out = out_message_json
+            .as_mut()
+            .ok_or_else(|| Failure::null("out_message_json"))?;
+        *out = std::ptr::null_mut();
+        let engine = engine_ref(engine)?.clone();
+        let request = convert::request(request)?;
+        check_usage_out(out_usage)?;
+        let (message, usage) = engine.chat(request)?;
+        let json = CString::new(message.to_openai_json().to_string())
+            .map_err(|_| Error::Internal("reply JSON contained NUL".into()))?;
+        if !out_usage.is_null() {
+            write_usage(out_usage, &usage)?;
+        }
+        *out = json.into_raw();
+        Ok(())
+    })
+}
+
+/// The exact text the model would be given for `request` (chat template applied, tools
+/// rendered; the BOS token's text first when the model's tokenizer adds one), without
+/// running it. Free with `rigllama_string_free`; NULL on failure.
+#[no_mangle]
+pub unsafe extern "C" fn rigllama_engine_apply_template(
+    engine: *mut rigllama_engine,
+    request: *const rigllama_request,
+    out_prompt: *mut *mut c_char,
+) -> rigllama_status {
+    boundary(|| unsafe {
+        let out = out_prompt.as_mut().ok_or_else(|| Failure::null("out_prompt"))?;
+        *out = std::ptr::null_mut();
+        let engine = engine_ref(engine)?.clone();
+        let request = convert::request(request)?;
+        let prompt = engine.apply_template(request)?;
+        *out = CString::new(prompt.replace('\0', ""))
+            .map_err(|_| Error::Internal("prompt contained NUL".into()))?
+            .into_raw();
+        Ok(())
+    })
+}
+
 /// Generates the reply, calling `on_token` with each new piece on this thread (see
 /// `rigllama_token_callback`). Returns when generation ends; CANCELLED if
 /// `rigllama_engine_cancel` or destroy stopped it. `out_usage` may be NULL.
@@ -217,7 +273,10 @@ pub unsafe extern "C" fn rigllama_engine_count_tokens(
 
 /// `*out_json` receives a JSON object describing the engine (free with
 /// `rigllama_string_free`): model_path, architecture, n_ctx, n_ctx_train, n_batch, n_vocab,
-/// n_params, n_threads, n_gpu_layers, chat_template, chat_template_source, n_embd (the length
+/// n_params, n_threads, n_gpu_layers, chat_template, chat_template_source ("options", "gguf",
+/// "built-in for architecture" or "none"), chat_template_engine ("jinja": rendered by
+/// llama.cpp's Jinja engine with tools and reasoning; "built-in": one of llama.cpp's fixed
+/// templates, tools in the generic JSON format; "none"), n_embd (the length
 /// of `rigllama_engine_embed`'s vectors), context_overflow ("fail" or "shift") and can_shift
 /// (whether SHIFT moves the kept turns in the cache, else evaluates them again), n_seq.
 #[no_mangle]

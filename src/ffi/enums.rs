@@ -73,6 +73,8 @@ pub enum rigllama_finish_reason {
     Length = 1,
     /// The token callback returned non-zero.
     Callback = 2,
+    /// v0.2. The reply ended in tool calls (see `rigllama_engine_chat` and TOOL_CALL events).
+    ToolCalls = 3,
 }
 
 impl From<FinishReason> for rigllama_finish_reason {
@@ -81,6 +83,7 @@ impl From<FinishReason> for rigllama_finish_reason {
             FinishReason::Stop => Self::Stop,
             FinishReason::Length => Self::Length,
             FinishReason::Callback => Self::Callback,
+            FinishReason::ToolCalls => Self::ToolCalls,
         }
     }
 }
@@ -91,12 +94,43 @@ impl From<FinishReason> for rigllama_finish_reason {
 pub enum rigllama_event_kind {
     /// Nothing new yet.
     None = 0,
-    /// A piece of text.
+    /// A piece of the reply's content.
     Text = 1,
     /// Finished; `rigllama_job_usage` has the usage.
     Done = 2,
     /// Failed or cancelled; `status` and `message` say why.
     Error = 3,
+    /// v0.2. A piece of the model's reasoning (thinking), never part of the content.
+    Reasoning = 4,
+    /// v0.2. One whole tool call: `text` is `{"id":"...","name":"...","arguments":{...}}`.
+    ToolCall = 5,
+}
+
+/// Whether the model may call the request's tools (`rigllama_request.tool_choice`).
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::FromRepr)]
+pub enum rigllama_tool_choice {
+    /// The model decides; a call it starts is kept well-formed by a grammar that switches on
+    /// at the format's trigger.
+    Auto = 0,
+    /// The tools are not offered.
+    None = 1,
+    /// At least one call, constrained so its arguments are valid against the tool's
+    /// parameters schema (even a small model produces a valid call).
+    Required = 2,
+}
+
+/// The chat template's thinking switch (`rigllama_request.reasoning`).
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::FromRepr)]
+pub enum rigllama_reasoning {
+    /// As llama-server: the template's `enable_thinking` is true (templates without the
+    /// switch ignore it).
+    Auto = 0,
+    /// `enable_thinking` false: thinking disabled where the template supports it.
+    Off = 1,
+    /// `enable_thinking` true.
+    On = 2,
 }
 
 /// What happens when a conversation outgrows the context window

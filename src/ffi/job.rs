@@ -32,9 +32,16 @@ struct JobState {
     usage: Option<Usage>,
 }
 
+impl JobState {
+    fn set_text(&mut self, text: String) {
+        // Engine text never holds NUL (it is dropped on the way out of the model; JSON escapes it).
+        self.text = CString::new(text).unwrap_or_default();
+    }
+}
+
 /// One event of a job. `text` and `message` are borrowed until the next poll or free of the
-/// job. Events come in order: TEXT*, then exactly one DONE or ERROR, which later polls
-/// return again.
+/// job. Events come in order: TEXT, REASONING and TOOL_CALL events as the reply has them,
+/// then exactly one DONE or ERROR, which later polls return again.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct rigllama_event {
@@ -133,9 +140,20 @@ pub unsafe extern "C" fn rigllama_job_poll(
         match event {
             None => {}
             Some(Event::Text { text, .. }) => {
-                // Engine text never holds NUL (it is dropped on the way out of the model).
-                state.text = CString::new(text).unwrap_or_default();
+                state.set_text(text);
                 out.kind = rigllama_event_kind::Text;
+                out.text = state.text.as_ptr();
+                out.text_len = state.text.as_bytes().len();
+            }
+            Some(Event::Reasoning { text, .. }) => {
+                state.set_text(text);
+                out.kind = rigllama_event_kind::Reasoning;
+                out.text = state.text.as_ptr();
+                out.text_len = state.text.as_bytes().len();
+            }
+            Some(Event::ToolCall(call)) => {
+                state.set_text(call.to_event_json().to_string());
+                out.kind = rigllama_event_kind::ToolCall;
                 out.text = state.text.as_ptr();
                 out.text_len = state.text.as_bytes().len();
             }

@@ -7,7 +7,10 @@ use std::ffi::{c_char, c_void};
 use std::mem::size_of;
 
 use super::boundary::{boundary, Failure};
-use super::enums::{rigllama_context_overflow, rigllama_finish_reason, rigllama_status};
+use super::enums::{
+    rigllama_context_overflow, rigllama_finish_reason, rigllama_reasoning, rigllama_status,
+    rigllama_tool_choice,
+};
 use crate::engine::{Error, Usage};
 
 /// Load progress, called on the thread that called `rigllama_engine_create` or
@@ -89,8 +92,11 @@ pub struct rigllama_request {
     /// Optional system turn. Invalid together with a system message in `messages_json`.
     pub system_prompt: *const c_char,
     /// Optional conversation: `[{"role":"system|user|assistant","content":"..."}]` (content a
-    /// string; only the first turn may be a system turn). `prompt`, if also set, is appended
-    /// as the last user turn. The conversation must end with a user turn.
+    /// string; only the first turn may be a system turn). v0.2: also an assistant turn with
+    /// `"tool_calls":[{"id":"...","type":"function","function":{"name":"...","arguments":
+    /// "{...}"}}]` (content null or absent) and `{"role":"tool","tool_call_id":"...",
+    /// "content":"..."}` (the tool's result). `prompt`, if also set, is appended as the last
+    /// user turn. The conversation must end with a user or tool turn.
     pub messages_json: *const c_char,
     /// Optional stop strings (`n_stop` of them). A stop string and everything after it are
     /// never emitted. NULL entries or "" are invalid.
@@ -101,6 +107,23 @@ pub struct rigllama_request {
     /// higher priority than a running one takes its place: the running one pauses, its KV
     /// cache kept, and resumes after, losing nothing. Ties: arrival order.
     pub priority: i32,
+    /// v0.2. Optional GBNF grammar (llama.cpp's format, start rule `root`) the reply must
+    /// match. Invalid GBNF is refused with the parser's reason before decoding. Not with
+    /// `json_schema`, nor with tools the model may call.
+    pub grammar: *const c_char,
+    /// v0.2. Optional JSON Schema: the reply is one JSON value valid against it (through a
+    /// grammar made from it). Not with `grammar`, nor with tools the model may call.
+    pub json_schema: *const c_char,
+    /// v0.2. Optional tools, OpenAI's shape:
+    /// `[{"type":"function","function":{"name":"...","description":"...","parameters":{JSON
+    /// Schema}}}, ...]`. Rendered by the chat template's own tool format (or the generic JSON
+    /// format for templates without one); the calls come back as `tool_calls` in
+    /// `rigllama_engine_chat`, TOOL_CALL job events and finish reason TOOL_CALLS.
+    pub tools_json: *const c_char,
+    /// v0.2. One of `RIGLLAMA_TOOL_CHOICE_*`; default AUTO.
+    pub tool_choice: i32,
+    /// v0.2. One of `RIGLLAMA_REASONING_*`; default AUTO.
+    pub reasoning: i32,
 }
 
 /// What a request cost and why it ended. Written by the library, field by field, only as far
@@ -265,6 +288,11 @@ versioned_struct!(input rigllama_request {
     stop: std::ptr::null(),
     n_stop: 0,
     priority: 0,
+    grammar: std::ptr::null(),
+    json_schema: std::ptr::null(),
+    tools_json: std::ptr::null(),
+    tool_choice: rigllama_tool_choice::Auto as i32,
+    reasoning: rigllama_reasoning::Auto as i32,
 });
 
 versioned_struct!(output rigllama_usage {

@@ -14,23 +14,31 @@
 //! The wire's payload is the engine's own [`Request`], built from Rig's `CompletionRequest`
 //! by [`engine_request`]; the transport submits it and turns the job's events into frames.
 //! Dropping a Rig stream drops the job, which cancels the request in the engine.
+//!
+//! Tools, tool calls and results in the history, `tool_choice`, `output_schema` (a JSON
+//! Schema the reply is constrained to) and the reasoning switch all reach the engine; the
+//! reply's reasoning and tool calls come back as Rig's reasoning and call blocks, so a
+//! `rig_agent` agent runs its tool loop on a local model.
 
 use futures::StreamExt;
 use rig_core::completion::options::{Mapping, OptionFields, OptionMap};
 use rig_core::completion::{
-    Accepts, CompletionRequest, FinishReason as RigFinishReason, LaterSystem, Media, ReplayTarget,
-    Usage as RigUsage,
+    Accepts, CompletionRequest, FinishReason as RigFinishReason, LaterSystem, Media,
+    Reasoning as RigReasoning, ReplayTarget, ToolDefinition, Usage as RigUsage,
 };
 use rig_core::driver::{Exchange, Opened, Opening, Transport};
 use rig_core::error::{EncodeError, ProviderError};
-use rig_core::message::{Api, AssistantContent, Message as RigMessage, UserContent};
+use rig_core::message::{
+    Api, AssistantContent, CallId, Message as RigMessage, ToolChoice as RigToolChoice, ToolName,
+    ToolResult, ToolResultContent, UserContent,
+};
 use rig_core::operation::{Block, Completion, Finish};
 use rig_core::wire::document::{Reassemble, Serves};
 use rig_core::wire::{Decoder, Descriptor, Flow, Mode, Out, Wire, WireEvent};
 
 use crate::engine::{
-    Engine, Error, Event, FinishReason, Message, Prompt, Request, Role, Sampling, Usage,
-    DEFAULT_MAX_TOKENS,
+    Engine, Error, Event, FinishReason, Message, Prompt, ReasoningMode, Request, Role, Sampling,
+    Tool, ToolCall, ToolChoice, Usage, DEFAULT_MAX_TOKENS,
 };
 
 mod embedding;
@@ -96,11 +104,14 @@ impl ReplayTarget for CompletionWire {
         Accepts::TEXT
     }
 
+    /// No media: the engine reads text. Rig's history adapter then sends a text document as
+    /// its text and replaces other media with a placeholder saying it was left out.
     fn encodes(&self, _model: &str, _media: Media<'_>) -> bool {
-        true
+        false
     }
 
-    /// Honoured: top_p, seed, stop. Everything else is refused, not silently ignored.
+    /// Honoured: reasoning (the template's thinking switch), parallel tool calls, top_p,
+    /// seed, stop. Everything else is refused, not silently ignored.
     fn map_options(&self, _request: &CompletionRequest, fields: OptionFields<'_>) -> OptionMap {
         let OptionFields {
             reasoning,
@@ -113,17 +124,29 @@ impl ReplayTarget for CompletionWire {
             stop,
         } = fields;
         OptionMap {
-            reasoning: Mapping::of(reasoning, refuse("rigllama has no reasoning control")),
+            // engine_request reads the option itself into the request's ReasoningMode.
+            reasoning: Mapping::of(reasoning, |reasoning| match reasoning {
+                RigReasoning::Off => Mapping::Omit("turns the template's thinking off"),
+                RigReasoning::Budget { .. } => Mapping::unsupported(
+                    "rigllama cannot cap reasoning tokens; ask for an effort level or Off",
+                ),
+                // Every effort level is the same switch: templates offer on or off.
+                _ => Mapping::Omit("turns the template's thinking on"),
+            }),
             cache: Mapping::of(
                 cache,
                 refuse("the KV prefix cache is automatic; reset it with Engine::reset"),
             ),
             service_tier: Mapping::of(service_tier, refuse("a local model has no service tiers")),
             verbosity: Mapping::of(verbosity, refuse("rigllama has no verbosity control")),
-            parallel_tool_calls: Mapping::of(
-                parallel_tool_calls,
-                refuse("rigllama does not call tools"),
-            ),
+            parallel_tool_calls: Mapping::of(parallel_tool_calls, |parallel| {
+                if parallel {
+                    Mapping::Omit("the engine lets a reply hold several tool calls")
+                } else {
+                    // Its tool-call grammar takes one call or more; it cannot stop at one.
+                    Mapping::unsupported("rigllama cannot limit a reply to one tool call")
+                }
+            }),
             top_p: Mapping::of(top_p, |_| Mapping::Omit("applied by the engine's sampler")),
             seed: Mapping::of(seed, |_| Mapping::Omit("seeds the engine's sampler")),
             stop: Mapping::of_stop(stop, |_| Mapping::Omit("applied by the engine")),
@@ -136,6 +159,16 @@ impl ReplayTarget for CompletionWire {
 
     fn later_system(&self, _model: &str) -> LaterSystem {
         LaterSystem::Leading
+    }
+
+    /// Reasoning is never sent back (templates drop earlier turns' thinking), so a turn of
+    /// reasoning alone carries nothing and Rig's history adapter leaves it out.
+    fn sends_alone(&self, block: &AssistantContent) -> bool {
+        match block {
+            AssistantContent::Text(text) => !text.text.is_empty(),
+            AssistantContent::ToolCall(_) => true,
+            _ => false,
+        }
     }
 }
 
@@ -168,12 +201,6 @@ impl Wire for CompletionWire {
 
 /// Builds the engine's request from Rig's, refusing what the engine cannot do.
 pub fn engine_request(request: &CompletionRequest) -> Result<Request, String> {
-    if !request.tools.is_empty() {
-        return Err("rigllama does not call tools; remove the tools from the request".into());
-    }
-    if request.output_schema.is_some() {
-        return Err("rigllama does not constrain output to a JSON schema".into());
-    }
     if request
         .additional_params
         .as_ref()
@@ -185,37 +212,16 @@ pub fn engine_request(request: &CompletionRequest) -> Result<Request, String> {
     for (index, message) in request.chat_history.iter().enumerate() {
         match message {
             RigMessage::System { content } => messages.push(Message::new(Role::System, content)),
-            RigMessage::User { content } => {
-                let text = content
-                    .iter()
-                    .map(|part| match part {
-                        UserContent::Text(text) => Ok(text.text.as_str()),
-                        _ => Err(format!(
-                            "user message {index} has non-text content; rigllama reads text only"
-                        )),
-                    })
-                    .collect::<Result<Vec<_>, _>>()?
-                    .concat();
-                messages.push(Message::new(Role::User, text));
-            }
+            RigMessage::User { content } => push_user_turns(&mut messages, index, content)?,
             RigMessage::Assistant(assistant) => {
-                let text = assistant
-                    .content
-                    .iter()
-                    .map(|part| match part {
-                        AssistantContent::Text(text) => Ok(text.text.as_str()),
-                        _ => Err(format!(
-                            "assistant message {index} has non-text content; rigllama reads text only"
-                        )),
-                    })
-                    .collect::<Result<Vec<_>, _>>()?
-                    .concat();
-                messages.push(Message::new(Role::Assistant, text));
+                messages.push(assistant_turn(index, &assistant.content)?)
             }
         }
     }
     if let Some(documents) = request.normalized_documents() {
         // Documents go in front of the first non-system turn, as Rig's own providers do.
+        // (Through `Model::call` Rig has already put them in the history; this is for callers
+        // of engine_request itself.)
         let RigMessage::User { content } = documents else {
             unreachable!("normalized documents are a user message")
         };
@@ -238,7 +244,31 @@ pub fn engine_request(request: &CompletionRequest) -> Result<Request, String> {
             _ => messages.insert(at, Message::new(Role::User, text)),
         }
     }
+    let (tools, tool_choice) = engine_tools(&request.tools, request.tool_choice.as_ref())?;
+    let json_schema = request
+        .output_schema
+        .as_ref()
+        .map(|schema| {
+            serde_json::to_string(schema)
+                .map_err(|e| format!("the output_schema does not serialize: {e}"))
+        })
+        .transpose()?;
+    if json_schema.is_some() && !tools.is_empty() && tool_choice != ToolChoice::None {
+        // The schema's grammar would keep the model from calling the tools.
+        return Err(
+            "rigllama cannot hold a reply to output_schema while it may call tools; \
+                    set tool_choice None, or ask for the structured answer without tools"
+                .into(),
+        );
+    }
     let options = &request.options;
+    let reasoning = match options.reasoning {
+        None => ReasoningMode::Auto,
+        Some(RigReasoning::Off) => ReasoningMode::Off,
+        // An effort level or a budget: thinking on (map_options refuses a budget it cannot
+        // keep before a request gets here).
+        Some(_) => ReasoningMode::On,
+    };
     let seed = options
         .seed
         .map(|seed| {
@@ -265,9 +295,142 @@ pub fn engine_request(request: &CompletionRequest) -> Result<Request, String> {
         },
         stop: options.stop.clone(),
         priority: 0,
+        grammar: None,
+        json_schema,
+        tools,
+        tool_choice,
+        reasoning,
     };
     request.validate().map_err(|e| e.to_string())?;
     Ok(request)
+}
+
+/// One Rig user message as engine turns, in its order: each tool result its own tool turn,
+/// and each run of text between them one user turn (its parts a line apart).
+fn push_user_turns(
+    messages: &mut Vec<Message>,
+    index: usize,
+    content: &[UserContent],
+) -> Result<(), String> {
+    fn flush(messages: &mut Vec<Message>, text: &mut Vec<&str>) {
+        if !text.is_empty() {
+            messages.push(Message::new(Role::User, text.join("\n")));
+            text.clear();
+        }
+    }
+    let mut text: Vec<&str> = Vec::new();
+    for part in content {
+        match part {
+            UserContent::Text(part) => text.push(part.text.as_str()),
+            UserContent::ToolResult(result) => {
+                flush(messages, &mut text);
+                messages.push(tool_turn(index, result)?);
+            }
+            _ => {
+                return Err(format!(
+                    "user message {index} has non-text content; rigllama reads text only"
+                ))
+            }
+        }
+    }
+    flush(messages, &mut text);
+    Ok(())
+}
+
+/// A tool result as the tool turn answering its call. Text and JSON parts are its content,
+/// a line apart, as Rig's history adapter joins them.
+fn tool_turn(index: usize, result: &ToolResult) -> Result<Message, String> {
+    let content = result
+        .content
+        .iter()
+        .map(|part| match part {
+            ToolResultContent::Text(text) => Ok(text.text.clone()),
+            ToolResultContent::Json { value } => Ok(value.to_string()),
+            ToolResultContent::Image(_) => Err(format!(
+                "the result of tool {} in message {index} holds an image; rigllama reads text only",
+                result.name
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()?
+        .join("\n");
+    Ok(Message::tool_result(
+        result.call.wire().into_owned(),
+        Some(result.name.to_string()),
+        content,
+    ))
+}
+
+/// A Rig assistant turn as one engine turn: its text, and its tool calls. Its reasoning is
+/// left out: chat templates show the model none of its earlier turns' thinking.
+fn assistant_turn(index: usize, content: &[AssistantContent]) -> Result<Message, String> {
+    let mut text = String::new();
+    let mut calls = Vec::new();
+    for part in content {
+        match part {
+            AssistantContent::Text(part) => text.push_str(&part.text),
+            AssistantContent::ToolCall(call) => calls.push(ToolCall::new(
+                call.id.wire().into_owned(),
+                call.function.name.as_str(),
+                call.function.arguments_value().to_string(),
+            )),
+            AssistantContent::Reasoning(_) => {}
+            _ => {
+                return Err(format!(
+                    "assistant message {index} has content other than text, reasoning and tool \
+                     calls; rigllama reads text only"
+                ))
+            }
+        }
+    }
+    Ok(if calls.is_empty() {
+        Message::new(Role::Assistant, text)
+    } else {
+        Message::tool_calls(text, calls)
+    })
+}
+
+/// The tools the model is offered and how it must use them. Rig's choice of specific
+/// functions is honoured as the engine's Required over just those tools.
+fn engine_tools(
+    definitions: &[ToolDefinition],
+    choice: Option<&RigToolChoice>,
+) -> Result<(Vec<Tool>, ToolChoice), String> {
+    let tool = |definition: &ToolDefinition| {
+        Tool::new(
+            definition.name.as_str(),
+            definition.description.as_str(),
+            definition.parameters.clone(),
+        )
+    };
+    let (tools, choice): (Vec<Tool>, ToolChoice) = match choice {
+        None | Some(RigToolChoice::Auto) => {
+            (definitions.iter().map(tool).collect(), ToolChoice::Auto)
+        }
+        Some(RigToolChoice::None) => (definitions.iter().map(tool).collect(), ToolChoice::None),
+        Some(RigToolChoice::Required) => {
+            (definitions.iter().map(tool).collect(), ToolChoice::Required)
+        }
+        Some(RigToolChoice::Specific { function_names }) => {
+            if let Some(unknown) = function_names
+                .iter()
+                .find(|name| !definitions.iter().any(|d| d.name == **name))
+            {
+                return Err(format!(
+                    "tool_choice names the function {unknown}, which is not among the request's tools"
+                ));
+            }
+            let named: Vec<Tool> = definitions
+                .iter()
+                .filter(|d| function_names.contains(&d.name))
+                .map(tool)
+                .collect();
+            (named, ToolChoice::Required)
+        }
+    };
+    if choice == ToolChoice::Required && tools.is_empty() {
+        return Err("tool_choice requires a tool call, but the request has no tools".into());
+    }
+    Ok((tools, choice))
 }
 
 /// Writes the engine's events into Rig's completion turn.
@@ -293,6 +456,14 @@ impl<'id> Decoder<'id, Completion, Event> for EventDecoder<'id> {
                 out.run(Block::Text, &text)?;
                 Ok(Flow::More)
             }
+            Event::Reasoning { text, .. } => {
+                out.run(Block::Reasoning { redacted: false }, &text)?;
+                Ok(Flow::More)
+            }
+            Event::ToolCall(call) => {
+                write_call(&mut out, call)?;
+                Ok(Flow::More)
+            }
             Event::Done(usage) => {
                 out.end_run()?;
                 Ok(out.end(Finish {
@@ -300,6 +471,7 @@ impl<'id> Decoder<'id, Completion, Event> for EventDecoder<'id> {
                     reason: Some(match usage.finish_reason {
                         FinishReason::Stop | FinishReason::Callback => RigFinishReason::Stop,
                         FinishReason::Length => RigFinishReason::Length,
+                        FinishReason::ToolCalls => RigFinishReason::ToolCalls,
                     }),
                     ..Finish::default()
                 }))
@@ -308,6 +480,24 @@ impl<'id> Decoder<'id, Completion, Event> for EventDecoder<'id> {
             Event::Failed { error, .. } => Err(provider_error(error)),
         }
     }
+}
+
+/// One whole tool call as Rig's call block. The engine's id is the call's id (Rig has one
+/// id per call, which its result echoes). The engine sends calls whole at the end of the
+/// reply, so the text or reasoning before it is closed first.
+fn write_call(out: &mut Out<'_, Completion>, call: ToolCall) -> Result<(), ProviderError> {
+    // Nothing can answer a call without a name; Rig's own fold drops such calls too.
+    let Ok(name) = ToolName::new(call.name) else {
+        return Ok(());
+    };
+    out.end_run()?;
+    let index = out.fresh_index();
+    let block = Block::Call {
+        id: CallId::from_wire(call.id),
+        name,
+    };
+    // No provider item: the call replays from its canonical fields.
+    out.whole(index, block, serde_json::Value::Null, &call.arguments)
 }
 
 fn rig_usage(usage: &Usage) -> RigUsage {
@@ -327,10 +517,13 @@ fn provider_error(error: Error) -> ProviderError {
     }
 }
 
-/// The reply's provider document (Rig's `raw`): the text and the engine's usage.
+/// The reply's provider document (Rig's `raw`): the text, the reasoning, the tool calls
+/// (`{"id","name","arguments":{..}}`) and the engine's usage.
 #[derive(Debug, Default)]
 pub struct ReplyDocument {
     text: String,
+    reasoning: String,
+    tool_calls: Vec<serde_json::Value>,
     usage: Option<serde_json::Value>,
 }
 
@@ -340,6 +533,8 @@ impl Reassemble<Event> for ReplyDocument {
     fn absorb(&mut self, event: &Event) {
         match event {
             Event::Text { text, .. } => self.text.push_str(text),
+            Event::Reasoning { text, .. } => self.reasoning.push_str(text),
+            Event::ToolCall(call) => self.tool_calls.push(call.to_event_json()),
             Event::Done(usage) => {
                 self.usage = Some(serde_json::json!({
                     "prompt_tokens": usage.prompt_tokens,
@@ -355,7 +550,12 @@ impl Reassemble<Event> for ReplyDocument {
     }
 
     fn finish(self) -> serde_json::Value {
-        serde_json::json!({ "text": self.text, "usage": self.usage })
+        serde_json::json!({
+            "text": self.text,
+            "reasoning": self.reasoning,
+            "tool_calls": self.tool_calls,
+            "usage": self.usage,
+        })
     }
 }
 
@@ -377,11 +577,194 @@ impl Transport<CompletionWire> for EngineTransport {
                 match job.next().await {
                     Event::Failed { error, .. } => Some((Err(provider_error(error)), None)),
                     done @ Event::Done(_) => Some((Ok(done), None)),
-                    text => Some((Ok(text), Some(job))),
+                    event => Some((Ok(event), Some(job))),
                 }
             })
             .boxed();
             Ok(Opened::new(frames))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rig_core::message::{AssistantMessage, ToolCall as RigToolCall, ToolFunction};
+    use serde_json::json;
+
+    fn add_tool() -> ToolDefinition {
+        ToolDefinition::new(
+            ToolName::new("add").unwrap(),
+            "Adds two integers",
+            json!({
+                "type": "object",
+                "properties": { "a": { "type": "integer" }, "b": { "type": "integer" } },
+                "required": ["a", "b"],
+            }),
+        )
+    }
+
+    fn sub_tool() -> ToolDefinition {
+        ToolDefinition::new(
+            ToolName::new("sub").unwrap(),
+            "Subtracts",
+            json!({ "type": "object" }),
+        )
+    }
+
+    fn add_call() -> RigToolCall {
+        RigToolCall::from_wire(
+            "call_1",
+            ToolFunction::new(ToolName::new("add").unwrap(), json!({ "a": 2, "b": 3 })),
+        )
+    }
+
+    /// A whole tool round as a later request carries it: the tools, the assistant's call
+    /// (after its reasoning), and the call's result.
+    #[test]
+    fn tools_calls_and_results_reach_the_engine() {
+        let call = add_call();
+        let result = call.result(vec![ToolResultContent::text("5")]);
+        let request = CompletionRequest::new(RigMessage::tool_results(vec![result]))
+            .preamble("Use the tools.")
+            .messages([
+                RigMessage::user("What is 2 + 3?"),
+                RigMessage::Assistant(AssistantMessage::new(vec![
+                    AssistantContent::reasoning("I should add."),
+                    AssistantContent::ToolCall(call),
+                ])),
+            ])
+            .tool(add_tool())
+            .tool_choice(RigToolChoice::Required)
+            .reasoning(RigReasoning::Off);
+        let engine = engine_request(&request).unwrap();
+        let Prompt::Chat(messages) = &engine.prompt else {
+            panic!("a chat request")
+        };
+        assert_eq!(
+            messages,
+            &vec![
+                Message::new(Role::System, "Use the tools."),
+                Message::new(Role::User, "What is 2 + 3?"),
+                // The reasoning is not sent back.
+                Message::tool_calls("", vec![ToolCall::new("call_1", "add", r#"{"a":2,"b":3}"#)]),
+                Message::tool_result("call_1", Some("add".into()), "5"),
+            ]
+        );
+        assert_eq!(
+            engine.tools,
+            vec![Tool::new("add", "Adds two integers", add_tool().parameters)]
+        );
+        assert_eq!(engine.tool_choice, ToolChoice::Required);
+        assert_eq!(engine.reasoning, ReasoningMode::Off);
+        assert_eq!(engine.json_schema, None);
+    }
+
+    /// Text after the results (the next prompt, joined to them by Rig's history adapter)
+    /// is a user turn after the tool turns; JSON results are their JSON text.
+    #[test]
+    fn a_user_message_splits_into_tool_turns_and_a_user_turn() {
+        let call = add_call();
+        let result = call.result(vec![ToolResultContent::json(json!({ "sum": 5 }))]);
+        let request = CompletionRequest::new(RigMessage::User {
+            content: vec![
+                UserContent::ToolResult(result),
+                UserContent::text("Thanks!"),
+            ],
+        })
+        .messages([
+            RigMessage::user("What is 2 + 3?"),
+            RigMessage::Assistant(AssistantMessage::new(vec![AssistantContent::ToolCall(
+                call,
+            )])),
+        ])
+        .tool(add_tool());
+        let engine = engine_request(&request).unwrap();
+        let Prompt::Chat(messages) = &engine.prompt else {
+            panic!("a chat request")
+        };
+        let roles: Vec<Role> = messages.iter().map(|m| m.role).collect();
+        assert_eq!(
+            roles,
+            vec![Role::User, Role::Assistant, Role::Tool, Role::User]
+        );
+        assert_eq!(messages[2].content, r#"{"sum":5}"#);
+        assert_eq!(messages[3].content, "Thanks!");
+        assert_eq!(engine.tool_choice, ToolChoice::Auto);
+        assert_eq!(engine.reasoning, ReasoningMode::Auto);
+    }
+
+    #[test]
+    fn an_image_in_a_tool_result_is_refused() {
+        let call = add_call();
+        let result = call.result(vec![ToolResultContent::image_url(
+            "https://example.com/a.png",
+            None,
+            None,
+        )]);
+        let request = CompletionRequest::new(RigMessage::tool_results(vec![result]))
+            .messages([
+                RigMessage::user("Draw it."),
+                RigMessage::Assistant(AssistantMessage::new(vec![AssistantContent::ToolCall(
+                    call,
+                )])),
+            ])
+            .tool(add_tool());
+        let error = engine_request(&request).unwrap_err();
+        assert!(error.contains("image"), "{error}");
+    }
+
+    /// Naming functions narrows the tools to those and makes a call required.
+    #[test]
+    fn a_specific_tool_choice_offers_only_the_named_tools() {
+        let choose = |names: &[&str]| {
+            CompletionRequest::new("Subtract 3 from 5.")
+                .tools(vec![add_tool(), sub_tool()])
+                .tool_choice(RigToolChoice::Specific {
+                    function_names: names.iter().map(|n| ToolName::new(*n).unwrap()).collect(),
+                })
+        };
+        let engine = engine_request(&choose(&["sub"])).unwrap();
+        let names: Vec<&str> = engine.tools.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["sub"]);
+        assert_eq!(engine.tool_choice, ToolChoice::Required);
+        let error = engine_request(&choose(&["mul"])).unwrap_err();
+        assert!(error.contains("mul"), "{error}");
+        let error =
+            engine_request(&CompletionRequest::new("hi").tool_choice(RigToolChoice::Required))
+                .unwrap_err();
+        assert!(error.contains("no tools"), "{error}");
+    }
+
+    #[test]
+    fn the_output_schema_becomes_the_requests_json_schema() {
+        let schema = json!({
+            "type": "object",
+            "properties": { "city": { "type": "string" } },
+            "required": ["city"],
+        });
+        let request = CompletionRequest::new("Name a city.")
+            .output_schema(rig_core::schemars::Schema::try_from(schema.clone()).unwrap());
+        let engine = engine_request(&request).unwrap();
+        let sent: serde_json::Value =
+            serde_json::from_str(engine.json_schema.as_deref().unwrap()).unwrap();
+        assert_eq!(sent, schema);
+
+        // Held to a schema, the model could not call the tools it is offered.
+        let error = engine_request(&request.clone().tool(add_tool())).unwrap_err();
+        assert!(error.contains("output_schema"), "{error}");
+        let engine =
+            engine_request(&request.tool(add_tool()).tool_choice(RigToolChoice::None)).unwrap();
+        assert!(engine.json_schema.is_some());
+        assert_eq!(engine.tool_choice, ToolChoice::None);
+    }
+
+    #[test]
+    fn an_effort_level_turns_thinking_on() {
+        let request = CompletionRequest::new("hi").reasoning(rig_core::completion::Effort::Low);
+        assert_eq!(
+            engine_request(&request).unwrap().reasoning,
+            ReasoningMode::On
+        );
     }
 }

@@ -1,0 +1,264 @@
+// The few entry points rigllama needs from llama.cpp's `common` chat layer (the one
+// llama-server uses): Jinja chat templates, tool-call formats with their grammars and
+// triggers, reasoning and tool-call parsing, JSON Schema to GBNF, and a GBNF check that
+// reports the parser's reason. Everything crosses as JSON text so the Rust side needs no
+// C++ types; every exception is caught here and returned as a message. None of these
+// symbols is exported from librigllama (the cdylib exports only rigllama_*).
+
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "chat.h"
+#include "common.h"
+#include "json-schema-to-grammar.h"
+#include "log.h"
+#include "llama-grammar.h"
+
+using json = common_json;
+
+namespace {
+
+char * dup_string(const std::string & s) {
+    char * out = static_cast<char *>(std::malloc(s.size() + 1));
+    if (out) {
+        std::memcpy(out, s.data(), s.size());
+        out[s.size()] = '\0';
+    }
+    return out;
+}
+
+void set_error(char ** err, const std::string & message) {
+    if (err) {
+        *err = dup_string(message);
+    }
+}
+
+// `common` logs through its own worker thread to stdout/stderr. A library must not print:
+// pausing the main logger joins that thread and makes it drop messages.
+void silence_common_log() {
+    static std::once_flag once;
+    std::call_once(once, [] { common_log_pause(common_log_main()); });
+}
+
+template <typename F> char * guarded(char ** err, F && body) {
+    try {
+        return body();
+    } catch (const std::exception & e) {
+        set_error(err, e.what());
+    } catch (...) {
+        set_error(err, "unknown C++ exception");
+    }
+    return nullptr;
+}
+
+common_chat_tool_choice parse_tool_choice(const std::string & s) {
+    if (s == "required") {
+        return COMMON_CHAT_TOOL_CHOICE_REQUIRED;
+    }
+    if (s == "none") {
+        return COMMON_CHAT_TOOL_CHOICE_NONE;
+    }
+    return COMMON_CHAT_TOOL_CHOICE_AUTO;
+}
+
+}  // namespace
+
+struct rl_chat {
+    common_chat_templates_ptr templates;
+};
+
+struct rl_chat_parser {
+    common_chat_parser_params params;
+};
+
+extern "C" {
+
+void rl_chat_string_free(char * s) {
+    std::free(s);
+}
+
+// The model's chat templates (`template_override` NULL or "": the GGUF's own, with its
+// `tool_use` variant). `model` may be NULL with a template given (no BOS/EOS then). NULL with
+// *err set when the template does not parse.
+rl_chat * rl_chat_init(const llama_model * model, const char * template_override, char ** err) {
+    silence_common_log();
+    if (!model && (!template_override || !*template_override)) {
+        set_error(err, "no model and no template");  // common would assert
+        return nullptr;
+    }
+    try {
+        auto templates = common_chat_templates_init(model, template_override ? template_override : "");
+        return new rl_chat{ std::move(templates) };
+    } catch (const std::exception & e) {
+        set_error(err, e.what());
+    } catch (...) {
+        set_error(err, "unknown C++ exception");
+    }
+    return nullptr;
+}
+
+void rl_chat_free(rl_chat * chat) {
+    delete chat;
+}
+
+// {"source": "...", "tool_use_source": "..." | "", "caps": {"supports_tool_calls": true, ...}}
+char * rl_chat_info(const rl_chat * chat, char ** err) {
+    return guarded(err, [&] {
+        json caps = json::object();
+        for (const auto & [name, value] : common_chat_templates_get_caps(chat->templates.get())) {
+            caps[name] = value;
+        }
+        json info = {
+            { "source", common_chat_templates_source(chat->templates.get()) },
+            { "tool_use_source", common_chat_templates_source(chat->templates.get(), "tool_use") },
+            { "caps", caps },
+        };
+        return dup_string(info.dump());
+    });
+}
+
+// inputs: {"messages": [OpenAI messages], "tools": [...] | null, "tool_choice": "auto" |
+// "required" | "none", "json_schema": "..." | null, "grammar": "..." | null,
+// "add_generation_prompt": bool, "enable_thinking": bool, "parallel_tool_calls": bool}
+// returns: common_chat_params as JSON (prompt, grammar, lazy triggers, parser, ...).
+char * rl_chat_apply(const rl_chat * chat, const char * inputs_json, char ** err) {
+    return guarded(err, [&] {
+        const json in = json::parse(inputs_json);
+        common_chat_templates_inputs inputs;
+        inputs.messages = common_chat_msgs_parse_oaicompat(in.at("messages"));
+        if (in.contains("tools") && !in.at("tools").is_null()) {
+            inputs.tools = common_chat_tools_parse_oaicompat(in.at("tools"));
+        }
+        inputs.tool_choice           = parse_tool_choice(in.value("tool_choice", "auto"));
+        inputs.json_schema           = in.value("json_schema", "");
+        inputs.grammar               = in.value("grammar", "");
+        inputs.add_generation_prompt = in.value("add_generation_prompt", true);
+        inputs.enable_thinking       = in.value("enable_thinking", true);
+        inputs.parallel_tool_calls   = in.value("parallel_tool_calls", true);
+        inputs.reasoning_format      = COMMON_REASONING_FORMAT_AUTO;
+        inputs.use_jinja             = true;
+
+        const common_chat_params params = common_chat_templates_apply(chat->templates.get(), inputs);
+        json triggers = json::array();
+        for (const auto & t : params.grammar_triggers) {
+            triggers.push_back({ { "type", static_cast<int>(t.type) }, { "value", t.value }, { "token", t.token } });
+        }
+        json out = {
+            { "format", static_cast<int>(params.format) },
+            { "prompt", params.prompt },
+            { "grammar", params.grammar },
+            { "grammar_lazy", params.grammar_lazy },
+            { "grammar_triggers", triggers },
+            { "generation_prompt", params.generation_prompt },
+            { "supports_thinking", params.supports_thinking },
+            { "thinking_start_tag", params.thinking_start_tag },
+            { "thinking_end_tags", params.thinking_end_tags },
+            { "preserved_tokens", params.preserved_tokens },
+            { "additional_stops", params.additional_stops },
+            { "parser", params.parser },
+        };
+        return dup_string(out.dump());
+    });
+}
+
+// A parser for the replies of one request, from rl_chat_apply's output.
+rl_chat_parser * rl_chat_parser_new(const char * params_json, char ** err) {
+    try {
+        const json p = json::parse(params_json);
+        auto * parser = new rl_chat_parser();
+        parser->params.format            = static_cast<common_chat_format>(p.at("format").get<int>());
+        parser->params.generation_prompt = p.value("generation_prompt", "");
+        parser->params.reasoning_format  = COMMON_REASONING_FORMAT_AUTO;
+        parser->params.parse_tool_calls  = true;
+        const std::string arena = p.value("parser", "");
+        if (!arena.empty()) {
+            parser->params.parser.load(arena);
+        }
+        return parser;
+    } catch (const std::exception & e) {
+        set_error(err, e.what());
+    } catch (...) {
+        set_error(err, "unknown C++ exception");
+    }
+    return nullptr;
+}
+
+void rl_chat_parser_free(rl_chat_parser * parser) {
+    delete parser;
+}
+
+// The assistant message in `text` (the reply so far when `is_partial`) as OpenAI JSON:
+// {"role":"assistant","content":...,"reasoning_content":...,"tool_calls":[...]}.
+char * rl_chat_parse(const rl_chat_parser * parser, const char * text, size_t len, int is_partial, char ** err) {
+    return guarded(err, [&] {
+        const common_chat_msg msg = common_chat_parse(std::string(text, len), is_partial != 0, parser->params);
+        return dup_string(msg.to_json_oaicompat().dump());
+    });
+}
+
+// JSON Schema to GBNF; NULL with the converter's reason on error.
+char * rl_json_schema_to_grammar(const char * schema_json, char ** err) {
+    silence_common_log();
+    return guarded(err, [&] { return dup_string(json_schema_to_grammar(json::parse(schema_json))); });
+}
+
+// Checks GBNF the way llama.cpp's grammar sampler will load it, and says why it would be
+// refused (llama.cpp itself only prints the reason to stderr). 1 = usable.
+int rl_grammar_check(const char * gbnf, const char * root, char ** err) {
+    try {
+        llama_grammar_parser parser;
+        // parse() prints to stderr on failure, so its loop is repeated here to keep the reason.
+        const char * pos = gbnf;
+        auto skip_space = [](const char * p) {
+            for (;;) {
+                while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') {
+                    p++;
+                }
+                if (*p != '#') {
+                    return p;
+                }
+                while (*p && *p != '\n') {
+                    p++;
+                }
+            }
+        };
+        pos = skip_space(pos);
+        while (*pos) {
+            pos = parser.parse_rule(pos);
+        }
+        for (const auto & rule : parser.rules) {
+            if (rule.empty()) {
+                throw std::runtime_error("a rule is used but never defined");
+            }
+            for (const auto & elem : rule) {
+                if (elem.type == LLAMA_GRETYPE_RULE_REF &&
+                    (elem.value >= parser.rules.size() || parser.rules[elem.value].empty())) {
+                    for (const auto & kv : parser.symbol_ids) {
+                        if (kv.second == elem.value) {
+                            throw std::runtime_error("undefined rule '" + kv.first + "'");
+                        }
+                    }
+                    throw std::runtime_error("undefined rule");
+                }
+            }
+        }
+        if (parser.rules.empty()) {
+            throw std::runtime_error("the grammar has no rules");
+        }
+        if (parser.symbol_ids.find(root) == parser.symbol_ids.end()) {
+            throw std::runtime_error(std::string("the grammar has no '") + root + "' rule");
+        }
+        return 1;
+    } catch (const std::exception & e) {
+        set_error(err, e.what());
+    } catch (...) {
+        set_error(err, "unknown C++ exception");
+    }
+    return 0;
+}
+
+}  // extern "C"

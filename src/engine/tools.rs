@@ -1,0 +1,383 @@
+//! Tools, tool calls and the OpenAI JSON shapes they arrive in (`tools_json`,
+//! `messages_json`), checked here so the C ABI, Rust callers and Rig share one reading.
+
+use serde_json::Value;
+
+use super::error::{Error, Result};
+use super::request::{Message, Role};
+
+/// A function the model may call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tool {
+    pub name: String,
+    pub description: String,
+    /// A JSON Schema object for the arguments.
+    pub parameters: Value,
+}
+
+/// One call the model made (or made in an earlier turn).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    /// The arguments as JSON text.
+    pub arguments: String,
+}
+
+/// The assistant's reply, split: what [`Engine::chat`](super::Engine::chat) returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AssistantMessage {
+    pub content: String,
+    /// The model's thinking, kept out of the content.
+    pub reasoning: String,
+    pub tool_calls: Vec<ToolCall>,
+}
+
+impl AssistantMessage {
+    /// `{"role":"assistant","content":"..."|null,"reasoning_content":"..." (when any),
+    /// "tool_calls":[...] (when any)}`: append it to the conversation for the next turn.
+    pub fn to_openai_json(&self) -> Value {
+        let mut m = serde_json::json!({ "role": "assistant" });
+        m["content"] = if self.content.is_empty() && !self.tool_calls.is_empty() {
+            Value::Null
+        } else {
+            self.content.clone().into()
+        };
+        if !self.reasoning.is_empty() {
+            m["reasoning_content"] = self.reasoning.clone().into();
+        }
+        if !self.tool_calls.is_empty() {
+            m["tool_calls"] = self.tool_calls.iter().map(ToolCall::to_openai_json).collect();
+        }
+        m
+    }
+
+    /// As a message of the next request's conversation.
+    pub fn to_message(&self) -> Message {
+        Message::tool_calls(self.content.clone(), self.tool_calls.clone())
+    }
+}
+
+/// Whether the model may, must or must not call tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ToolChoice {
+    /// The model decides; a lazy grammar keeps any call it starts well-formed.
+    #[default]
+    Auto,
+    /// Tools are not offered to the model.
+    None,
+    /// At least one call, constrained to the tools' schemas.
+    Required,
+}
+
+/// The template's thinking switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReasoningMode {
+    /// As llama-server: `enable_thinking` true, which templates without a switch ignore.
+    #[default]
+    Auto,
+    /// `enable_thinking` false.
+    Off,
+    /// `enable_thinking` true.
+    On,
+}
+
+impl ReasoningMode {
+    pub(crate) fn enable_thinking(self) -> bool {
+        self != ReasoningMode::Off
+    }
+}
+
+impl ToolChoice {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ToolChoice::Auto => "auto",
+            ToolChoice::None => "none",
+            ToolChoice::Required => "required",
+        }
+    }
+}
+
+impl Tool {
+    pub fn new(name: impl Into<String>, description: impl Into<String>, parameters: Value) -> Self {
+        Self {
+            name: name.into(),
+            description: description.into(),
+            parameters,
+        }
+    }
+
+    /// Reads `[{"type":"function","function":{"name","description","parameters"}}, ...]`.
+    pub fn parse_openai_list(json: &str) -> Result<Vec<Tool>> {
+        let value: Value = serde_json::from_str(json)
+            .map_err(|e| Error::invalid(format!("tools_json is not valid JSON: {e}")))?;
+        let items = value
+            .as_array()
+            .ok_or_else(|| Error::invalid("tools_json must be a JSON array of tools"))?;
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let at = |what: &str| format!("tools_json[{i}]{what}");
+                if item.get("type").and_then(Value::as_str) != Some("function") {
+                    return Err(Error::invalid(format!(
+                        "{} must be \"function\"",
+                        at(".type")
+                    )));
+                }
+                let function = item
+                    .get("function")
+                    .filter(|f| f.is_object())
+                    .ok_or_else(|| Error::invalid(format!("{} must be an object", at(".function"))))?;
+                let name = function
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .filter(|n| valid_tool_name(n))
+                    .ok_or_else(|| {
+                        Error::invalid(format!(
+                            "{} must be a non-empty name of letters, digits, '_', '-' or '.'",
+                            at(".function.name")
+                        ))
+                    })?;
+                let description = match function.get("description") {
+                    None | Some(Value::Null) => String::new(),
+                    Some(Value::String(d)) => d.clone(),
+                    Some(_) => {
+                        return Err(Error::invalid(format!(
+                            "{} must be a string",
+                            at(".function.description")
+                        )))
+                    }
+                };
+                let parameters = match function.get("parameters") {
+                    None | Some(Value::Null) => serde_json::json!({"type": "object", "properties": {}}),
+                    Some(p) if p.is_object() => p.clone(),
+                    Some(_) => {
+                        return Err(Error::invalid(format!(
+                            "{} must be a JSON Schema object",
+                            at(".function.parameters")
+                        )))
+                    }
+                };
+                Ok(Tool::new(name, description, parameters))
+            })
+            .collect()
+    }
+
+    /// The OpenAI shape templates are rendered from.
+    pub fn to_openai_json(&self) -> Value {
+        serde_json::json!({
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.parameters,
+            }
+        })
+    }
+}
+
+fn valid_tool_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+impl ToolCall {
+    pub fn new(id: impl Into<String>, name: impl Into<String>, arguments: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            arguments: arguments.into(),
+        }
+    }
+
+    pub(crate) fn validate(&self, at: &str) -> Result<()> {
+        if self.name.is_empty() {
+            return Err(Error::invalid(format!("{at}: a tool call has an empty name")));
+        }
+        if serde_json::from_str::<Value>(&self.arguments).is_err() {
+            return Err(Error::invalid(format!(
+                "{at}: the arguments of the call to {} are not JSON text",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// `{"id","type":"function","function":{"name","arguments":"<JSON text>"}}`
+    pub fn to_openai_json(&self) -> Value {
+        serde_json::json!({
+            "id": self.id,
+            "type": "function",
+            "function": { "name": self.name, "arguments": self.arguments },
+        })
+    }
+
+    /// `{"id","name","arguments":{...}}`: a TOOL_CALL event's text.
+    pub fn to_event_json(&self) -> Value {
+        let arguments = serde_json::from_str::<Value>(&self.arguments)
+            .unwrap_or_else(|_| Value::String(self.arguments.clone()));
+        serde_json::json!({ "id": self.id, "name": self.name, "arguments": arguments })
+    }
+}
+
+impl Message {
+    /// Reads an OpenAI message list: `{"role","content"}`, assistant turns with
+    /// `"tool_calls"` (content null or absent), and `{"role":"tool","tool_call_id","content"}`.
+    pub fn parse_openai_list(json: &str) -> Result<Vec<Message>> {
+        let value: Value = serde_json::from_str(json)
+            .map_err(|e| Error::invalid(format!("messages_json is not valid JSON: {e}")))?;
+        let items = value
+            .as_array()
+            .ok_or_else(|| Error::invalid("messages_json must be a JSON array of messages"))?;
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| parse_message(i, item))
+            .collect()
+    }
+}
+
+fn parse_message(i: usize, item: &Value) -> Result<Message> {
+    let invalid = |what: String| Error::invalid(format!("messages_json[{i}]{what}"));
+    let role = item
+        .get("role")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid(" has no string \"role\"".into()))?;
+    let role = Role::parse(role).ok_or_else(|| {
+        invalid(format!(
+            ".role is \"{role}\"; use system, user, assistant or tool"
+        ))
+    })?;
+    let tool_calls = match item.get("tool_calls") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(calls)) if role == Role::Assistant => calls
+            .iter()
+            .enumerate()
+            .map(|(j, call)| parse_call(call).map_err(|why| invalid(format!(".tool_calls[{j}] {why}"))))
+            .collect::<Result<Vec<_>>>()?,
+        Some(_) => {
+            return Err(invalid(
+                ".tool_calls must be an array, on an assistant message".into(),
+            ))
+        }
+    };
+    let content = match item.get("content") {
+        Some(Value::String(c)) => c.clone(),
+        None | Some(Value::Null) if !tool_calls.is_empty() => String::new(),
+        _ => {
+            return Err(invalid(
+                ".content must be a string (null only on an assistant message with tool_calls)"
+                    .into(),
+            ))
+        }
+    };
+    let text_field = |name: &str| -> Result<Option<String>> {
+        match item.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(invalid(format!(".{name} must be a string"))),
+        }
+    };
+    let tool_call_id = text_field("tool_call_id")?;
+    let name = text_field("name")?;
+    if role == Role::Tool && tool_call_id.is_none() {
+        return Err(invalid(
+            " is a tool message without \"tool_call_id\" (the id of the call it answers)".into(),
+        ));
+    }
+    Ok(Message {
+        role,
+        content,
+        tool_calls,
+        tool_call_id,
+        name,
+    })
+}
+
+fn parse_call(call: &Value) -> std::result::Result<ToolCall, String> {
+    let function = call
+        .get("function")
+        .filter(|f| f.is_object())
+        .ok_or("has no \"function\" object")?;
+    let name = function
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or("has no function.name")?;
+    let arguments = match function.get("arguments") {
+        Some(Value::String(text)) => {
+            serde_json::from_str::<Value>(text)
+                .map_err(|e| format!("has function.arguments that are not JSON text: {e}"))?;
+            text.clone()
+        }
+        Some(object @ Value::Object(_)) => object.to_string(),
+        None | Some(Value::Null) => "{}".to_owned(),
+        Some(_) => return Err("has function.arguments that are neither JSON text nor an object".into()),
+    };
+    let id = call
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    Ok(ToolCall::new(id, name, arguments))
+}
+
+/// A new call id, unique within the process (OpenAI-like: "call_" and 24 characters).
+pub(crate) fn new_call_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let seed = super::sampler::random_seed() as u64;
+    format!("call_{:016x}{:08x}", seed.rotate_left(17) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15), n as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tools_json_errors_name_the_item_and_field() {
+        let err = |json: &str| Tool::parse_openai_list(json).unwrap_err().to_string();
+        assert!(err("nope").contains("not valid JSON"));
+        assert!(err("{}").contains("array"));
+        assert!(err(r#"[{"type":"x"}]"#).contains("tools_json[0].type"));
+        assert!(err(r#"[{"type":"function","function":{"name":""}}]"#).contains(".function.name"));
+        assert!(err(r#"[{"type":"function","function":{"name":"a b"}}]"#).contains(".function.name"));
+        assert!(err(r#"[{"type":"function","function":{"name":"a","parameters":5}}]"#)
+            .contains(".function.parameters"));
+        let tools = Tool::parse_openai_list(
+            r#"[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]"#,
+        )
+        .unwrap();
+        assert_eq!(tools[0].name, "get_weather");
+    }
+
+    #[test]
+    fn messages_read_tool_calls_and_results() {
+        let m = Message::parse_openai_list(
+            r#"[{"role":"user","content":"hi"},
+                {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function",
+                  "function":{"name":"f","arguments":"{\"a\":1}"}}]},
+                {"role":"tool","tool_call_id":"c1","content":"ok"}]"#,
+        )
+        .unwrap();
+        assert_eq!(m[1].tool_calls, vec![ToolCall::new("c1", "f", "{\"a\":1}")]);
+        assert_eq!(m[2].role, Role::Tool);
+        assert_eq!(m[2].tool_call_id.as_deref(), Some("c1"));
+        let err = |json: &str| Message::parse_openai_list(json).unwrap_err().to_string();
+        assert!(err(r#"[{"role":"robot","content":"x"}]"#).contains("messages_json[0].role"));
+        assert!(err(r#"[{"role":"user","content":5}]"#).contains(".content"));
+        assert!(err(r#"[{"role":"tool","content":"x"}]"#).contains("tool_call_id"));
+        assert!(err(r#"[{"role":"assistant","tool_calls":[{"function":{"name":"f","arguments":"{"}}]}]"#)
+            .contains("tool_calls[0]"));
+    }
+
+    #[test]
+    fn call_ids_differ() {
+        assert_ne!(new_call_id(), new_call_id());
+    }
+}
