@@ -86,6 +86,10 @@ fn instructions(tools: &[Tool], choice: ToolChoice) -> String {
     format!("You can use these tools:\n{listed}\n\n{answer}\nTool results come back as {{\"tool_result\": ...}}.")
 }
 
+/// Calls in one reply at most: parallel calls are allowed, but a small model repeats calls
+/// until max_tokens if nothing ends the list.
+pub const MAX_CALLS_PER_REPLY: usize = 4;
+
 /// The JSON Schema of a reply in this format.
 pub(crate) fn schema(tools: &[Tool], choice: ToolChoice) -> Value {
     let call = json!({
@@ -97,7 +101,9 @@ pub(crate) fn schema(tools: &[Tool], choice: ToolChoice) -> Value {
     });
     let calls = json!({
         "type": "object",
-        "properties": { "tool_calls": { "type": "array", "items": call, "minItems": 1 } },
+        "properties": { "tool_calls": {
+            "type": "array", "items": call, "minItems": 1, "maxItems": MAX_CALLS_PER_REPLY,
+        } },
         "required": ["tool_calls"],
     });
     match choice {

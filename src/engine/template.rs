@@ -8,7 +8,7 @@
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 
 use super::backend::{self, LogLevel};
-use super::chat::{json_schema_to_grammar, ChatParams, JinjaTemplates};
+use super::chat::{enforceable_schema, json_schema_to_grammar, ChatParams, JinjaTemplates};
 use super::error::{Error, Result};
 use super::generic;
 use super::request::{Message, Request, ToolChoice};
@@ -204,7 +204,7 @@ impl ChatFormat {
                     inputs["tools"] = request.tools.iter().map(|t| t.to_openai_json()).collect();
                 }
                 if let Some(schema) = &request.json_schema {
-                    inputs["json_schema"] = schema.clone().into();
+                    inputs["json_schema"] = enforceable_schema(schema)?.into();
                 }
                 let params = templates.apply(&inputs)?;
                 let text = strip_bos(model, &params.prompt);
