@@ -119,6 +119,7 @@ pub(crate) struct ChatParams {
     pub grammar_triggers: Vec<Trigger>,
     pub generation_prompt: String,
     pub supports_thinking: bool,
+    pub thinking_start_tag: String,
     pub preserved_tokens: Vec<String>,
     pub additional_stops: Vec<String>,
     pub parser: String,

@@ -174,7 +174,12 @@ impl Progress {
         vocab.token_to_piece_into(token, &mut piece, self.preserved.contains(&token), None);
         let text = self.utf8.push(&piece);
         match self.stops.push(&text) {
-            StopScan::Continue(ready) => self.send(submission, ready),
+            StopScan::Continue(ready) => {
+                self.send(submission, ready);
+                if self.reader.as_ref().is_some_and(|r| r.enough_calls) {
+                    return self.finish(submission, FinishReason::Stop);
+                }
+            }
             StopScan::Stopped(before) => {
                 self.send(submission, before);
                 // The stop string's own tokens are not delivered.

@@ -86,8 +86,8 @@ fn instructions(tools: &[Tool], choice: ToolChoice) -> String {
     format!("You can use these tools:\n{listed}\n\n{answer}\nTool results come back as {{\"tool_result\": ...}}.")
 }
 
-/// Calls in one reply at most: parallel calls are allowed, but a small model repeats calls
-/// until max_tokens if nothing ends the list.
+/// Calls in one reply at most, in every tool format: parallel calls are allowed, but a small
+/// model repeats calls until max_tokens if nothing ends the list.
 pub const MAX_CALLS_PER_REPLY: usize = 4;
 
 /// The JSON Schema of a reply in this format.

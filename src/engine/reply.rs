@@ -6,12 +6,15 @@
 use super::chat::{ParsedMessage, ReplyParser};
 use super::error::Result;
 use super::events::Event;
-use super::generic;
+use super::generic::{self, MAX_CALLS_PER_REPLY};
 use super::template::Reading;
 use super::tools::{new_call_id, ToolCall};
 
 pub(crate) struct ReplyReader {
     parser: Option<ReplyParser>,
+    /// Set once the reply has started a call beyond [`MAX_CALLS_PER_REPLY`]: generation stops
+    /// and that call is dropped.
+    pub enough_calls: bool,
     /// Everything generated so far (after stop strings).
     raw: String,
     sent_content: String,
@@ -34,6 +37,7 @@ impl ReplyReader {
         };
         Ok(Some(ReplyReader {
             parser,
+            enough_calls: false,
             raw: String::new(),
             sent_content: String::new(),
             sent_reasoning: String::new(),
@@ -49,7 +53,11 @@ impl ReplyReader {
             return Vec::new();
         };
         match parser.parse(&self.raw, true) {
-            Ok(message) => self.deltas(&message, tokens),
+            Ok(message) => {
+                // A small model repeats calls until max_tokens if nothing ends the list.
+                self.enough_calls = message.tool_calls.len() > MAX_CALLS_PER_REPLY;
+                self.deltas(&message, tokens)
+            }
             // Not parseable yet: wait for more.
             Err(_) => Vec::new(),
         }
@@ -81,6 +89,7 @@ impl ReplyReader {
                 let calls = message
                     .tool_calls
                     .iter()
+                    .take(MAX_CALLS_PER_REPLY)
                     .map(|c| {
                         let id = if c.id.is_empty() { new_call_id() } else { c.id.clone() };
                         ToolCall::new(id, c.function.name.clone(), c.function.arguments.clone())

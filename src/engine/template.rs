@@ -198,7 +198,9 @@ impl ChatFormat {
                     "tool_choice": request.tool_choice.as_str(),
                     "add_generation_prompt": open_reply,
                     "enable_thinking": request.reasoning.enable_thinking(),
-                    "parallel_tool_calls": true,
+                    // With REQUIRED the grammar then ends after one call: small models otherwise
+                    // add calls (or whitespace between them) until max_tokens.
+                    "parallel_tool_calls": request.tool_choice != ToolChoice::Required,
                 });
                 if !request.tools.is_empty() && !use_generic {
                     inputs["tools"] = request.tools.iter().map(|t| t.to_openai_json()).collect();
@@ -223,8 +225,13 @@ impl ChatFormat {
                     reply.grammar = Some(GrammarPlan::eager(gbnf.clone()));
                 } else {
                     if !params.grammar.is_empty() {
+                        let gbnf = if offered && request.tool_choice == ToolChoice::Required {
+                            calls_without_leading_content(&params.grammar, &params.thinking_start_tag)
+                        } else {
+                            params.grammar.clone()
+                        };
                         reply.grammar = Some(GrammarPlan {
-                            gbnf: params.grammar.clone(),
+                            gbnf,
                             lazy: params.grammar_lazy,
                             trigger_patterns: params
                                 .grammar_triggers
@@ -301,6 +308,70 @@ pub(crate) fn plain_grammar(request: &Request) -> Result<Option<GrammarPlan>> {
     })
 }
 
+/// llama.cpp's tool grammars let a reply write free text before its calls, even when a call
+/// is required, and a small model then writes text until max_tokens. With
+/// tool_choice REQUIRED, the optional text before the calls goes from the `root` rule (the
+/// thinking block stays), so the reply starts its first call at once.
+fn calls_without_leading_content(gbnf: &str, thinking_start_tag: &str) -> String {
+    let thinking = format!("(\"{thinking_start_tag}\"");
+    gbnf.lines()
+        .map(|line| match line.strip_prefix("root ::= ") {
+            Some(rule) => {
+                let kept: Vec<&str> = top_level_items(rule)
+                    .into_iter()
+                    .filter(|item| {
+                        let optional_text = item.ends_with('?') && item.contains("until-");
+                        let thinking_block = !thinking_start_tag.is_empty() && item.starts_with(&thinking);
+                        !optional_text || thinking_block
+                    })
+                    .collect();
+                format!("root ::= {}", kept.join(" "))
+            }
+            None => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The items of a GBNF sequence at the top level (quoted strings, character classes and
+/// parenthesised groups kept whole, with any `?`, `*` or `+` after them).
+fn top_level_items(rule: &str) -> Vec<&str> {
+    let bytes = rule.as_bytes();
+    let mut items = Vec::new();
+    let (mut depth, mut start, mut i) = (0usize, None::<usize>, 0);
+    while i < bytes.len() {
+        let c = bytes[i];
+        match c {
+            b'"' | b'[' => {
+                start.get_or_insert(i);
+                let close = if c == b'"' { b'"' } else { b']' };
+                i += 1;
+                while i < bytes.len() && bytes[i] != close {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'(' => {
+                start.get_or_insert(i);
+                depth += 1;
+            }
+            b')' => depth = depth.saturating_sub(1),
+            b' ' | b'\t' if depth == 0 => {
+                if let Some(s) = start.take() {
+                    items.push(&rule[s..i]);
+                }
+            }
+            _ => {
+                start.get_or_insert(i);
+            }
+        }
+        i += 1;
+    }
+    if let Some(s) = start {
+        items.push(&rule[s..]);
+    }
+    items
+}
+
 /// Jinja templates use `{{ }}` or `{% %}`; built-in names and llama.cpp's recognised
 /// template texts are matched by llama.cpp itself.
 fn looks_like_jinja(text: &str) -> bool {
@@ -339,6 +410,23 @@ mod tests {
         assert!(looks_like_jinja("{% for m in messages %}{{ m.content }}{% endfor %}"));
         assert!(!looks_like_jinja("chatml"));
         assert!(!looks_like_jinja("gemma"));
+    }
+
+    #[test]
+    fn required_calls_lose_the_optional_text_before_them_but_not_the_thinking() {
+        let g = "x ::= \"a\"\nroot ::= \"<|im_start|>assistant\\n\" space until-169? tool-calls";
+        assert_eq!(
+            calls_without_leading_content(g, ""),
+            "x ::= \"a\"\nroot ::= \"<|im_start|>assistant\\n\" space tool-calls"
+        );
+        let g = r#"root ::= "<A>" space ("<think>" until-4 "</think>")? until-147? tool-calls"#;
+        assert_eq!(
+            calls_without_leading_content(g, "<think>"),
+            r#"root ::= "<A>" space ("<think>" until-4 "</think>")? tool-calls"#
+        );
+        let g = r#"root ::= "<C>" space ("<C>" until-171 "<E>")? tool-call"#;
+        assert_eq!(calls_without_leading_content(g, ""), r#"root ::= "<C>" space tool-call"#);
+        assert_eq!(top_level_items(r#""a b" [ x] (c "d e")* f"#), vec![r#""a b""#, "[ x]", r#"(c "d e")*"#, "f"]);
     }
 
     #[test]
