@@ -92,6 +92,8 @@ pub const MAX_CALLS_PER_REPLY: usize = 4;
 
 /// The JSON Schema of a reply in this format.
 pub(crate) fn schema(tools: &[Tool], choice: ToolChoice) -> Value {
+    // REQUIRED asks for one call, as in the templates' own formats (see template.rs).
+    let max_calls = if choice == ToolChoice::Required { 1 } else { MAX_CALLS_PER_REPLY };
     let call = json!({
         "anyOf": tools.iter().map(|t| json!({
             "type": "object",
@@ -102,7 +104,7 @@ pub(crate) fn schema(tools: &[Tool], choice: ToolChoice) -> Value {
     let calls = json!({
         "type": "object",
         "properties": { "tool_calls": {
-            "type": "array", "items": call, "minItems": 1, "maxItems": MAX_CALLS_PER_REPLY,
+            "type": "array", "items": call, "minItems": 1, "maxItems": max_calls,
         } },
         "required": ["tool_calls"],
     });

@@ -111,12 +111,12 @@ pub enum rigllama_event_kind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::FromRepr)]
 pub enum rigllama_tool_choice {
     /// The model decides; a call it starts is kept well-formed by a grammar that switches on
-    /// at the format's trigger.
+    /// at the format's trigger. Up to 4 calls in one reply.
     Auto = 0,
-    /// The tools are not offered.
+    /// The tools are not offered (not even described to the model).
     None = 1,
-    /// At least one call, constrained so its arguments are valid against the tool's
-    /// parameters schema (even a small model produces a valid call).
+    /// The reply is one call, constrained so its arguments are valid against the tool's
+    /// parameters schema (even a small model produces a valid call); no text before it.
     Required = 2,
 }
 
