@@ -188,8 +188,14 @@ impl ChatFormat {
         match self {
             ChatFormat::Jinja { templates, .. } => {
                 let use_generic = offered && !templates.supports_tool_calls;
-                let messages = if use_generic {
-                    generic::rewrite_messages(messages, &request.tools, request.tool_choice)
+                // A template that knows no tool turns gets calls and results as text, whether
+                // or not tools are offered this turn.
+                let tool_history = messages
+                    .iter()
+                    .any(|m| m.role == super::request::Role::Tool || !m.tool_calls.is_empty());
+                let messages = if !templates.supports_tool_calls && (offered || tool_history) {
+                    let tools: &[super::request::Tool] = if offered { &request.tools } else { &[] };
+                    generic::rewrite_messages(messages, tools, request.tool_choice)
                 } else {
                     messages.clone()
                 };
