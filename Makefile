@@ -22,7 +22,7 @@ TEST_THREADS := --test-threads=1
 PREFIX ?= /usr/local
 
 .PHONY: all demo test deps model lib header header-check examples c-tests rust-tests rig-examples \
-        run-examples lang-clients install install-test clean bench bench-quick bench-batched stress test-valgrind test-valgrind-quick
+        run-examples lang-clients install install-test clean bench bench-quick bench-batched bench-structured stress test-valgrind test-valgrind-quick
 
 all: lib
 
@@ -123,6 +123,10 @@ bench-quick: model lib
 # rigllama with 1, 2, 4, 8 streams at once vs llama.cpp's batched-bench (a few minutes).
 bench-batched: model lib
 	python3 bench/run.py --batched
+
+# What json_schema and GBNF constraints cost per generated token (about a minute).
+bench-structured: model lib
+	python3 bench/run.py --structured
 
 clean:
 	rm -rf $(BUILD)

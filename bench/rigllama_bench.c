@@ -4,6 +4,10 @@
  *                                     callback path overhead, multi-turn TTFT, load time
  *   rigllama_bench MODEL rss N_CTX    peak RSS of one process doing pp + tg at that n_ctx
  *   rigllama_bench MODEL chat PROMPT N  one greedy chat reply streamed: generation tok/s
+ *   rigllama_bench MODEL structured REPS
+ *                                     the cost of constrained sampling: ms per generated token
+ *                                     of the same chat request free, under a JSON Schema and
+ *                                     under a GBNF grammar, greedy and sampled
  *   rigllama_bench MODEL batched NPL NPP NTG N_CTX
  *                                     aggregate generation speed with 1, 2, 4, ... concurrent
  *                                     streams (NPL "1,2,4,8"; n_seq = streams), each a distinct
@@ -255,6 +259,66 @@ static int chat(const char *model, const char *prompt, uint32_t max_tokens) {
     return 0;
 }
 
+/* ---- structured: what a grammar costs per token ---------------------------------------- */
+
+/* Eight game characters as JSON: a long reply whose every token the grammar checks. */
+static const char *PARTY_SCHEMA =
+    "{\"type\":\"array\",\"minItems\":8,\"maxItems\":8,\"items\":{\"type\":\"object\","
+    "\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":12},"
+    "\"class\":{\"enum\":[\"warrior\",\"mage\",\"rogue\",\"cleric\"]},"
+    "\"hp\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":100}},"
+    "\"required\":[\"name\",\"class\",\"hp\"],\"additionalProperties\":false}}";
+static const char *LIST_GRAMMAR = "root ::= (\"- \" [A-Za-z ,]{1,40} \"\\n\"){8}";
+
+/* ms per generated token (engine time) of one request, after a reset so every run is cold. */
+static double ms_per_token(rigllama_engine *engine, const char *json_schema, const char *grammar,
+                           float temperature, uint32_t *tokens) {
+    rigllama_request request;
+    rigllama_request_init(&request, sizeof request);
+    request.prompt = "Describe the eight members of an adventuring party.";
+    request.json_schema = json_schema;
+    request.grammar = grammar;
+    request.temperature = temperature;
+    request.seed = 5;
+    request.max_tokens = 160;
+    rigllama_usage usage;
+    rigllama_usage_init(&usage, sizeof usage);
+    char *text = NULL;
+    if (rigllama_engine_reset(engine) != RIGLLAMA_STATUS_OK ||
+        rigllama_engine_complete(engine, &request, &text, &usage) != RIGLLAMA_STATUS_OK)
+        die("structured request");
+    rigllama_string_free(text);
+    *tokens = usage.completion_tokens;
+    return usage.completion_tokens > 1 ? usage.generation_ms / (usage.completion_tokens - 1) : 0.0;
+}
+
+static int structured(const char *model, int reps) {
+    rigllama_engine_options options;
+    rigllama_engine_options_init(&options, sizeof options);
+    options.model_path = model;
+    rigllama_engine *engine = NULL;
+    if (rigllama_engine_create(&options, &engine) != RIGLLAMA_STATUS_OK)
+        die("create");
+    static const char *const names[] = {"free", "json_schema", "gbnf"};
+    printf("{");
+    for (int sampled = 0; sampled <= 1; sampled++) {
+        for (int kind = 0; kind < 3; kind++) {
+            printf("%s\"%s_%s_ms_per_token\": [", sampled || kind ? ", " : "", names[kind],
+                   sampled ? "sampled" : "greedy");
+            uint32_t tokens = 0;
+            for (int r = 0; r < reps; r++) {
+                double ms = ms_per_token(engine, kind == 1 ? PARTY_SCHEMA : NULL,
+                                         kind == 2 ? LIST_GRAMMAR : NULL, sampled ? 0.8f : 0.0f, &tokens);
+                printf("%s%.3f", r ? ", " : "", ms);
+            }
+            printf("], \"%s_%s_tokens\": %u", names[kind], sampled ? "sampled" : "greedy", tokens);
+        }
+    }
+    printf("}\n");
+    rigllama_engine_destroy(engine);
+    return 0;
+}
+
 /* ---- batched: many streams at once ------------------------------------------------------ */
 
 static const char *const story_words[] = {
@@ -448,7 +512,7 @@ static int batched(const char *model, const char *npl_list, int npp, int ntg, ui
 int main(int argc, char **argv) {
     if (argc < 4) {
         fprintf(stderr, "usage: %s MODEL speed REPS | MODEL rss N_CTX | MODEL chat PROMPT N | "
-                        "MODEL batched NPL NPP NTG N_CTX\n", argv[0]);
+                        "MODEL structured REPS | MODEL batched NPL NPP NTG N_CTX\n", argv[0]);
         return 2;
     }
     if (strcmp(argv[2], "speed") == 0)
@@ -457,6 +521,8 @@ int main(int argc, char **argv) {
         return chat(argv[1], argv[3], (uint32_t)atoi(argv[4]));
     if (strcmp(argv[2], "rss") == 0)
         return rss(argv[1], (uint32_t)atoi(argv[3]));
+    if (strcmp(argv[2], "structured") == 0 && argc > 3)
+        return structured(argv[1], atoi(argv[3]));
     if (strcmp(argv[2], "batched") == 0 && argc > 6)
         return batched(argv[1], argv[3], atoi(argv[4]), atoi(argv[5]), (uint32_t)atoi(argv[6]));
     fprintf(stderr, "unknown mode %s\n", argv[2]);

@@ -10,7 +10,10 @@ processes run one at a time. Results: bench/results/<time>.json and .md, and lat
 speed with 1, 2, 4 and 8 concurrent streams (n_seq = streams) against llama.cpp's batched-bench
 with the same prompt and generation lengths, threads and KV cache settings.
 
-usage: bench/run.py [--quick | --batched] [--reps N]
+--structured measures only what grammar-constrained sampling (json_schema, GBNF) adds per
+generated token against the same request unconstrained (about a minute).
+
+usage: bench/run.py [--quick | --batched | --structured] [--reps N]
 """
 import argparse
 import datetime
@@ -323,6 +326,11 @@ def batched_report(results):
 
 
 def report(results):
+    if "llama-bench" not in results and "structured" in results:  # --structured
+        return "\n".join([f"# rigllama bench (constrained sampling) — {results['when']}", "",
+                          f"Model `{os.path.basename(results['model'])}`, {results['cpu']}, "
+                          f"median of {results['reps']} runs.", "",
+                          *structured_report(results["structured"])]) + "\n"
     if "llama-bench" not in results:  # --batched
         return "\n".join([f"# rigllama bench (many streams) — {results['when']}", "",
                           f"Model `{os.path.basename(results['model'])}`, {results['cpu']}.", "",
@@ -382,7 +390,33 @@ def report(results):
                       f"| AVX-512 flags | {fmt(v['rigllama']['pp512_tok_s'])} | {fmt(v['rigllama']['tg128_tok_s'])} | {fmt(v['llama-bench']['pp512'])} | {fmt(v['llama-bench']['tg128'])} |"]
     if "batched" in results:
         lines += ["", *batched_report(results)]
+    if "structured" in results:
+        lines += ["", *structured_report(results["structured"])]
     return "\n".join(lines) + "\n"
+
+
+def run_structured(libdir, model, reps):
+    """ms per generated token of one chat request free, under a JSON Schema and under a GBNF
+    grammar (bench/rigllama_bench.c structured)."""
+    rl_binary = build_rigllama_bench(libdir, "rigllama_bench")
+    log("constrained vs free generation")
+    out = json.loads(run([rl_binary, model, "structured", str(reps)], env={"LD_LIBRARY_PATH": libdir}))
+    return {k: (stats(v) if isinstance(v, list) else v) for k, v in out.items()}
+
+
+def structured_report(s):
+    lines = ["## Constrained sampling: ms per generated token (same chat request, engine time)",
+             "",
+             "| sampling | free | json_schema | ratio | gbnf | ratio |",
+             "|---|---|---|---|---|---|"]
+    for mode in ("greedy", "sampled"):
+        free = s[f"free_{mode}_ms_per_token"]["median"]
+        schema = s[f"json_schema_{mode}_ms_per_token"]["median"]
+        gbnf = s[f"gbnf_{mode}_ms_per_token"]["median"]
+        lines.append(f"| {mode} | {free:.2f} | {schema:.2f} | {schema / free:.3f} | {gbnf:.2f} | {gbnf / free:.3f} |")
+    lines += ["", "Tokens per reply: " + ", ".join(f"{k.replace('_tokens', '')} {v}" for k, v in s.items()
+                                                   if k.endswith("_tokens"))]
+    return lines
 
 
 def run_batched(target, libdir, model, reps):
@@ -405,6 +439,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="llama-bench vs rigllama pp/tg only")
     parser.add_argument("--batched", action="store_true",
                         help="only rigllama with 1, 2, 4, 8 streams at once vs llama.cpp's batched-bench")
+    parser.add_argument("--structured", action="store_true",
+                        help="only the cost of grammar-constrained sampling per token")
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
     model = run([os.path.join(ROOT, "scripts/fetch-model")]).strip().splitlines()[-1]
@@ -416,6 +452,10 @@ def main():
     if args.batched:
         results["batched"] = run_batched(TARGET, libdir, model, args.reps)
         write_results(results, "-batched", "latest-batched.md")
+        return
+    if args.structured:
+        results["structured"] = run_structured(libdir, model, args.reps)
+        write_results(results, "-structured", "latest-structured.md")
         return
     lb_binary = build_llama_bench(TARGET, "llama-bench")
     rl_binary = build_rigllama_bench(libdir, "rigllama_bench")
@@ -431,6 +471,7 @@ def main():
             "llama-bench": peak_rss_mb([lb_binary, "-m", model, "-t", str(THREADS), "-p", "512", "-n", "128", "-r", "1"]),
             "rigllama": peak_rss_mb([rl_binary, model, "rss", "512"], env={"LD_LIBRARY_PATH": libdir}),
         }
+        results["structured"] = run_structured(libdir, model, args.reps)
         log("many streams at once")
         results["batched"] = run_batched(TARGET, libdir, model, args.reps)
         log("peers")

@@ -32,6 +32,7 @@ fn drain(mut job: rigllama::Job) -> (String, Result<Usage, Error>, Instant) {
             Event::Text { text: piece, .. } => text.push_str(&piece),
             Event::Done(usage) => return (text, Ok(usage), Instant::now()),
             Event::Failed { error, .. } => return (text, Err(error), Instant::now()),
+            _ => {}
         }
     }
 }

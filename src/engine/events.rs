@@ -13,7 +13,9 @@ use super::usage::Usage;
 
 /// One event of a running request, in order: `Text`, `Reasoning` and `ToolCall` events as
 /// the reply has them, then exactly one `Done` or `Failed`.
+/// New kinds may be added (match with a wildcard arm).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Event {
     /// A piece of the reply's content: whole UTF-8 characters; `tokens` is how many
     /// generated tokens this text completes.

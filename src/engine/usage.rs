@@ -1,7 +1,8 @@
 //! What a request cost and why it ended.
 
-/// Why generation ended.
+/// Why generation ended. New reasons may be added (match with a wildcard arm).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FinishReason {
     /// An end-of-turn token or a stop string.
     Stop,

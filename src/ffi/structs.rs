@@ -38,9 +38,10 @@ pub struct rigllama_engine_options {
     pub n_gpu_layers: i32,
     /// UTF-8 path of a `.gguf` file. Required. Copied before the call returns.
     pub model_path: *const c_char,
-    /// NULL (default) = the GGUF's own template if llama.cpp recognises it, else the built-in
-    /// template for the model's architecture (see README). A llama.cpp built-in template name
-    /// ("gemma", "chatml", "llama3", ...) or template text also works.
+    /// NULL (default) = the GGUF's own template (Jinja, rendered by llama.cpp's Jinja engine
+    /// with tools and the thinking switch), else the built-in template for the model's
+    /// architecture (see README). Jinja template text, or a llama.cpp built-in template name
+    /// ("gemma", "chatml", "llama3", ...), also works.
     pub chat_template: *const c_char,
     /// Optional load progress callback (see `rigllama_progress_callback`).
     pub on_progress: rigllama_progress_callback,
