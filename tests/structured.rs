@@ -367,3 +367,71 @@ fn generated_grammars_run_on_the_model_without_crashing() {
     let (text, _) = engine.complete(greedy_chat("Say hello.", 4)).unwrap();
     assert!(!text.is_empty());
 }
+
+/// Schemas built from JSON Schema's own keywords, nested.
+fn schema_strategy() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(json!({"type": "string"})),
+        Just(json!({"type": "integer", "minimum": -3, "maximum": 1000000})),
+        Just(json!({"type": "number", "exclusiveMinimum": 0.25})),
+        Just(json!({"type": "boolean"})),
+        Just(json!({"type": "null"})),
+        Just(json!({"enum": []})),
+        Just(json!({"const": "x"})),
+        Just(json!({"type": "string", "pattern": "^(a|b)*[c-f]{2,}$"})),
+        Just(json!({"type": "string", "pattern": "(((("})),
+        Just(json!({"type": "string", "format": "date-time"})),
+        Just(json!({"$ref": "#"})),
+        Just(json!({"$ref": "#/nowhere"})),
+        Just(json!({"type": "integer", "minimum": 5, "maximum": 1})),
+        Just(json!({"type": "string", "minLength": 1000000000})),
+        Just(json!({"type": "array", "minItems": 100000})),
+        Just(json!({"type": ["string", "integer"]})),
+        Just(json!(true)),
+        Just(json!(false)),
+        Just(json!({})),
+    ];
+    leaf.prop_recursive(4, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(|items| json!({"anyOf": items})),
+            prop::collection::vec(inner.clone(), 0..3).prop_map(|items| json!({"oneOf": items})),
+            inner.clone().prop_map(|item| json!({"type": "array", "items": item, "maxItems": 3})),
+            (prop::collection::vec(inner.clone(), 1..4), any::<bool>()).prop_map(|(props, strict)| {
+                let properties: serde_json::Map<String, Value> =
+                    props.into_iter().enumerate().map(|(i, p)| (format!("p{i}"), p)).collect();
+                let required: Vec<String> = properties.keys().cloned().collect();
+                json!({"type": "object", "properties": properties, "required": required,
+                       "additionalProperties": !strict, "$defs": {"d": {"$ref": "#/$defs/d"}}})
+            }),
+        ]
+    })
+}
+
+#[test]
+fn arbitrary_schemas_and_tools_become_grammars_or_clear_errors_never_crashes() {
+    // Through the real converter and llama.cpp's grammar loader (each request starts, so the
+    // grammar is built, then stops after one token).
+    let engine = engine();
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(150));
+    let mut outcomes = [0usize; 2];
+    runner
+        .run(&(schema_strategy(), any::<bool>()), |(schema, as_tool)| {
+            let mut request = greedy_chat("Answer.", 1);
+            if as_tool {
+                request.tools = vec![Tool::new("t", "", schema.clone())];
+                request.tool_choice = ToolChoice::Required;
+            } else {
+                request.json_schema = Some(schema.to_string());
+            }
+            match engine.complete(request) {
+                Ok(_) => outcomes[0] += 1,
+                Err(Error::InvalidArgument(_)) => outcomes[1] += 1,
+                Err(e) => prop_assert!(false, "{schema}: {e:?}"),
+            }
+            Ok(())
+        })
+        .unwrap();
+    eprintln!("{} ran, {} refused with a reason", outcomes[0], outcomes[1]);
+    let (text, _) = engine.complete(greedy_chat("Say hello.", 4)).unwrap();
+    assert!(!text.is_empty());
+}

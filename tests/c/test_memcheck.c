@@ -237,6 +237,39 @@ int main(int argc, char **argv) {
     rigllama_string_free(text);
     rigllama_engine_destroy(engine);
 
+    /* Structured output: a schema-constrained reply, a refused grammar, a tool call through
+     * chat and through a job, and apply_template (the C++ chat layer's allocations). */
+    engine = create(model);
+    request = greedy("The answer is", 6);
+    request.json_schema = "{\"type\":\"integer\",\"minimum\":1,\"maximum\":9}";
+    CHECK(rigllama_engine_complete(engine, &request, &text, NULL) == RIGLLAMA_STATUS_OK, "json_schema");
+    rigllama_string_free(text);
+    request.json_schema = NULL;
+    request.grammar = "root ::= \"unterminated";
+    CHECK(rigllama_engine_complete(engine, &request, &text, NULL) == RIGLLAMA_STATUS_INVALID_ARGUMENT,
+          "bad grammar");
+    rigllama_request_init(&request, sizeof request);
+    request.prompt = "Go to tile 2, 3.";
+    request.temperature = 0.0f;
+    request.max_tokens = 40;
+    request.tools_json = "[{\"type\":\"function\",\"function\":{\"name\":\"move_to\",\"parameters\":"
+                         "{\"type\":\"object\",\"properties\":{\"x\":{\"enum\":[1,2]}},\"required\":[\"x\"]}}}]";
+    request.tool_choice = RIGLLAMA_TOOL_CHOICE_REQUIRED;
+    char *json = NULL;
+    CHECK(rigllama_engine_chat(engine, &request, &json, NULL) == RIGLLAMA_STATUS_OK && strstr(json, "move_to"),
+          "tool call");
+    rigllama_string_free(json);
+    CHECK(rigllama_engine_apply_template(engine, &request, &json) == RIGLLAMA_STATUS_OK, "apply_template");
+    rigllama_string_free(json);
+    rigllama_job *tool_job = NULL;
+    CHECK(rigllama_engine_submit(engine, &request, &tool_job) == RIGLLAMA_STATUS_OK, "tool job");
+    do
+        rigllama_job_poll(tool_job, 1000, &event);
+    while (event.kind != RIGLLAMA_EVENT_KIND_DONE && event.kind != RIGLLAMA_EVENT_KIND_ERROR);
+    CHECK(event.kind == RIGLLAMA_EVENT_KIND_DONE, "tool job done");
+    rigllama_job_free(tool_job);
+    rigllama_engine_destroy(engine);
+
     /* Two sequences: two jobs at once with different priorities, pause and resume, both end. */
     rigllama_engine_options_init(&options, sizeof options);
     options.model_path = model;
