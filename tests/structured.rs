@@ -413,7 +413,7 @@ fn arbitrary_schemas_and_tools_become_grammars_or_clear_errors_never_crashes() {
     // grammar is built, then stops after one token).
     let engine = engine();
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(150));
-    let mut outcomes = [0usize; 2];
+    let outcomes = [std::cell::Cell::new(0usize), std::cell::Cell::new(0usize)];
     runner
         .run(&(schema_strategy(), any::<bool>()), |(schema, as_tool)| {
             let mut request = greedy_chat("Answer.", 1);
@@ -424,14 +424,16 @@ fn arbitrary_schemas_and_tools_become_grammars_or_clear_errors_never_crashes() {
                 request.json_schema = Some(schema.to_string());
             }
             match engine.complete(request) {
-                Ok(_) => outcomes[0] += 1,
-                Err(Error::InvalidArgument(_)) => outcomes[1] += 1,
+                Ok(_) => outcomes[0].set(outcomes[0].get() + 1),
+                Err(Error::InvalidArgument(_)) => outcomes[1].set(outcomes[1].get() + 1),
                 Err(e) => prop_assert!(false, "{schema}: {e:?}"),
             }
             Ok(())
         })
         .unwrap();
-    eprintln!("{} ran, {} refused with a reason", outcomes[0], outcomes[1]);
+    let (ran, refused) = (outcomes[0].get(), outcomes[1].get());
+    eprintln!("{ran} ran, {refused} refused with a reason");
+    assert!(ran > 0 && refused > 0, "{ran} ran, {refused} refused");
     let (text, _) = engine.complete(greedy_chat("Say hello.", 4)).unwrap();
     assert!(!text.is_empty());
 }
