@@ -90,7 +90,21 @@ static void test_layout_is_printed_for_bindings(void) {
     /* The v0.1 request was 80 bytes on x86-64: priority is appended right after it. */
     CHECK(offsetof(rigllama_request, priority) == 80 || sizeof(void *) == 4,
           "priority at %zu", offsetof(rigllama_request, priority));
-    CHECK(sizeof(rigllama_request) == 88 || sizeof(void *) == 4, "sizeof request %zu", sizeof(rigllama_request));
+    /* Structured output, tools and reasoning follow priority (i686: 60, 64, 68, 72, 76; 80). */
+    CHECK(offsetof(rigllama_request, grammar) == (sizeof(void *) == 8 ? 88 : 60), "grammar at %zu",
+          offsetof(rigllama_request, grammar));
+    CHECK(offsetof(rigllama_request, json_schema) == (sizeof(void *) == 8 ? 96 : 64), "json_schema at %zu",
+          offsetof(rigllama_request, json_schema));
+    CHECK(offsetof(rigllama_request, tools_json) == (sizeof(void *) == 8 ? 104 : 68), "tools_json at %zu",
+          offsetof(rigllama_request, tools_json));
+    CHECK(offsetof(rigllama_request, tool_choice) == (sizeof(void *) == 8 ? 112 : 72), "tool_choice at %zu",
+          offsetof(rigllama_request, tool_choice));
+    CHECK(offsetof(rigllama_request, reasoning) == (sizeof(void *) == 8 ? 116 : 76), "reasoning at %zu",
+          offsetof(rigllama_request, reasoning));
+    CHECK(sizeof(rigllama_request) == (sizeof(void *) == 8 ? 120 : 80), "sizeof request %zu", sizeof(rigllama_request));
+    CHECK(RIGLLAMA_FINISH_REASON_TOOL_CALLS == 3 && RIGLLAMA_EVENT_KIND_REASONING == 4 &&
+              RIGLLAMA_EVENT_KIND_TOOL_CALL == 5,
+          "v0.2 enum numbers");
 }
 
 /* ---- version, status, last error ---------------------------------------------------- */
