@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -44,7 +45,8 @@ void silence_common_log() {
     std::call_once(once, [] { common_log_pause(common_log_main()); });
 }
 
-template <typename F> char * guarded(char ** err, F && body) {
+// Runs `body`; a C++ exception becomes *err and `failed` (no exception crosses into Rust).
+template <typename T, typename F> T guarded(char ** err, T failed, F && body) {
     try {
         return body();
     } catch (const std::exception & e) {
@@ -52,7 +54,11 @@ template <typename F> char * guarded(char ** err, F && body) {
     } catch (...) {
         set_error(err, "unknown C++ exception");
     }
-    return nullptr;
+    return failed;
+}
+
+template <typename F> char * guarded(char ** err, F && body) {
+    return guarded<char *>(err, nullptr, body);
 }
 
 common_chat_tool_choice parse_tool_choice(const std::string & s) {
@@ -90,15 +96,10 @@ rl_chat * rl_chat_init(const llama_model * model, const char * template_override
         set_error(err, "no model and no template");  // common would assert
         return nullptr;
     }
-    try {
+    return guarded<rl_chat *>(err, nullptr, [&] {
         auto templates = common_chat_templates_init(model, template_override ? template_override : "");
         return new rl_chat{ std::move(templates) };
-    } catch (const std::exception & e) {
-        set_error(err, e.what());
-    } catch (...) {
-        set_error(err, "unknown C++ exception");
-    }
-    return nullptr;
+    });
 }
 
 void rl_chat_free(rl_chat * chat) {
@@ -167,9 +168,9 @@ char * rl_chat_apply(const rl_chat * chat, const char * inputs_json, char ** err
 
 // A parser for the replies of one request, from rl_chat_apply's output.
 rl_chat_parser * rl_chat_parser_new(const char * params_json, char ** err) {
-    try {
+    return guarded<rl_chat_parser *>(err, nullptr, [&] {
         const json p = json::parse(params_json);
-        auto * parser = new rl_chat_parser();
+        auto parser = std::make_unique<rl_chat_parser>();
         parser->params.format            = static_cast<common_chat_format>(p.at("format").get<int>());
         parser->params.generation_prompt = p.value("generation_prompt", "");
         parser->params.reasoning_format  = COMMON_REASONING_FORMAT_AUTO;
@@ -178,13 +179,8 @@ rl_chat_parser * rl_chat_parser_new(const char * params_json, char ** err) {
         if (!arena.empty()) {
             parser->params.parser.load(arena);
         }
-        return parser;
-    } catch (const std::exception & e) {
-        set_error(err, e.what());
-    } catch (...) {
-        set_error(err, "unknown C++ exception");
-    }
-    return nullptr;
+        return parser.release();
+    });
 }
 
 void rl_chat_parser_free(rl_chat_parser * parser) {
@@ -209,7 +205,7 @@ char * rl_json_schema_to_grammar(const char * schema_json, char ** err) {
 // Checks GBNF the way llama.cpp's grammar sampler will load it, and says why it would be
 // refused (llama.cpp itself only prints the reason to stderr). 1 = usable.
 int rl_grammar_check(const char * gbnf, const char * root, char ** err) {
-    try {
+    return guarded<int>(err, 0, [&] {
         llama_grammar_parser parser;
         // parse() prints to stderr on failure, so its loop is repeated here to keep the reason.
         const char * pos = gbnf;
@@ -253,12 +249,7 @@ int rl_grammar_check(const char * gbnf, const char * root, char ** err) {
             throw std::runtime_error(std::string("the grammar has no '") + root + "' rule");
         }
         return 1;
-    } catch (const std::exception & e) {
-        set_error(err, e.what());
-    } catch (...) {
-        set_error(err, "unknown C++ exception");
-    }
-    return 0;
+    });
 }
 
 }  // extern "C"

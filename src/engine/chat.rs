@@ -297,7 +297,32 @@ pub(crate) fn enforceable_schema(schema: &str) -> Result<String> {
     let mut value: serde_json::Value = serde_json::from_str(schema)
         .map_err(|e| Error::invalid(format!("json_schema is not valid JSON: {e}")))?;
     whole_numbers_for_bounded_reals(&mut value);
+    anchor_patterns(&mut value);
     Ok(value.to_string())
+}
+
+/// llama.cpp's converter only turns patterns anchored with `^` and `$` into grammar (others it
+/// lets match any string, and says so on stderr). A pattern matches anywhere in the string;
+/// anchoring it keeps a subset of those strings, so every reply stays valid.
+fn anchor_patterns(schema: &mut serde_json::Value) {
+    use serde_json::Value;
+    match schema {
+        Value::Object(map) => {
+            if let Some(Value::String(pattern)) = map.get_mut("pattern") {
+                let body = pattern.strip_prefix('^').unwrap_or(pattern);
+                let body = body.strip_suffix('$').filter(|b| !b.ends_with('\\')).unwrap_or(body);
+                *pattern = format!("^({body})$");
+            }
+            for (key, child) in map.iter_mut() {
+                // Property names are not schemas.
+                if key != "pattern" {
+                    anchor_patterns(child);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(anchor_patterns),
+        _ => {}
+    }
 }
 
 /// llama.cpp's converter enforces bounds on integers but not on other numbers, so a bounded
@@ -403,6 +428,15 @@ mod tests {
         assert_eq!(s["properties"]["p"], serde_json::json!({"type": "integer", "minimum": 1, "maximum": 99}));
         assert_eq!(s["properties"]["q"], serde_json::json!({"const": 0.5}));
         assert_eq!(s["properties"]["r"], serde_json::json!({"type": "number"}));
+    }
+
+    #[test]
+    fn patterns_are_anchored() {
+        let mut s = serde_json::json!({"properties": {"a": {"type": "string", "pattern": "ab+"},
+            "b": {"type": "string", "pattern": "^[A-Z][a-z]{2,5}$"}}});
+        anchor_patterns(&mut s);
+        assert_eq!(s["properties"]["a"]["pattern"], "^(ab+)$");
+        assert_eq!(s["properties"]["b"]["pattern"], "^([A-Z][a-z]{2,5})$");
     }
 
     #[test]

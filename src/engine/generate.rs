@@ -20,6 +20,7 @@ use super::reply::ReplyReader;
 use super::template::GrammarPlan;
 use super::sampler::{build_sampler, random_seed, PENALTY_LAST_N};
 use super::text::{StopMatcher, StopScan, Utf8Streamer};
+use super::request::Sampling;
 use super::usage::{FinishReason, Usage};
 use super::worker::Submission;
 
@@ -52,6 +53,7 @@ pub(crate) struct Progress {
     reader: Option<ReplyReader>,
     /// Special tokens rendered as text (the reply parser reads them).
     preserved: Vec<LlamaToken>,
+    sampling: Sampling,
 }
 
 /// What a step did to a request.
@@ -125,6 +127,7 @@ impl Progress {
             grammar,
             reader,
             preserved,
+            sampling: request.sampling.clone(),
         })
     }
 
@@ -249,6 +252,54 @@ impl Progress {
         })
     }
 
+    /// The candidates the grammar allows, enough of them to choose exactly as over the whole
+    /// vocabulary: checking every token against the grammar is the slow part (all 262,144
+    /// here), so the highest logits are checked first. Greedy needs the best allowed token,
+    /// top-k sampling (without penalties, which reorder) the best `top_k` allowed ones; both
+    /// are among the highest logits when that many of those are allowed. Otherwise, or when
+    /// too few are, every token is checked.
+    fn allowed_candidates(
+        grammar: &mut LlamaSampler,
+        greedy: bool,
+        s: &Sampling,
+        ctx: &LlamaContext<'static>,
+        logits: &[f32],
+        logits_at: i32,
+    ) -> LlamaTokenDataArray {
+        const FIRST_LOOK: usize = 1024;
+        let needed = if greedy {
+            1
+        } else if s.top_k > 0 && s.repeat_penalty == 1.0 {
+            s.top_k as usize
+        } else {
+            usize::MAX
+        };
+        if needed <= FIRST_LOOK && logits.len() > FIRST_LOOK {
+            let mut ids: Vec<u32> = (0..logits.len() as u32).collect();
+            ids.select_nth_unstable_by(FIRST_LOOK, |a, b| {
+                logits[*b as usize].total_cmp(&logits[*a as usize])
+            });
+            ids.truncate(FIRST_LOOK);
+            let mut top = LlamaTokenDataArray::new(
+                ids.iter()
+                    .map(|&id| LlamaTokenData::new(LlamaToken(id as i32), logits[id as usize], 0.0))
+                    .collect(),
+                false,
+            );
+            grammar.apply(&mut top);
+            top.data.retain(|d| d.logit().is_finite());
+            if top.data.len() >= needed {
+                // The vocabulary order, so ties break as over the whole array.
+                top.data.sort_unstable_by_key(|d| d.id().0);
+                return top;
+            }
+        }
+        let mut all = ctx.token_data_array_ith(logits_at);
+        grammar.apply(&mut all);
+        all.data.retain(|d| d.logit().is_finite());
+        all
+    }
+
     /// The next token under the grammar, the way llama.cpp's common sampler does it: the
     /// unconstrained choice when the grammar allows it (cheap: one candidate checked), else
     /// the choice among the candidates the grammar allows. The grammar only ever accepts
@@ -278,9 +329,8 @@ impl Progress {
         let token = if single.data[0].logit().is_finite() {
             first
         } else {
-            let mut allowed = ctx.token_data_array_ith(logits_at);
-            grammar.apply(&mut allowed);
-            allowed.data.retain(|d| d.logit().is_finite());
+            let mut allowed =
+                Self::allowed_candidates(grammar, self.greedy, &self.sampling, ctx, logits, logits_at);
             if allowed.data.is_empty() {
                 return Err(Error::invalid(
                     "the grammar allows no token at this point of the reply (it may need \
@@ -361,6 +411,8 @@ impl Progress {
 /// accepted (the template's grammars start with it; a request's own grammar has none).
 fn grammar_sampler(model: &LlamaModel, plan: &GrammarPlan) -> Result<LlamaSampler> {
     let refused = |why: String| Error::invalid(format!("the grammar cannot be used: {why}"));
+    // Parsed here first: llama.cpp's loader prints its reason to stderr and keeps it.
+    super::chat::check_grammar(&plan.gbnf)?;
     let mut sampler = if plan.lazy {
         let tokens: Vec<LlamaToken> = plan.trigger_tokens.iter().map(|&t| LlamaToken(t)).collect();
         LlamaSampler::grammar_lazy_patterns(model, &plan.gbnf, "root", &plan.trigger_patterns, &tokens)

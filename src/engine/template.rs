@@ -73,6 +73,15 @@ pub(crate) struct GrammarPlan {
     pub prefill: String,
 }
 
+impl ReplyPlan {
+    /// Tool calls in the generic JSON format, under its grammar.
+    fn use_generic_format(&mut self, request: &Request) -> Result<()> {
+        self.grammar = Some(GrammarPlan::eager(generic::grammar(&request.tools, request.tool_choice)?));
+        self.reading = Reading::Generic;
+        Ok(())
+    }
+}
+
 impl GrammarPlan {
     fn eager(gbnf: String) -> Self {
         GrammarPlan {
@@ -222,11 +231,7 @@ impl ChatFormat {
                     ..ReplyPlan::default()
                 };
                 if use_generic {
-                    reply.grammar = Some(GrammarPlan::eager(generic::grammar(
-                        &request.tools,
-                        request.tool_choice,
-                    )?));
-                    reply.reading = Reading::Generic;
+                    reply.use_generic_format(request)?;
                 } else if let Some(gbnf) = &request.grammar {
                     reply.grammar = Some(GrammarPlan::eager(gbnf.clone()));
                 } else {
@@ -290,11 +295,7 @@ impl ChatFormat {
                     })?;
                 let mut reply = ReplyPlan::default();
                 if offered {
-                    reply.grammar = Some(GrammarPlan::eager(generic::grammar(
-                        &request.tools,
-                        request.tool_choice,
-                    )?));
-                    reply.reading = Reading::Generic;
+                    reply.use_generic_format(request)?;
                 } else {
                     reply.grammar = plain_grammar(request)?;
                 }
