@@ -207,6 +207,25 @@ mod tests {
     }
 
     #[test]
+    fn parallel_calls_come_back_as_several_events_in_order() {
+        let mut reader = ReplyReader::new(&Reading::Generic).unwrap().unwrap();
+        reader.push(
+            r#"{"tool_calls":[{"name":"a","arguments":{"x":1}},{"name":"b","arguments":{}}]}"#,
+            &mut 0,
+        );
+        let names: Vec<String> = reader
+            .finish()
+            .events
+            .into_iter()
+            .map(|e| match e {
+                Event::ToolCall(call) => call.name,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+    }
+
+    #[test]
     fn only_extensions_are_sent() {
         assert_eq!(extension("ab", "abc"), Some("c"));
         assert_eq!(extension("ab", "ab"), None);
