@@ -17,10 +17,10 @@ use super::kv_cache::SeqCache;
 use super::model::LoadedModel;
 use super::prompt::PromptPlan;
 use super::reply::ReplyReader;
-use super::template::GrammarPlan;
-use super::sampler::{build_sampler, random_seed, PENALTY_LAST_N};
-use super::text::{StopMatcher, StopScan, Utf8Streamer};
 use super::request::Sampling;
+use super::sampler::{build_sampler, random_seed, PENALTY_LAST_N};
+use super::template::GrammarPlan;
+use super::text::{StopMatcher, StopScan, Utf8Streamer};
 use super::usage::{FinishReason, Usage};
 use super::worker::Submission;
 
@@ -83,10 +83,12 @@ impl Progress {
             .reply
             .preserved
             .iter()
-            .filter_map(|text| match model.model.vocab().tokenize(text.as_bytes(), false, true)[..] {
-                [token] => Some(token),
-                _ => None,
-            })
+            .filter_map(
+                |text| match model.model.vocab().tokenize(text.as_bytes(), false, true)[..] {
+                    [token] => Some(token),
+                    _ => None,
+                },
+            )
             .collect();
         let mut stops = request.stop.clone();
         stops.extend(plan.reply.extra_stops.iter().cloned());
@@ -205,20 +207,17 @@ impl Progress {
         if text.is_empty() {
             return;
         }
-        let Some(reader) = &mut self.reader else {
-            self.usage.completion_tokens += self.undelivered;
-            submission.events.send(Event::Text {
-                text,
-                tokens: std::mem::take(&mut self.undelivered),
-            });
-            return;
-        };
-        // The reader holds text back until it knows what it is; the tokens count once
-        // they reach it.
         self.usage.completion_tokens += self.undelivered;
         let mut tokens = std::mem::take(&mut self.undelivered);
-        for event in reader.push(&text, &mut tokens) {
-            submission.events.send(event);
+        match &mut self.reader {
+            None => submission.events.send(Event::Text { text, tokens }),
+            // The reader holds text back until it knows what it is; the tokens count once
+            // they reach it.
+            Some(reader) => {
+                for event in reader.push(&text, &mut tokens) {
+                    submission.events.send(event);
+                }
+            }
         }
     }
 
@@ -311,7 +310,10 @@ impl Progress {
         model: &LlamaModel,
         logits_at: i32,
     ) -> Result<LlamaToken> {
-        let grammar = self.grammar.as_mut().expect("constrained without a grammar");
+        let grammar = self
+            .grammar
+            .as_mut()
+            .expect("constrained without a grammar");
         let logits = ctx.get_logits_ith(logits_at);
         let first = if self.greedy {
             argmax(logits)
@@ -329,8 +331,14 @@ impl Progress {
         let token = if single.data[0].logit().is_finite() {
             first
         } else {
-            let mut allowed =
-                Self::allowed_candidates(grammar, self.greedy, &self.sampling, ctx, logits, logits_at);
+            let mut allowed = Self::allowed_candidates(
+                grammar,
+                self.greedy,
+                &self.sampling,
+                ctx,
+                logits,
+                logits_at,
+            );
             if allowed.data.is_empty() {
                 return Err(Error::invalid(
                     "the grammar allows no token at this point of the reply (it may need \
@@ -415,11 +423,21 @@ fn grammar_sampler(model: &LlamaModel, plan: &GrammarPlan) -> Result<LlamaSample
     super::chat::check_grammar(&plan.gbnf)?;
     let mut sampler = if plan.lazy {
         let tokens: Vec<LlamaToken> = plan.trigger_tokens.iter().map(|&t| LlamaToken(t)).collect();
-        LlamaSampler::grammar_lazy_patterns(model, &plan.gbnf, "root", &plan.trigger_patterns, &tokens)
+        LlamaSampler::grammar_lazy_patterns(
+            model,
+            &plan.gbnf,
+            "root",
+            &plan.trigger_patterns,
+            &tokens,
+        )
     } else {
         LlamaSampler::grammar(model, &plan.gbnf, "root")
     }
-    .map_err(|e| refused(format!("{e} (left recursion, or a rule that matches nothing?)")))?;
+    .map_err(|e| {
+        refused(format!(
+            "{e} (left recursion, or a rule that matches nothing?)"
+        ))
+    })?;
     if !plan.prefill.is_empty() {
         let vocab = model.vocab();
         let tokens = vocab.tokenize(plan.prefill.as_bytes(), false, true);
@@ -433,9 +451,11 @@ fn grammar_sampler(model: &LlamaModel, plan: &GrammarPlan) -> Result<LlamaSample
             {
                 continue;
             }
-            sampler
-                .try_accept(token)
-                .map_err(|e| refused(format!("it does not accept the template's reply prefix ({e})")))?;
+            sampler.try_accept(token).map_err(|e| {
+                refused(format!(
+                    "it does not accept the template's reply prefix ({e})"
+                ))
+            })?;
         }
     }
     Ok(sampler)

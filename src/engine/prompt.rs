@@ -74,12 +74,13 @@ impl LoadedModel {
     }
 
     fn format_chat(&self, messages: &[Message], open_reply: bool) -> Result<String> {
-        self.chat_format()?.format(&self.model, messages, open_reply)
+        self.chat_format()?
+            .format(&self.model, messages, open_reply)
     }
 
     /// BOS is added as the vocabulary says, and special tokens in the text are parsed, as
     /// llama.cpp's server does for both chat and raw prompts.
-    pub(crate) fn tokenize_text(&self, text: &str) -> Vec<LlamaToken> {
+    fn tokenize_text(&self, text: &str) -> Vec<LlamaToken> {
         self.model.vocab().tokenize(text.as_bytes(), true, true)
     }
 

@@ -11,7 +11,7 @@ use super::backend::{self, LogLevel};
 use super::chat::{enforceable_schema, json_schema_to_grammar, ChatParams, JinjaTemplates};
 use super::error::{Error, Result};
 use super::generic;
-use super::request::{Message, Request, ToolChoice};
+use super::request::{Message, Prompt, Request, Role, Tool, ToolChoice};
 
 /// The built-in llama.cpp template used when a GGUF has no template llama.cpp can apply,
 /// keyed by the GGUF's `general.architecture`. Documented in the README.
@@ -76,7 +76,10 @@ pub(crate) struct GrammarPlan {
 impl ReplyPlan {
     /// Tool calls in the generic JSON format, under its grammar.
     fn use_generic_format(&mut self, request: &Request) -> Result<()> {
-        self.grammar = Some(GrammarPlan::eager(generic::grammar(&request.tools, request.tool_choice)?));
+        self.grammar = Some(GrammarPlan::eager(generic::grammar(
+            &request.tools,
+            request.tool_choice,
+        )?));
         self.reading = Reading::Generic;
         Ok(())
     }
@@ -182,15 +185,25 @@ impl ChatFormat {
 
     /// Formats `messages` only, opening the assistant turn after them when `open_reply`
     /// (used to find where turns start).
-    pub fn format(&self, model: &LlamaModel, messages: &[Message], open_reply: bool) -> Result<String> {
+    pub fn format(
+        &self,
+        model: &LlamaModel,
+        messages: &[Message],
+        open_reply: bool,
+    ) -> Result<String> {
         let mut request = Request::chat(messages.to_vec());
         request.tool_choice = ToolChoice::None;
         Ok(self.render(model, &request, open_reply)?.text)
     }
 
     /// The prompt for `request` and the plan for its reply.
-    pub fn render(&self, model: &LlamaModel, request: &Request, open_reply: bool) -> Result<Rendered> {
-        let super::request::Prompt::Chat(messages) = &request.prompt else {
+    pub fn render(
+        &self,
+        model: &LlamaModel,
+        request: &Request,
+        open_reply: bool,
+    ) -> Result<Rendered> {
+        let Prompt::Chat(messages) = &request.prompt else {
             return Err(Error::Internal("render called for a raw prompt".into()));
         };
         let offered = !request.tools.is_empty() && request.tool_choice != ToolChoice::None;
@@ -201,9 +214,9 @@ impl ChatFormat {
                 // or not tools are offered this turn.
                 let tool_history = messages
                     .iter()
-                    .any(|m| m.role == super::request::Role::Tool || !m.tool_calls.is_empty());
+                    .any(|m| m.role == Role::Tool || !m.tool_calls.is_empty());
                 let messages = if !templates.supports_tool_calls && (offered || tool_history) {
-                    let tools: &[super::request::Tool] = if offered { &request.tools } else { &[] };
+                    let tools: &[Tool] = if offered { &request.tools } else { &[] };
                     generic::rewrite_messages(messages, tools, request.tool_choice)
                 } else {
                     messages.clone()
@@ -237,7 +250,10 @@ impl ChatFormat {
                 } else {
                     if !params.grammar.is_empty() {
                         let gbnf = if offered && request.tool_choice == ToolChoice::Required {
-                            calls_without_leading_content(&params.grammar, &params.thinking_start_tag)
+                            calls_without_leading_content(
+                                &params.grammar,
+                                &params.thinking_start_tag,
+                            )
                         } else {
                             params.grammar.clone()
                         };
@@ -265,14 +281,17 @@ impl ChatFormat {
                         // A template route that made no grammar for the schema.
                         reply.grammar = Some(GrammarPlan::eager(json_schema_to_grammar(schema)?));
                     }
-                    let structured = offered || request.json_schema.is_some() || params.supports_thinking;
+                    let structured =
+                        offered || request.json_schema.is_some() || params.supports_thinking;
                     if structured {
                         reply.reading = Reading::Template(Box::new(params));
                     }
                 }
                 Ok(Rendered { text, reply })
             }
-            ChatFormat::Builtin { template, source, .. } => {
+            ChatFormat::Builtin {
+                template, source, ..
+            } => {
                 // Built-in templates know only system, user and assistant turns.
                 let messages = generic::rewrite_messages(
                     messages,
@@ -328,7 +347,8 @@ fn calls_without_leading_content(gbnf: &str, thinking_start_tag: &str) -> String
                     .into_iter()
                     .filter(|item| {
                         let optional_text = item.ends_with('?') && item.contains("until-");
-                        let thinking_block = !thinking_start_tag.is_empty() && item.starts_with(&thinking);
+                        let thinking_block =
+                            !thinking_start_tag.is_empty() && item.starts_with(&thinking);
                         !optional_text || thinking_block
                     })
                     .collect();
@@ -410,11 +430,12 @@ pub(crate) fn bos_text(model: &LlamaModel) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Role;
 
     #[test]
     fn jinja_is_told_from_names() {
-        assert!(looks_like_jinja("{% for m in messages %}{{ m.content }}{% endfor %}"));
+        assert!(looks_like_jinja(
+            "{% for m in messages %}{{ m.content }}{% endfor %}"
+        ));
         assert!(!looks_like_jinja("chatml"));
         assert!(!looks_like_jinja("gemma"));
     }
@@ -432,8 +453,14 @@ mod tests {
             r#"root ::= "<A>" space ("<think>" until-4 "</think>")? tool-calls"#
         );
         let g = r#"root ::= "<C>" space ("<C>" until-171 "<E>")? tool-call"#;
-        assert_eq!(calls_without_leading_content(g, ""), r#"root ::= "<C>" space tool-call"#);
-        assert_eq!(top_level_items(r#""a b" [ x] (c "d e")* f"#), vec![r#""a b""#, "[ x]", r#"(c "d e")*"#, "f"]);
+        assert_eq!(
+            calls_without_leading_content(g, ""),
+            r#"root ::= "<C>" space tool-call"#
+        );
+        assert_eq!(
+            top_level_items(r#""a b" [ x] (c "d e")* f"#),
+            vec![r#""a b""#, "[ x]", r#"(c "d e")*"#, "f"]
+        );
     }
 
     #[test]

@@ -47,7 +47,11 @@ impl AssistantMessage {
             m["reasoning_content"] = self.reasoning.clone().into();
         }
         if !self.tool_calls.is_empty() {
-            m["tool_calls"] = self.tool_calls.iter().map(ToolCall::to_openai_json).collect();
+            m["tool_calls"] = self
+                .tool_calls
+                .iter()
+                .map(ToolCall::to_openai_json)
+                .collect();
         }
         m
     }
@@ -109,12 +113,7 @@ impl Tool {
 
     /// Reads `[{"type":"function","function":{"name","description","parameters"}}, ...]`.
     pub fn parse_openai_list(json: &str) -> Result<Vec<Tool>> {
-        let value: Value = serde_json::from_str(json)
-            .map_err(|e| Error::invalid(format!("tools_json is not valid JSON: {e}")))?;
-        let items = value
-            .as_array()
-            .ok_or_else(|| Error::invalid("tools_json must be a JSON array of tools"))?;
-        items
+        json_array(json, "tools_json", "tools")?
             .iter()
             .enumerate()
             .map(|(i, item)| {
@@ -128,7 +127,9 @@ impl Tool {
                 let function = item
                     .get("function")
                     .filter(|f| f.is_object())
-                    .ok_or_else(|| Error::invalid(format!("{} must be an object", at(".function"))))?;
+                    .ok_or_else(|| {
+                        Error::invalid(format!("{} must be an object", at(".function")))
+                    })?;
                 let name = function
                     .get("name")
                     .and_then(Value::as_str)
@@ -150,7 +151,9 @@ impl Tool {
                     }
                 };
                 let parameters = match function.get("parameters") {
-                    None | Some(Value::Null) => serde_json::json!({"type": "object", "properties": {}}),
+                    None | Some(Value::Null) => {
+                        serde_json::json!({"type": "object", "properties": {}})
+                    }
                     Some(p) if p.is_object() => p.clone(),
                     Some(_) => {
                         return Err(Error::invalid(format!(
@@ -186,7 +189,11 @@ fn valid_tool_name(name: &str) -> bool {
 }
 
 impl ToolCall {
-    pub fn new(id: impl Into<String>, name: impl Into<String>, arguments: impl Into<String>) -> Self {
+    pub fn new(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        arguments: impl Into<String>,
+    ) -> Self {
         Self {
             id: id.into(),
             name: name.into(),
@@ -196,7 +203,9 @@ impl ToolCall {
 
     pub(crate) fn validate(&self, at: &str) -> Result<()> {
         if self.name.is_empty() {
-            return Err(Error::invalid(format!("{at}: a tool call has an empty name")));
+            return Err(Error::invalid(format!(
+                "{at}: a tool call has an empty name"
+            )));
         }
         if serde_json::from_str::<Value>(&self.arguments).is_err() {
             return Err(Error::invalid(format!(
@@ -228,16 +237,22 @@ impl Message {
     /// Reads an OpenAI message list: `{"role","content"}`, assistant turns with
     /// `"tool_calls"` (content null or absent), and `{"role":"tool","tool_call_id","content"}`.
     pub fn parse_openai_list(json: &str) -> Result<Vec<Message>> {
-        let value: Value = serde_json::from_str(json)
-            .map_err(|e| Error::invalid(format!("messages_json is not valid JSON: {e}")))?;
-        let items = value
-            .as_array()
-            .ok_or_else(|| Error::invalid("messages_json must be a JSON array of messages"))?;
-        items
+        json_array(json, "messages_json", "messages")?
             .iter()
             .enumerate()
             .map(|(i, item)| parse_message(i, item))
             .collect()
+    }
+}
+
+/// `json` read as a JSON array; errors name the field and what its items should be.
+fn json_array(json: &str, field: &str, items: &str) -> Result<Vec<Value>> {
+    match serde_json::from_str(json) {
+        Ok(Value::Array(values)) => Ok(values),
+        Ok(_) => Err(Error::invalid(format!(
+            "{field} must be a JSON array of {items}"
+        ))),
+        Err(e) => Err(Error::invalid(format!("{field} is not valid JSON: {e}"))),
     }
 }
 
@@ -257,7 +272,9 @@ fn parse_message(i: usize, item: &Value) -> Result<Message> {
         Some(Value::Array(calls)) if role == Role::Assistant => calls
             .iter()
             .enumerate()
-            .map(|(j, call)| parse_call(call).map_err(|why| invalid(format!(".tool_calls[{j}] {why}"))))
+            .map(|(j, call)| {
+                parse_call(call).map_err(|why| invalid(format!(".tool_calls[{j}] {why}")))
+            })
             .collect::<Result<Vec<_>>>()?,
         Some(_) => {
             return Err(invalid(
@@ -316,7 +333,9 @@ fn parse_call(call: &Value) -> std::result::Result<ToolCall, String> {
         }
         Some(object @ Value::Object(_)) => object.to_string(),
         None | Some(Value::Null) => "{}".to_owned(),
-        Some(_) => return Err("has function.arguments that are neither JSON text nor an object".into()),
+        Some(_) => {
+            return Err("has function.arguments that are neither JSON text nor an object".into())
+        }
     };
     let id = call
         .get("id")
@@ -332,7 +351,11 @@ pub(crate) fn new_call_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let seed = super::sampler::random_seed() as u64;
-    format!("call_{:016x}{:08x}", seed.rotate_left(17) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15), n as u32)
+    format!(
+        "call_{:016x}{:08x}",
+        seed.rotate_left(17) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        n as u32
+    )
 }
 
 #[cfg(test)]
@@ -346,9 +369,13 @@ mod tests {
         assert!(err("{}").contains("array"));
         assert!(err(r#"[{"type":"x"}]"#).contains("tools_json[0].type"));
         assert!(err(r#"[{"type":"function","function":{"name":""}}]"#).contains(".function.name"));
-        assert!(err(r#"[{"type":"function","function":{"name":"a b"}}]"#).contains(".function.name"));
-        assert!(err(r#"[{"type":"function","function":{"name":"a","parameters":5}}]"#)
-            .contains(".function.parameters"));
+        assert!(
+            err(r#"[{"type":"function","function":{"name":"a b"}}]"#).contains(".function.name")
+        );
+        assert!(
+            err(r#"[{"type":"function","function":{"name":"a","parameters":5}}]"#)
+                .contains(".function.parameters")
+        );
         let tools = Tool::parse_openai_list(
             r#"[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]"#,
         )
@@ -372,8 +399,10 @@ mod tests {
         assert!(err(r#"[{"role":"robot","content":"x"}]"#).contains("messages_json[0].role"));
         assert!(err(r#"[{"role":"user","content":5}]"#).contains(".content"));
         assert!(err(r#"[{"role":"tool","content":"x"}]"#).contains("tool_call_id"));
-        assert!(err(r#"[{"role":"assistant","tool_calls":[{"function":{"name":"f","arguments":"{"}}]}]"#)
-            .contains("tool_calls[0]"));
+        assert!(err(
+            r#"[{"role":"assistant","tool_calls":[{"function":{"name":"f","arguments":"{"}}]}]"#
+        )
+        .contains("tool_calls[0]"));
     }
 
     #[test]
