@@ -10,10 +10,11 @@ pub mod ffi;
 pub mod rig;
 
 pub use engine::{
-    available_cpus, set_log_sink, AssistantMessage, ContextOverflow, Description, Engine, EngineOptions, Error,
-    Event, FinishReason, Job, JobCanceller, LogFn, LogLevel, Message, ProgressFn, Prompt,
-    ReasoningMode, Request, Result, Role, Sampling, Tool, ToolCall, ToolChoice, Usage, ARCHITECTURE_TEMPLATES, DEFAULT_MAX_TOKENS, DEFAULT_N_BATCH,
-    DEFAULT_N_CTX, MAX_EMBED_TOKENS, MAX_N_CTX, MAX_SEQ, MAX_THREADS, QUEUE_LIMIT,
+    available_cpus, set_log_sink, AssistantMessage, ContextOverflow, Description, Engine,
+    EngineOptions, Error, Event, FinishReason, Job, JobCanceller, LogFn, LogLevel, Message,
+    ProgressFn, Prompt, ReasoningMode, Request, Result, Role, Sampling, Tool, ToolCall, ToolChoice,
+    Usage, ARCHITECTURE_TEMPLATES, DEFAULT_MAX_TOKENS, DEFAULT_N_BATCH, DEFAULT_N_CTX,
+    MAX_EMBED_TOKENS, MAX_N_CTX, MAX_SEQ, MAX_THREADS, QUEUE_LIMIT,
 };
 
 /// Test hooks: the load steps that can be made to fail, and (with the `fault-injection`

@@ -318,7 +318,9 @@ fn streams_that_fill_the_shared_context_together_end_with_length_not_an_error() 
     options.n_seq = 4;
     options.n_ctx = 256;
     let engine = Engine::create(options, None).unwrap();
-    let jobs: Vec<_> = (0..4).map(|i| engine.submit(story(i, 120)).unwrap()).collect();
+    let jobs: Vec<_> = (0..4)
+        .map(|i| engine.submit(story(i, 120)).unwrap())
+        .collect();
     let threads: Vec<_> = jobs
         .into_iter()
         .map(|job| std::thread::spawn(move || drain(job)))

@@ -20,7 +20,10 @@ fn assert_valid(schema: &Value, text: &str, context: &str) -> Value {
         .iter_errors(&value)
         .map(|e| e.to_string())
         .collect();
-    assert!(errors.is_empty(), "{context}: {value} is not valid against {schema}: {errors:?}");
+    assert!(
+        errors.is_empty(),
+        "{context}: {value} is not valid against {schema}: {errors:?}"
+    );
     value
 }
 
@@ -77,7 +80,11 @@ fn json_schema_replies_parse_and_validate_at_several_seeds() {
             request.sampling.seed = Some(seed);
             request.max_tokens = Some(200);
             let (message, usage) = engine.chat(request).unwrap();
-            assert_eq!(usage.finish_reason, FinishReason::Stop, "schema {i} seed {seed}: {message:?}");
+            assert_eq!(
+                usage.finish_reason,
+                FinishReason::Stop,
+                "schema {i} seed {seed}: {message:?}"
+            );
             assert_valid(schema, &message.content, &format!("schema {i} seed {seed}"));
             replies += 1;
         }
@@ -93,7 +100,10 @@ fn a_grammar_decides_the_reply_and_raw_prompts_take_one_too() {
     let (text, _) = engine.complete(request).unwrap();
     let rest = text.strip_prefix('(').unwrap_or_else(|| panic!("{text:?}"));
     let (digits, animal) = rest.split_once(") ").unwrap_or_else(|| panic!("{text:?}"));
-    assert!((1..=2).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()), "{text:?}");
+    assert!(
+        (1..=2).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()),
+        "{text:?}"
+    );
     assert!(animal == "cat" || animal == "dog", "{text:?}");
 
     let mut raw = greedy_raw("The answer is", 20);
@@ -116,24 +126,52 @@ fn a_grammar_that_is_already_complete_ends_the_reply_at_once() {
 #[test]
 fn bad_structure_is_refused_before_decoding_and_the_engine_serves_on() {
     let engine = engine();
-    let cases: Vec<(Box<dyn Fn(&mut Request)>, &str)> = vec![
-        (Box::new(|r| r.grammar = Some("root ::= \"open".into())), "GBNF"),
-        (Box::new(|r| r.grammar = Some("root ::= missing".into())), "missing"),
-        (Box::new(|r| r.grammar = Some("start ::= \"a\"".into())), "'root'"),
-        (Box::new(|r| r.json_schema = Some("{\"type\":".into())), "json_schema is not valid JSON"),
-        (Box::new(|r| r.json_schema = Some("[1]".into())), "json_schema must be"),
-        (Box::new(|r| {
-            r.grammar = Some("root ::= \"a\"".into());
-            r.json_schema = Some("{}".into());
-        }), "both"),
-        (Box::new(|r| {
-            r.tools = vec![Tool::new("f", "", json!({"type": "object"}))];
-            r.grammar = Some("root ::= \"a\"".into());
-        }), "tools cannot be combined"),
-        (Box::new(|r| r.tool_choice = ToolChoice::Required), "REQUIRED"),
-        (Box::new(|r| {
-            r.tools = vec![Tool::new("f", "", json!({})), Tool::new("f", "", json!({}))];
-        }), "twice"),
+    type Spoil = Box<dyn Fn(&mut Request)>;
+    let cases: Vec<(Spoil, &str)> = vec![
+        (
+            Box::new(|r| r.grammar = Some("root ::= \"open".into())),
+            "GBNF",
+        ),
+        (
+            Box::new(|r| r.grammar = Some("root ::= missing".into())),
+            "missing",
+        ),
+        (
+            Box::new(|r| r.grammar = Some("start ::= \"a\"".into())),
+            "'root'",
+        ),
+        (
+            Box::new(|r| r.json_schema = Some("{\"type\":".into())),
+            "json_schema is not valid JSON",
+        ),
+        (
+            Box::new(|r| r.json_schema = Some("[1]".into())),
+            "json_schema must be",
+        ),
+        (
+            Box::new(|r| {
+                r.grammar = Some("root ::= \"a\"".into());
+                r.json_schema = Some("{}".into());
+            }),
+            "both",
+        ),
+        (
+            Box::new(|r| {
+                r.tools = vec![Tool::new("f", "", json!({"type": "object"}))];
+                r.grammar = Some("root ::= \"a\"".into());
+            }),
+            "tools cannot be combined",
+        ),
+        (
+            Box::new(|r| r.tool_choice = ToolChoice::Required),
+            "REQUIRED",
+        ),
+        (
+            Box::new(|r| {
+                r.tools = vec![Tool::new("f", "", json!({})), Tool::new("f", "", json!({}))];
+            }),
+            "twice",
+        ),
     ];
     for (make_bad, expected) in cases {
         let mut request = greedy_chat("hi", 4);
@@ -148,7 +186,10 @@ fn bad_structure_is_refused_before_decoding_and_the_engine_serves_on() {
     // Left recursion parses as GBNF; llama.cpp refuses it when the request starts.
     let mut request = greedy_chat("hi", 4);
     request.grammar = Some("root ::= root \"a\" | \"a\"".into());
-    assert!(matches!(engine.complete(request), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        engine.complete(request),
+        Err(Error::InvalidArgument(_))
+    ));
     let (text, _) = engine.complete(greedy_chat("Say hello.", 4)).unwrap();
     assert!(!text.is_empty());
 }
@@ -186,12 +227,23 @@ fn tool_choice_required_gives_valid_calls_every_time() {
         request.sampling.seed = Some(seed);
         request.max_tokens = Some(200);
         let (message, usage) = engine.chat(request).unwrap();
-        assert_eq!(usage.finish_reason, FinishReason::ToolCalls, "seed {seed}: {message:?}");
+        assert_eq!(
+            usage.finish_reason,
+            FinishReason::ToolCalls,
+            "seed {seed}: {message:?}"
+        );
         assert!(message.content.is_empty(), "{message:?}");
         assert!(!message.tool_calls.is_empty());
         for call in &message.tool_calls {
-            let tool = tools.iter().find(|t| t.name == call.name).unwrap_or_else(|| panic!("{call:?}"));
-            assert_valid(&tool.parameters, &call.arguments, &format!("seed {seed} {}", call.name));
+            let tool = tools
+                .iter()
+                .find(|t| t.name == call.name)
+                .unwrap_or_else(|| panic!("{call:?}"));
+            assert_valid(
+                &tool.parameters,
+                &call.arguments,
+                &format!("seed {seed} {}", call.name),
+            );
             assert!(call.id.starts_with("call_"), "{call:?}");
         }
         let json = message.to_openai_json();
@@ -209,16 +261,22 @@ fn tool_choice_none_and_auto_and_the_events_of_a_call() {
     let (message, usage) = engine.chat(request.clone()).unwrap();
     assert!(message.tool_calls.is_empty() && usage.finish_reason != FinishReason::ToolCalls);
     // NONE does not describe the tools to the model at all.
-    assert!(!engine.apply_template(request.clone()).unwrap().contains("get_weather"));
+    assert!(!engine
+        .apply_template(request.clone())
+        .unwrap()
+        .contains("get_weather"));
 
     request.tool_choice = ToolChoice::Auto;
     request.max_tokens = Some(200);
     let prompt = engine.apply_template(request.clone()).unwrap();
-    assert!(prompt.contains("get_weather") && prompt.contains("\"response\""), "{prompt}");
+    assert!(
+        prompt.contains("get_weather") && prompt.contains("\"response\""),
+        "{prompt}"
+    );
     let (message, usage) = engine.chat(request.clone()).unwrap();
     // AUTO: either a call or an answer, always well-formed.
     assert!(
-        (usage.finish_reason == FinishReason::ToolCalls) == !message.tool_calls.is_empty(),
+        (usage.finish_reason == FinishReason::ToolCalls) != message.tool_calls.is_empty(),
         "{message:?} {usage:?}"
     );
 
@@ -257,7 +315,11 @@ fn an_agent_loop_with_a_tool_result_completes() {
     assert!(!reply.tool_calls.is_empty());
     messages.push(reply.to_message());
     for call in &reply.tool_calls {
-        messages.push(Message::tool_result(call.id.clone(), Some(call.name.clone()), "18 C, sunny"));
+        messages.push(Message::tool_result(
+            call.id.clone(),
+            Some(call.name.clone()),
+            "18 C, sunny",
+        ));
     }
     let mut request = Request::chat(messages);
     request.tools = tools;
@@ -278,7 +340,10 @@ fn stop_strings_cancel_and_prefix_reuse_hold_with_a_grammar() {
     request.grammar = Some(r#"root ::= "cat, dog, " [a-z]+ ", fish, " [a-z ,]*"#.into());
     request.stop = vec!["fish".into()];
     let (text, usage) = engine.complete(request.clone()).unwrap();
-    assert!(text.starts_with("cat, dog, ") && !text.contains("fish"), "{text:?}");
+    assert!(
+        text.starts_with("cat, dog, ") && !text.contains("fish"),
+        "{text:?}"
+    );
     assert_eq!(usage.finish_reason, FinishReason::Stop);
     let (_, again) = engine.complete(request.clone()).unwrap();
     assert!(again.cached_prompt_tokens > 0, "{again:?}");
@@ -292,7 +357,10 @@ fn stop_strings_cancel_and_prefix_reuse_hold_with_a_grammar() {
     }
     loop {
         match job.blocking_next() {
-            Event::Failed { error: Error::Cancelled(_), .. } => break,
+            Event::Failed {
+                error: Error::Cancelled(_),
+                ..
+            } => break,
             Event::Done(usage) => panic!("not cancelled: {usage:?}"),
             _ => {}
         }
@@ -395,14 +463,21 @@ fn schema_strategy() -> impl Strategy<Value = Value> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(|items| json!({"anyOf": items})),
             prop::collection::vec(inner.clone(), 0..3).prop_map(|items| json!({"oneOf": items})),
-            inner.clone().prop_map(|item| json!({"type": "array", "items": item, "maxItems": 3})),
-            (prop::collection::vec(inner.clone(), 1..4), any::<bool>()).prop_map(|(props, strict)| {
-                let properties: serde_json::Map<String, Value> =
-                    props.into_iter().enumerate().map(|(i, p)| (format!("p{i}"), p)).collect();
-                let required: Vec<String> = properties.keys().cloned().collect();
-                json!({"type": "object", "properties": properties, "required": required,
+            inner
+                .clone()
+                .prop_map(|item| json!({"type": "array", "items": item, "maxItems": 3})),
+            (prop::collection::vec(inner.clone(), 1..4), any::<bool>()).prop_map(
+                |(props, strict)| {
+                    let properties: serde_json::Map<String, Value> = props
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, p)| (format!("p{i}"), p))
+                        .collect();
+                    let required: Vec<String> = properties.keys().cloned().collect();
+                    json!({"type": "object", "properties": properties, "required": required,
                        "additionalProperties": !strict, "$defs": {"d": {"$ref": "#/$defs/d"}}})
-            }),
+                }
+            ),
         ]
     })
 }

@@ -32,7 +32,13 @@ fn fixtures() -> (PathBuf, Value) {
             "scripts/{script} failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        PathBuf::from(String::from_utf8_lossy(&output.stdout).lines().last().unwrap().trim())
+        PathBuf::from(
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .last()
+                .unwrap()
+                .trim(),
+        )
     };
     let models = run(
         "make-template-models",
@@ -113,7 +119,11 @@ fn apply_template_equals_the_jinja2_reference_byte_for_byte() {
     let mut skip = cases["skip"].as_array().cloned().unwrap_or_default();
     skip.extend(cases["differences"].as_array().cloned().unwrap_or_default());
     let today = |format: &str| {
-        let out = Command::new("date").arg(format!("+{format}")).env("LC_ALL", "C").output().unwrap();
+        let out = Command::new("date")
+            .arg(format!("+{format}"))
+            .env("LC_ALL", "C")
+            .output()
+            .unwrap();
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     };
     let skipped = |family: &str, conversation: &str| {
@@ -141,10 +151,12 @@ fn apply_template_equals_the_jinja2_reference_byte_for_byte() {
                 Some(Value::Bool(true)) => ReasoningMode::On,
                 _ => ReasoningMode::Auto,
             };
-            let mut request =
-                Request::chat(Message::parse_openai_list(&conversation["messages"].to_string()).unwrap());
+            let mut request = Request::chat(
+                Message::parse_openai_list(&conversation["messages"].to_string()).unwrap(),
+            );
             if conversation["tools"].is_array() {
-                request.tools = Tool::parse_openai_list(&conversation["tools"].to_string()).unwrap();
+                request.tools =
+                    Tool::parse_openai_list(&conversation["tools"].to_string()).unwrap();
             }
             request.reasoning = reasoning;
             let text = engine
@@ -171,9 +183,9 @@ fn apply_template_equals_the_jinja2_reference_byte_for_byte() {
         let expected = reference_render(&requests);
         let bos = cases["bos_token"].as_str().unwrap();
         for ((conversation, text), reference) in ours.iter().zip(expected) {
-            let reference = reference
-                .as_str()
-                .unwrap_or_else(|| panic!("{name} x {conversation}: reference failed: {reference}"));
+            let reference = reference.as_str().unwrap_or_else(|| {
+                panic!("{name} x {conversation}: reference failed: {reference}")
+            });
             // The model sees the tokenizer's BOS (this vocabulary adds one) before the
             // rendered text; a template that writes it itself gets no second one.
             let reference = if reference.starts_with(bos) {
@@ -189,7 +201,12 @@ fn apply_template_equals_the_jinja2_reference_byte_for_byte() {
             }
         }
     }
-    assert!(mismatches.is_empty(), "{} of {compared} differ:\n{}", mismatches.len(), mismatches.join("\n\n"));
+    assert!(
+        mismatches.is_empty(),
+        "{} of {compared} differ:\n{}",
+        mismatches.len(),
+        mismatches.join("\n\n")
+    );
     eprintln!("{compared} renderings equal");
     assert!(compared >= 30, "only {compared} renderings compared");
 }
@@ -223,11 +240,18 @@ fn each_tool_family_returns_a_valid_required_call_in_its_own_format() {
         // 270M model never ends it, so that reply stops at max_tokens with its call whole.
         if name == "mistral-nemo" {
             assert!(
-                matches!(usage.finish_reason, FinishReason::ToolCalls | FinishReason::Length),
+                matches!(
+                    usage.finish_reason,
+                    FinishReason::ToolCalls | FinishReason::Length
+                ),
                 "{name}: {usage:?}"
             );
         } else {
-            assert_eq!(usage.finish_reason, FinishReason::ToolCalls, "{name}: {message:?}");
+            assert_eq!(
+                usage.finish_reason,
+                FinishReason::ToolCalls,
+                "{name}: {message:?}"
+            );
         }
         assert!(!message.tool_calls.is_empty(), "{name}: {message:?}");
         for call in &message.tool_calls {

@@ -45,8 +45,7 @@ extern "C" {
         is_partial: c_int,
         err: *mut *mut c_char,
     ) -> *mut c_char;
-    fn rl_json_schema_to_grammar(schema_json: *const c_char, err: *mut *mut c_char)
-        -> *mut c_char;
+    fn rl_json_schema_to_grammar(schema_json: *const c_char, err: *mut *mut c_char) -> *mut c_char;
     fn rl_grammar_check(gbnf: *const c_char, root: *const c_char, err: *mut *mut c_char) -> c_int;
 }
 
@@ -55,7 +54,9 @@ fn take(ptr: *mut c_char) -> Option<String> {
     if ptr.is_null() {
         return None;
     }
-    let text = unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned();
+    let text = unsafe { CStr::from_ptr(ptr) }
+        .to_string_lossy()
+        .into_owned();
     unsafe { rl_chat_string_free(ptr) };
     Some(text)
 }
@@ -83,7 +84,10 @@ fn c_string(what: &str, text: &str) -> Result<CString> {
 pub(crate) fn raw_model(
     model: &llama_cpp_2::model::LlamaModel,
 ) -> *const llama_cpp_sys_2::llama_model {
-    unsafe { *(model as *const llama_cpp_2::model::LlamaModel).cast::<*const llama_cpp_sys_2::llama_model>() }
+    unsafe {
+        *(model as *const llama_cpp_2::model::LlamaModel)
+            .cast::<*const llama_cpp_sys_2::llama_model>()
+    }
 }
 
 /// A model's Jinja chat templates (its default one and any `tool_use` variant).
@@ -207,9 +211,10 @@ impl JinjaTemplates {
     /// Renders `inputs` (see csrc/chat_shim.cpp for the shape).
     pub fn apply(&self, inputs: &serde_json::Value) -> Result<ChatParams> {
         let inputs = c_string("the request", &inputs.to_string())?;
-        let out = call("the chat template cannot render this request", |err| unsafe {
-            rl_chat_apply(self.raw.as_ptr(), inputs.as_ptr(), err)
-        })?;
+        let out = call(
+            "the chat template cannot render this request",
+            |err| unsafe { rl_chat_apply(self.raw.as_ptr(), inputs.as_ptr(), err) },
+        )?;
         serde_json::from_str(&take(out.as_ptr()).unwrap_or_default())
             .map_err(|e| Error::Internal(format!("chat params: {e}")))
     }
@@ -268,15 +273,18 @@ impl ReplyParser {
 
     /// The message in `text`; `partial` while the reply is still growing.
     pub fn parse(&self, text: &str, partial: bool) -> Result<ParsedMessage> {
-        let out = call("the reply does not match the template's format", |err| unsafe {
-            rl_chat_parse(
-                self.raw.as_ptr(),
-                text.as_ptr().cast(),
-                text.len(),
-                c_int::from(partial),
-                err,
-            )
-        })?;
+        let out = call(
+            "the reply does not match the template's format",
+            |err| unsafe {
+                rl_chat_parse(
+                    self.raw.as_ptr(),
+                    text.as_ptr().cast(),
+                    text.len(),
+                    c_int::from(partial),
+                    err,
+                )
+            },
+        )?;
         serde_json::from_str(&take(out.as_ptr()).unwrap_or_default())
             .map_err(|e| Error::Internal(format!("parsed reply: {e}")))
     }
@@ -286,9 +294,10 @@ impl ReplyParser {
 /// [`whole_numbers_for_bounded_reals`]).
 pub(crate) fn json_schema_to_grammar(schema: &str) -> Result<String> {
     let schema = c_string("json_schema", &enforceable_schema(schema)?)?;
-    let out = call("json_schema cannot be turned into a grammar", |err| unsafe {
-        rl_json_schema_to_grammar(schema.as_ptr(), err)
-    })?;
+    let out = call(
+        "json_schema cannot be turned into a grammar",
+        |err| unsafe { rl_json_schema_to_grammar(schema.as_ptr(), err) },
+    )?;
     Ok(take(out.as_ptr()).unwrap_or_default())
 }
 
@@ -310,7 +319,10 @@ fn anchor_patterns(schema: &mut serde_json::Value) {
         Value::Object(map) => {
             if let Some(Value::String(pattern)) = map.get_mut("pattern") {
                 let body = pattern.strip_prefix('^').unwrap_or(pattern);
-                let body = body.strip_suffix('$').filter(|b| !b.ends_with('\\')).unwrap_or(body);
+                let body = body
+                    .strip_suffix('$')
+                    .filter(|b| !b.ends_with('\\'))
+                    .unwrap_or(body);
                 *pattern = format!("^({body})$");
             }
             for (key, child) in map.iter_mut() {
@@ -350,7 +362,13 @@ fn whole_numbers_for_bounded_reals(schema: &mut serde_json::Value) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 };
-                for key in ["type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"] {
+                for key in [
+                    "type",
+                    "minimum",
+                    "maximum",
+                    "exclusiveMinimum",
+                    "exclusiveMaximum",
+                ] {
                     map.remove(key);
                 }
                 match (low, high) {
@@ -402,9 +420,13 @@ mod tests {
     #[test]
     fn grammar_errors_carry_the_parsers_reason() {
         check_grammar("root ::= \"a\" | [b-c]+").unwrap();
-        let e = check_grammar("root ::= undefined-rule").unwrap_err().to_string();
+        let e = check_grammar("root ::= undefined-rule")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("undefined-rule"), "{e}");
-        let e = check_grammar("root ::= \"unterminated").unwrap_err().to_string();
+        let e = check_grammar("root ::= \"unterminated")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("grammar is not valid GBNF"), "{e}");
         let e = check_grammar("other ::= \"a\"").unwrap_err().to_string();
         assert!(e.contains("'root'"), "{e}");
@@ -413,8 +435,9 @@ mod tests {
 
     #[test]
     fn schemas_become_grammars_or_say_why_not() {
-        let g = json_schema_to_grammar(r#"{"type":"object","properties":{"a":{"type":"integer"}}}"#)
-            .unwrap();
+        let g =
+            json_schema_to_grammar(r#"{"type":"object","properties":{"a":{"type":"integer"}}}"#)
+                .unwrap();
         check_grammar(&g).unwrap();
         assert!(json_schema_to_grammar("{not json").is_err());
     }
@@ -425,7 +448,10 @@ mod tests {
             "q": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
             "r": {"type": "number"}}});
         whole_numbers_for_bounded_reals(&mut s);
-        assert_eq!(s["properties"]["p"], serde_json::json!({"type": "integer", "minimum": 1, "maximum": 99}));
+        assert_eq!(
+            s["properties"]["p"],
+            serde_json::json!({"type": "integer", "minimum": 1, "maximum": 99})
+        );
         assert_eq!(s["properties"]["q"], serde_json::json!({"const": 0.5}));
         assert_eq!(s["properties"]["r"], serde_json::json!({"type": "number"}));
     }

@@ -15,18 +15,26 @@ use super::tools::new_call_id;
 /// Rewrites a conversation for a template that knows only system, user and assistant
 /// turns: tool calls become the assistant's JSON, tool results become a user turn (one for
 /// a run of consecutive results), and `tools` (when given) are described in the system turn.
-pub(crate) fn rewrite_messages(messages: &[Message], tools: &[Tool], choice: ToolChoice) -> Vec<Message> {
+pub(crate) fn rewrite_messages(
+    messages: &[Message],
+    tools: &[Tool],
+    choice: ToolChoice,
+) -> Vec<Message> {
     let mut out: Vec<Message> = Vec::with_capacity(messages.len() + 1);
     if !tools.is_empty() {
         let instructions = instructions(tools, choice);
         match messages.first() {
             Some(first) if first.role == Role::System => {
-                out.push(Message::new(Role::System, format!("{}\n\n{instructions}", first.content)));
+                out.push(Message::new(
+                    Role::System,
+                    format!("{}\n\n{instructions}", first.content),
+                ));
             }
             _ => out.push(Message::new(Role::System, instructions)),
         }
     }
-    let skip = usize::from(!tools.is_empty() && messages.first().is_some_and(|m| m.role == Role::System));
+    let skip =
+        usize::from(!tools.is_empty() && messages.first().is_some_and(|m| m.role == Role::System));
     for message in &messages[skip..] {
         match message.role {
             Role::Assistant if !message.tool_calls.is_empty() => {
@@ -48,7 +56,10 @@ pub(crate) fn rewrite_messages(messages: &[Message], tools: &[Tool], choice: Too
                 })
                 .to_string();
                 match out.last_mut() {
-                    Some(last) if last.role == Role::User && last.content.starts_with("{\"tool_result\"") => {
+                    Some(last)
+                        if last.role == Role::User
+                            && last.content.starts_with("{\"tool_result\"") =>
+                    {
                         last.content.push('\n');
                         last.content.push_str(&result);
                     }
@@ -69,7 +80,10 @@ fn call_json(call: &ToolCall) -> Value {
 fn instructions(tools: &[Tool], choice: ToolChoice) -> String {
     let listed = tools
         .iter()
-        .map(|t| json!({ "name": t.name, "description": t.description, "parameters": t.parameters }).to_string())
+        .map(|t| {
+            json!({ "name": t.name, "description": t.description, "parameters": t.parameters })
+                .to_string()
+        })
         .collect::<Vec<_>>()
         .join("\n");
     let answer = match choice {
@@ -93,7 +107,11 @@ pub const MAX_CALLS_PER_REPLY: usize = 4;
 /// The JSON Schema of a reply in this format.
 pub(crate) fn schema(tools: &[Tool], choice: ToolChoice) -> Value {
     // REQUIRED asks for one call, as in the templates' own formats (see template.rs).
-    let max_calls = if choice == ToolChoice::Required { 1 } else { MAX_CALLS_PER_REPLY };
+    let max_calls = if choice == ToolChoice::Required {
+        1
+    } else {
+        MAX_CALLS_PER_REPLY
+    };
     let call = json!({
         "anyOf": tools.iter().map(|t| json!({
             "type": "object",
@@ -174,20 +192,30 @@ mod tests {
         ];
         let out = rewrite_messages(&messages, &tools(), ToolChoice::Auto);
         let roles: Vec<Role> = out.iter().map(|m| m.role).collect();
-        assert_eq!(roles, vec![Role::System, Role::User, Role::Assistant, Role::User]);
+        assert_eq!(
+            roles,
+            vec![Role::System, Role::User, Role::Assistant, Role::User]
+        );
         assert!(out[0].content.contains("move_to"));
-        assert_eq!(out[2].content, r#"{"tool_calls":[{"name":"move_to","arguments":{"x":1}}]}"#);
+        assert_eq!(
+            out[2].content,
+            r#"{"tool_calls":[{"name":"move_to","arguments":{"x":1}}]}"#
+        );
         assert!(out[3].content.contains("arrived") && out[3].content.contains("also"));
     }
 
     #[test]
     fn replies_parse_into_calls_or_content() {
-        let (content, calls) = parse_reply(r#"{"tool_calls":[{"name":"move_to","arguments":{"x":3}}]}"#);
+        let (content, calls) =
+            parse_reply(r#"{"tool_calls":[{"name":"move_to","arguments":{"x":3}}]}"#);
         assert!(content.is_empty());
         assert_eq!(calls[0].name, "move_to");
         assert_eq!(calls[0].arguments, r#"{"x":3}"#);
         assert!(calls[0].id.starts_with("call_"));
-        assert_eq!(parse_reply(r#"{"response":"hello"}"#), ("hello".into(), vec![]));
+        assert_eq!(
+            parse_reply(r#"{"response":"hello"}"#),
+            ("hello".into(), vec![])
+        );
         assert_eq!(parse_reply("cut {\"tool"), ("cut {\"tool".into(), vec![]));
     }
 

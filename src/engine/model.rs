@@ -161,7 +161,10 @@ impl LoadedModel {
             n_params: model.n_params(),
             n_threads,
             n_gpu_layers: options.n_gpu_layers.map_or(-1, |n| n as i32),
-            chat_template: format.as_ref().map(|f| f.text().to_owned()).unwrap_or_default(),
+            chat_template: format
+                .as_ref()
+                .map(|f| f.text().to_owned())
+                .unwrap_or_default(),
             chat_template_source: format.as_ref().map_or("none", |f| f.source()),
             chat_template_engine: format.as_ref().map_or("none", |f| f.engine_name()),
             n_embd: model.n_embd_out().max(0) as u32,

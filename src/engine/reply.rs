@@ -91,7 +91,11 @@ impl ReplyReader {
                     .iter()
                     .take(MAX_CALLS_PER_REPLY)
                     .map(|c| {
-                        let id = if c.id.is_empty() { new_call_id() } else { c.id.clone() };
+                        let id = if c.id.is_empty() {
+                            new_call_id()
+                        } else {
+                            c.id.clone()
+                        };
                         ToolCall::new(id, c.function.name.clone(), c.function.arguments.clone())
                     })
                     .collect();
@@ -144,8 +148,12 @@ mod tests {
     fn generic_replies_become_calls_at_the_end() {
         let mut reader = ReplyReader::new(&Reading::Generic).unwrap().unwrap();
         let mut tokens = 3;
-        assert!(reader.push(r#"{"tool_calls":[{"name":"f","#, &mut tokens).is_empty());
-        assert!(reader.push(r#""arguments":{"a":1}}]}"#, &mut tokens).is_empty());
+        assert!(reader
+            .push(r#"{"tool_calls":[{"name":"f","#, &mut tokens)
+            .is_empty());
+        assert!(reader
+            .push(r#""arguments":{"a":1}}]}"#, &mut tokens)
+            .is_empty());
         let finished = reader.finish();
         assert!(finished.has_tool_calls);
         match &finished.events[..] {
@@ -167,7 +175,8 @@ mod tests {
         {%- endif -%}";
 
     fn thinking_reader() -> ReplyReader {
-        let templates = super::super::chat::JinjaTemplates::without_model(THINKING_TEMPLATE).unwrap();
+        let templates =
+            super::super::chat::JinjaTemplates::without_model(THINKING_TEMPLATE).unwrap();
         let params = templates
             .apply(&serde_json::json!({
                 "messages": [{"role": "user", "content": "hi"}],
@@ -175,14 +184,22 @@ mod tests {
                 "enable_thinking": true,
             }))
             .unwrap();
-        ReplyReader::new(&Reading::Template(Box::new(params))).unwrap().unwrap()
+        ReplyReader::new(&Reading::Template(Box::new(params)))
+            .unwrap()
+            .unwrap()
     }
 
     #[test]
     fn thinking_streams_apart_from_the_content() {
         let mut reader = thinking_reader();
         let mut events = Vec::new();
-        for piece in ["<think>\nI should", " greet.", "\n</think>", "\n\nHel", "lo!"] {
+        for piece in [
+            "<think>\nI should",
+            " greet.",
+            "\n</think>",
+            "\n\nHel",
+            "lo!",
+        ] {
             events.extend(reader.push(piece, &mut 1));
         }
         events.extend(reader.finish().events);

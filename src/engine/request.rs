@@ -66,7 +66,11 @@ impl Message {
     }
 
     /// A tool's result for the call `call_id`.
-    pub fn tool_result(call_id: impl Into<String>, name: Option<String>, content: impl Into<String>) -> Self {
+    pub fn tool_result(
+        call_id: impl Into<String>,
+        name: Option<String>,
+        content: impl Into<String>,
+    ) -> Self {
         Self {
             tool_call_id: Some(call_id.into()),
             name,
@@ -78,7 +82,11 @@ impl Message {
     pub fn to_openai_json(&self) -> serde_json::Value {
         let mut m = serde_json::json!({ "role": self.role.as_str(), "content": self.content });
         if !self.tool_calls.is_empty() {
-            m["tool_calls"] = self.tool_calls.iter().map(ToolCall::to_openai_json).collect();
+            m["tool_calls"] = self
+                .tool_calls
+                .iter()
+                .map(ToolCall::to_openai_json)
+                .collect();
         }
         if let Some(id) = &self.tool_call_id {
             m["tool_call_id"] = id.clone().into();
@@ -286,7 +294,9 @@ impl Request {
             ));
         }
         if self.tool_choice == ToolChoice::Required && self.tools.is_empty() {
-            return Err(Error::invalid("tool_choice REQUIRED needs at least one tool in tools_json"));
+            return Err(Error::invalid(
+                "tool_choice REQUIRED needs at least one tool in tools_json",
+            ));
         }
         if matches!(self.prompt, Prompt::Raw(_)) && !self.tools.is_empty() {
             return Err(Error::invalid(
@@ -310,7 +320,10 @@ impl Request {
         let mut names = std::collections::HashSet::new();
         for tool in &self.tools {
             if !names.insert(tool.name.as_str()) {
-                return Err(Error::invalid(format!("tools_json names tool \"{}\" twice", tool.name)));
+                return Err(Error::invalid(format!(
+                    "tools_json names tool \"{}\" twice",
+                    tool.name
+                )));
             }
         }
         Ok(())

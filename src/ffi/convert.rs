@@ -11,8 +11,8 @@ use super::structs::{
     RIGLLAMA_SEED_RANDOM,
 };
 use crate::engine::{
-    ContextOverflow, EngineOptions, Error, Message, Prompt, ReasoningMode, Request, Role,
-    Sampling, Tool, ToolChoice,
+    ContextOverflow, EngineOptions, Error, Message, Prompt, ReasoningMode, Request, Role, Sampling,
+    Tool, ToolChoice,
 };
 
 pub(crate) unsafe fn engine_options(
@@ -148,13 +148,11 @@ pub(crate) unsafe fn request(request: *const rigllama_request) -> Result<Request
             Some(rigllama_tool_choice::Auto) => ToolChoice::Auto,
             Some(rigllama_tool_choice::None) => ToolChoice::None,
             Some(rigllama_tool_choice::Required) => ToolChoice::Required,
-            None => {
-                return Err(Error::invalid(format!(
-                    "tool_choice {} is not a RIGLLAMA_TOOL_CHOICE_* value (0 AUTO, 1 NONE, 2 REQUIRED)",
-                    raw.tool_choice
-                ))
-                .into())
-            }
+            None => return Err(Error::invalid(format!(
+                "tool_choice {} is not a RIGLLAMA_TOOL_CHOICE_* value (0 AUTO, 1 NONE, 2 REQUIRED)",
+                raw.tool_choice
+            ))
+            .into()),
         },
         reasoning: match rigllama_reasoning::from_repr(raw.reasoning) {
             Some(rigllama_reasoning::Auto) => ReasoningMode::Auto,

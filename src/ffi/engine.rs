@@ -145,7 +145,9 @@ pub unsafe extern "C" fn rigllama_engine_apply_template(
     out_prompt: *mut *mut c_char,
 ) -> rigllama_status {
     boundary(|| unsafe {
-        let out = out_prompt.as_mut().ok_or_else(|| Failure::null("out_prompt"))?;
+        let out = out_prompt
+            .as_mut()
+            .ok_or_else(|| Failure::null("out_prompt"))?;
         *out = std::ptr::null_mut();
         let engine = engine_ref(engine)?.clone();
         let request = convert::request(request)?;

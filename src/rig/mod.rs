@@ -485,6 +485,8 @@ impl<'id> Decoder<'id, Completion, Event> for EventDecoder<'id> {
 /// One whole tool call as Rig's call block. The engine's id is the call's id (Rig has one
 /// id per call, which its result echoes). The engine sends calls whole at the end of the
 /// reply, so the text or reasoning before it is closed first.
+// Rig's own error type, as its Decoder::decode returns.
+#[allow(clippy::result_large_err)]
 fn write_call(out: &mut Out<'_, Completion>, call: ToolCall) -> Result<(), ProviderError> {
     // Nothing can answer a call without a name; Rig's own fold drops such calls too.
     let Ok(name) = ToolName::new(call.name) else {
