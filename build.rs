@@ -1,5 +1,6 @@
 //! Compiles `csrc/chat_shim.cpp`, rigllama's bridge to llama.cpp's `common` chat layer
-//! (Jinja templates, tool-call formats, reasoning parsers, grammars), against the very
+//! (Jinja templates, tool-call formats, reasoning parsers, grammars), and
+//! `csrc/memory_shim.cpp` (memory use by purpose) against the very
 //! llama.cpp sources `llama-cpp-sys-2` built. Those sources are found through the CMake cache
 //! of that build, reached from the `DEP_LLAMA_GGML_CMAKE_DIR` it exports (its `links =
 //! "llama"` metadata), so the shim always matches the compiled `common` library.
@@ -10,11 +11,13 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo:rerun-if-changed=csrc/chat_shim.cpp");
+    println!("cargo:rerun-if-changed=csrc/memory_shim.cpp");
     println!("cargo:rerun-if-changed=build.rs");
     let src = llama_source_dir();
     cc::Build::new()
         .cpp(true)
         .file("csrc/chat_shim.cpp")
+        .file("csrc/memory_shim.cpp")
         .include(src.join("common"))
         .include(src.join("include"))
         .include(src.join("src"))

@@ -3,37 +3,50 @@
 // then saves a conversation's snapshot, loads it into a second engine, and continues there;
 // then runs two jobs at once with different priorities on an n_seq 2 engine, paused and
 // resumed midway; then has a grammar decide a chat reply and shows the prompt a tool list
-// makes. Exits non-zero on any failure.
+// makes; then checks the log-probabilities a job reports. Exits non-zero on any failure.
 //
 //   usage: rigllama-cpp MODEL.gguf
 #include <chrono>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <future>
 #include <iostream>
 #include <string>
+#include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "rigllama.hpp"
 
 // The wrapper hands the C structs to the library as they are.
 static_assert(sizeof(rigllama::Usage) == sizeof(rigllama_usage), "Usage adds no members");
 static_assert(std::is_standard_layout_v<rigllama::Usage>, "Usage is passed as rigllama_usage*");
+static_assert(sizeof(rigllama::EngineOptions) == sizeof(rigllama_engine_options), "EngineOptions adds no members");
 // v0.2 fields are appended: the v0.1 prefix keeps its layout (x86-64 numbers).
 static_assert(sizeof(void *) != 8 || (sizeof(rigllama_usage) == 48 && offsetof(rigllama_usage, dropped_tokens) == 40),
               "rigllama_usage layout");
 static_assert(sizeof(void *) != 8 ||
-                  (sizeof(rigllama_engine_options) == 64 && offsetof(rigllama_engine_options, context_overflow) == 56 &&
-                   offsetof(rigllama_engine_options, n_seq) == 60),
+                  (sizeof(rigllama_engine_options) == 104 && offsetof(rigllama_engine_options, context_overflow) == 56 &&
+                   offsetof(rigllama_engine_options, n_seq) == 60 && offsetof(rigllama_engine_options, type_k) == 64 &&
+                   offsetof(rigllama_engine_options, fit_min_ctx) == 80 &&
+                   offsetof(rigllama_engine_options, fit_margins_mib) == 88 &&
+                   offsetof(rigllama_engine_options, n_fit_margins_mib) == 96),
               "rigllama_engine_options layout");
-static_assert(sizeof(void *) != 8 || (sizeof(rigllama_request) == 120 && offsetof(rigllama_request, n_stop) == 72 &&
+static_assert(sizeof(void *) != 8 || (sizeof(rigllama_request) == 208 && offsetof(rigllama_request, n_stop) == 72 &&
                                       offsetof(rigllama_request, priority) == 80 &&
                                       offsetof(rigllama_request, grammar) == 88 &&
                                       offsetof(rigllama_request, json_schema) == 96 &&
                                       offsetof(rigllama_request, tools_json) == 104 &&
                                       offsetof(rigllama_request, tool_choice) == 112 &&
-                                      offsetof(rigllama_request, reasoning) == 116),
+                                      offsetof(rigllama_request, reasoning) == 116 &&
+                                      offsetof(rigllama_request, presence_penalty) == 120 &&
+                                      offsetof(rigllama_request, mirostat) == 164 &&
+                                      offsetof(rigllama_request, n_logprobs) == 176 &&
+                                      offsetof(rigllama_request, logit_bias_json) == 184 &&
+                                      offsetof(rigllama_request, dry_sequence_breakers) == 192 &&
+                                      offsetof(rigllama_request, n_dry_sequence_breakers) == 200),
               "rigllama_request layout");
 
 namespace {
@@ -235,6 +248,166 @@ void grammar_and_tools(rigllama::Engine &engine) {
     }
 }
 
+// The smallest JSON reader the logprobs check needs. Malformed text throws std::runtime_error.
+struct Json {
+    enum Kind { NUL, BOOL, NUMBER, STRING, ARRAY, OBJECT } kind = NUL;
+    double number = 0;             // NUMBER (BOOL: 1 or 0)
+    std::string text;              // STRING, as UTF-8
+    std::vector<std::string> keys; // OBJECT, beside values
+    std::vector<Json> values;      // ARRAY items, OBJECT values
+
+    const Json &at(const std::string &key) const {
+        for (size_t k = 0; k < keys.size(); k++)
+            if (keys[k] == key)
+                return values[k];
+        throw std::runtime_error("no \"" + key + "\" in a JSON object");
+    }
+
+    static Json parse(std::string_view s) {
+        size_t i = 0;
+        Json value = parse_value(s, i);
+        if (skip_space(s, i) != s.size())
+            throw std::runtime_error("text after the JSON value");
+        return value;
+    }
+
+private:
+    static size_t skip_space(std::string_view s, size_t &i) {
+        while (i < s.size() && std::strchr(" \t\r\n", s[i]) && s[i])
+            i++;
+        return i;
+    }
+
+    // The next character that is not white space.
+    static char take(std::string_view s, size_t &i) {
+        if (skip_space(s, i) >= s.size())
+            throw std::runtime_error("unexpected end of the JSON text");
+        return s[i++];
+    }
+
+    static Json parse_value(std::string_view s, size_t &i) {
+        Json v;
+        char c = take(s, i);
+        if (c == '{' || c == '[') {
+            char close = c == '{' ? '}' : ']';
+            v.kind = c == '{' ? OBJECT : ARRAY;
+            if (skip_space(s, i) < s.size() && s[i] == close) {
+                i++;
+                return v;
+            }
+            do {
+                if (v.kind == OBJECT) {
+                    if (take(s, i) != '"')
+                        throw std::runtime_error("expected a key in a JSON object");
+                    v.keys.push_back(parse_string(s, i));
+                    if (take(s, i) != ':')
+                        throw std::runtime_error("expected ':' in a JSON object");
+                }
+                v.values.push_back(parse_value(s, i));
+                c = take(s, i);
+            } while (c == ',');
+            if (c != close)
+                throw std::runtime_error(std::string("expected ',' or '") + close + "' in JSON");
+        } else if (c == '"') {
+            v.kind = STRING;
+            v.text = parse_string(s, i);
+        } else { // true, false, null or a number
+            size_t start = --i;
+            while (i < s.size() && std::strchr("+-.0123456789eEtruefalsn", s[i]) && s[i])
+                i++;
+            std::string word(s.substr(start, i - start));
+            if (word == "true" || word == "false") {
+                v.kind = BOOL;
+                v.number = word == "true";
+            } else if (word != "null") {
+                char *end = nullptr;
+                v.kind = NUMBER;
+                v.number = std::strtod(word.c_str(), &end);
+                if (word.empty() || *end)
+                    throw std::runtime_error("bad JSON value: " + word);
+            }
+        }
+        return v;
+    }
+
+    // A string's characters after its opening quote, through the closing one.
+    static std::string parse_string(std::string_view s, size_t &i) {
+        std::string out;
+        while (true) {
+            if (i >= s.size())
+                throw std::runtime_error("unterminated JSON string");
+            char c = s[i++];
+            if (c == '"')
+                return out;
+            if (c != '\\') {
+                out += c;
+                continue;
+            }
+            c = i < s.size() ? s[i++] : '\0';
+            const char *escapes = "\"\\/bfnrt", *meanings = "\"\\/\b\f\n\r\t";
+            if (const char *e = std::strchr(escapes, c); e && c) {
+                out += meanings[e - escapes];
+            } else if (c == 'u' && i + 4 <= s.size()) {
+                // As UTF-8 (a surrogate half alone: enough to compare two tokens).
+                unsigned long u = std::stoul(std::string(s.substr(i, 4)), nullptr, 16);
+                i += 4;
+                if (u < 0x80) {
+                    out += static_cast<char>(u);
+                } else if (u < 0x800) {
+                    out += static_cast<char>(0xC0 | (u >> 6));
+                    out += static_cast<char>(0x80 | (u & 0x3F));
+                } else {
+                    out += static_cast<char>(0xE0 | (u >> 12));
+                    out += static_cast<char>(0x80 | ((u >> 6) & 0x3F));
+                    out += static_cast<char>(0x80 | (u & 0x3F));
+                }
+            } else {
+                throw std::runtime_error("bad escape in a JSON string");
+            }
+        }
+    }
+};
+
+// v0.2 log-probabilities: with n_logprobs 3 the job sends LOGPROBS events, JSON arrays of
+// {"token","id","logprob","bytes","top_logprobs":[...]}, before the text of their tokens. At
+// temperature 0 the chosen token is the most likely one: the first of its top_logprobs.
+void logprobs_of_a_job(rigllama::Engine &engine) {
+    rigllama::Request request("The capital of France is");
+    request.raw().max_tokens(8).temperature(0.0f).n_logprobs(3);
+    rigllama::Job job = engine.submit(request);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    rigllama::Event event;
+    std::vector<Json> entries;
+    std::string tokens, problem;
+    bool ok = true;
+    try {
+        do {
+            event = job.poll(1000);
+            if (event.kind == RIGLLAMA_EVENT_KIND_LOGPROBS) {
+                Json batch = Json::parse(event.text);
+                if (batch.kind != Json::ARRAY)
+                    throw std::runtime_error("the LOGPROBS text is not a JSON array");
+                entries.insert(entries.end(), batch.values.begin(), batch.values.end());
+            }
+        } while (!event.final() && std::chrono::steady_clock::now() < deadline);
+        for (const Json &entry : entries) {
+            const std::vector<Json> &top = entry.at("top_logprobs").values;
+            ok = ok && entry.at("logprob").number <= 0 && !top.empty() && top.size() <= 3 &&
+                 top[0].at("id").number == entry.at("id").number && top[0].at("token").text == entry.at("token").text;
+            for (size_t k = 1; ok && k < top.size(); k++)
+                ok = top[k].at("logprob").number <= top[k - 1].at("logprob").number;
+            tokens += entry.at("token").text + "|";
+        }
+    } catch (const std::exception &e) {
+        ok = false;
+        problem = std::string(", ") + e.what();
+    }
+    std::cout << "[logprobs] " << tokens << std::endl;
+    expect(ok && event.kind == RIGLLAMA_EVENT_KIND_DONE && !entries.empty(),
+           std::to_string(entries.size()) + " logprobs entries, each <= 0 with at most 3 alternatives, the first " +
+               "one chosen (kind " + std::to_string(event.kind) + problem + ")");
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -263,6 +436,7 @@ int main(int argc, char **argv) {
         save_and_load_a_snapshot(engine, model);
         two_jobs_at_once(model);
         grammar_and_tools(engine);
+        logprobs_of_a_job(engine);
     } catch (const std::exception &e) {
         std::cout << "FAIL  unexpected exception: " << e.what() << std::endl;
         return 1;

@@ -17,6 +17,13 @@
 //   ask.tools_json(R"([{"type":"function","function":{...}}])").tool_choice(RIGLLAMA_TOOL_CHOICE_REQUIRED);
 //   std::string message = engine.chat(ask);   // {"role":"assistant","content":null,"tool_calls":[...]}
 //
+//   rigllama::EngineOptions options;           // v0.2: every option, e.g. a quantized KV cache
+//   options.model_path = "model.gguf";
+//   options.type_k = options.type_v = RIGLLAMA_KV_TYPE_Q8_0;
+//   auto small = rigllama::Engine::open(options);
+//   rigllama::Job job = small.submit(request.n_logprobs(3));   // LOGPROBS events: JSON arrays
+//   uint32_t lora = small.add_lora("adapter.gguf", 0.5f);       // small.remove_lora(lora)
+//
 // Handles are std::unique_ptr with deleters that call the library's own free functions, so
 // engines, jobs and returned strings are released exactly once, even when an exception
 // unwinds. A failed call throws rigllama::Error carrying the status and the thread's
@@ -85,6 +92,14 @@ struct Usage : rigllama_usage {
     Usage() : rigllama_usage() { detail::check(rigllama_usage_init(this, sizeof(rigllama_usage))); }
 };
 
+// The same for the engine options (the library's defaults), for Engine::open(options). The
+// pointers set in it (model_path, chat_template, fit_margins_mib) need only outlive open().
+struct EngineOptions : rigllama_engine_options {
+    EngineOptions() : rigllama_engine_options() {
+        detail::check(rigllama_engine_options_init(this, sizeof(rigllama_engine_options)));
+    }
+};
+
 // A request that owns its strings, so the pointers in the C struct stay valid as long as it
 // lives (the library copies them during each call anyway).
 class Request {
@@ -116,6 +131,32 @@ public:
     Request &tool_choice(rigllama_tool_choice choice) { c_.tool_choice = choice; return *this; }
     // v0.2: the template's thinking switch: RIGLLAMA_REASONING_AUTO (default), _OFF or _ON.
     Request &reasoning(rigllama_reasoning mode) { c_.reasoning = mode; return *this; }
+    // v0.2 sampling (defaults from rigllama_request_init; rigllama.h has the ranges).
+    // penalty_last_n is the window of the repeat, presence and frequency penalties (-1: the
+    // whole context); DRY penalises repeating earlier text; XTC removes the likeliest candidates.
+    Request &presence_penalty(float v) { c_.presence_penalty = v; return *this; }
+    Request &frequency_penalty(float v) { c_.frequency_penalty = v; return *this; }
+    Request &penalty_last_n(int32_t n) { c_.penalty_last_n = n; return *this; }
+    Request &dry_multiplier(float v) { c_.dry_multiplier = v; return *this; }
+    Request &dry_base(float v) { c_.dry_base = v; return *this; }
+    Request &dry_allowed_length(int32_t n) { c_.dry_allowed_length = n; return *this; }
+    Request &dry_penalty_last_n(int32_t n) { c_.dry_penalty_last_n = n; return *this; }
+    // One of DRY's sequence breakers, texts that end a repetition (none added: llama.cpp's).
+    Request &dry_sequence_breaker(std::string text) { breakers_.push_back(std::move(text)); return *this; }
+    Request &xtc_probability(float p) { c_.xtc_probability = p; return *this; }
+    Request &xtc_threshold(float t) { c_.xtc_threshold = t; return *this; }
+    Request &typical_p(float p) { c_.typical_p = p; return *this; }
+    Request &top_n_sigma(float n) { c_.top_n_sigma = n; return *this; }
+    // RIGLLAMA_MIROSTAT_OFF (default), _V1 or _V2; it replaces top-k, typical-p, top-p, min-p, XTC.
+    Request &mirostat(rigllama_mirostat mode) { c_.mirostat = mode; return *this; }
+    Request &mirostat_tau(float tau) { c_.mirostat_tau = tau; return *this; }
+    Request &mirostat_eta(float eta) { c_.mirostat_eta = eta; return *this; }
+    // v0.2: 1..20 makes a job deliver RIGLLAMA_EVENT_KIND_LOGPROBS events with this many
+    // alternatives per token (and chat() a "logprobs" member).
+    Request &n_logprobs(uint32_t n) { c_.n_logprobs = n; return *this; }
+    // v0.2: token ids to biases, {"15043": -1.5}, or [[15043, -1.5], ["Paris", false]] (a token
+    // id or a text, and a bias or false to ban it).
+    Request &logit_bias_json(std::string json) { logit_bias_json_ = std::move(json); return *this; }
 
     // A view of the C struct whose pointers refer into this object.
     const rigllama_request &c() const {
@@ -130,6 +171,12 @@ public:
             stop_ptrs_.push_back(s.c_str());
         c_.stop = stop_ptrs_.empty() ? nullptr : stop_ptrs_.data();
         c_.n_stop = stop_ptrs_.size();
+        c_.logit_bias_json = logit_bias_json_ ? logit_bias_json_->c_str() : nullptr;
+        breaker_ptrs_.clear();
+        for (const auto &s : breakers_)
+            breaker_ptrs_.push_back(s.c_str());
+        c_.dry_sequence_breakers = breaker_ptrs_.empty() ? nullptr : breaker_ptrs_.data();
+        c_.n_dry_sequence_breakers = breaker_ptrs_.size();
         return c_;
     }
 
@@ -143,11 +190,16 @@ private:
     std::optional<std::string> tools_json_;
     std::vector<std::string> stops_;
     mutable std::vector<const char *> stop_ptrs_;
+    std::optional<std::string> logit_bias_json_;
+    std::vector<std::string> breakers_;
+    mutable std::vector<const char *> breaker_ptrs_;
 };
 
 // One event of a job, copied out of the library's borrowed buffers. text: TEXT a piece of
 // content, REASONING a piece of reasoning, TOOL_CALL one whole call as JSON
-// {"id":"...","name":"...","arguments":{...}}.
+// {"id":"...","name":"...","arguments":{...}}, v0.2 LOGPROBS (n_logprobs > 0) a JSON array of
+// {"token","id","logprob","bytes","top_logprobs":[...]}, one per token generated since the
+// previous one, sent before the events carrying their text.
 struct Event {
     rigllama_event_kind kind = RIGLLAMA_EVENT_KIND_NONE;
     rigllama_status status = RIGLLAMA_STATUS_OK;
@@ -193,14 +245,19 @@ public:
     static Engine open(const std::string &model_path, uint32_t n_ctx = 0,
                        rigllama_context_overflow context_overflow = RIGLLAMA_CONTEXT_OVERFLOW_FAIL,
                        uint32_t n_seq = 0) {
-        rigllama_engine_options options;
-        detail::check(rigllama_engine_options_init(&options, sizeof options));
+        EngineOptions options;
         options.model_path = model_path.c_str();
         if (n_ctx)
             options.n_ctx = n_ctx;
         options.context_overflow = context_overflow;
         if (n_seq)
             options.n_seq = n_seq;
+        return open(options);
+    }
+
+    // v0.2: every option (model_path included): type_k/type_v (RIGLLAMA_KV_TYPE_*),
+    // flash_attention (RIGLLAMA_FLASH_ATTENTION_*), fit, fit_min_ctx, fit_margins_mib, ...
+    static Engine open(const EngineOptions &options) {
         rigllama_engine *raw = nullptr;
         detail::check(rigllama_engine_create(&options, &raw));
         return Engine(EngineHandle(raw));
@@ -312,6 +369,23 @@ public:
         vector.resize(dims);
         return vector;
     }
+
+    // v0.2: loads the LoRA adapter GGUF at path (made for this engine's model) and applies it at
+    // scale (0 = no effect, 1 = as trained) beside any already applied; returns its id. Runs
+    // after the requests submitted before it and empties the KV cache. Throws Error
+    // (INVALID_ARGUMENT) for an adapter of another model or a file that is not one; the engine
+    // keeps serving.
+    uint32_t add_lora(const std::string &path, float scale = 1.0f) {
+        uint32_t lora_id = 0;
+        detail::check(rigllama_engine_add_lora(handle_.get(), path.c_str(), scale, &lora_id));
+        return lora_id;
+    }
+    // v0.2: changes an applied adapter's scale; empties the KV cache.
+    void set_lora_scale(uint32_t lora_id, float scale) {
+        detail::check(rigllama_engine_set_lora_scale(handle_.get(), lora_id, scale));
+    }
+    // v0.2: removes an adapter and frees it; empties the KV cache.
+    void remove_lora(uint32_t lora_id) { detail::check(rigllama_engine_remove_lora(handle_.get(), lora_id)); }
 
     rigllama_engine *get() const noexcept { return handle_.get(); }
 

@@ -1,7 +1,8 @@
 // Streams a reply through the job API polled once per "frame" (the Unity pattern: no native
 // thread ever calls into managed code while generating), then cancels a second job, then runs
 // two jobs at once with different priorities on an n_seq 2 engine, paused and resumed midway.
-// A grammar decides a chat reply, and apply_template shows the prompt a tool list makes.
+// A grammar decides a chat reply, and apply_template shows the prompt a tool list makes. A job
+// with n_logprobs 3 reports its tokens' log-probabilities as JSON, checked with a small reader.
 // Loading reports progress through a static [MonoPInvokeCallback] method with user_data. Exits
 // non-zero on any failure.
 //
@@ -9,6 +10,7 @@
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
+using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Threading;
@@ -277,6 +279,81 @@ static class Program
         }
     }
 
+    // v0.2 log-probabilities: with n_logprobs 3 the job sends Logprobs events, JSON arrays of
+    // {"token","id","logprob","bytes","top_logprobs":[...]}, before the text of their tokens. At
+    // temperature 0 the chosen token is the most likely one: the first of its top_logprobs.
+    static void Logprobs(IntPtr engine)
+    {
+        var request = new Request();
+        Native.Check(Native.rigllama_request_init(ref request, Native.SizeOf<Request>()));
+        request.raw_prompt = 1;
+        request.temperature = 0f;
+        request.max_tokens = 8;
+        request.n_logprobs = 3;
+        request.prompt = Native.Utf8Alloc("The capital of France is");
+        IntPtr job;
+        try
+        {
+            Native.Check(Native.rigllama_engine_submit(engine, ref request, out job));
+        }
+        finally
+        {
+            Marshal.FreeHGlobal(request.prompt);
+        }
+        try
+        {
+            var ev = new Event();
+            Native.Check(Native.rigllama_event_init(ref ev, Native.SizeOf<Event>()));
+            var arrays = new List<string>();
+            var entries = new List<object>();
+            var tokens = new StringBuilder();
+            string problem = "";
+            var clock = Stopwatch.StartNew();
+            do
+            {
+                Native.Check(Native.rigllama_job_poll(job, 1000, ref ev));
+                if ((EventKind)ev.kind == EventKind.Logprobs)
+                    arrays.Add(Native.Utf8Read(ev.text, (int)(ulong)ev.text_len));
+            }
+            while ((EventKind)ev.kind != EventKind.Done && (EventKind)ev.kind != EventKind.Error
+                   && clock.Elapsed < TimeSpan.FromSeconds(60));
+            bool ok = (EventKind)ev.kind == EventKind.Done && arrays.Count > 0;
+            try
+            {
+                foreach (string json in arrays)
+                    entries.AddRange((List<object>)MiniJson.Parse(json));
+                ok &= entries.Count > 0;
+                foreach (Dictionary<string, object> entry in entries)
+                {
+                    var top = (List<object>)entry["top_logprobs"];
+                    ok &= (double)entry["logprob"] <= 0 && top.Count >= 1 && top.Count <= 3;
+                    if (!ok) break;
+                    double previous = 0;   // descending, all <= 0
+                    foreach (Dictionary<string, object> alternative in top)
+                    {
+                        ok &= (double)alternative["logprob"] <= previous;
+                        previous = (double)alternative["logprob"];
+                    }
+                    var first = (Dictionary<string, object>)top[0];
+                    ok &= (double)entry["id"] == (double)first["id"] && (string)entry["token"] == (string)first["token"];
+                    tokens.Append((string)entry["token"]).Append('|');
+                }
+            }
+            catch (Exception e)   // malformed JSON, a missing key or a value of another type
+            {
+                ok = false;
+                problem = ", " + e.Message;
+            }
+            Console.WriteLine("[logprobs] " + tokens);
+            Expect(ok, entries.Count + " logprobs entries, each <= 0 with at most 3 alternatives, the first one chosen ("
+                   + (EventKind)ev.kind + problem + ")");
+        }
+        finally
+        {
+            Native.rigllama_job_free(job);
+        }
+    }
+
     static int Main(string[] args)
     {
         string model = args.Length > 0 ? args[0] : Environment.GetEnvironmentVariable("RIGLLAMA_MODEL");
@@ -345,6 +422,7 @@ static class Program
                     Marshal.FreeHGlobal(sentence);
                 }
                 GrammarAndTools(engine);
+                Logprobs(engine);
             }
             finally
             {
@@ -359,5 +437,92 @@ static class Program
         }
         Console.WriteLine(failures > 0 ? "FAILED" : "all passed");
         return failures > 0 ? 1 : 0;
+    }
+}
+
+// The smallest JSON reader the checks need (Mono has no JSON parser in its default references):
+// objects become Dictionary<string, object>, arrays List<object>, numbers double, strings
+// string, true and false bool, null null. Malformed text throws FormatException.
+static class MiniJson
+{
+    public static object Parse(string text)
+    {
+        int i = 0;
+        object value = Value(text, ref i);
+        SkipSpace(text, ref i);
+        if (i != text.Length) throw new FormatException("text after the value at " + i);
+        return value;
+    }
+
+    static void SkipSpace(string s, ref int i) { while (i < s.Length && " \t\r\n".IndexOf(s[i]) >= 0) i++; }
+
+    static char Take(string s, ref int i)
+    {
+        if (i >= s.Length) throw new FormatException("unexpected end of the JSON text");
+        return s[i++];
+    }
+
+    static object Value(string s, ref int i)
+    {
+        SkipSpace(s, ref i);
+        char c = Take(s, ref i);
+        if (c == '"') return Str(s, ref i);
+        if (c == '{' || c == '[')
+        {
+            char close = c == '{' ? '}' : ']';
+            var obj = new Dictionary<string, object>();
+            var list = new List<object>();
+            SkipSpace(s, ref i);
+            if (i < s.Length && s[i] == close) i++;
+            else
+                do
+                {
+                    if (close == '}')
+                    {
+                        SkipSpace(s, ref i);
+                        if (Take(s, ref i) != '"') throw new FormatException("expected a key at " + (i - 1));
+                        string key = Str(s, ref i);
+                        SkipSpace(s, ref i);
+                        if (Take(s, ref i) != ':') throw new FormatException("expected ':' at " + (i - 1));
+                        obj[key] = Value(s, ref i);
+                    }
+                    else
+                        list.Add(Value(s, ref i));
+                    SkipSpace(s, ref i);
+                    c = Take(s, ref i);
+                    if (c != ',' && c != close) throw new FormatException("expected ',' or '" + close + "' at " + (i - 1));
+                }
+                while (c == ',');
+            return close == '}' ? (object)obj : list;
+        }
+        int start = --i;   // true, false, null or a number
+        while (i < s.Length && "+-.0123456789eEtruefalsn".IndexOf(s[i]) >= 0) i++;
+        string word = s.Substring(start, i - start);
+        if (word == "true" || word == "false") return word == "true";
+        if (word == "null") return null;
+        return double.Parse(word, NumberStyles.Float, CultureInfo.InvariantCulture);
+    }
+
+    // A string's characters after its opening quote, through the closing one.
+    static string Str(string s, ref int i)
+    {
+        var sb = new StringBuilder();
+        while (true)
+        {
+            char c = Take(s, ref i);
+            if (c == '"') return sb.ToString();
+            if (c != '\\') { sb.Append(c); continue; }
+            c = Take(s, ref i);
+            int escape = "\"\\/bfnrt".IndexOf(c);
+            if (escape >= 0)
+                sb.Append("\"\\/\b\f\n\r\t"[escape]);
+            else if (c == 'u' && i + 4 <= s.Length)
+            {
+                sb.Append((char)int.Parse(s.Substring(i, 4), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture));
+                i += 4;
+            }
+            else
+                throw new FormatException("bad escape at " + (i - 1));
+        }
     }
 }

@@ -30,9 +30,12 @@ namespace Rigllama
         Cancelled = 5, Busy = 6, ShutDown = 7, Internal = 8,
     }
 
-    // v0.2: Reasoning (text is a piece of the model's thinking) and ToolCall (text is one whole
-    // call as JSON: {"id":"...","name":"...","arguments":{...}}).
-    public enum EventKind { None = 0, Text = 1, Done = 2, Error = 3, Reasoning = 4, ToolCall = 5 }
+    // v0.2: Reasoning (text is a piece of the model's thinking), ToolCall (text is one whole
+    // call as JSON: {"id":"...","name":"...","arguments":{...}}) and Logprobs (only when the
+    // request's n_logprobs > 0: text is a JSON array of OpenAI logprobs.content entries,
+    // {"token","id","logprob","bytes","top_logprobs":[...]}, for the tokens generated since the
+    // previous one, sent before the events carrying their text).
+    public enum EventKind { None = 0, Text = 1, Done = 2, Error = 3, Reasoning = 4, ToolCall = 5, Logprobs = 6 }
 
     public enum FinishReason { Stop = 0, Length = 1, Callback = 2, ToolCalls = 3 }
 
@@ -44,6 +47,16 @@ namespace Rigllama
 
     // v0.2: the chat template's thinking switch.
     public enum Reasoning { Auto = 0, Off = 1, On = 2 }
+
+    // v0.2: the KV cache's data types (EngineOptions.type_k, type_v); a quantized type_v needs
+    // flash attention Auto or On.
+    public enum KvType { F16 = 0, F32 = 1, BF16 = 2, Q8_0 = 3, Q4_0 = 4, Q4_1 = 5, Q5_0 = 6, Q5_1 = 7, IQ4_NL = 8 }
+
+    // v0.2: EngineOptions.flash_attention.
+    public enum FlashAttention { Auto = 0, Off = 1, On = 2 }
+
+    // v0.2: Request.mirostat; it replaces top-k, typical-p, top-p, min-p and XTC.
+    public enum Mirostat { Off = 0, V1 = 1, V2 = 2 }
 
     // The C structs, field for field. x86-64 layout (Native.CheckLayout compares it with the
     // sizes and offsets that tests/c/test_contract prints).
@@ -61,6 +74,13 @@ namespace Rigllama
         public IntPtr progress_user_data;
         public int context_overflow;       // v0.2: (int)ContextOverflow
         public uint n_seq;                 // v0.2: requests served at once, 1..64 (default 1)
+        public int type_k;                 // v0.2: (int)KvType (default F16)
+        public int type_v;                 // v0.2: (int)KvType (default F16)
+        public int flash_attention;        // v0.2: (int)FlashAttention (default Auto)
+        public uint fit;                   // v0.2: 0/1, llama.cpp's fitting picks GPU layers and n_ctx
+        public uint fit_min_ctx;           // v0.2: the smallest context the fit may choose (default 4096)
+        public IntPtr fit_margins_mib;     // v0.2: const uint32_t *, MiB to leave free per device
+        public UIntPtr n_fit_margins_mib;  // v0.2: size_t
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -86,6 +106,24 @@ namespace Rigllama
         public IntPtr tools_json;          // v0.2: OpenAI tools array JSON
         public int tool_choice;            // v0.2: (int)ToolChoice
         public int reasoning;              // v0.2: (int)Reasoning
+        public float presence_penalty;     // v0.2 sampling, from here to mirostat_eta
+        public float frequency_penalty;
+        public int penalty_last_n;
+        public float dry_multiplier;
+        public float dry_base;
+        public int dry_allowed_length;
+        public int dry_penalty_last_n;
+        public float xtc_probability;
+        public float xtc_threshold;
+        public float typical_p;
+        public float top_n_sigma;
+        public int mirostat;               // (int)Mirostat
+        public float mirostat_tau;
+        public float mirostat_eta;
+        public uint n_logprobs;            // v0.2: 1..20 = EventKind.Logprobs events, this many alternatives
+        public IntPtr logit_bias_json;     // v0.2: {"token id": bias} or [[id or text, bias or false]], UTF-8
+        public IntPtr dry_sequence_breakers; // v0.2: const char *const *
+        public UIntPtr n_dry_sequence_breakers; // v0.2: size_t
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -152,6 +190,11 @@ namespace Rigllama
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern void rigllama_bytes_free(IntPtr data);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_embed(IntPtr engine, IntPtr text, float[] embedding, UIntPtr capacity, out UIntPtr dims);
 
+        // v0.2: LoRA adapters. add_lora's path is UTF-8 (Utf8Alloc); each call empties the KV cache.
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_add_lora(IntPtr engine, IntPtr path, float scale, out uint loraId);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_set_lora_scale(IntPtr engine, uint loraId, float scale);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_remove_lora(IntPtr engine, uint loraId);
+
         public static UIntPtr SizeOf<T>() where T : struct { return (UIntPtr)Marshal.SizeOf(typeof(T)); }
 
         // A NUL-terminated UTF-8 copy of s in unmanaged memory; free with Marshal.FreeHGlobal.
@@ -183,6 +226,28 @@ namespace Rigllama
 
         public static string StatusText(int status) { return Utf8ReadZ(rigllama_status_str(status)); }
 
+        // v0.2: loads the LoRA adapter GGUF at path (made for this engine's model) and applies it
+        // at scale (0 = no effect, 1 = as trained); returns its id. Throws RigllamaException
+        // (InvalidArgument for an adapter of another model or a file that is not one).
+        public static uint AddLora(IntPtr engine, string path, float scale)
+        {
+            IntPtr p = Utf8Alloc(path);
+            try
+            {
+                uint loraId;
+                Check(rigllama_engine_add_lora(engine, p, scale, out loraId));
+                return loraId;
+            }
+            finally
+            {
+                Marshal.FreeHGlobal(p);   // the library copied it
+            }
+        }
+
+        public static void SetLoraScale(IntPtr engine, uint loraId, float scale) { Check(rigllama_engine_set_lora_scale(engine, loraId, scale)); }
+
+        public static void RemoveLora(IntPtr engine, uint loraId) { Check(rigllama_engine_remove_lora(engine, loraId)); }
+
         // Throws with the last error if a call failed. Read it right away: it is per thread
         // and valid only until the next rigllama_ call on this thread.
         public static void Check(int status)
@@ -197,9 +262,14 @@ namespace Rigllama
         {
             if (IntPtr.Size != 8) return "";   // the numbers below are for 64-bit targets
             var sb = new StringBuilder();
-            Expect(sb, typeof(EngineOptions), 64, "model_path", 24, "chat_template", 32, "on_progress", 40, "progress_user_data", 48, "context_overflow", 56, "n_seq", 60);
-            Expect(sb, typeof(Request), 120, "raw_prompt", 32, "prompt", 40, "system_prompt", 48, "messages_json", 56, "stop", 64, "n_stop", 72, "priority", 80,
-                   "grammar", 88, "json_schema", 96, "tools_json", 104, "tool_choice", 112, "reasoning", 116);
+            Expect(sb, typeof(EngineOptions), 104, "model_path", 24, "chat_template", 32, "on_progress", 40, "progress_user_data", 48, "context_overflow", 56, "n_seq", 60,
+                   "type_k", 64, "type_v", 68, "flash_attention", 72, "fit", 76, "fit_min_ctx", 80, "fit_margins_mib", 88, "n_fit_margins_mib", 96);
+            Expect(sb, typeof(Request), 208, "raw_prompt", 32, "prompt", 40, "system_prompt", 48, "messages_json", 56, "stop", 64, "n_stop", 72, "priority", 80,
+                   "grammar", 88, "json_schema", 96, "tools_json", 104, "tool_choice", 112, "reasoning", 116,
+                   "presence_penalty", 120, "frequency_penalty", 124, "penalty_last_n", 128, "dry_multiplier", 132, "dry_base", 136,
+                   "dry_allowed_length", 140, "dry_penalty_last_n", 144, "xtc_probability", 148, "xtc_threshold", 152, "typical_p", 156,
+                   "top_n_sigma", 160, "mirostat", 164, "mirostat_tau", 168, "mirostat_eta", 172, "n_logprobs", 176,
+                   "logit_bias_json", 184, "dry_sequence_breakers", 192, "n_dry_sequence_breakers", 200);
             Expect(sb, typeof(Usage), 48, "seed", 20, "prompt_ms", 24, "generation_ms", 32, "dropped_tokens", 40);
             Expect(sb, typeof(Event), 40, "status", 8, "text", 16, "text_len", 24, "message", 32);
             return sb.ToString();

@@ -1,8 +1,8 @@
 // Streams a reply from a model through the rigllama cgo package, cancels a second request
 // submitted as a job, compares two sentences by embedding, reloads a conversation's snapshot,
 // runs two jobs at once with different priorities on an NSeq 2 engine, paused and resumed
-// midway, and has a grammar decide a Chat reply and shows the prompt a tool list makes. Exits
-// non-zero on any failure.
+// midway, has a grammar decide a Chat reply and shows the prompt a tool list makes, and checks
+// the log-probabilities a job reports. Exits non-zero on any failure.
 //
 //	usage: rigllama-go MODEL.gguf
 package main
@@ -241,6 +241,59 @@ func grammarAndTools(engine *rigllama.Engine) {
 		"a grammar beside tools the model must call is refused: %v", err)
 }
 
+// v0.2 log-probabilities: with NLogprobs 3 the job sends EventLogprobs events, JSON arrays of
+// {"token","id","logprob","bytes","top_logprobs":[...]}, before the text of their tokens. At
+// temperature 0 the chosen token is the most likely one: the first of its top_logprobs.
+func logprobs(engine *rigllama.Engine) {
+	request := rigllama.NewRequest("The capital of France is")
+	request.Raw = true
+	request.MaxTokens = 8
+	request.Temperature = 0
+	request.NLogprobs = 3
+	job, err := engine.Submit(request)
+	if err != nil {
+		expect(false, "submit: %v", err)
+		return
+	}
+	defer job.Free()
+	type logprob struct {
+		Token       string    `json:"token"`
+		ID          int32     `json:"id"`
+		Logprob     float64   `json:"logprob"`
+		TopLogprobs []logprob `json:"top_logprobs"`
+	}
+	var entries []logprob
+	var ev rigllama.Event
+	deadline := time.Now().Add(60 * time.Second)
+	for !ev.Final() && time.Now().Before(deadline) {
+		if ev, err = job.Poll(time.Second); err != nil {
+			expect(false, "poll: %v", err)
+			return
+		}
+		if ev.Kind == rigllama.EventLogprobs {
+			var batch []logprob
+			if err = json.Unmarshal([]byte(ev.Text), &batch); err != nil {
+				expect(false, "the LOGPROBS text parses as JSON: %v", err)
+				return
+			}
+			entries = append(entries, batch...)
+		}
+	}
+	ok := ev.Kind == rigllama.EventDone && len(entries) > 0
+	var tokens []string
+	for _, e := range entries {
+		top := e.TopLogprobs
+		ok = ok && e.Logprob <= 0 && len(top) >= 1 && len(top) <= 3 && top[0].ID == e.ID && top[0].Token == e.Token
+		for i := 1; ok && i < len(top); i++ {
+			ok = top[i].Logprob <= top[i-1].Logprob
+		}
+		tokens = append(tokens, e.Token)
+	}
+	fmt.Printf("[logprobs] %q\n", tokens)
+	expect(ok, "%d logprobs entries, each <= 0 with at most 3 alternatives, the first one chosen (kind %d, %s)",
+		len(entries), ev.Kind, ev.Message)
+}
+
 func main() {
 	model := os.Getenv("RIGLLAMA_MODEL")
 	if len(os.Args) > 1 {
@@ -276,6 +329,7 @@ func main() {
 	saveAndLoad(engine)
 	twoAtOnce(model)
 	grammarAndTools(engine)
+	logprobs(engine)
 
 	if failures > 0 {
 		fmt.Println("FAILED")

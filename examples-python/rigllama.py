@@ -14,6 +14,9 @@
         reply, usage = engine.chat(messages=[...], tools=[{"type": "function", "function": {...}}],
                                    tool_choice=rigllama.TOOL_CHOICE_REQUIRED)
         reply["tool_calls"][0]["function"]["arguments"]      # JSON text valid against the schema
+    with rigllama.Engine("model.gguf") as engine:            # log-probabilities, LoRA adapters
+        job = engine.submit("...", temperature=0, n_logprobs=3)  # EVENT_LOGPROBS events: JSON arrays
+        lora = engine.add_lora("adapter.gguf", 0.5); engine.remove_lora(lora)
 
 The library is loaded from $RIGLLAMA_LIBRARY if set, else as librigllama.so through the
 dynamic linker (LD_LIBRARY_PATH, the ld.so cache). Structures mirror the C structs field by
@@ -35,11 +38,17 @@ OK, NULL_ARGUMENT, INVALID_ARGUMENT, MODEL_LOAD_FAILED, CONTEXT_OVERFLOW = 0, 1,
 CANCELLED, BUSY, SHUT_DOWN, INTERNAL = 5, 6, 7, 8
 EVENT_NONE, EVENT_TEXT, EVENT_DONE, EVENT_ERROR = 0, 1, 2, 3
 EVENT_REASONING, EVENT_TOOL_CALL = 4, 5  # v0.2: text is a reasoning piece / one whole call as JSON
+EVENT_LOGPROBS = 6  # v0.2, only when n_logprobs > 0: text is a JSON array of OpenAI logprobs.content entries
 FINISH_STOP, FINISH_LENGTH, FINISH_CALLBACK = 0, 1, 2
 FINISH_TOOL_CALLS = 3  # v0.2
 CONTEXT_OVERFLOW_FAIL, CONTEXT_OVERFLOW_SHIFT = 0, 1
 TOOL_CHOICE_AUTO, TOOL_CHOICE_NONE, TOOL_CHOICE_REQUIRED = 0, 1, 2  # v0.2
 REASONING_AUTO, REASONING_OFF, REASONING_ON = 0, 1, 2  # v0.2
+# v0.2: KV cache data types (type_k, type_v); a quantized type_v needs flash attention AUTO or ON.
+KV_TYPE_F16, KV_TYPE_F32, KV_TYPE_BF16, KV_TYPE_Q8_0, KV_TYPE_Q4_0 = 0, 1, 2, 3, 4
+KV_TYPE_Q4_1, KV_TYPE_Q5_0, KV_TYPE_Q5_1, KV_TYPE_IQ4_NL = 5, 6, 7, 8
+FLASH_ATTENTION_AUTO, FLASH_ATTENTION_OFF, FLASH_ATTENTION_ON = 0, 1, 2  # v0.2
+MIROSTAT_OFF, MIROSTAT_V1, MIROSTAT_V2 = 0, 1, 2  # v0.2
 MAX_TOKENS_UNLIMITED = SEED_RANDOM = 0xFFFFFFFF
 
 c_status = ctypes.c_int32
@@ -62,6 +71,13 @@ class EngineOptions(ctypes.Structure):
         ("progress_user_data", ctypes.c_void_p),
         ("context_overflow", ctypes.c_int32),  # v0.2
         ("n_seq", ctypes.c_uint32),  # v0.2: requests served at once, 1..64
+        ("type_k", ctypes.c_int32),  # v0.2: KV_TYPE_*
+        ("type_v", ctypes.c_int32),  # v0.2: KV_TYPE_*
+        ("flash_attention", ctypes.c_int32),  # v0.2: FLASH_ATTENTION_*
+        ("fit", ctypes.c_uint32),  # v0.2: 0/1, llama.cpp's fitting picks GPU layers and n_ctx
+        ("fit_min_ctx", ctypes.c_uint32),  # v0.2: the smallest context the fit may choose
+        ("fit_margins_mib", ctypes.POINTER(ctypes.c_uint32)),  # v0.2: MiB left free per device
+        ("n_fit_margins_mib", ctypes.c_size_t),  # v0.2
     ]
 
 
@@ -87,6 +103,24 @@ class Request(ctypes.Structure):
         ("tools_json", ctypes.c_char_p),  # v0.2: OpenAI tools array
         ("tool_choice", ctypes.c_int32),  # v0.2: TOOL_CHOICE_*
         ("reasoning", ctypes.c_int32),  # v0.2: REASONING_*
+        ("presence_penalty", ctypes.c_float),  # v0.2 sampling, from here to mirostat_eta
+        ("frequency_penalty", ctypes.c_float),
+        ("penalty_last_n", ctypes.c_int32),
+        ("dry_multiplier", ctypes.c_float),
+        ("dry_base", ctypes.c_float),
+        ("dry_allowed_length", ctypes.c_int32),
+        ("dry_penalty_last_n", ctypes.c_int32),
+        ("xtc_probability", ctypes.c_float),
+        ("xtc_threshold", ctypes.c_float),
+        ("typical_p", ctypes.c_float),
+        ("top_n_sigma", ctypes.c_float),
+        ("mirostat", ctypes.c_int32),  # MIROSTAT_*
+        ("mirostat_tau", ctypes.c_float),
+        ("mirostat_eta", ctypes.c_float),
+        ("n_logprobs", ctypes.c_uint32),  # v0.2: 1..20 = EVENT_LOGPROBS events with this many alternatives
+        ("logit_bias_json", ctypes.c_char_p),  # v0.2: {"token id": bias} or [[id or text, bias or false]]
+        ("dry_sequence_breakers", ctypes.POINTER(ctypes.c_char_p)),  # v0.2
+        ("n_dry_sequence_breakers", ctypes.c_size_t),  # v0.2
     ]
 
 
@@ -121,13 +155,19 @@ class Event(ctypes.Structure):
 
 # sizeof and offsetof of the C structs on x86-64 (tests/c/test_contract prints them).
 C_LAYOUT_X86_64 = {
-    EngineOptions: (64, {"struct_size": 0, "n_ctx": 4, "n_batch": 8, "n_threads": 12, "n_gpu_layers": 16,
-                         "model_path": 24, "chat_template": 32, "on_progress": 40, "progress_user_data": 48,
-                         "context_overflow": 56, "n_seq": 60}),
-    Request: (120, {"struct_size": 0, "max_tokens": 4, "temperature": 8, "top_p": 12, "top_k": 16, "min_p": 20,
+    EngineOptions: (104, {"struct_size": 0, "n_ctx": 4, "n_batch": 8, "n_threads": 12, "n_gpu_layers": 16,
+                          "model_path": 24, "chat_template": 32, "on_progress": 40, "progress_user_data": 48,
+                          "context_overflow": 56, "n_seq": 60, "type_k": 64, "type_v": 68, "flash_attention": 72,
+                          "fit": 76, "fit_min_ctx": 80, "fit_margins_mib": 88, "n_fit_margins_mib": 96}),
+    Request: (208, {"struct_size": 0, "max_tokens": 4, "temperature": 8, "top_p": 12, "top_k": 16, "min_p": 20,
                     "repeat_penalty": 24, "seed": 28, "raw_prompt": 32, "prompt": 40, "system_prompt": 48,
                     "messages_json": 56, "stop": 64, "n_stop": 72, "priority": 80, "grammar": 88,
-                    "json_schema": 96, "tools_json": 104, "tool_choice": 112, "reasoning": 116}),
+                    "json_schema": 96, "tools_json": 104, "tool_choice": 112, "reasoning": 116,
+                    "presence_penalty": 120, "frequency_penalty": 124, "penalty_last_n": 128, "dry_multiplier": 132,
+                    "dry_base": 136, "dry_allowed_length": 140, "dry_penalty_last_n": 144, "xtc_probability": 148,
+                    "xtc_threshold": 152, "typical_p": 156, "top_n_sigma": 160, "mirostat": 164,
+                    "mirostat_tau": 168, "mirostat_eta": 172, "n_logprobs": 176, "logit_bias_json": 184,
+                    "dry_sequence_breakers": 192, "n_dry_sequence_breakers": 200}),
     Usage: (48, {"struct_size": 0, "finish_reason": 4, "prompt_tokens": 8, "cached_prompt_tokens": 12,
                  "completion_tokens": 16, "seed": 20, "prompt_ms": 24, "generation_ms": 32, "dropped_tokens": 40}),
     Event: (40, {"struct_size": 0, "kind": 4, "status": 8, "text": 16, "text_len": 24, "message": 32}),
@@ -183,6 +223,9 @@ def _load():
         "rigllama_bytes_free": (None, [ctypes.c_void_p]),
         "rigllama_engine_embed": (c_status, [engine_p, ctypes.c_char_p, P(ctypes.c_float), ctypes.c_size_t,
                                              P(ctypes.c_size_t)]),
+        "rigllama_engine_add_lora": (c_status, [engine_p, ctypes.c_char_p, ctypes.c_float, P(ctypes.c_uint32)]),
+        "rigllama_engine_set_lora_scale": (c_status, [engine_p, ctypes.c_uint32, ctypes.c_float]),
+        "rigllama_engine_remove_lora": (c_status, [engine_p, ctypes.c_uint32]),
         "rigllama_engine_submit": (c_status, [engine_p, P(Request), P(job_p)]),
         "rigllama_job_poll": (c_status, [job_p, ctypes.c_uint32, P(Event)]),
         "rigllama_job_usage": (c_status, [job_p, P(Usage)]),
@@ -229,9 +272,15 @@ def _json_text(value):
     return (value if isinstance(value, str) else json.dumps(value)).encode("utf-8")
 
 
+# v0.2: the Request fields that _request takes as keyword arguments of the same name, as they are.
+_SAMPLING_FIELDS = ("presence_penalty", "frequency_penalty", "penalty_last_n", "dry_multiplier", "dry_base",
+                    "dry_allowed_length", "dry_penalty_last_n", "xtc_probability", "xtc_threshold", "typical_p",
+                    "top_n_sigma", "mirostat", "mirostat_tau", "mirostat_eta")
+
+
 def _request(prompt, *, raw_prompt=False, max_tokens=None, temperature=None, seed=None, system_prompt=None,
              messages=None, priority=None, grammar=None, json_schema=None, tools=None, tool_choice=None,
-             reasoning=None):
+             reasoning=None, n_logprobs=None, logit_bias=None, dry_sequence_breakers=None, **sampling):
     """messages: a conversation as a list of {"role": ..., "content": ...} dicts, or JSON text (sent
     as messages_json; a reply from chat() and {"role": "tool", "tool_call_id": ..., "content": ...}
     results may be appended as they are); prompt, if also given, is appended as the last user
@@ -241,7 +290,15 @@ def _request(prompt, *, raw_prompt=False, max_tokens=None, temperature=None, see
     is one JSON value valid against it. tools: OpenAI's tools array, as a list or JSON text.
     tool_choice: TOOL_CHOICE_AUTO (default), _NONE or _REQUIRED (at least one call, valid
     against its schema even from a small model). reasoning: REASONING_AUTO (default), _OFF or
-    _ON, the template's thinking switch."""
+    _ON, the template's thinking switch.
+    v0.2 sampling: n_logprobs: 1..20 makes a job deliver EVENT_LOGPROBS events (this many
+    alternatives per token). logit_bias: {token_id: bias} or [[token_id or text, bias or
+    False], ...], or JSON text. dry_sequence_breakers: a list of strings. And, by name, the
+    numbers in _SAMPLING_FIELDS: presence_penalty, frequency_penalty, penalty_last_n, dry_*,
+    xtc_*, typical_p, top_n_sigma, mirostat (MIROSTAT_*), mirostat_tau, mirostat_eta."""
+    unknown = set(sampling) - set(_SAMPLING_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown request arguments: {', '.join(sorted(unknown))}")
     req = Request()
     _check(_lib.rigllama_request_init(ctypes.byref(req), ctypes.sizeof(req)))
     # The bytes assigned to c_char_p fields are kept alive by req itself (its _objects).
@@ -251,6 +308,11 @@ def _request(prompt, *, raw_prompt=False, max_tokens=None, temperature=None, see
     req.grammar = grammar.encode("utf-8") if grammar is not None else None
     req.json_schema = _json_text(json_schema)
     req.tools_json = _json_text(tools)
+    req.logit_bias_json = _json_text(logit_bias)
+    if dry_sequence_breakers is not None:
+        req.dry_sequence_breakers = (ctypes.c_char_p * len(dry_sequence_breakers))(
+            *[b.encode("utf-8") for b in dry_sequence_breakers])
+        req.n_dry_sequence_breakers = len(dry_sequence_breakers)
     req.raw_prompt = 1 if raw_prompt else 0
     if max_tokens is not None:
         req.max_tokens = max_tokens
@@ -264,6 +326,10 @@ def _request(prompt, *, raw_prompt=False, max_tokens=None, temperature=None, see
         req.tool_choice = tool_choice
     if reasoning is not None:
         req.reasoning = reasoning
+    if n_logprobs is not None:
+        req.n_logprobs = n_logprobs
+    for name, value in sampling.items():
+        setattr(req, name, value)
     return req
 
 
@@ -276,10 +342,16 @@ def _usage():
 class Engine:
     """One loaded model with its worker thread. Use as a context manager, or call close()."""
 
-    def __init__(self, model_path, *, n_ctx=None, on_progress=None, context_overflow=None, n_seq=None):
+    def __init__(self, model_path, *, n_ctx=None, on_progress=None, context_overflow=None, n_seq=None,
+                 type_k=None, type_v=None, flash_attention=None, fit=None, fit_min_ctx=None, fit_margins_mib=None):
         """context_overflow: CONTEXT_OVERFLOW_FAIL (default) or CONTEXT_OVERFLOW_SHIFT (drop the
         oldest turns of a conversation that outgrows n_ctx). n_seq: requests served at once,
-        advancing together (default 1, at most 64); more wait, in priority order."""
+        advancing together (default 1, at most 64); more wait, in priority order.
+        v0.2: type_k, type_v: the KV cache's data types, KV_TYPE_* (default F16).
+        flash_attention: FLASH_ATTENTION_AUTO (default), _OFF or _ON. fit: True lets llama.cpp's
+        fitting choose the GPU layers and, if needed, a smaller context, not below fit_min_ctx
+        (default 4096), leaving fit_margins_mib (a list: one value for every device, or one per
+        device; default 1024) free."""
         options = EngineOptions()
         _check(_lib.rigllama_engine_options_init(ctypes.byref(options), ctypes.sizeof(options)))
         options.model_path = os.fsencode(model_path)
@@ -289,6 +361,20 @@ class Engine:
             options.context_overflow = context_overflow
         if n_seq is not None:
             options.n_seq = n_seq
+        if type_k is not None:
+            options.type_k = type_k
+        if type_v is not None:
+            options.type_v = type_v
+        if flash_attention is not None:
+            options.flash_attention = flash_attention
+        if fit is not None:
+            options.fit = 1 if fit else 0
+        if fit_min_ctx is not None:
+            options.fit_min_ctx = fit_min_ctx
+        if fit_margins_mib is not None:
+            # Kept alive by options (its _objects) until create returns; the library copies it.
+            options.fit_margins_mib = (ctypes.c_uint32 * len(fit_margins_mib))(*fit_margins_mib)
+            options.n_fit_margins_mib = len(fit_margins_mib)
         if on_progress is not None:
             # Kept referenced until create returns: the library calls it only during create.
             progress = ProgressCallback(lambda _user_data, fraction: 0 if on_progress(fraction) is not False else 1)
@@ -311,7 +397,7 @@ class Engine:
     def complete(self, prompt=None, **kw):
         """Returns (text, usage): the reply's content only. Keyword arguments: raw_prompt,
         max_tokens, temperature, seed, system_prompt, messages, priority, grammar, json_schema,
-        tools, tool_choice, reasoning."""
+        tools, tool_choice, reasoning, and v0.2's sampling ones (see _request)."""
         req, usage, text = _request(prompt, **kw), _usage(), ctypes.c_void_p()
         _check(_lib.rigllama_engine_complete(self._handle, ctypes.byref(req), ctypes.byref(text), ctypes.byref(usage)))
         return _take_string(text), usage
@@ -413,6 +499,23 @@ class Engine:
         _check(_lib.rigllama_engine_embed(self._handle, encoded, vector, dims.value, ctypes.byref(dims)))
         return list(vector[:dims.value])
 
+    def add_lora(self, path, scale=1.0):
+        """v0.2: loads the LoRA adapter GGUF at path (made for this model) and applies it at
+        scale (0 = no effect, 1 = as trained), beside any already applied; returns its id.
+        Runs after the requests submitted before it and empties the KV cache. An adapter for
+        another model, or a file that is not one, raises RigllamaError (INVALID_ARGUMENT)."""
+        lora_id = ctypes.c_uint32()
+        _check(_lib.rigllama_engine_add_lora(self._handle, os.fsencode(path), scale, ctypes.byref(lora_id)))
+        return lora_id.value
+
+    def set_lora_scale(self, lora_id, scale):
+        """v0.2: changes an applied adapter's scale; empties the KV cache."""
+        _check(_lib.rigllama_engine_set_lora_scale(self._handle, lora_id, scale))
+
+    def remove_lora(self, lora_id):
+        """v0.2: removes an adapter and frees it; empties the KV cache."""
+        _check(_lib.rigllama_engine_remove_lora(self._handle, lora_id))
+
 
 class Job:
     """A submitted request whose events are polled. Use as a context manager, or call free()."""
@@ -424,8 +527,11 @@ class Job:
 
     def poll(self, timeout_ms=0):
         """Returns (kind, status, text, message); kind is EVENT_NONE if nothing was new. text is
-        a piece of content (EVENT_TEXT), of reasoning (EVENT_REASONING), or one whole tool call
-        as JSON {"id", "name", "arguments": {...}} (EVENT_TOOL_CALL)."""
+        a piece of content (EVENT_TEXT), of reasoning (EVENT_REASONING), one whole tool call
+        as JSON {"id", "name", "arguments": {...}} (EVENT_TOOL_CALL), or (n_logprobs > 0) a JSON
+        array of {"token", "id", "logprob", "bytes", "top_logprobs": [...]}, one per token
+        generated since the previous one, sent before the events carrying their text
+        (EVENT_LOGPROBS)."""
         ev = self._event
         _check(_lib.rigllama_job_poll(self._handle, timeout_ms, ctypes.byref(ev)))
         text = ctypes.string_at(ev.text, ev.text_len).decode("utf-8") if ev.text and ev.text_len else ""

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Streams a reply through a CFUNCTYPE callback, cancels a second request submitted as a job,
-embeds two sentences and prints their similarity, saves and reloads a conversation's
-snapshot, and runs two requests at once (an NPC's chatter and the player's line, at different
-priorities) on an n_seq=2 engine, paused and resumed midway. Exits non-zero on any failure.
+checks the log-probabilities a job reports, embeds two sentences and prints their similarity,
+saves and reloads a conversation's snapshot, and runs two requests at once (an NPC's chatter
+and the player's line, at different priorities) on an n_seq=2 engine, paused and resumed
+midway. Exits non-zero on any failure.
 
     usage: stream_and_cancel.py MODEL.gguf     (librigllama.so on LD_LIBRARY_PATH, or
                                                 RIGLLAMA_LIBRARY=/path/to/librigllama.so)
 """
 
+import json
 import os
 import sys
 import time
@@ -52,6 +54,27 @@ def cancel_job(engine):
             kind, status, text, message = job.poll(1000)
         print(f"[cancel job] final event kind {kind}, status {status}, message {message!r}")
         expect(kind == rigllama.EVENT_ERROR and status == rigllama.CANCELLED, "cancelled job ended with ERROR/CANCELLED")
+
+
+def logprobs_of_a_job(engine):
+    """n_logprobs=3: LOGPROBS events carry a JSON array per batch of tokens, before their TEXT.
+    At temperature 0 the chosen token is the most likely one, the first of top_logprobs."""
+    entries, kind = [], rigllama.EVENT_NONE
+    with engine.submit("The capital of France is", raw_prompt=True, max_tokens=8, temperature=0.0,
+                       n_logprobs=3) as job:
+        deadline = time.monotonic() + 60
+        while kind not in (rigllama.EVENT_DONE, rigllama.EVENT_ERROR) and time.monotonic() < deadline:
+            kind, status, text, message = job.poll(1000)
+            if kind == rigllama.EVENT_LOGPROBS:
+                entries += json.loads(text)  # malformed JSON raises: a failure too
+    print(f"[logprobs] {[(e['token'], round(e['logprob'], 3)) for e in entries]}")
+    ok = kind == rigllama.EVENT_DONE and len(entries) > 0
+    for e in entries:
+        top = [t["logprob"] for t in e["top_logprobs"]]
+        ok = ok and (e["logprob"] <= 0 and 0 < len(top) <= 3 and top == sorted(top, reverse=True)
+                     and (e["id"], e["token"]) == (e["top_logprobs"][0]["id"], e["top_logprobs"][0]["token"]))
+    expect(ok, f"{len(entries)} logprobs entries, each <= 0 with at most 3 alternatives, the first one chosen "
+               f"(kind {kind}, {message or 'ok'})")
 
 
 def compare_sentences(engine):
@@ -175,6 +198,7 @@ def main():
                f"returning False stops the stream (finish_reason {usage.finish_reason}, {usage.completion_tokens} tokens)")
         text, _ = engine.complete("Two plus two is", raw_prompt=True, max_tokens=4, temperature=0.0)
         expect(text != "", "the engine serves a request after the cancel")
+        logprobs_of_a_job(engine)
         compare_sentences(engine)
         save_and_load_a_conversation(engine)
     two_requests_at_once(model)

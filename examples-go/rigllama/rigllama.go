@@ -139,6 +139,16 @@ const (
 	ReasoningOn   Reasoning = C.RIGLLAMA_REASONING_ON
 )
 
+// Mirostat is Request.Mirostat (v0.2): it keeps the text's surprise near MirostatTau and
+// replaces top-k, typical-p, top-p, min-p and XTC.
+type Mirostat int32
+
+const (
+	MirostatOff Mirostat = C.RIGLLAMA_MIROSTAT_OFF
+	MirostatV1  Mirostat = C.RIGLLAMA_MIROSTAT_V1
+	MirostatV2  Mirostat = C.RIGLLAMA_MIROSTAT_V2
+)
+
 // Request is one generation request. Start from NewRequest, which fills in the library's
 // defaults, so that zero values (Temperature 0 = greedy) mean what they say.
 type Request struct {
@@ -166,6 +176,31 @@ type Request struct {
 	ToolsJSON  string
 	ToolChoice ToolChoice
 	Reasoning  Reasoning
+	// v0.2 sampling (NewRequest fills in the library's defaults; rigllama.h has the ranges).
+	// PenaltyLastN is the window of the repeat, presence and frequency penalties (-1: the whole
+	// context); DRY penalises repeating earlier text; XTC removes the likeliest candidates.
+	PresencePenalty  float32
+	FrequencyPenalty float32
+	PenaltyLastN     int32
+	DryMultiplier    float32
+	DryBase          float32
+	DryAllowedLength int32
+	DryPenaltyLastN  int32
+	XTCProbability   float32
+	XTCThreshold     float32
+	TypicalP         float32
+	TopNSigma        float32
+	Mirostat         Mirostat
+	MirostatTau      float32
+	MirostatEta      float32
+	// v0.2: 1..20 makes a job deliver EventLogprobs events, with this many alternatives per
+	// token (0: none).
+	NLogprobs uint32
+	// v0.2: token ids to biases, {"15043": -1.5}, or [[15043, -1.5], ["Paris", false]] (a token
+	// id or a text, and a bias or false to ban it). Empty: none.
+	LogitBiasJSON string
+	// v0.2: texts that end a repetition for DRY (nil: llama.cpp's "\n", ":", "\"", "*").
+	DrySequenceBreakers []string
 }
 
 // NewRequest returns a request for prompt with the defaults of rigllama_request_init.
@@ -182,6 +217,22 @@ func NewRequest(prompt string) Request {
 		Seed:        uint32(c.seed),
 		ToolChoice:  ToolChoice(c.tool_choice),
 		Reasoning:   Reasoning(c.reasoning),
+
+		PresencePenalty:  float32(c.presence_penalty),
+		FrequencyPenalty: float32(c.frequency_penalty),
+		PenaltyLastN:     int32(c.penalty_last_n),
+		DryMultiplier:    float32(c.dry_multiplier),
+		DryBase:          float32(c.dry_base),
+		DryAllowedLength: int32(c.dry_allowed_length),
+		DryPenaltyLastN:  int32(c.dry_penalty_last_n),
+		XTCProbability:   float32(c.xtc_probability),
+		XTCThreshold:     float32(c.xtc_threshold),
+		TypicalP:         float32(c.typical_p),
+		TopNSigma:        float32(c.top_n_sigma),
+		Mirostat:         Mirostat(c.mirostat),
+		MirostatTau:      float32(c.mirostat_tau),
+		MirostatEta:      float32(c.mirostat_eta),
+		NLogprobs:        uint32(c.n_logprobs),
 	}
 }
 
@@ -197,6 +248,21 @@ func (r Request) toC() (c C.rigllama_request, free func()) {
 	c.priority = C.int32_t(r.Priority)
 	c.tool_choice = C.int32_t(r.ToolChoice)
 	c.reasoning = C.int32_t(r.Reasoning)
+	c.presence_penalty = C.float(r.PresencePenalty)
+	c.frequency_penalty = C.float(r.FrequencyPenalty)
+	c.penalty_last_n = C.int32_t(r.PenaltyLastN)
+	c.dry_multiplier = C.float(r.DryMultiplier)
+	c.dry_base = C.float(r.DryBase)
+	c.dry_allowed_length = C.int32_t(r.DryAllowedLength)
+	c.dry_penalty_last_n = C.int32_t(r.DryPenaltyLastN)
+	c.xtc_probability = C.float(r.XTCProbability)
+	c.xtc_threshold = C.float(r.XTCThreshold)
+	c.typical_p = C.float(r.TypicalP)
+	c.top_n_sigma = C.float(r.TopNSigma)
+	c.mirostat = C.int32_t(r.Mirostat)
+	c.mirostat_tau = C.float(r.MirostatTau)
+	c.mirostat_eta = C.float(r.MirostatEta)
+	c.n_logprobs = C.uint32_t(r.NLogprobs)
 	if r.Raw {
 		c.raw_prompt = 1
 	}
@@ -225,6 +291,23 @@ func (r Request) toC() (c C.rigllama_request, free func()) {
 		c.tools_json = C.CString(r.ToolsJSON)
 		owned = append(owned, c.tools_json)
 	}
+	if r.LogitBiasJSON != "" {
+		c.logit_bias_json = C.CString(r.LogitBiasJSON)
+		owned = append(owned, c.logit_bias_json)
+	}
+	if r.DrySequenceBreakers != nil {
+		// The array is in C memory too: C may not be handed Go memory holding pointers.
+		n := len(r.DrySequenceBreakers)
+		array := (**C.char)(C.malloc(C.size_t(n+1) * C.size_t(unsafe.Sizeof((*C.char)(nil)))))
+		owned = append(owned, (*C.char)(unsafe.Pointer(array)))
+		breakers := unsafe.Slice(array, n)
+		for i, text := range r.DrySequenceBreakers {
+			breakers[i] = C.CString(text)
+			owned = append(owned, breakers[i])
+		}
+		c.dry_sequence_breakers = array
+		c.n_dry_sequence_breakers = C.size_t(n)
+	}
 	return c, func() {
 		for _, p := range owned {
 			C.free(unsafe.Pointer(p))
@@ -245,12 +328,47 @@ const (
 	ContextOverflowShift ContextOverflow = C.RIGLLAMA_CONTEXT_OVERFLOW_SHIFT // drop the oldest turns, go on
 )
 
+// KVType is a KV cache data type (v0.2, Options.TypeK and TypeV): quantized types take less
+// memory per token; a quantized TypeV needs FlashAttentionAuto or FlashAttentionOn.
+type KVType int32
+
+const (
+	KVTypeF16    KVType = C.RIGLLAMA_KV_TYPE_F16 // the default
+	KVTypeF32    KVType = C.RIGLLAMA_KV_TYPE_F32
+	KVTypeBF16   KVType = C.RIGLLAMA_KV_TYPE_BF16
+	KVTypeQ8_0   KVType = C.RIGLLAMA_KV_TYPE_Q8_0
+	KVTypeQ4_0   KVType = C.RIGLLAMA_KV_TYPE_Q4_0
+	KVTypeQ4_1   KVType = C.RIGLLAMA_KV_TYPE_Q4_1
+	KVTypeQ5_0   KVType = C.RIGLLAMA_KV_TYPE_Q5_0
+	KVTypeQ5_1   KVType = C.RIGLLAMA_KV_TYPE_Q5_1
+	KVTypeIQ4_NL KVType = C.RIGLLAMA_KV_TYPE_IQ4_NL
+)
+
+// FlashAttention is Options.FlashAttention (v0.2).
+type FlashAttention int32
+
+const (
+	FlashAttentionAuto FlashAttention = C.RIGLLAMA_FLASH_ATTENTION_AUTO // llama.cpp decides per device
+	FlashAttentionOff  FlashAttention = C.RIGLLAMA_FLASH_ATTENTION_OFF
+	FlashAttentionOn   FlashAttention = C.RIGLLAMA_FLASH_ATTENTION_ON
+)
+
 // Options are the engine options that differ from the library's defaults (zero: default).
 type Options struct {
 	NCtx            uint32
 	ContextOverflow ContextOverflow
 	// NSeq is how many requests run at once, advancing together (1..64; 0: the default, 1).
 	NSeq uint32
+	// v0.2: the KV cache's data types (zero: F16) and flash attention (zero: auto).
+	TypeK          KVType
+	TypeV          KVType
+	FlashAttention FlashAttention
+	// v0.2: Fit lets llama.cpp's fitting choose the GPU layers and, if the model and context
+	// would not leave FitMarginsMiB free (one value for every device, or one per device; nil:
+	// 1024 each), a smaller context, never below FitMinCtx (0: the default, 4096).
+	Fit           bool
+	FitMinCtx     uint32
+	FitMarginsMiB []uint32
 }
 
 // Open loads the model at path and returns once it is ready.
@@ -273,6 +391,25 @@ func OpenWith(path string, opts Options) (*Engine, error) {
 	options.context_overflow = C.int32_t(opts.ContextOverflow)
 	if opts.NSeq != 0 {
 		options.n_seq = C.uint32_t(opts.NSeq)
+	}
+	options.type_k = C.int32_t(opts.TypeK)
+	options.type_v = C.int32_t(opts.TypeV)
+	options.flash_attention = C.int32_t(opts.FlashAttention)
+	if opts.Fit {
+		options.fit = 1
+	}
+	if opts.FitMinCtx != 0 {
+		options.fit_min_ctx = C.uint32_t(opts.FitMinCtx)
+	}
+	if n := len(opts.FitMarginsMiB); n > 0 {
+		// In C memory, like the path: the options C reads may not point into Go memory.
+		margins := (*C.uint32_t)(C.malloc(C.size_t(n) * C.size_t(unsafe.Sizeof(C.uint32_t(0)))))
+		defer C.free(unsafe.Pointer(margins))
+		for i, mib := range opts.FitMarginsMiB {
+			unsafe.Slice(margins, n)[i] = C.uint32_t(mib)
+		}
+		options.fit_margins_mib = margins
+		options.n_fit_margins_mib = C.size_t(n)
 	}
 	var ptr *C.rigllama_engine
 	if err := call(func() C.rigllama_status { return C.rigllama_engine_create(&options, &ptr) }); err != nil {
@@ -426,6 +563,35 @@ func (e *Engine) Resume() error {
 	return call(func() C.rigllama_status { return C.rigllama_engine_resume(e.ptr) })
 }
 
+// AddLora (v0.2) loads the LoRA adapter GGUF at path (made for this engine's model) and
+// applies it at scale (0: no effect, 1: as trained) beside any already applied, returning its
+// id. It runs after the requests submitted before it and empties the KV cache. An adapter for
+// another model, or a file that is not one, fails with StatusInvalidArgument; the engine keeps
+// serving.
+func (e *Engine) AddLora(path string, scale float32) (uint32, error) {
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	var id C.uint32_t
+	if err := call(func() C.rigllama_status {
+		return C.rigllama_engine_add_lora(e.ptr, cpath, C.float(scale), &id)
+	}); err != nil {
+		return 0, err
+	}
+	return uint32(id), nil
+}
+
+// SetLoraScale (v0.2) changes an applied adapter's scale; it empties the KV cache.
+func (e *Engine) SetLoraScale(id uint32, scale float32) error {
+	return call(func() C.rigllama_status {
+		return C.rigllama_engine_set_lora_scale(e.ptr, C.uint32_t(id), C.float(scale))
+	})
+}
+
+// RemoveLora (v0.2) removes an adapter and frees it; it empties the KV cache.
+func (e *Engine) RemoveLora(id uint32) error {
+	return call(func() C.rigllama_status { return C.rigllama_engine_remove_lora(e.ptr, C.uint32_t(id)) })
+}
+
 // EventKind is what a poll returned.
 type EventKind int32
 
@@ -438,13 +604,17 @@ const (
 	EventReasoning EventKind = C.RIGLLAMA_EVENT_KIND_REASONING
 	// v0.2: Text is one whole tool call as JSON: {"id":"...","name":"...","arguments":{...}}.
 	EventToolCall EventKind = C.RIGLLAMA_EVENT_KIND_TOOL_CALL
+	// v0.2, only when Request.NLogprobs > 0: Text is a JSON array of OpenAI logprobs.content
+	// entries, {"token","id","logprob","bytes","top_logprobs":[...]}, one per token generated
+	// since the previous one, sent before the events that carry those tokens' text.
+	EventLogprobs EventKind = C.RIGLLAMA_EVENT_KIND_LOGPROBS
 )
 
 // Event is one event of a job, copied out of the library's buffers.
 type Event struct {
 	Kind    EventKind
 	Status  Status // EventError: why
-	Text    string // EventText, EventReasoning, EventToolCall
+	Text    string // EventText, EventReasoning, EventToolCall, EventLogprobs
 	Message string // EventError
 }
 

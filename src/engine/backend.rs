@@ -86,6 +86,18 @@ fn install_log_hook() {
 thread_local! {
     /// llama.cpp continues a line with level CONT; it keeps the level of the line it continues.
     static LAST_LEVEL: Cell<LogLevel> = const { Cell::new(LogLevel::Info) };
+    /// Warnings and errors llama.cpp logs on this thread inside [`capture_problems`].
+    static CAPTURED: std::cell::RefCell<Option<Vec<String>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` and returns what it returned with the warning and error lines llama.cpp logged
+/// on this thread meanwhile: the only place some of its reasons ("tensor has incorrect
+/// shape") are given.
+pub(crate) fn capture_problems<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
+    CAPTURED.with(|c| *c.borrow_mut() = Some(Vec::new()));
+    let value = f();
+    let lines = CAPTURED.with(|c| c.borrow_mut().take()).unwrap_or_default();
+    (value, lines)
 }
 
 unsafe extern "C" fn forward_llama_log(
@@ -107,6 +119,13 @@ unsafe extern "C" fn forward_llama_log(
     let text = unsafe { CStr::from_ptr(text) }.to_string_lossy();
     let line = text.trim_end_matches('\n');
     if !line.is_empty() {
+        if level >= LogLevel::Warn {
+            CAPTURED.with(|c| {
+                if let Some(lines) = c.borrow_mut().as_mut() {
+                    lines.push(line.trim().to_owned());
+                }
+            });
+        }
         log(level, line);
     }
 }

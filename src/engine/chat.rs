@@ -10,6 +10,7 @@ use std::ptr::NonNull;
 
 use serde::Deserialize;
 
+use super::raw::raw_model;
 use super::error::{Error, Result};
 
 #[repr(C)]
@@ -76,18 +77,6 @@ fn call<T>(what: &str, f: impl FnOnce(*mut *mut c_char) -> *mut T) -> Result<Non
 
 fn c_string(what: &str, text: &str) -> Result<CString> {
     CString::new(text).map_err(|_| Error::invalid(format!("{what} contains a NUL character")))
-}
-
-/// The `llama_model` behind a [`LlamaModel`]: llama-cpp-2 keeps it private, but declares
-/// `LlamaModel` `#[repr(transparent)]` over a non-null pointer to it (the version is pinned in
-/// Cargo.toml, and a test checks the pointer against the model's own answers).
-pub(crate) fn raw_model(
-    model: &llama_cpp_2::model::LlamaModel,
-) -> *const llama_cpp_sys_2::llama_model {
-    unsafe {
-        *(model as *const llama_cpp_2::model::LlamaModel)
-            .cast::<*const llama_cpp_sys_2::llama_model>()
-    }
 }
 
 /// A model's Jinja chat templates (its default one and any `tool_use` variant).

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::error::Error;
+use super::logprobs::TokenLogprob;
 use super::tools::ToolCall;
 use super::usage::Usage;
 
@@ -24,6 +25,11 @@ pub enum Event {
     Reasoning { text: String, tokens: u32 },
     /// One whole tool call.
     ToolCall(ToolCall),
+    /// The log-probabilities of the tokens generated since the previous `Logprobs` event,
+    /// in order, sent before the events that carry those tokens' text; only when the request
+    /// asked for them ([`Request::logprobs`](super::Request::logprobs)). Over a request they
+    /// cover every token counted in `completion_tokens`.
+    Logprobs(Vec<TokenLogprob>),
     /// Finished.
     Done(Usage),
     /// The request failed; `usage` is what was spent before it did.

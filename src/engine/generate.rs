@@ -17,8 +17,9 @@ use super::kv_cache::SeqCache;
 use super::model::LoadedModel;
 use super::prompt::PromptPlan;
 use super::reply::ReplyReader;
+use super::logprobs::{logprobs_of, TokenLogprob};
 use super::request::Sampling;
-use super::sampler::{build_sampler, random_seed, PENALTY_LAST_N};
+use super::sampler::{build_sampler, random_seed};
 use super::template::GrammarPlan;
 use super::text::{StopMatcher, StopScan, Utf8Streamer};
 use super::usage::{FinishReason, Usage};
@@ -46,6 +47,10 @@ pub(crate) struct Progress {
     pub evaluating_prompt: bool,
     /// Temperature 0 with nothing else in the chain: the token is the argmax of the logits.
     greedy: bool,
+    /// Alternatives per token when the request asked for log-probabilities (0: none).
+    n_logprobs: usize,
+    /// Log-probabilities of the tokens not yet delivered (one per `undelivered` token).
+    logprobs: Vec<TokenLogprob>,
     /// The grammar the reply must match (a request's GBNF or JSON Schema, or the template's
     /// tool-call format).
     grammar: Option<LlamaSampler>,
@@ -105,12 +110,12 @@ impl Progress {
         let reuse = cache.reuse_prefix(&mut model.ctx, &plan.tokens);
         usage.cached_prompt_tokens = reuse as u32;
         model.seqs.touch(seq);
-        let mut sampler = build_sampler(request, seed, model.model.n_vocab());
-        if request.sampling.repeat_penalty != 1.0 {
-            let tail = plan.tokens.len().saturating_sub(PENALTY_LAST_N as usize);
-            sampler.accept_many(&plan.tokens[tail..]);
-        }
-        let greedy = request.sampling.temperature == 0.0 && request.sampling.repeat_penalty == 1.0;
+        let mut sampler = build_sampler(&request.sampling, seed, &model.model, model.n_ctx)?;
+        // Penalties and DRY look back over the prompt too.
+        let window = request.sampling.history_window(model.n_ctx);
+        let tail = plan.tokens.len().saturating_sub(window);
+        sampler.accept_many(&plan.tokens[tail..]);
+        let greedy = request.sampling.is_plain_greedy();
         Ok(Progress {
             seq,
             plan,
@@ -126,6 +131,8 @@ impl Progress {
             logits_at: None,
             evaluating_prompt: true,
             greedy,
+            n_logprobs: request.logprobs as usize,
+            logprobs: Vec::new(),
             grammar,
             reader,
             preserved,
@@ -154,17 +161,28 @@ impl Progress {
         if self.first_token_at.is_none() {
             self.usage.prompt_ms = (now - self.prompt_started).as_secs_f64() * 1e3;
         }
-        let token = if self.grammar.is_some() {
+        let (token, logprob) = if self.grammar.is_some() {
             match self.sample_constrained(ctx, model, logits_at) {
-                Ok(token) => token,
+                Ok(chosen) => chosen,
                 Err(error) => return self.fail(error),
             }
         } else if self.greedy {
             // What llama.cpp's greedy sampler picks (the first highest logit), without building
             // and sorting a candidate array over the whole vocabulary for every token.
-            argmax(ctx.get_logits_ith(logits_at))
+            let logits = ctx.get_logits_ith(logits_at);
+            let token = argmax(logits);
+            (token, self.logprobs_of_logits(logits, token, model))
+        } else if self.n_logprobs == 0 {
+            (self.sampler.sample(ctx, logits_at), None)
         } else {
-            self.sampler.sample(ctx, logits_at)
+            // What `sample` does, keeping the candidates the token was drawn from.
+            let mut candidates = ctx.token_data_array_ith(logits_at);
+            self.sampler.apply(&mut candidates);
+            let Some(token) = candidates.selected_token() else {
+                return self.fail(Error::Internal("the sampler chain selected no token".into()));
+            };
+            self.sampler.accept(token);
+            (token, self.logprobs_of_candidates(&candidates, token, model))
         };
         let now = Instant::now();
         let first = *self.first_token_at.get_or_insert(now);
@@ -175,6 +193,7 @@ impl Progress {
         }
         self.generated += 1;
         self.undelivered += 1;
+        self.logprobs.extend(logprob);
         let mut piece = Vec::with_capacity(32);
         vocab.token_to_piece_into(token, &mut piece, self.preserved.contains(&token), None);
         let text = self.utf8.push(&piece);
@@ -189,6 +208,7 @@ impl Progress {
                 self.send(submission, before);
                 // The stop string's own tokens are not delivered.
                 self.undelivered = 0;
+                self.logprobs.clear();
                 return self.finish(submission, FinishReason::Stop);
             }
         }
@@ -209,6 +229,7 @@ impl Progress {
         }
         self.usage.completion_tokens += self.undelivered;
         let mut tokens = std::mem::take(&mut self.undelivered);
+        self.send_logprobs(submission);
         match &mut self.reader {
             None => submission.events.send(Event::Text { text, tokens }),
             // The reader holds text back until it knows what it is; the tokens count once
@@ -228,6 +249,7 @@ impl Progress {
         self.send(submission, tail);
         self.usage.completion_tokens += self.undelivered;
         self.undelivered = 0;
+        self.send_logprobs(submission);
         self.usage.finish_reason = reason;
         if let Some(reader) = &mut self.reader {
             let finished = reader.finish();
@@ -242,6 +264,50 @@ impl Progress {
         Advance::Finished(Event::Done(self.usage.clone()))
     }
 
+    /// The log-probabilities of the tokens counted as delivered, before their text.
+    fn send_logprobs(&mut self, submission: &Submission) {
+        if !self.logprobs.is_empty() {
+            submission
+                .events
+                .send(Event::Logprobs(std::mem::take(&mut self.logprobs)));
+        }
+    }
+
+    /// Greedy's distribution: the model's own, a softmax over all of `logits`.
+    fn logprobs_of_logits(
+        &self,
+        logits: &[f32],
+        token: LlamaToken,
+        model: &LlamaModel,
+    ) -> Option<TokenLogprob> {
+        (self.n_logprobs > 0).then(|| {
+            logprobs_of(
+                logits.iter().enumerate().map(|(i, &l)| (i as i32, l)),
+                token,
+                self.n_logprobs,
+                model,
+            )
+        })
+    }
+
+    /// The distribution a chain drew from: its candidates' logits after its filters and
+    /// temperature (a greedy chain: after the bias and penalties).
+    fn logprobs_of_candidates(
+        &self,
+        candidates: &LlamaTokenDataArray,
+        token: LlamaToken,
+        model: &LlamaModel,
+    ) -> Option<TokenLogprob> {
+        (self.n_logprobs > 0).then(|| {
+            logprobs_of(
+                candidates.data.iter().map(|d| (d.id().0, d.logit())),
+                token,
+                self.n_logprobs,
+                model,
+            )
+        })
+    }
+
     /// Ends the request with an error, after what was already delivered.
     fn fail(&mut self, error: Error) -> Advance {
         self.pending = None;
@@ -254,7 +320,7 @@ impl Progress {
     /// The candidates the grammar allows, enough of them to choose exactly as over the whole
     /// vocabulary: checking every token against the grammar is the slow part (all 262,144
     /// here), so the highest logits are checked first. Greedy needs the best allowed token,
-    /// top-k sampling (without penalties, which reorder) the best `top_k` allowed ones; both
+    /// top-k sampling (when nothing reorders the logits first) the best `top_k` allowed ones; both
     /// are among the highest logits when that many of those are allowed. Otherwise, or when
     /// too few are, every token is checked.
     fn allowed_candidates(
@@ -268,10 +334,8 @@ impl Progress {
         const FIRST_LOOK: usize = 1024;
         let needed = if greedy {
             1
-        } else if s.top_k > 0 && s.repeat_penalty == 1.0 {
-            s.top_k as usize
         } else {
-            usize::MAX
+            s.draw_window().unwrap_or(usize::MAX)
         };
         if needed <= FIRST_LOOK && logits.len() > FIRST_LOOK {
             let mut ids: Vec<u32> = (0..logits.len() as u32).collect();
@@ -309,27 +373,35 @@ impl Progress {
         ctx: &LlamaContext<'static>,
         model: &LlamaModel,
         logits_at: i32,
-    ) -> Result<LlamaToken> {
-        let grammar = self
-            .grammar
-            .as_mut()
-            .expect("constrained without a grammar");
+    ) -> Result<(LlamaToken, Option<TokenLogprob>)> {
         let logits = ctx.get_logits_ith(logits_at);
+        let mut free_choice = None;
         let first = if self.greedy {
             argmax(logits)
         } else {
             let mut all = ctx.token_data_array_ith(logits_at);
             self.sampler.apply(&mut all);
-            all.selected_token()
-                .ok_or_else(|| Error::Internal("the sampler chain selected no token".into()))?
+            let token = all
+                .selected_token()
+                .ok_or_else(|| Error::Internal("the sampler chain selected no token".into()))?;
+            free_choice = Some(all);
+            token
         };
+        let grammar = self
+            .grammar
+            .as_mut()
+            .expect("constrained without a grammar");
         let mut single = LlamaTokenDataArray::new(
             vec![LlamaTokenData::new(first, logits[first.0 as usize], 0.0)],
             false,
         );
         grammar.apply(&mut single);
-        let token = if single.data[0].logit().is_finite() {
-            first
+        let (token, logprob) = if single.data[0].logit().is_finite() {
+            let logprob = match &free_choice {
+                Some(all) => self.logprobs_of_candidates(all, first, model),
+                None => self.logprobs_of_logits(logits, first, model),
+            };
+            (first, logprob)
         } else {
             let mut allowed = Self::allowed_candidates(
                 grammar,
@@ -354,16 +426,19 @@ impl Progress {
                         _ => Some(d),
                     })
                     .expect("non-empty");
-                best.id()
+                let token = best.id();
+                (token, self.logprobs_of_candidates(&allowed, token, model))
             } else {
                 allowed.selected = None;
                 allowed.sorted = false;
                 self.sampler.apply(&mut allowed);
-                allowed.selected_token().ok_or_else(|| {
+                let token = allowed.selected_token().ok_or_else(|| {
                     Error::Internal("the sampler chain selected no allowed token".into())
-                })?
+                })?;
+                (token, self.logprobs_of_candidates(&allowed, token, model))
             }
         };
+        let grammar = self.grammar.as_mut().expect("checked above");
         if !self.greedy {
             self.sampler.accept(token);
         }
@@ -372,7 +447,7 @@ impl Progress {
                 Error::Internal(format!("the grammar refused a token it allowed ({e})"))
             })?;
         }
-        Ok(token)
+        Ok((token, logprob))
     }
 
     /// With SHIFT, when the context is full: drops the oldest exchange still in this

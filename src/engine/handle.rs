@@ -12,6 +12,7 @@ use super::callback_gate::CallbackGate;
 use super::error::{Error, Result};
 use super::events::{self, Event};
 use super::fault;
+use super::lora::LoraChange;
 use super::job::Job;
 use super::loading::{wait_for_load, LoadOrder};
 use super::options::{Description, EngineOptions, ProgressFn};
@@ -117,7 +118,7 @@ impl Engine {
         loop {
             match job.blocking_next() {
                 Event::Text { text: piece, .. } => text.push_str(&piece),
-                Event::Reasoning { .. } | Event::ToolCall(_) => {}
+                Event::Reasoning { .. } | Event::ToolCall(_) | Event::Logprobs(_) => {}
                 Event::Done(usage) => return Ok((text, usage)),
                 Event::Failed { error, .. } => return Err(error),
             }
@@ -134,6 +135,7 @@ impl Engine {
                 Event::Text { text, .. } => message.content.push_str(&text),
                 Event::Reasoning { text, .. } => message.reasoning.push_str(&text),
                 Event::ToolCall(call) => message.tool_calls.push(call),
+                Event::Logprobs(logprobs) => message.logprobs.extend(logprobs),
                 Event::Done(usage) => return Ok((message, usage)),
                 Event::Failed { error, .. } => return Err(error),
             }
@@ -179,7 +181,7 @@ impl Engine {
                     }
                 }
                 // The callback gets the content only.
-                Event::Reasoning { .. } | Event::ToolCall(_) => {}
+                Event::Reasoning { .. } | Event::ToolCall(_) | Event::Logprobs(_) => {}
                 Event::Done(usage) => return Ok(usage),
                 Event::Failed { error, .. } => return Err(error),
             }
@@ -282,6 +284,34 @@ impl Engine {
         }
         let (reply, receiver) = std::sync::mpsc::channel();
         self.send_and_wait(Command::Embed { texts, reply }, receiver)
+    }
+
+    /// Loads the LoRA adapter at `path` (a GGUF made for this model) and applies it at
+    /// `scale` (0 = no effect, 1 = as trained; within ±[`MAX_LORA_SCALE`](super::MAX_LORA_SCALE)),
+    /// beside any others. Runs after the requests submitted before it and empties the KV
+    /// cache. Returns the adapter's id. A reload drops every adapter.
+    pub fn add_lora(&self, path: impl Into<std::path::PathBuf>, scale: f32) -> Result<u32> {
+        self.change_lora(LoraChange::Add {
+            path: path.into(),
+            scale,
+        })
+    }
+
+    /// Sets the scale of adapter `id` (empties the KV cache).
+    pub fn set_lora_scale(&self, id: u32, scale: f32) -> Result<()> {
+        self.change_lora(LoraChange::SetScale { id, scale }).map(|_| ())
+    }
+
+    /// Removes adapter `id` and frees it (empties the KV cache).
+    pub fn remove_lora(&self, id: u32) -> Result<()> {
+        self.change_lora(LoraChange::Remove { id }).map(|_| ())
+    }
+
+    fn change_lora(&self, change: LoraChange) -> Result<u32> {
+        // It waits for the running requests, one of which may be waiting for this callback.
+        self.refuse_inside_own_callback("a LoRA change")?;
+        let (reply, receiver) = std::sync::mpsc::channel();
+        self.send_and_wait(Command::Lora { change, reply }, receiver)
     }
 
     /// Facts about the loaded model.

@@ -115,7 +115,10 @@ impl Job {
     pub(crate) fn wait_for_end_usage(&mut self) -> Usage {
         loop {
             match self.blocking_next() {
-                Event::Text { .. } | Event::Reasoning { .. } | Event::ToolCall(_) => continue,
+                Event::Text { .. }
+                | Event::Reasoning { .. }
+                | Event::ToolCall(_)
+                | Event::Logprobs(_) => continue,
                 Event::Done(usage) | Event::Failed { usage, .. } => return usage,
             }
         }

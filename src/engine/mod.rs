@@ -11,11 +11,12 @@
 //! - the worker's side: `worker` (the command loop), `model` (loading a model and its
 //!   context), `prompt` (template and tokenizer), `kv_cache` (what the cache holds, prefix
 //!   reuse and shifts, per sequence), `scheduler` (continuous batching, priorities),
-//!   `generate` (one request's state, token by token), `sampler` (the sampler
-//!   chain), `chat` (llama.cpp's chat layer: Jinja templates, tool formats, reply
+//!   `generate` (one request's state, token by token), `sampler` (sampling settings and
+//!   the sampler chain), `logprobs` (per-token log-probabilities), `chat` (llama.cpp's chat layer: Jinja templates, tool formats, reply
 //!   parsing), `template` (which template, and a request as the model sees it), `generic`
 //!   (the JSON tool format for templates without one), `reply` (reading a reply into
-//!   content, reasoning and tool calls), `snapshot` (save games), `embed` (embeddings), `text`
+//!   content, reasoning and tool calls), `snapshot` (save games), `embed` (embeddings), `lora` (LoRA adapters), `raw`
+//!   (llama.cpp pointers llama-cpp-2 keeps private), `text`
 //!   (UTF-8 wholeness and stop strings), `cancel` (cancel tickets and llama.cpp's abort
 //!   callback), `backend` (process-wide llama.cpp state and logs);
 //! - plain data: `options`, `request`, `tools`, `usage`, `error`.
@@ -34,9 +35,12 @@ mod handle;
 mod job;
 mod kv_cache;
 mod loading;
+mod logprobs;
+mod lora;
 mod model;
 mod options;
 mod prompt;
+mod raw;
 mod reply;
 mod request;
 mod sampler;
@@ -55,12 +59,15 @@ pub use events::Event;
 pub use handle::{Engine, QUEUE_LIMIT};
 pub use job::{Job, JobCanceller};
 pub use options::{
-    ContextOverflow, Description, EngineOptions, ProgressFn, DEFAULT_N_BATCH, DEFAULT_N_CTX,
-    MAX_N_CTX, MAX_SEQ, MAX_THREADS,
+    ContextOverflow, Description, EngineOptions, Fit, FitReport, FlashAttention, KvType, LoraInfo,
+    MemoryUse, ProgressFn, DEFAULT_FIT_MARGIN_MIB, DEFAULT_FIT_MIN_CTX, DEFAULT_N_BATCH,
+    DEFAULT_N_CTX, MAX_N_CTX, MAX_SEQ, MAX_THREADS,
 };
+pub use logprobs::{Alternative, TokenLogprob};
+pub use lora::{MAX_LORAS, MAX_LORA_SCALE};
 pub use request::{
-    Message, Prompt, ReasoningMode, Request, Role, Sampling, Tool, ToolCall, ToolChoice,
-    DEFAULT_MAX_TOKENS,
+    BiasTarget, Dry, LogitBias, Message, Mirostat, Prompt, ReasoningMode, Request, Role, Sampling,
+    Tool, ToolCall, ToolChoice, Xtc, DEFAULT_MAX_TOKENS, MAX_LOGPROBS,
 };
 pub use template::ARCHITECTURE_TEMPLATES;
 pub use tools::AssistantMessage;

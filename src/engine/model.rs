@@ -4,20 +4,25 @@
 use std::num::NonZeroU32;
 use std::sync::atomic::Ordering;
 
-use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::params::{KvCacheType, LlamaContextParams};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaModel, RopeType};
 use snapshot_format::Shape;
 
-use super::backend::{self, available_cpus, LogLevel};
+use super::backend::{self, available_cpus, capture_problems, LogLevel};
 use super::cancel::{install_abort_probe, AbortProbe};
 use super::error::{Error, Result};
 use super::fault;
 use super::kv_cache::Sequences;
 use super::loading::{LoadOrder, LoadReport};
-use super::options::{ContextOverflow, Description};
+use super::lora::{Adapters, LoraChange};
+use super::options::{
+    ContextOverflow, Description, EngineOptions, Fit, FitReport, FlashAttention, KvType,
+    MemoryUse, DEFAULT_FIT_MARGIN_MIB,
+};
+use super::raw::raw_context;
 use super::template::ChatFormat;
 use super::worker::WorkerShared;
 use llama_cpp_2::llama_batch::LlamaBatch;
@@ -45,6 +50,8 @@ pub(crate) struct LoadedModel {
     /// What a snapshot of this engine's cache must match (see `snapshot.rs`).
     pub shape: Shape,
     pub description: Description,
+    /// LoRA adapters applied to `ctx`.
+    pub adapters: Adapters,
 }
 
 impl LoadedModel {
@@ -68,13 +75,18 @@ impl LoadedModel {
 
         let reports = order.reports.clone();
         let abort = order.abort.clone();
-        let n_gpu_layers = options.n_gpu_layers.unwrap_or(u32::MAX);
-        let params = LlamaModelParams::default()
-            .with_n_gpu_layers(n_gpu_layers)
-            .with_progress_callback(move |fraction| {
-                let _ = reports.send(LoadReport::Progress(fraction));
-                !abort.load(Ordering::SeqCst)
-            });
+        let mut params = LlamaModelParams::default().with_progress_callback(move |fraction| {
+            let _ = reports.send(LoadReport::Progress(fraction));
+            !abort.load(Ordering::SeqCst)
+        });
+        if options.fit.is_none() {
+            params = params.with_n_gpu_layers(options.n_gpu_layers.unwrap_or(u32::MAX));
+        }
+        let mut params = Box::pin(params);
+        let fitted = match &options.fit {
+            Some(fit) => Some(fit_to_memory(path, options, params.as_mut(), fit)?),
+            None => None,
+        };
         let model = LlamaModel::load_from_file(backend, path, &params);
         if order.abort.load(Ordering::SeqCst) || shared.shutting_down.load(Ordering::SeqCst) {
             return Err(Error::Cancelled(format!(
@@ -93,22 +105,32 @@ impl LoadedModel {
         fault::check("load_model")?;
 
         let n_ctx_train = model.n_ctx_train();
-        let n_ctx = options.n_ctx.min(n_ctx_train.max(1));
+        let mut n_ctx = options.n_ctx.min(n_ctx_train.max(1));
+        let fit = fitted.map(|fitted| {
+            let chosen = if fitted.n_ctx == 0 { n_ctx_train } else { fitted.n_ctx };
+            let reason = if chosen >= n_ctx {
+                format!(
+                    "fits: the fit allows {chosen} tokens with the margin left free; n_ctx {n_ctx} \
+                     is used"
+                )
+            } else {
+                n_ctx = chosen;
+                format!(
+                    "the context was reduced from {} to {chosen} tokens to leave the margin free",
+                    options.n_ctx.min(n_ctx_train)
+                )
+            };
+            FitReport {
+                n_ctx,
+                n_gpu_layers: params.n_gpu_layers(),
+                reason,
+            }
+        });
         let n_batch = options.n_batch.min(n_ctx);
         let n_threads = options.n_threads.unwrap_or_else(available_cpus);
-        let mut ctx_params = LlamaContextParams::default()
-            .with_n_ctx(NonZeroU32::new(n_ctx))
-            .with_n_batch(n_batch)
-            .with_n_ubatch(n_batch)
+        let mut ctx_params = context_params(options, n_ctx, n_batch)
             .with_n_threads(n_threads as i32)
-            .with_n_threads_batch(n_threads as i32)
-            // A full-size sliding-window cache, so prefix reuse, shifts and snapshots work
-            // for models with sliding-window layers (Gemma 3) as for any other.
-            .with_swa_full(true)
-            .with_n_seq_max(sequence_count(options.n_seq))
-            // The sequences share the n_ctx cells of one unified cache rather than a fixed
-            // slice each.
-            .with_kv_unified(options.n_seq > 1);
+            .with_n_threads_batch(n_threads as i32);
         if !install_abort_probe(&mut ctx_params, probe) {
             backend::log(
                 LogLevel::Warn,
@@ -118,11 +140,16 @@ impl LoadedModel {
         // SAFETY: the context borrows the boxed model, whose heap address never moves; the
         // struct's field order drops the context first.
         let model_ref: &'static LlamaModel = unsafe { &*(model.as_ref() as *const LlamaModel) };
-        let ctx = model_ref.new_context(backend, ctx_params).map_err(|e| {
+        let (ctx, problems) = capture_problems(|| model_ref.new_context(backend, ctx_params));
+        let ctx = ctx.map_err(|e| {
+            let why = problems.last().map_or(String::new(), |p| format!(": {p}"));
             Error::ModelLoadFailed(format!(
-                "llama.cpp could not create a context of {n_ctx} tokens for {} ({e}); \
-                 try a smaller n_ctx",
-                path.display()
+                "llama.cpp could not create a context of {n_ctx} tokens for {} with K cache {}, \
+                 V cache {}, flash attention {:?} ({e}{why}); try a smaller n_ctx, or F16 cache types",
+                path.display(),
+                options.type_k.name(),
+                options.type_v.name(),
+                options.flash_attention
             ))
         })?;
         // After the context exists, so the failure path must free both, context first.
@@ -145,10 +172,10 @@ impl LoadedModel {
             architecture: architecture.clone(),
             n_layer: model.n_layer(),
             n_embd: model.n_embd().max(0) as u32,
-            // F16 K and V, flash attention left to llama.cpp: what this engine creates.
-            type_k: 1,
-            type_v: 1,
-            flash_attention: 0,
+            type_k: llama_cpp_sys_2::ggml_type::from(kv_cache_type(options.type_k)) as u32,
+            type_v: llama_cpp_sys_2::ggml_type::from(kv_cache_type(options.type_v)) as u32,
+            // The setting as asked for: 0 auto (as v0.1 had it), 1 off, 2 on.
+            flash_attention: options.flash_attention as u32,
             llama_cpp: LLAMA_CPP_VERSION.to_owned(),
         };
         let description = Description {
@@ -171,6 +198,12 @@ impl LoadedModel {
             context_overflow: options.context_overflow,
             n_seq: options.n_seq,
             can_shift,
+            type_k: options.type_k,
+            type_v: options.type_v,
+            flash_attention: options.flash_attention,
+            memory: memory_use(&ctx, &model),
+            fit,
+            lora: Vec::new(),
         };
         *shared.description.lock().unwrap_or_else(|p| p.into_inner()) = description.clone();
         Ok(LoadedModel {
@@ -188,12 +221,170 @@ impl LoadedModel {
             can_shift,
             shape,
             description,
+            adapters: Adapters::default(),
         })
+    }
+
+    /// Adds, rescales or removes a LoRA adapter, and empties the KV cache: it was computed
+    /// with the weights as they were.
+    pub fn change_lora(&mut self, change: LoraChange, shared: &WorkerShared) -> Result<u32> {
+        let id = self.adapters.change(change, &self.model, &mut self.ctx)?;
+        self.forget_cache();
+        self.description.lora = self.adapters.infos();
+        self.description.memory = memory_use(&self.ctx, &self.model);
+        *shared.description.lock().unwrap_or_else(|p| p.into_inner()) = self.description.clone();
+        Ok(id)
+    }
+
+    /// Snapshots record the model, not adapters: refused while any is applied.
+    pub fn refuse_snapshot_with_adapters(&self) -> Result<()> {
+        if self.adapters.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                "snapshots are not saved or loaded while LoRA adapters are applied (the KV \
+                 cache depends on them and a snapshot does not record them); remove them first",
+            ))
+        }
     }
 
     /// Empties the KV cache of every sequence.
     pub fn forget_cache(&mut self) {
         self.seqs.clear_all(&mut self.ctx);
+    }
+}
+
+/// The context settings both the fit (which measures them) and the context use.
+fn context_params(options: &EngineOptions, n_ctx: u32, n_batch: u32) -> LlamaContextParams {
+    LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(n_ctx))
+        .with_n_batch(n_batch)
+        .with_n_ubatch(n_batch)
+        // A full-size sliding-window cache, so prefix reuse, shifts and snapshots work
+        // for models with sliding-window layers (Gemma 3) as for any other.
+        .with_swa_full(true)
+        .with_n_seq_max(sequence_count(options.n_seq))
+        // The sequences share the n_ctx cells of one unified cache rather than a fixed
+        // slice each.
+        .with_kv_unified(options.n_seq > 1)
+        .with_type_k(kv_cache_type(options.type_k))
+        .with_type_v(kv_cache_type(options.type_v))
+        .with_flash_attention_policy(match options.flash_attention {
+            FlashAttention::Auto => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_AUTO,
+            FlashAttention::Off => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
+            FlashAttention::On => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED,
+        })
+}
+
+fn kv_cache_type(kv: KvType) -> KvCacheType {
+    match kv {
+        KvType::F16 => KvCacheType::F16,
+        KvType::F32 => KvCacheType::F32,
+        KvType::BF16 => KvCacheType::BF16,
+        KvType::Q8_0 => KvCacheType::Q8_0,
+        KvType::Q4_0 => KvCacheType::Q4_0,
+        KvType::Q4_1 => KvCacheType::Q4_1,
+        KvType::Q5_0 => KvCacheType::Q5_0,
+        KvType::Q5_1 => KvCacheType::Q5_1,
+        KvType::Iq4Nl => KvCacheType::IQ4_NL,
+    }
+}
+
+extern "C" {
+    fn rl_memory_use(
+        ctx: *const llama_cpp_sys_2::llama_context,
+        model: *mut u64,
+        context: *mut u64,
+        compute: *mut u64,
+    );
+}
+
+/// What llama.cpp allocated for the weights, the KV cache and compute buffers.
+fn memory_use(ctx: &LlamaContext<'static>, model: &LlamaModel) -> MemoryUse {
+    let Ok(raw) = raw_context(ctx, model) else {
+        return MemoryUse::default();
+    };
+    let mut memory = MemoryUse::default();
+    // SAFETY: a live context; the shim only reads it and catches every exception.
+    unsafe {
+        rl_memory_use(
+            raw.as_ptr(),
+            &mut memory.model_bytes,
+            &mut memory.kv_cache_bytes,
+            &mut memory.compute_bytes,
+        )
+    };
+    memory
+}
+
+/// The fit's answer: `n_ctx` 0 = the model's training context fits.
+struct Fitted {
+    n_ctx: u32,
+}
+
+/// llama.cpp's fitting swaps the process-wide log callback while it runs.
+static FIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Asks llama.cpp's `common_fit_params` for the GPU layers and the largest context (up to the
+/// model's training context, not below `fit.min_ctx`) that leave the margins free; it
+/// measures with the same context settings the engine then uses.
+fn fit_to_memory(
+    path: &std::path::Path,
+    options: &EngineOptions,
+    params: std::pin::Pin<&mut LlamaModelParams>,
+    fit: &Fit,
+) -> Result<Fitted> {
+    let max_devices = unsafe { llama_cpp_sys_2::llama_max_devices() };
+    if fit.margins_mib.len() > max_devices.max(1) {
+        return Err(Error::invalid(format!(
+            "{} fit margins given, but llama.cpp handles at most {max_devices} devices",
+            fit.margins_mib.len()
+        )));
+    }
+    const MIB: usize = 1 << 20;
+    let mut margins: Vec<usize> = (0..max_devices.max(1))
+        .map(|i| {
+            let mib = if fit.margins_mib.len() == 1 {
+                fit.margins_mib[0]
+            } else {
+                fit.margins_mib.get(i).copied().unwrap_or(DEFAULT_FIT_MARGIN_MIB)
+            };
+            (mib as usize).saturating_mul(MIB)
+        })
+        .collect();
+    // n_ctx 0: the fit may choose (it leaves a context the caller set alone).
+    let mut cparams = context_params(options, 0, options.n_batch);
+    let c_path = std::ffi::CString::new(path.to_string_lossy().as_bytes())
+        .map_err(|_| Error::invalid("model_path contains NUL"))?;
+    let _one_at_a_time = FIT_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let (fitted, problems) = capture_problems(|| {
+        params.fit_params(
+            &c_path,
+            &mut cparams,
+            &mut margins,
+            fit.min_ctx,
+            llama_cpp_sys_2::GGML_LOG_LEVEL_INFO,
+        )
+    });
+    match fitted {
+        Ok(result) => Ok(Fitted {
+            n_ctx: result.n_ctx,
+        }),
+        Err(error) => {
+            let why = problems
+                .iter()
+                .rev()
+                .find(|line| line.contains("fit"))
+                .cloned()
+                .unwrap_or_else(|| error.to_string());
+            Err(Error::ModelLoadFailed(format!(
+                "fit: {} does not fit with a margin of {} MiB even with the context reduced to \
+                 fit_min_ctx {} tokens ({why}); lower the margin or fit_min_ctx",
+                path.display(),
+                fit.margins_mib[0],
+                fit.min_ctx
+            )))
+        }
     }
 }
 

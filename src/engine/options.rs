@@ -26,6 +26,103 @@ pub struct EngineOptions {
     /// Requests served at once (1..=[`MAX_SEQ`]), each in its own sequence of the shared
     /// context; more wait. Conversations keep their KV cache between requests.
     pub n_seq: u32,
+    /// Data type of the KV cache's keys.
+    pub type_k: KvType,
+    /// Data type of the KV cache's values; a quantized type needs flash attention.
+    pub type_v: KvType,
+    pub flash_attention: FlashAttention,
+    /// `Some`: llama.cpp's fitting chooses the GPU layers and, if needed, a smaller context
+    /// (never above `n_ctx`, never below `min_ctx`) that leaves the margins free.
+    pub fit: Option<Fit>,
+}
+
+/// A KV cache data type (llama.cpp's `--cache-type-k/-v` choices).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum KvType {
+    #[default]
+    F16,
+    F32,
+    BF16,
+    Q8_0,
+    Q4_0,
+    Q4_1,
+    Q5_0,
+    Q5_1,
+    Iq4Nl,
+}
+
+impl KvType {
+    pub const ALL: [KvType; 9] = [
+        KvType::F16,
+        KvType::F32,
+        KvType::BF16,
+        KvType::Q8_0,
+        KvType::Q4_0,
+        KvType::Q4_1,
+        KvType::Q5_0,
+        KvType::Q5_1,
+        KvType::Iq4Nl,
+    ];
+
+    /// llama.cpp's name for it ("f16", "q8_0", ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            KvType::F16 => "f16",
+            KvType::F32 => "f32",
+            KvType::BF16 => "bf16",
+            KvType::Q8_0 => "q8_0",
+            KvType::Q4_0 => "q4_0",
+            KvType::Q4_1 => "q4_1",
+            KvType::Q5_0 => "q5_0",
+            KvType::Q5_1 => "q5_1",
+            KvType::Iq4Nl => "iq4_nl",
+        }
+    }
+
+    pub fn is_quantized(self) -> bool {
+        !matches!(self, KvType::F16 | KvType::F32 | KvType::BF16)
+    }
+}
+
+impl serde::Serialize for KvType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+/// Whether attention uses llama.cpp's fused flash-attention kernels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlashAttention {
+    /// llama.cpp decides per device (on where the backend supports it).
+    #[default]
+    Auto,
+    Off,
+    On,
+}
+
+/// Fitting the model and context to device memory (llama.cpp's `--fit`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fit {
+    /// The context is never reduced below this many tokens; fitting fails instead.
+    pub min_ctx: u32,
+    /// MiB to leave free on each device: one value for every device, or one per device (in
+    /// llama.cpp's device order; on a CPU-only build the one device is host memory).
+    pub margins_mib: Vec<u32>,
+}
+
+/// llama.cpp's default margin: 1 GiB per device.
+pub const DEFAULT_FIT_MARGIN_MIB: u32 = 1024;
+/// llama.cpp's default minimum context for fitting.
+pub const DEFAULT_FIT_MIN_CTX: u32 = 4096;
+
+impl Default for Fit {
+    fn default() -> Self {
+        Self {
+            min_ctx: DEFAULT_FIT_MIN_CTX,
+            margins_mib: vec![DEFAULT_FIT_MARGIN_MIB],
+        }
+    }
 }
 
 /// The most requests an engine serves at once.
@@ -64,6 +161,10 @@ impl EngineOptions {
             chat_template: None,
             context_overflow: ContextOverflow::Fail,
             n_seq: 1,
+            type_k: KvType::F16,
+            type_v: KvType::F16,
+            flash_attention: FlashAttention::Auto,
+            fit: None,
         }
     }
 
@@ -104,6 +205,33 @@ impl EngineOptions {
                 self.n_seq
             )));
         }
+        if self.type_v.is_quantized() && self.flash_attention == FlashAttention::Off {
+            return Err(Error::invalid(format!(
+                "type_v {} is quantized, and llama.cpp needs flash attention for a quantized V \
+                 cache; set flash_attention AUTO or ON, or type_v F16",
+                self.type_v.name()
+            )));
+        }
+        if let Some(fit) = &self.fit {
+            if fit.min_ctx == 0 || fit.min_ctx > MAX_N_CTX {
+                return Err(Error::invalid(format!(
+                    "fit_min_ctx {} is out of range (1..={MAX_N_CTX})",
+                    fit.min_ctx
+                )));
+            }
+            if fit.margins_mib.is_empty() {
+                return Err(Error::invalid(
+                    "fit needs at least one margin (one for every device, or one per device)",
+                ));
+            }
+            if !matches!(self.n_gpu_layers, None | Some(0)) {
+                return Err(Error::invalid(format!(
+                    "n_gpu_layers {} with fit: the fit chooses the GPU layers; leave \
+                     n_gpu_layers at 0 or -1",
+                    self.n_gpu_layers.unwrap_or(0)
+                )));
+            }
+        }
         if let Some(template) = &self.chat_template {
             if template.is_empty() || template.contains('\0') {
                 return Err(Error::invalid(
@@ -140,6 +268,41 @@ pub struct Description {
     /// Whether the model's KV cache can be shifted in place (else SHIFT evaluates the kept
     /// turns again).
     pub can_shift: bool,
+    pub type_k: KvType,
+    pub type_v: KvType,
+    /// As asked for ("auto", "on", "off").
+    pub flash_attention: FlashAttention,
+    /// Bytes llama.cpp allocated for the weights, the KV cache, and compute buffers (all
+    /// devices).
+    pub memory: MemoryUse,
+    /// What fitting chose, when it was asked for.
+    pub fit: Option<FitReport>,
+    /// LoRA adapters applied, in the order they were added.
+    pub lora: Vec<LoraInfo>,
+}
+
+/// Bytes of memory by purpose, as llama.cpp accounts them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MemoryUse {
+    pub model_bytes: u64,
+    pub kv_cache_bytes: u64,
+    pub compute_bytes: u64,
+}
+
+/// What fitting chose and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FitReport {
+    pub n_ctx: u32,
+    pub n_gpu_layers: i32,
+    pub reason: String,
+}
+
+/// An applied LoRA adapter.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LoraInfo {
+    pub id: u32,
+    pub path: String,
+    pub scale: f32,
 }
 
 #[cfg(test)]

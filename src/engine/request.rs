@@ -109,38 +109,7 @@ pub enum Prompt {
     Raw(String),
 }
 
-/// How the next token is chosen. Temperature 0 is greedy.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sampling {
-    pub temperature: f32,
-    pub top_p: f32,
-    /// 0 = off.
-    pub top_k: i32,
-    /// 0 = off.
-    pub min_p: f32,
-    /// 1 = off.
-    pub repeat_penalty: f32,
-    /// `None` = a random seed, reported back in [`Usage::seed`].
-    pub seed: Option<u32>,
-}
-
-impl Sampling {
-    /// temperature 0.8, top-p 0.95, top-k 40, min-p 0.05, no repeat penalty, a random seed.
-    pub const DEFAULT: Sampling = Sampling {
-        temperature: 0.8,
-        top_p: 0.95,
-        top_k: 40,
-        min_p: 0.05,
-        repeat_penalty: 1.0,
-        seed: None,
-    };
-}
-
-impl Default for Sampling {
-    fn default() -> Self {
-        Self::DEFAULT
-    }
-}
+pub use super::sampler::{BiasTarget, Dry, LogitBias, Mirostat, Sampling, Xtc};
 
 /// One generation request.
 #[derive(Debug, Clone, PartialEq)]
@@ -161,7 +130,14 @@ pub struct Request {
     pub tools: Vec<Tool>,
     pub tool_choice: ToolChoice,
     pub reasoning: ReasoningMode,
+    /// Alternatives reported with each generated token's log-probability (0..=[`MAX_LOGPROBS`]);
+    /// 0 = none. Any other value makes the request emit
+    /// [`Event::Logprobs`](super::Event::Logprobs) before the text of the tokens they cover.
+    pub logprobs: u32,
 }
+
+/// The most alternatives a request may ask for per token.
+pub const MAX_LOGPROBS: u32 = 20;
 
 pub const DEFAULT_MAX_TOKENS: u32 = 512;
 
@@ -179,6 +155,7 @@ impl Request {
             tools: Vec::new(),
             tool_choice: ToolChoice::Auto,
             reasoning: ReasoningMode::Auto,
+            logprobs: 0,
         }
     }
 
@@ -238,35 +215,11 @@ impl Request {
                 "max_tokens Some(0) is not allowed; use a positive count, or None for no limit",
             ));
         }
-        let s = &self.sampling;
-        if !s.temperature.is_finite() || s.temperature < 0.0 {
+        self.sampling.validate()?;
+        if self.logprobs > MAX_LOGPROBS {
             return Err(Error::invalid(format!(
-                "temperature {} must be finite and >= 0",
-                s.temperature
-            )));
-        }
-        if !(s.top_p > 0.0 && s.top_p <= 1.0) {
-            return Err(Error::invalid(format!(
-                "top_p {} must be in (0, 1]",
-                s.top_p
-            )));
-        }
-        if s.top_k < 0 {
-            return Err(Error::invalid(format!(
-                "top_k {} must be >= 0 (0 = off)",
-                s.top_k
-            )));
-        }
-        if !(0.0..=1.0).contains(&s.min_p) {
-            return Err(Error::invalid(format!(
-                "min_p {} must be in [0, 1]",
-                s.min_p
-            )));
-        }
-        if !s.repeat_penalty.is_finite() || s.repeat_penalty <= 0.0 {
-            return Err(Error::invalid(format!(
-                "repeat_penalty {} must be finite and > 0 (1 = off)",
-                s.repeat_penalty
+                "n_logprobs {} is out of range (0..={MAX_LOGPROBS})",
+                self.logprobs
             )));
         }
         for (i, stop) in self.stop.iter().enumerate() {

@@ -3,6 +3,8 @@
 
 use serde_json::Value;
 
+use super::logprobs::TokenLogprob;
+
 use super::error::{Error, Result};
 use super::request::{Message, Role};
 
@@ -25,17 +27,20 @@ pub struct ToolCall {
 }
 
 /// The assistant's reply, split: what [`Engine::chat`](super::Engine::chat) returns.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AssistantMessage {
     pub content: String,
     /// The model's thinking, kept out of the content.
     pub reasoning: String,
     pub tool_calls: Vec<ToolCall>,
+    /// Every delivered token's log-probability, in order, when the request asked for them.
+    pub logprobs: Vec<TokenLogprob>,
 }
 
 impl AssistantMessage {
     /// `{"role":"assistant","content":"..."|null,"reasoning_content":"..." (when any),
-    /// "tool_calls":[...] (when any)}`: append it to the conversation for the next turn.
+    /// "tool_calls":[...] (when any), "logprobs":{"content":[...]} (when asked for)}`: append
+    /// it to the conversation for the next turn (the extra keys are ignored there).
     pub fn to_openai_json(&self) -> Value {
         let mut m = serde_json::json!({ "role": "assistant" });
         m["content"] = if self.content.is_empty() && !self.tool_calls.is_empty() {
@@ -52,6 +57,10 @@ impl AssistantMessage {
                 .iter()
                 .map(ToolCall::to_openai_json)
                 .collect();
+        }
+        if !self.logprobs.is_empty() {
+            let content: Vec<Value> = self.logprobs.iter().map(TokenLogprob::to_openai_json).collect();
+            m["logprobs"] = serde_json::json!({ "content": content });
         }
         m
     }

@@ -13,6 +13,7 @@ use super::cancel::{AbortProbe, CancelBoard, RequestCancel};
 use super::error::{Error, Result};
 use super::events::{Event, EventSender};
 use super::fault;
+use super::lora::LoraChange;
 use super::loading::{LoadOrder, LoadReport};
 use super::model::LoadedModel;
 use super::options::Description;
@@ -53,6 +54,10 @@ pub(crate) enum Command {
         reply: std::sync::mpsc::Sender<Result<Vec<Vec<f32>>>>,
     },
     Reload(LoadOrder),
+    Lora {
+        change: LoraChange,
+        reply: std::sync::mpsc::Sender<Result<u32>>,
+    },
     /// Wakes an idle worker (to see a pause).
     Nudge,
     Shutdown,
@@ -231,10 +236,19 @@ pub(crate) fn run(
                     let _ = reply.send(Ok(()));
                 }
                 Command::SaveSnapshot { request, reply } => {
-                    let _ = reply.send(guarded(|| loaded.save_snapshot(&request)));
+                    let _ = reply.send(guarded(|| {
+                        loaded.refuse_snapshot_with_adapters()?;
+                        loaded.save_snapshot(&request)
+                    }));
                 }
                 Command::LoadSnapshot { bytes, reply } => {
-                    let _ = reply.send(guarded(|| loaded.load_snapshot(&bytes)));
+                    let _ = reply.send(guarded(|| {
+                        loaded.refuse_snapshot_with_adapters()?;
+                        loaded.load_snapshot(&bytes)
+                    }));
+                }
+                Command::Lora { change, reply } => {
+                    let _ = reply.send(guarded(|| loaded.change_lora(change, &shared)));
                 }
                 Command::Reload(order) => {
                     // The new model is loaded while the old one still serves; only on success
@@ -322,6 +336,9 @@ fn fail_unrun(command: Command) {
         }
         Command::Reload(order) => {
             let _ = order.reports.send(LoadReport::Finished(Err(shut())));
+        }
+        Command::Lora { reply, .. } => {
+            let _ = reply.send(Err(shut()));
         }
         Command::Nudge | Command::Shutdown => {}
     }

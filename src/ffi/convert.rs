@@ -5,14 +5,17 @@ use std::ffi::c_char;
 use std::path::PathBuf;
 
 use super::boundary::{optional_str, required_str, Failure};
-use super::enums::{rigllama_context_overflow, rigllama_reasoning, rigllama_tool_choice};
+use super::enums::{
+    rigllama_context_overflow, rigllama_flash_attention, rigllama_kv_type, rigllama_mirostat,
+    rigllama_reasoning, rigllama_tool_choice,
+};
 use super::structs::{
     read_input, rigllama_engine_options, rigllama_request, RIGLLAMA_MAX_TOKENS_UNLIMITED,
     RIGLLAMA_SEED_RANDOM,
 };
 use crate::engine::{
-    ContextOverflow, EngineOptions, Error, Message, Prompt, ReasoningMode, Request, Role, Sampling,
-    Tool, ToolChoice,
+    ContextOverflow, Dry, EngineOptions, Error, Fit, FlashAttention, KvType, LogitBias, Message,
+    Mirostat, Prompt, ReasoningMode, Request, Role, Sampling, Tool, ToolChoice, Xtc,
 };
 
 pub(crate) unsafe fn engine_options(
@@ -62,6 +65,33 @@ pub(crate) unsafe fn engine_options(
             }
         },
         n_seq: raw.n_seq,
+        type_k: kv_type(raw.type_k, "type_k")?,
+        type_v: kv_type(raw.type_v, "type_v")?,
+        flash_attention: match rigllama_flash_attention::from_repr(raw.flash_attention) {
+            Some(rigllama_flash_attention::Auto) => FlashAttention::Auto,
+            Some(rigllama_flash_attention::Off) => FlashAttention::Off,
+            Some(rigllama_flash_attention::On) => FlashAttention::On,
+            None => {
+                return Err(Error::invalid(format!(
+                    "flash_attention {} is not a RIGLLAMA_FLASH_ATTENTION_* value (0 AUTO, 1 OFF, 2 ON)",
+                    raw.flash_attention
+                ))
+                .into())
+            }
+        },
+        fit: match raw.fit {
+            0 => None,
+            1 => Some(Fit {
+                min_ctx: raw.fit_min_ctx,
+                margins_mib: match unsafe {
+                    array(raw.fit_margins_mib, raw.n_fit_margins_mib, "options->fit_margins_mib")
+                }? {
+                    [] => vec![crate::engine::DEFAULT_FIT_MARGIN_MIB],
+                    margins => margins.to_vec(),
+                },
+            }),
+            other => return Err(Error::invalid(format!("fit {other} must be 0 or 1")).into()),
+        },
     };
     options.validate()?;
     Ok((options, raw))
@@ -124,7 +154,7 @@ pub(crate) unsafe fn request(request: *const rigllama_request) -> Result<Request
         )
         .into());
     }
-    let stop = unsafe { stop_strings(raw.stop, raw.n_stop) }?;
+    let stop = unsafe { string_array(raw.stop, raw.n_stop, "request->stop") }?;
     let request = Request {
         prompt,
         max_tokens: (raw.max_tokens != RIGLLAMA_MAX_TOKENS_UNLIMITED).then_some(raw.max_tokens),
@@ -134,8 +164,57 @@ pub(crate) unsafe fn request(request: *const rigllama_request) -> Result<Request
             top_k: raw.top_k,
             min_p: raw.min_p,
             repeat_penalty: raw.repeat_penalty,
+            presence_penalty: raw.presence_penalty,
+            frequency_penalty: raw.frequency_penalty,
+            penalty_last_n: raw.penalty_last_n,
+            dry: Dry {
+                multiplier: raw.dry_multiplier,
+                base: raw.dry_base,
+                allowed_length: raw.dry_allowed_length,
+                penalty_last_n: raw.dry_penalty_last_n,
+                sequence_breakers: if raw.dry_sequence_breakers.is_null() && raw.n_dry_sequence_breakers == 0 {
+                    None
+                } else {
+                    Some(unsafe {
+                        string_array(
+                            raw.dry_sequence_breakers,
+                            raw.n_dry_sequence_breakers,
+                            "request->dry_sequence_breakers",
+                        )
+                    }?)
+                },
+            },
+            xtc: Xtc {
+                probability: raw.xtc_probability,
+                threshold: raw.xtc_threshold,
+            },
+            typical_p: raw.typical_p,
+            top_n_sigma: raw.top_n_sigma,
+            mirostat: match rigllama_mirostat::from_repr(raw.mirostat) {
+                Some(rigllama_mirostat::Off) => Mirostat::Off,
+                Some(rigllama_mirostat::V1) => Mirostat::V1 {
+                    tau: raw.mirostat_tau,
+                    eta: raw.mirostat_eta,
+                },
+                Some(rigllama_mirostat::V2) => Mirostat::V2 {
+                    tau: raw.mirostat_tau,
+                    eta: raw.mirostat_eta,
+                },
+                None => {
+                    return Err(Error::invalid(format!(
+                        "mirostat {} is not a RIGLLAMA_MIROSTAT_* value (0 OFF, 1 V1, 2 V2)",
+                        raw.mirostat
+                    ))
+                    .into())
+                }
+            },
+            logit_bias: match unsafe { optional_str(raw.logit_bias_json, "request->logit_bias_json") }? {
+                Some(json) => LogitBias::parse_json(&json)?,
+                None => Vec::new(),
+            },
             seed: (raw.seed != RIGLLAMA_SEED_RANDOM).then_some(raw.seed),
         },
+        logprobs: raw.n_logprobs,
         stop,
         priority: raw.priority,
         grammar: unsafe { optional_str(raw.grammar, "request->grammar") }?,
@@ -171,31 +250,62 @@ pub(crate) unsafe fn request(request: *const rigllama_request) -> Result<Request
     Ok(request)
 }
 
-/// Stop strings beyond this count are refused (each is scanned for every generated piece).
-const MAX_STOP_STRINGS: usize = 64;
+/// Stop strings and DRY sequence breakers beyond this count are refused (each is scanned
+/// for every generated piece).
+const MAX_STRINGS: usize = 64;
 
-unsafe fn stop_strings(stop: *const *const c_char, n_stop: usize) -> Result<Vec<String>, Failure> {
-    if n_stop == 0 {
-        return Ok(Vec::new());
+/// `n` strings at `strings` (an array of non-NULL UTF-8 pointers), copied.
+unsafe fn string_array(
+    strings: *const *const c_char,
+    n: usize,
+    what: &str,
+) -> Result<Vec<String>, Failure> {
+    if n > MAX_STRINGS {
+        return Err(Error::invalid(format!("{what} has {n} entries, more than {MAX_STRINGS}")).into());
     }
-    if stop.is_null() {
-        return Err(Failure::null(&format!(
-            "request->stop (n_stop is {n_stop})"
-        )));
-    }
-    if n_stop > MAX_STOP_STRINGS {
-        return Err(Error::invalid(format!(
-            "n_stop {n_stop} is more than {MAX_STOP_STRINGS} stop strings"
-        ))
-        .into());
-    }
-    (0..n_stop)
-        .map(|i| {
-            let entry = unsafe { stop.add(i).read() };
+    unsafe { array(strings, n, what) }?
+        .iter()
+        .enumerate()
+        .map(|(i, &entry)| {
             if entry.is_null() {
-                return Err(Error::invalid(format!("request->stop[{i}] is NULL")).into());
+                return Err(Error::invalid(format!("{what}[{i}] is NULL")).into());
             }
-            unsafe { required_str(entry, &format!("request->stop[{i}]")) }
+            unsafe { required_str(entry, &format!("{what}[{i}]")) }
         })
         .collect()
+}
+
+/// The caller's array of `n` items at `items` (NULL is fine when `n` is 0).
+unsafe fn array<'a, T>(items: *const T, n: usize, what: &str) -> Result<&'a [T], Failure> {
+    if n == 0 {
+        return Ok(&[]);
+    }
+    if items.is_null() {
+        return Err(Failure::null(&format!("{what} (its count is {n})")));
+    }
+    if n > (1 << 16) {
+        return Err(Error::invalid(format!("{what} has {n} entries; that cannot be right")).into());
+    }
+    // SAFETY: the caller promises `n` readable items at `items`.
+    Ok(unsafe { std::slice::from_raw_parts(items, n) })
+}
+
+fn kv_type(value: i32, field: &str) -> Result<KvType, Failure> {
+    Ok(match rigllama_kv_type::from_repr(value) {
+        Some(rigllama_kv_type::F16) => KvType::F16,
+        Some(rigllama_kv_type::F32) => KvType::F32,
+        Some(rigllama_kv_type::Bf16) => KvType::BF16,
+        Some(rigllama_kv_type::Q8_0) => KvType::Q8_0,
+        Some(rigllama_kv_type::Q4_0) => KvType::Q4_0,
+        Some(rigllama_kv_type::Q4_1) => KvType::Q4_1,
+        Some(rigllama_kv_type::Q5_0) => KvType::Q5_0,
+        Some(rigllama_kv_type::Q5_1) => KvType::Q5_1,
+        Some(rigllama_kv_type::Iq4Nl) => KvType::Iq4Nl,
+        None => {
+            return Err(Error::invalid(format!(
+                "{field} {value} is not a RIGLLAMA_KV_TYPE_* value (0..8)"
+            ))
+            .into())
+        }
+    })
 }

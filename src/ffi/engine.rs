@@ -280,7 +280,11 @@ pub unsafe extern "C" fn rigllama_engine_count_tokens(
 /// llama.cpp's Jinja engine with tools and reasoning; "built-in": one of llama.cpp's fixed
 /// templates, tools in the generic JSON format; "none"), n_embd (the length
 /// of `rigllama_engine_embed`'s vectors), context_overflow ("fail" or "shift") and can_shift
-/// (whether SHIFT moves the kept turns in the cache, else evaluates them again), n_seq.
+/// (whether SHIFT moves the kept turns in the cache, else evaluates them again), n_seq;
+/// v0.2: type_k and type_v ("f16", "q8_0", ...), flash_attention ("auto", "on", "off"),
+/// memory ({"model_bytes","kv_cache_bytes","compute_bytes"}: what llama.cpp allocated),
+/// fit (null, or {"n_ctx","n_gpu_layers","reason"}: what fitting chose and why), lora
+/// ([{"id","path","scale"}]: the adapters applied).
 #[no_mangle]
 pub unsafe extern "C" fn rigllama_engine_describe(
     engine: *mut rigllama_engine,

@@ -104,6 +104,12 @@ pub enum rigllama_event_kind {
     Reasoning = 4,
     /// v0.2. One whole tool call: `text` is `{"id":"...","name":"...","arguments":{...}}`.
     ToolCall = 5,
+    /// v0.2. Only when the request's `n_logprobs` > 0: `text` is a JSON array with the
+    /// log-probabilities of the tokens generated since the previous LOGPROBS event, one
+    /// entry per token in OpenAI's `logprobs.content` shape (`{"token","id","logprob","bytes",
+    /// "top_logprobs":[...]}`). It comes before the TEXT/REASONING/TOOL_CALL events that carry
+    /// those tokens' text; over a job the entries cover every token of `completion_tokens`.
+    Logprobs = 6,
 }
 
 /// Whether the model may call the request's tools (`rigllama_request.tool_choice`).
@@ -145,4 +151,55 @@ pub enum rigllama_context_overflow {
     /// the replies after it) whole, before decoding or mid-reply, and go on.
     /// `rigllama_usage.dropped_tokens` counts what was dropped. Raw prompts behave as FAIL.
     Shift = 1,
+}
+
+/// A KV cache data type (`rigllama_engine_options.type_k` and `type_v`): llama.cpp's
+/// `--cache-type-k/-v` choices. Quantized types take less memory per token; a quantized V
+/// cache needs flash attention (AUTO or ON).
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::FromRepr)]
+pub enum rigllama_kv_type {
+    /// 16-bit floats (the default).
+    F16 = 0,
+    /// 32-bit floats: twice the memory of F16.
+    F32 = 1,
+    /// bfloat16.
+    Bf16 = 2,
+    /// 8-bit blocks: about half of F16's memory.
+    Q8_0 = 3,
+    /// 4-bit blocks.
+    Q4_0 = 4,
+    /// 4-bit blocks with a minimum.
+    Q4_1 = 5,
+    /// 5-bit blocks.
+    Q5_0 = 6,
+    /// 5-bit blocks with a minimum.
+    Q5_1 = 7,
+    /// 4-bit non-linear blocks.
+    Iq4Nl = 8,
+}
+
+/// Flash attention (`rigllama_engine_options.flash_attention`).
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::FromRepr)]
+pub enum rigllama_flash_attention {
+    /// llama.cpp decides per device (the default).
+    Auto = 0,
+    /// Off. A quantized `type_v` is then refused.
+    Off = 1,
+    /// On.
+    On = 2,
+}
+
+/// Mirostat sampling (`rigllama_request.mirostat`): keeps the text's surprise near
+/// `mirostat_tau`. It replaces top-k, typical-p, top-p, min-p and XTC.
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::FromRepr)]
+pub enum rigllama_mirostat {
+    /// Off (the default).
+    Off = 0,
+    /// Mirostat 1.0.
+    V1 = 1,
+    /// Mirostat 2.0.
+    V2 = 2,
 }

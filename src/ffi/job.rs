@@ -137,25 +137,25 @@ pub unsafe extern "C" fn rigllama_job_poll(
             .job
             .next_timeout(Duration::from_millis(timeout_ms.into()));
         let mut out = rigllama_event::defaults();
+        let mut text_event = |kind: rigllama_event_kind, text: String| {
+            state.set_text(text);
+            out.kind = kind;
+            out.text = state.text.as_ptr();
+            out.text_len = state.text.as_bytes().len();
+        };
         match event {
             None => {}
-            Some(Event::Text { text, .. }) => {
-                state.set_text(text);
-                out.kind = rigllama_event_kind::Text;
-                out.text = state.text.as_ptr();
-                out.text_len = state.text.as_bytes().len();
-            }
-            Some(Event::Reasoning { text, .. }) => {
-                state.set_text(text);
-                out.kind = rigllama_event_kind::Reasoning;
-                out.text = state.text.as_ptr();
-                out.text_len = state.text.as_bytes().len();
-            }
+            Some(Event::Text { text, .. }) => text_event(rigllama_event_kind::Text, text),
+            Some(Event::Reasoning { text, .. }) => text_event(rigllama_event_kind::Reasoning, text),
             Some(Event::ToolCall(call)) => {
-                state.set_text(call.to_event_json().to_string());
-                out.kind = rigllama_event_kind::ToolCall;
-                out.text = state.text.as_ptr();
-                out.text_len = state.text.as_bytes().len();
+                text_event(rigllama_event_kind::ToolCall, call.to_event_json().to_string())
+            }
+            Some(Event::Logprobs(logprobs)) => {
+                let entries: Vec<_> = logprobs.iter().map(|l| l.to_openai_json()).collect();
+                text_event(
+                    rigllama_event_kind::Logprobs,
+                    serde_json::Value::Array(entries).to_string(),
+                )
             }
             Some(Event::Done(usage)) => {
                 state.usage = Some(usage);

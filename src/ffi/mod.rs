@@ -11,6 +11,7 @@ mod embed;
 mod engine;
 mod enums;
 mod job;
+mod lora;
 mod snapshot;
 mod structs;
 
@@ -19,6 +20,7 @@ pub use embed::*;
 pub use engine::*;
 pub use enums::*;
 pub use job::*;
+pub use lora::*;
 pub use snapshot::*;
 pub use structs::{
     rigllama_engine_options, rigllama_engine_options_init, rigllama_progress_callback,

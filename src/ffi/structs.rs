@@ -8,8 +8,8 @@ use std::mem::size_of;
 
 use super::boundary::{boundary, Failure};
 use super::enums::{
-    rigllama_context_overflow, rigllama_finish_reason, rigllama_reasoning, rigllama_status,
-    rigllama_tool_choice,
+    rigllama_context_overflow, rigllama_finish_reason, rigllama_flash_attention,
+    rigllama_kv_type, rigllama_mirostat, rigllama_reasoning, rigllama_status, rigllama_tool_choice,
 };
 use crate::engine::{Error, Usage};
 
@@ -55,6 +55,27 @@ pub struct rigllama_engine_options {
     /// per step; more wait, in priority order. A conversation keeps its KV cache after its
     /// request ends, so its next turn reuses it.
     pub n_seq: u32,
+    /// v0.2. Data type of the KV cache's keys: one of `RIGLLAMA_KV_TYPE_*`; default F16.
+    pub type_k: i32,
+    /// v0.2. Data type of the KV cache's values: one of `RIGLLAMA_KV_TYPE_*`; default F16. A
+    /// quantized type needs `flash_attention` AUTO or ON.
+    pub type_v: i32,
+    /// v0.2. One of `RIGLLAMA_FLASH_ATTENTION_*`; default AUTO.
+    pub flash_attention: i32,
+    /// v0.2. 0 (default) = off; 1 = llama.cpp's fitting chooses the GPU layers (leave
+    /// `n_gpu_layers` at 0 or -1) and, if the model and context would not leave the margins
+    /// free, a smaller context: never above `n_ctx`, never below `fit_min_ctx` (else create
+    /// fails with MODEL_LOAD_FAILED saying so). `rigllama_engine_describe` reports the choice
+    /// and why under "fit".
+    pub fit: u32,
+    /// v0.2. The smallest context the fit may choose, in tokens; default 4096; >= 1.
+    pub fit_min_ctx: u32,
+    /// v0.2. MiB to leave free per device when fitting (`n_fit_margins_mib` values: one for
+    /// every device, or one per device in llama.cpp's order; on a CPU-only build the one
+    /// device is host memory). NULL (default) = 1024 MiB for every device.
+    pub fit_margins_mib: *const u32,
+    /// v0.2. Entries in `fit_margins_mib`.
+    pub n_fit_margins_mib: usize,
 }
 
 /// Pass as `max_tokens` to generate until the context window is full.
@@ -80,7 +101,7 @@ pub struct rigllama_request {
     pub top_k: i32,
     /// Default 0.05; 0 <= min_p <= 1; 0 = off.
     pub min_p: f32,
-    /// Default 1.0 (off); > 0. Applies to the last 64 tokens.
+    /// Default 1.0 (off); > 0. Applies to the last `penalty_last_n` tokens (64 by default).
     pub repeat_penalty: f32,
     /// Default `RIGLLAMA_SEED_RANDOM`; any other value is a fixed seed.
     pub seed: u32,
@@ -125,6 +146,57 @@ pub struct rigllama_request {
     pub tool_choice: i32,
     /// v0.2. One of `RIGLLAMA_REASONING_*`; default AUTO.
     pub reasoning: i32,
+    /// v0.2. Subtracted from the logit of every token seen in the last `penalty_last_n`
+    /// tokens (prompt included). Default 0 (off); -2..2.
+    pub presence_penalty: f32,
+    /// v0.2. Subtracted from a token's logit once per time it was seen in that window.
+    /// Default 0 (off); -2..2.
+    pub frequency_penalty: f32,
+    /// v0.2. The window of `repeat_penalty`, `presence_penalty` and `frequency_penalty`, in
+    /// tokens. Default 64 (v0.1's); -1 = the whole context; 0 = penalties off.
+    pub penalty_last_n: i32,
+    /// v0.2. DRY: penalises tokens that would extend a repetition of earlier text beyond
+    /// `dry_allowed_length` tokens by `dry_multiplier * dry_base^(length - allowed)`.
+    /// Default 0 (off); finite, >= 0 (0.8 is a common choice).
+    pub dry_multiplier: f32,
+    /// v0.2. Default 1.75; >= 1.
+    pub dry_base: f32,
+    /// v0.2. Repetitions up to this many tokens are free. Default 2; >= 0.
+    pub dry_allowed_length: i32,
+    /// v0.2. Tokens DRY scans for repetitions. Default -1 = the whole context; 0 = off.
+    pub dry_penalty_last_n: i32,
+    /// v0.2. XTC: with this probability per token, removes every candidate above
+    /// `xtc_threshold` except the least likely of them. Default 0 (off); 0..1.
+    pub xtc_probability: f32,
+    /// v0.2. Default 0.1; 0..1 (above 0.5 nothing is ever removed).
+    pub xtc_threshold: f32,
+    /// v0.2. Locally typical sampling. Default 1 (off); 0 < typical_p <= 1.
+    pub typical_p: f32,
+    /// v0.2. Keeps tokens within this many standard deviations of the highest logit.
+    /// Default 0 (off); >= 0.
+    pub top_n_sigma: f32,
+    /// v0.2. One of `RIGLLAMA_MIROSTAT_*`; default OFF.
+    pub mirostat: i32,
+    /// v0.2. Mirostat's target surprise. Default 5; > 0.
+    pub mirostat_tau: f32,
+    /// v0.2. Mirostat's learning rate. Default 0.1; 0 < eta <= 1.
+    pub mirostat_eta: f32,
+    /// v0.2. 0 (default) = none; 1..20 = each generated token's log-probability and this
+    /// many most likely alternatives, from the distribution the token was drawn from (at
+    /// temperature 0: the model's own, after the bias and penalties). Delivered as
+    /// RIGLLAMA_EVENT_KIND_LOGPROBS job events and as `"logprobs":{"content":[...]}` in
+    /// `rigllama_engine_chat`'s JSON.
+    pub n_logprobs: u32,
+    /// v0.2. Optional logit bias as JSON, applied before every other sampler: an object of
+    /// token ids, `{"15043": -1.5, "9": 2}` (OpenAI's shape), or an array of pairs whose first
+    /// element is a token id or a text (each token of the text, tokenized alone, is biased):
+    /// `[[15043, -1.5], ["Paris", false]]`. A bias is a finite number; `false` bans.
+    pub logit_bias_json: *const c_char,
+    /// v0.2. DRY's sequence breakers (`n_dry_sequence_breakers` non-empty strings): texts that
+    /// end a repetition. NULL (default) = llama.cpp's `"\n"`, `":"`, `"\""`, `"*"`.
+    pub dry_sequence_breakers: *const *const c_char,
+    /// v0.2. Entries in `dry_sequence_breakers`.
+    pub n_dry_sequence_breakers: usize,
 }
 
 /// What a request cost and why it ended. Written by the library, field by field, only as far
@@ -270,17 +342,24 @@ versioned_struct!(input rigllama_engine_options {
     progress_user_data: std::ptr::null_mut(),
     context_overflow: rigllama_context_overflow::Fail as i32,
     n_seq: 1,
+    type_k: rigllama_kv_type::F16 as i32,
+    type_v: rigllama_kv_type::F16 as i32,
+    flash_attention: rigllama_flash_attention::Auto as i32,
+    fit: 0,
+    fit_min_ctx: crate::engine::DEFAULT_FIT_MIN_CTX,
+    fit_margins_mib: std::ptr::null(),
+    n_fit_margins_mib: 0,
 });
 
 versioned_struct!(input rigllama_request {
     v0_1_size: frozen(80, 56),
     v0_1_last: n_stop,
     max_tokens: crate::engine::DEFAULT_MAX_TOKENS,
-    temperature: crate::engine::Sampling::DEFAULT.temperature,
-    top_p: crate::engine::Sampling::DEFAULT.top_p,
-    top_k: crate::engine::Sampling::DEFAULT.top_k,
-    min_p: crate::engine::Sampling::DEFAULT.min_p,
-    repeat_penalty: crate::engine::Sampling::DEFAULT.repeat_penalty,
+    temperature: SAMPLING.temperature,
+    top_p: SAMPLING.top_p,
+    top_k: SAMPLING.top_k,
+    min_p: SAMPLING.min_p,
+    repeat_penalty: SAMPLING.repeat_penalty,
     seed: RIGLLAMA_SEED_RANDOM,
     raw_prompt: 0,
     prompt: std::ptr::null(),
@@ -294,7 +373,30 @@ versioned_struct!(input rigllama_request {
     tools_json: std::ptr::null(),
     tool_choice: rigllama_tool_choice::Auto as i32,
     reasoning: rigllama_reasoning::Auto as i32,
+    presence_penalty: SAMPLING.presence_penalty,
+    frequency_penalty: SAMPLING.frequency_penalty,
+    penalty_last_n: SAMPLING.penalty_last_n,
+    dry_multiplier: SAMPLING.dry.multiplier,
+    dry_base: SAMPLING.dry.base,
+    dry_allowed_length: SAMPLING.dry.allowed_length,
+    dry_penalty_last_n: SAMPLING.dry.penalty_last_n,
+    xtc_probability: SAMPLING.xtc.probability,
+    xtc_threshold: SAMPLING.xtc.threshold,
+    typical_p: SAMPLING.typical_p,
+    top_n_sigma: SAMPLING.top_n_sigma,
+    mirostat: rigllama_mirostat::Off as i32,
+    mirostat_tau: DEFAULT_MIROSTAT_TAU,
+    mirostat_eta: DEFAULT_MIROSTAT_ETA,
+    n_logprobs: 0,
+    logit_bias_json: std::ptr::null(),
+    dry_sequence_breakers: std::ptr::null(),
+    n_dry_sequence_breakers: 0,
 });
+
+const SAMPLING: crate::engine::Sampling = crate::engine::Sampling::DEFAULT;
+/// llama.cpp's mirostat defaults.
+pub(crate) const DEFAULT_MIROSTAT_TAU: f32 = 5.0;
+pub(crate) const DEFAULT_MIROSTAT_ETA: f32 = 0.1;
 
 versioned_struct!(output rigllama_usage {
     v0_1_size: frozen(40, 40),

@@ -37,8 +37,8 @@ use rig_core::wire::document::{Reassemble, Serves};
 use rig_core::wire::{Decoder, Descriptor, Flow, Mode, Out, Wire, WireEvent};
 
 use crate::engine::{
-    Engine, Error, Event, FinishReason, Message, Prompt, ReasoningMode, Request, Role, Sampling,
-    Tool, ToolCall, ToolChoice, Usage, DEFAULT_MAX_TOKENS,
+    Engine, Error, Event, FinishReason, LogitBias, Message, Mirostat, Prompt, ReasoningMode,
+    Request, Role, Sampling, TokenLogprob, Tool, ToolCall, ToolChoice, Usage, DEFAULT_MAX_TOKENS,
 };
 
 mod embedding;
@@ -201,13 +201,6 @@ impl Wire for CompletionWire {
 
 /// Builds the engine's request from Rig's, refusing what the engine cannot do.
 pub fn engine_request(request: &CompletionRequest) -> Result<Request, String> {
-    if request
-        .additional_params
-        .as_ref()
-        .is_some_and(|p| !p.is_null())
-    {
-        return Err("rigllama takes no additional_params".into());
-    }
     let mut messages = Vec::new();
     for (index, message) in request.chat_history.iter().enumerate() {
         match message {
@@ -262,6 +255,7 @@ pub fn engine_request(request: &CompletionRequest) -> Result<Request, String> {
         );
     }
     let options = &request.options;
+    let additional_params = request.additional_params.as_ref();
     let reasoning = match options.reasoning {
         None => ReasoningMode::Auto,
         Some(RigReasoning::Off) => ReasoningMode::Off,
@@ -300,9 +294,98 @@ pub fn engine_request(request: &CompletionRequest) -> Result<Request, String> {
         tools,
         tool_choice,
         reasoning,
+        logprobs: 0,
     };
+    let mut request = request;
+    if let Some(params) = additional_params.filter(|p| !p.is_null()) {
+        apply_additional_params(params, &mut request)?;
+    }
     request.validate().map_err(|e| e.to_string())?;
     Ok(request)
+}
+
+/// Rig's `additional_params`: llama.cpp's sampler knobs under llama-server's names, and
+/// OpenAI's `logprobs`/`top_logprobs`. Anything else is refused, not ignored.
+fn apply_additional_params(params: &serde_json::Value, request: &mut Request) -> Result<(), String> {
+    let serde_json::Value::Object(map) = params else {
+        return Err(format!("additional_params must be a JSON object, not {params}"));
+    };
+    let s = &mut request.sampling;
+    let mut mirostat = 0;
+    let (mut tau, mut eta) = (5.0, 0.1);
+    let mut top_logprobs = None;
+    let mut logprobs = false;
+    for (key, value) in map {
+        let number = || {
+            value
+                .as_f64()
+                .map(|v| v as f32)
+                .ok_or_else(|| format!("additional_params.{key} must be a number, not {value}"))
+        };
+        let integer = || {
+            value
+                .as_i64()
+                .and_then(|v| i32::try_from(v).ok())
+                .ok_or_else(|| format!("additional_params.{key} must be an integer, not {value}"))
+        };
+        match key.as_str() {
+            "top_k" => s.top_k = integer()?,
+            "min_p" => s.min_p = number()?,
+            "repeat_penalty" => s.repeat_penalty = number()?,
+            "presence_penalty" => s.presence_penalty = number()?,
+            "frequency_penalty" => s.frequency_penalty = number()?,
+            "penalty_last_n" | "repeat_last_n" => s.penalty_last_n = integer()?,
+            "typical_p" => s.typical_p = number()?,
+            "top_n_sigma" => s.top_n_sigma = number()?,
+            "dry_multiplier" => s.dry.multiplier = number()?,
+            "dry_base" => s.dry.base = number()?,
+            "dry_allowed_length" => s.dry.allowed_length = integer()?,
+            "dry_penalty_last_n" => s.dry.penalty_last_n = integer()?,
+            "dry_sequence_breakers" => {
+                s.dry.sequence_breakers = Some(
+                    serde_json::from_value(value.clone()).map_err(|_| {
+                        format!("additional_params.dry_sequence_breakers must be an array of strings, not {value}")
+                    })?,
+                )
+            }
+            "xtc_probability" => s.xtc.probability = number()?,
+            "xtc_threshold" => s.xtc.threshold = number()?,
+            "mirostat" => mirostat = integer()?,
+            "mirostat_tau" => tau = number()?,
+            "mirostat_eta" => eta = number()?,
+            "logit_bias" => {
+                s.logit_bias =
+                    LogitBias::parse_json(&value.to_string()).map_err(|e| e.to_string())?
+            }
+            "logprobs" => {
+                logprobs = value.as_bool().ok_or_else(|| {
+                    format!("additional_params.logprobs must be true or false, not {value}")
+                })?
+            }
+            "top_logprobs" | "n_probs" => top_logprobs = Some(integer()?),
+            other => {
+                return Err(format!(
+                    "rigllama does not know additional_params.{other}; it takes llama.cpp's sampler \
+                     settings (top_k, min_p, repeat_penalty, presence_penalty, frequency_penalty, \
+                     penalty_last_n, typical_p, top_n_sigma, dry_*, xtc_*, mirostat*, logit_bias) \
+                     and logprobs/top_logprobs"
+                ))
+            }
+        }
+    }
+    s.mirostat = match mirostat {
+        0 => Mirostat::Off,
+        1 => Mirostat::V1 { tau, eta },
+        2 => Mirostat::V2 { tau, eta },
+        other => return Err(format!("additional_params.mirostat {other} must be 0, 1 or 2")),
+    };
+    request.logprobs = match (logprobs, top_logprobs) {
+        (_, Some(n)) => u32::try_from(n).map_err(|_| format!("top_logprobs {n} is negative"))?,
+        // OpenAI's logprobs without alternatives: the token's own, and the best one beside it.
+        (true, None) => 1,
+        (false, None) => 0,
+    };
+    Ok(())
 }
 
 /// One Rig user message as engine turns, in its order: each tool result its own tool turn,
@@ -464,6 +547,8 @@ impl<'id> Decoder<'id, Completion, Event> for EventDecoder<'id> {
                 write_call(&mut out, call)?;
                 Ok(Flow::More)
             }
+            // Rig's turn has no place for them; the raw document keeps them.
+            Event::Logprobs(_) => Ok(Flow::More),
             Event::Done(usage) => {
                 out.end_run()?;
                 Ok(out.end(Finish {
@@ -520,12 +605,14 @@ fn provider_error(error: Error) -> ProviderError {
 }
 
 /// The reply's provider document (Rig's `raw`): the text, the reasoning, the tool calls
-/// (`{"id","name","arguments":{..}}`) and the engine's usage.
+/// (`{"id","name","arguments":{..}}`), the log-probabilities when `additional_params`
+/// asked for them (`{"content":[...]}`, OpenAI's shape) and the engine's usage.
 #[derive(Debug, Default)]
 pub struct ReplyDocument {
     text: String,
     reasoning: String,
     tool_calls: Vec<serde_json::Value>,
+    logprobs: Vec<serde_json::Value>,
     usage: Option<serde_json::Value>,
 }
 
@@ -537,6 +624,9 @@ impl Reassemble<Event> for ReplyDocument {
             Event::Text { text, .. } => self.text.push_str(text),
             Event::Reasoning { text, .. } => self.reasoning.push_str(text),
             Event::ToolCall(call) => self.tool_calls.push(call.to_event_json()),
+            Event::Logprobs(logprobs) => self
+                .logprobs
+                .extend(logprobs.iter().map(TokenLogprob::to_openai_json)),
             Event::Done(usage) => {
                 self.usage = Some(serde_json::json!({
                     "prompt_tokens": usage.prompt_tokens,
@@ -556,6 +646,7 @@ impl Reassemble<Event> for ReplyDocument {
             "text": self.text,
             "reasoning": self.reasoning,
             "tool_calls": self.tool_calls,
+            "logprobs": (!self.logprobs.is_empty()).then(|| serde_json::json!({ "content": self.logprobs })),
             "usage": self.usage,
         })
     }

@@ -1,0 +1,185 @@
+//! LoRA adapters applied to the engine's context at run time: loaded from GGUF files, each
+//! with its own scale, several at once, removed again. They belong to the loaded model (a
+//! reload starts with none). The KV cache was computed with the old weights, so every
+//! change empties it.
+
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_sys_2::{llama_adapter_lora, llama_context};
+
+use super::backend::capture_problems;
+use super::raw::{raw_context, raw_model};
+use super::error::{Error, Result};
+use super::options::LoraInfo;
+
+/// What to change.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum LoraChange {
+    /// Load an adapter and apply it at `scale`.
+    Add { path: PathBuf, scale: f32 },
+    SetScale { id: u32, scale: f32 },
+    Remove { id: u32 },
+}
+
+struct Adapter {
+    id: u32,
+    path: PathBuf,
+    scale: f32,
+    raw: NonNull<llama_adapter_lora>,
+}
+
+/// The adapters of one loaded model. llama.cpp frees any still loaded with the model.
+#[derive(Default)]
+pub(crate) struct Adapters {
+    list: Vec<Adapter>,
+    next_id: u32,
+}
+
+/// Scales beyond this are refused: nothing sensible comes of them, and they overflow f16.
+pub const MAX_LORA_SCALE: f32 = 100.0;
+/// The most adapters applied at once.
+pub const MAX_LORAS: usize = 64;
+
+fn check_scale(scale: f32) -> Result<()> {
+    if scale.is_finite() && scale.abs() <= MAX_LORA_SCALE {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "LoRA scale {scale} must be finite and within ±{MAX_LORA_SCALE} (0 = no effect, 1 = as trained)"
+        )))
+    }
+}
+
+impl Adapters {
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    pub fn infos(&self) -> Vec<LoraInfo> {
+        self.list
+            .iter()
+            .map(|a| LoraInfo {
+                id: a.id,
+                path: a.path.to_string_lossy().into_owned(),
+                scale: a.scale,
+            })
+            .collect()
+    }
+
+    /// Makes `change` and applies the resulting set to `ctx`. Returns the adapter's id.
+    pub fn change(
+        &mut self,
+        change: LoraChange,
+        model: &LlamaModel,
+        ctx: &mut LlamaContext<'static>,
+    ) -> Result<u32> {
+        let raw_ctx = raw_context(ctx, model)?;
+        let id = match change {
+            LoraChange::Add { path, scale } => {
+                check_scale(scale)?;
+                if self.list.len() >= MAX_LORAS {
+                    return Err(Error::invalid(format!(
+                        "{MAX_LORAS} LoRA adapters are applied already; remove one first"
+                    )));
+                }
+                let raw = load_adapter(&path, model)?;
+                let id = self.next_id;
+                self.list.push(Adapter {
+                    id,
+                    path,
+                    scale,
+                    raw,
+                });
+                if let Err(error) = self.apply(raw_ctx) {
+                    let added = self.list.pop().expect("just pushed");
+                    // SAFETY: loaded above, never set on a context, freed once.
+                    unsafe { llama_cpp_sys_2::llama_adapter_lora_free(added.raw.as_ptr()) };
+                    return Err(error);
+                }
+                self.next_id += 1;
+                return Ok(id);
+            }
+            LoraChange::SetScale { id, scale } => {
+                check_scale(scale)?;
+                self.find(id)?.scale = scale;
+                id
+            }
+            LoraChange::Remove { id } => {
+                self.find(id)?;
+                let at = self.list.iter().position(|a| a.id == id).expect("found");
+                let removed = self.list.remove(at);
+                // Off the context first, then freed.
+                self.apply(raw_ctx)?;
+                // SAFETY: loaded by llama_adapter_lora_init for this model, no longer set on
+                // any context, freed once (it has left the list).
+                unsafe { llama_cpp_sys_2::llama_adapter_lora_free(removed.raw.as_ptr()) };
+                return Ok(id);
+            }
+        };
+        self.apply(raw_ctx)?;
+        Ok(id)
+    }
+
+    fn find(&mut self, id: u32) -> Result<&mut Adapter> {
+        self.list.iter_mut().find(|a| a.id == id).ok_or_else(|| {
+            Error::invalid(format!(
+                "no LoRA adapter has id {id} on this engine (ids are given by add and lost on reload)"
+            ))
+        })
+    }
+
+    fn apply(&self, ctx: NonNull<llama_context>) -> Result<()> {
+        let mut adapters: Vec<*mut llama_adapter_lora> =
+            self.list.iter().map(|a| a.raw.as_ptr()).collect();
+        let mut scales: Vec<f32> = self.list.iter().map(|a| a.scale).collect();
+        // SAFETY: the context and adapters belong to the same live model; llama.cpp copies
+        // the arrays.
+        let status = unsafe {
+            llama_cpp_sys_2::llama_set_adapters_lora(
+                ctx.as_ptr(),
+                adapters.as_mut_ptr(),
+                adapters.len(),
+                scales.as_mut_ptr(),
+            )
+        };
+        if status != 0 {
+            return Err(Error::Internal(format!(
+                "llama.cpp could not set the LoRA adapters (status {status})"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Checks the file (a well-formed GGUF, an adapter, for this architecture) before llama.cpp
+/// reads it, then loads it; llama.cpp's own reason is passed on when it refuses.
+fn load_adapter(path: &Path, model: &LlamaModel) -> Result<NonNull<llama_adapter_lora>> {
+    let refused = |why: String| Error::invalid(format!("LoRA adapter {}: {why}", path.display()));
+    let summary = gguf_check::check_model_file(path).map_err(|e| refused(e.to_string()))?;
+    let arch = model.meta_val_str("general.architecture").unwrap_or_default();
+    match summary.architecture.as_deref() {
+        Some(a) if a == arch => {}
+        Some(a) => {
+            return Err(refused(format!(
+                "it is for architecture {a}, this engine's model is {arch}"
+            )))
+        }
+        None => return Err(refused("it names no general.architecture".into())),
+    }
+    let c_path = std::ffi::CString::new(path.to_string_lossy().as_bytes())
+        .map_err(|_| refused("the path contains NUL".into()))?;
+    let (raw, problems) = capture_problems(|| unsafe {
+        // SAFETY: a live model; llama.cpp only reads it (the adapter is registered with it).
+        llama_cpp_sys_2::llama_adapter_lora_init(raw_model(model).cast_mut(), c_path.as_ptr())
+    });
+    NonNull::new(raw).ok_or_else(|| {
+        let reason = problems
+            .last()
+            .cloned()
+            .unwrap_or_else(|| "llama.cpp could not load it".into());
+        refused(format!("{reason}; is it a LoRA adapter made for this model?"))
+    })
+}

@@ -1,0 +1,64 @@
+//! LoRA adapters through the C ABI.
+
+use std::ffi::c_char;
+use std::path::PathBuf;
+
+use super::boundary::{boundary, non_null, required_str, Failure};
+use super::engine::rigllama_engine;
+use super::enums::rigllama_status;
+
+/// Loads the LoRA adapter GGUF at `path` (UTF-8; made for this engine's model) and applies it
+/// at `scale` (0 = no effect, 1 = as trained; finite, within ±100), beside any adapters
+/// already applied. `*out_lora_id` receives its id for `rigllama_engine_set_lora_scale` and
+/// `rigllama_engine_remove_lora`. Runs after the requests submitted before it and empties the
+/// KV cache (it was computed with other weights). An adapter for another architecture or
+/// with other tensor shapes, or a file that is not an adapter, is refused with
+/// INVALID_ARGUMENT and the reason; the engine keeps serving. Adapters are dropped by
+/// `rigllama_engine_reload`; snapshots are refused while any is applied; embeddings use the
+/// base model.
+#[no_mangle]
+pub unsafe extern "C" fn rigllama_engine_add_lora(
+    engine: *mut rigllama_engine,
+    path: *const c_char,
+    scale: f32,
+    out_lora_id: *mut u32,
+) -> rigllama_status {
+    boundary(|| unsafe {
+        let engine = non_null(engine.cast_const(), "engine")?.engine().clone();
+        let path = PathBuf::from(required_str(path, "path")?);
+        let out_lora_id = out_lora_id
+            .as_mut()
+            .ok_or_else(|| Failure::null("out_lora_id"))?;
+        *out_lora_id = engine.add_lora(path, scale)?;
+        Ok(())
+    })
+}
+
+/// Sets the scale of adapter `lora_id` (finite, within ±100; 0 = no effect). Empties the KV
+/// cache. An unknown id → INVALID_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn rigllama_engine_set_lora_scale(
+    engine: *mut rigllama_engine,
+    lora_id: u32,
+    scale: f32,
+) -> rigllama_status {
+    boundary(|| unsafe {
+        let engine = non_null(engine.cast_const(), "engine")?.engine().clone();
+        engine.set_lora_scale(lora_id, scale)?;
+        Ok(())
+    })
+}
+
+/// Removes adapter `lora_id` and frees it. Empties the KV cache. An unknown id →
+/// INVALID_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn rigllama_engine_remove_lora(
+    engine: *mut rigllama_engine,
+    lora_id: u32,
+) -> rigllama_status {
+    boundary(|| unsafe {
+        let engine = non_null(engine.cast_const(), "engine")?.engine().clone();
+        engine.remove_lora(lora_id)?;
+        Ok(())
+    })
+}
