@@ -83,6 +83,11 @@ struct rl_chat_parser {
 
 extern "C" {
 
+// For other users of `common` (its fitting logs through the same logger).
+void rl_silence_common_log(void) {
+    silence_common_log();
+}
+
 void rl_chat_string_free(char * s) {
     std::free(s);
 }

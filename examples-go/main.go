@@ -290,7 +290,7 @@ func logprobs(engine *rigllama.Engine) {
 		tokens = append(tokens, e.Token)
 	}
 	fmt.Printf("[logprobs] %q\n", tokens)
-	expect(ok, "%d logprobs entries, each <= 0 with at most 3 alternatives, the first one chosen (kind %d, %s)",
+	expect(ok, "%d logprobs entries, each <= 0 with at most 3 alternatives, the first one chosen (kind %d, %q)",
 		len(entries), ev.Kind, ev.Message)
 }
 

@@ -291,6 +291,8 @@ fn kv_cache_type(kv: KvType) -> KvCacheType {
 }
 
 extern "C" {
+    /// `common` prints to stderr from its own thread; this pauses it for good (chat shim).
+    fn rl_silence_common_log();
     fn rl_memory_use(
         ctx: *const llama_cpp_sys_2::llama_context,
         model: *mut u64,
@@ -357,6 +359,8 @@ fn fit_to_memory(
     let c_path = std::ffi::CString::new(path.to_string_lossy().as_bytes())
         .map_err(|_| Error::invalid("model_path contains NUL"))?;
     let _one_at_a_time = FIT_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    // SAFETY: idempotent; only pauses common's logger.
+    unsafe { rl_silence_common_log() };
     let (fitted, problems) = capture_problems(|| {
         params.fit_params(
             &c_path,

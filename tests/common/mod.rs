@@ -79,3 +79,28 @@ pub fn second_model_path() -> PathBuf {
     );
     dest
 }
+
+/// The LoRA adapter fixtures for the default model, made (once, cached) by
+/// `scripts/make-lora-adapter`: `[valid, second valid, wrong shape, wrong architecture]`.
+pub fn lora_fixtures() -> [PathBuf; 4] {
+    let model = model_path();
+    let dir = model.with_file_name("lora");
+    let output = std::process::Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/make-lora-adapter"
+    ))
+    .arg(&model)
+    .arg(&dir)
+    .output()
+    .expect("scripts/make-lora-adapter runs");
+    assert!(
+        output.status.success(),
+        "scripts/make-lora-adapter failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let paths: Vec<PathBuf> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(PathBuf::from)
+        .collect();
+    paths.try_into().expect("four adapter paths")
+}
