@@ -49,6 +49,13 @@ static void test_layout_is_printed_for_bindings(void) {
     FIELD(rigllama_engine_options, progress_user_data);
     FIELD(rigllama_engine_options, context_overflow);
     FIELD(rigllama_engine_options, n_seq);
+    FIELD(rigllama_engine_options, type_k);
+    FIELD(rigllama_engine_options, type_v);
+    FIELD(rigllama_engine_options, flash_attention);
+    FIELD(rigllama_engine_options, fit);
+    FIELD(rigllama_engine_options, fit_min_ctx);
+    FIELD(rigllama_engine_options, fit_margins_mib);
+    FIELD(rigllama_engine_options, n_fit_margins_mib);
     printf("  sizeof(rigllama_request) = %zu\n", sizeof(rigllama_request));
     FIELD(rigllama_request, struct_size);
     FIELD(rigllama_request, max_tokens);
@@ -65,6 +72,29 @@ static void test_layout_is_printed_for_bindings(void) {
     FIELD(rigllama_request, stop);
     FIELD(rigllama_request, n_stop);
     FIELD(rigllama_request, priority);
+    FIELD(rigllama_request, grammar);
+    FIELD(rigllama_request, json_schema);
+    FIELD(rigllama_request, tools_json);
+    FIELD(rigllama_request, tool_choice);
+    FIELD(rigllama_request, reasoning);
+    FIELD(rigllama_request, presence_penalty);
+    FIELD(rigllama_request, frequency_penalty);
+    FIELD(rigllama_request, penalty_last_n);
+    FIELD(rigllama_request, dry_multiplier);
+    FIELD(rigllama_request, dry_base);
+    FIELD(rigllama_request, dry_allowed_length);
+    FIELD(rigllama_request, dry_penalty_last_n);
+    FIELD(rigllama_request, xtc_probability);
+    FIELD(rigllama_request, xtc_threshold);
+    FIELD(rigllama_request, typical_p);
+    FIELD(rigllama_request, top_n_sigma);
+    FIELD(rigllama_request, mirostat);
+    FIELD(rigllama_request, mirostat_tau);
+    FIELD(rigllama_request, mirostat_eta);
+    FIELD(rigllama_request, n_logprobs);
+    FIELD(rigllama_request, logit_bias_json);
+    FIELD(rigllama_request, dry_sequence_breakers);
+    FIELD(rigllama_request, n_dry_sequence_breakers);
     printf("  sizeof(rigllama_usage) = %zu\n", sizeof(rigllama_usage));
     FIELD(rigllama_usage, struct_size);
     FIELD(rigllama_usage, finish_reason);
@@ -85,8 +115,6 @@ static void test_layout_is_printed_for_bindings(void) {
     CHECK(offsetof(rigllama_usage, dropped_tokens) == 40, "dropped_tokens at %zu", offsetof(rigllama_usage, dropped_tokens));
     CHECK(offsetof(rigllama_engine_options, n_seq) == 60 || sizeof(void *) == 4,
           "n_seq at %zu", offsetof(rigllama_engine_options, n_seq));
-    CHECK(sizeof(rigllama_engine_options) == 64 || sizeof(void *) == 4,
-          "sizeof options %zu", sizeof(rigllama_engine_options));
     /* The v0.1 request was 80 bytes on x86-64: priority is appended right after it. */
     CHECK(offsetof(rigllama_request, priority) == 80 || sizeof(void *) == 4,
           "priority at %zu", offsetof(rigllama_request, priority));
@@ -101,7 +129,42 @@ static void test_layout_is_printed_for_bindings(void) {
           offsetof(rigllama_request, tool_choice));
     CHECK(offsetof(rigllama_request, reasoning) == (sizeof(void *) == 8 ? 116 : 76), "reasoning at %zu",
           offsetof(rigllama_request, reasoning));
-    CHECK(sizeof(rigllama_request) == (sizeof(void *) == 8 ? 120 : 80), "sizeof request %zu", sizeof(rigllama_request));
+    /* v0.2 knobs (issue 13): 4-byte fields first, then pointers, appended. */
+#define AT(T, f, x64, x86)                                                                         \
+    CHECK(offsetof(T, f) == (sizeof(void *) == 8 ? (x64) : (x86)), #T "." #f " at %zu", offsetof(T, f))
+    AT(rigllama_engine_options, type_k, 64, 44);
+    AT(rigllama_engine_options, type_v, 68, 48);
+    AT(rigllama_engine_options, flash_attention, 72, 52);
+    AT(rigllama_engine_options, fit, 76, 56);
+    AT(rigllama_engine_options, fit_min_ctx, 80, 60);
+    AT(rigllama_engine_options, fit_margins_mib, 88, 64);
+    AT(rigllama_engine_options, n_fit_margins_mib, 96, 68);
+    CHECK(sizeof(rigllama_engine_options) == (sizeof(void *) == 8 ? 104 : 72), "sizeof options %zu",
+          sizeof(rigllama_engine_options));
+    AT(rigllama_request, presence_penalty, 120, 80);
+    AT(rigllama_request, frequency_penalty, 124, 84);
+    AT(rigllama_request, penalty_last_n, 128, 88);
+    AT(rigllama_request, dry_multiplier, 132, 92);
+    AT(rigllama_request, dry_base, 136, 96);
+    AT(rigllama_request, dry_allowed_length, 140, 100);
+    AT(rigllama_request, dry_penalty_last_n, 144, 104);
+    AT(rigllama_request, xtc_probability, 148, 108);
+    AT(rigllama_request, xtc_threshold, 152, 112);
+    AT(rigllama_request, typical_p, 156, 116);
+    AT(rigllama_request, top_n_sigma, 160, 120);
+    AT(rigllama_request, mirostat, 164, 124);
+    AT(rigllama_request, mirostat_tau, 168, 128);
+    AT(rigllama_request, mirostat_eta, 172, 132);
+    AT(rigllama_request, n_logprobs, 176, 136);
+    AT(rigllama_request, logit_bias_json, 184, 140);
+    AT(rigllama_request, dry_sequence_breakers, 192, 144);
+    AT(rigllama_request, n_dry_sequence_breakers, 200, 148);
+#undef AT
+    CHECK(sizeof(rigllama_request) == (sizeof(void *) == 8 ? 208 : 152), "sizeof request %zu", sizeof(rigllama_request));
+    CHECK(RIGLLAMA_EVENT_KIND_LOGPROBS == 6 && RIGLLAMA_KV_TYPE_F16 == 0 && RIGLLAMA_KV_TYPE_Q8_0 == 3 &&
+              RIGLLAMA_KV_TYPE_IQ4_NL == 8 && RIGLLAMA_FLASH_ATTENTION_AUTO == 0 && RIGLLAMA_FLASH_ATTENTION_ON == 2 &&
+              RIGLLAMA_MIROSTAT_V2 == 2,
+          "issue 13 enum numbers");
     CHECK(RIGLLAMA_FINISH_REASON_TOOL_CALLS == 3 && RIGLLAMA_EVENT_KIND_REASONING == 4 &&
               RIGLLAMA_EVENT_KIND_TOOL_CALL == 5,
           "v0.2 enum numbers");
