@@ -185,6 +185,36 @@ async fn stop_sequences_are_honoured() {
 }
 
 #[tokio::test]
+async fn additional_params_reach_the_sampler_and_logprobs_come_back_in_raw() {
+    let engine = engine();
+    let model = rigllama::rig::completion_model(&engine);
+    let plain = model.call(greedy("Name a color.", 12)).await.unwrap();
+    assert!(plain.raw["logprobs"].is_null(), "none unless asked");
+    let response = model
+        .call(greedy("Name a color.", 12).additional_params(json!({
+            "presence_penalty": 2.0, "repeat_last_n": -1, "top_logprobs": 3,
+        })))
+        .await
+        .unwrap();
+    let content = response.raw["logprobs"]["content"]
+        .as_array()
+        .expect("logprobs.content in raw");
+    assert_eq!(Some(content.len() as u64), response.usage.output_tokens);
+    for entry in content {
+        let top = entry["top_logprobs"].as_array().unwrap();
+        assert_eq!(top.len(), 3);
+        assert_eq!(top[0]["id"], entry["id"], "temperature 0 takes the top choice");
+        assert!(entry["logprob"].as_f64().unwrap() <= 0.0);
+    }
+    // What the engine cannot honour is refused, not ignored.
+    let error = model
+        .call(greedy("hi", 4).additional_params(json!({"best_of": 3})))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("additional_params.best_of"), "{error}");
+}
+
+#[tokio::test]
 async fn unsupported_options_are_refused_with_a_clear_error() {
     let engine = engine();
     let model = rigllama::rig::completion_model(&engine);

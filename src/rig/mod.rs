@@ -853,6 +853,64 @@ mod tests {
     }
 
     #[test]
+    fn additional_params_set_the_sampler_knobs_and_logprobs() {
+        let request = CompletionRequest::new("hi").additional_params(json!({
+            "top_k": 12, "min_p": 0.1, "repeat_penalty": 1.1, "presence_penalty": 0.5,
+            "frequency_penalty": 0.25, "repeat_last_n": -1, "typical_p": 0.9, "top_n_sigma": 1.5,
+            "dry_multiplier": 0.8, "dry_base": 2.0, "dry_allowed_length": 3,
+            "dry_penalty_last_n": 128, "dry_sequence_breakers": ["\n"], "xtc_probability": 0.5,
+            "xtc_threshold": 0.2, "mirostat": 2, "mirostat_tau": 4.0, "mirostat_eta": 0.2,
+            "logit_bias": {"42": -100}, "logprobs": true, "top_logprobs": 5,
+        }));
+        let s = engine_request(&request).unwrap();
+        let expected = Sampling {
+            top_k: 12,
+            min_p: 0.1,
+            repeat_penalty: 1.1,
+            presence_penalty: 0.5,
+            frequency_penalty: 0.25,
+            penalty_last_n: -1,
+            typical_p: 0.9,
+            top_n_sigma: 1.5,
+            dry: crate::Dry {
+                multiplier: 0.8,
+                base: 2.0,
+                allowed_length: 3,
+                penalty_last_n: 128,
+                sequence_breakers: Some(vec!["\n".into()]),
+            },
+            xtc: crate::Xtc {
+                probability: 0.5,
+                threshold: 0.2,
+            },
+            mirostat: Mirostat::V2 { tau: 4.0, eta: 0.2 },
+            logit_bias: vec![LogitBias {
+                target: crate::BiasTarget::Token(42),
+                bias: -100.0,
+            }],
+            ..Sampling::default()
+        };
+        assert_eq!(s.sampling, expected);
+        assert_eq!(s.logprobs, 5);
+        let just_logprobs = CompletionRequest::new("hi").additional_params(json!({"logprobs": true}));
+        assert_eq!(engine_request(&just_logprobs).unwrap().logprobs, 1);
+
+        // What it cannot honour, or out of range, is refused by name.
+        for (params, expected) in [
+            (json!({"grammar": "root ::= \"a\""}), "does not know additional_params.grammar"),
+            (json!({"top_k": "many"}), "top_k must be an integer"),
+            (json!({"mirostat": 3}), "mirostat 3"),
+            (json!({"presence_penalty": 9}), "presence_penalty 9"),
+            (json!({"top_logprobs": 50}), "n_logprobs 50"),
+            (json!([1, 2]), "must be a JSON object"),
+        ] {
+            let request = CompletionRequest::new("hi").additional_params(params);
+            let error = engine_request(&request).unwrap_err();
+            assert!(error.contains(expected), "{expected:?} not in {error:?}");
+        }
+    }
+
+    #[test]
     fn an_effort_level_turns_thinking_on() {
         let request = CompletionRequest::new("hi").reasoning(rig_core::completion::Effort::Low);
         assert_eq!(
