@@ -22,7 +22,7 @@ TEST_THREADS := --test-threads=1
 PREFIX ?= /usr/local
 
 .PHONY: all demo test deps model lib header header-check examples c-tests rust-tests rig-examples \
-        run-examples lang-clients install install-test clean bench bench-quick bench-batched bench-structured stress test-valgrind test-valgrind-quick
+        run-examples lang-clients install install-test clean bench bench-quick bench-batched bench-structured bench-kv stress test-valgrind test-valgrind-quick
 
 all: lib
 
@@ -127,6 +127,10 @@ bench-batched: model lib
 # What json_schema and GBNF constraints cost per generated token (about a minute).
 bench-structured: model lib
 	python3 bench/run.py --structured
+
+# KV cache types and flash attention: memory and speed against llama-bench (a few minutes).
+bench-kv: model lib
+	python3 bench/run.py --kv
 
 clean:
 	rm -rf $(BUILD)

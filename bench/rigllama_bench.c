@@ -8,6 +8,8 @@
  *                                     the cost of constrained sampling: ms per generated token
  *                                     of the same chat request free, under a JSON Schema and
  *                                     under a GBNF grammar, greedy and sampled
+ *   rigllama_bench MODEL kv REPS      per KV cache type and flash-attention setting (n_ctx 4096):
+ *                                     the KV cache's bytes (describe), pp512 and tg128
  *   rigllama_bench MODEL batched NPL NPP NTG N_CTX
  *                                     aggregate generation speed with 1, 2, 4, ... concurrent
  *                                     streams (NPL "1,2,4,8"; n_seq = streams), each a distinct
@@ -509,10 +511,74 @@ static int batched(const char *model, const char *npl_list, int npp, int ntg, ui
     return 0;
 }
 
+/* A number that follows `"key":` in a JSON text (describe's), or -1. */
+static double json_number(const char *json, const char *key) {
+    char pattern[64];
+    snprintf(pattern, sizeof pattern, "\"%s\":", key);
+    const char *at = strstr(json, pattern);
+    return at ? atof(at + strlen(pattern)) : -1.0;
+}
+
+/* The configurations of the KV table: cache type (K and V alike) and flash attention. */
+static const struct {
+    const char *name;
+    int32_t type;
+    int32_t flash;
+} KV_CONFIGS[] = {
+    {"f16", RIGLLAMA_KV_TYPE_F16, RIGLLAMA_FLASH_ATTENTION_OFF},
+    {"f16", RIGLLAMA_KV_TYPE_F16, RIGLLAMA_FLASH_ATTENTION_ON},
+    {"q8_0", RIGLLAMA_KV_TYPE_Q8_0, RIGLLAMA_FLASH_ATTENTION_ON},
+    {"q4_0", RIGLLAMA_KV_TYPE_Q4_0, RIGLLAMA_FLASH_ATTENTION_ON},
+};
+
+static int kv(const char *model, int reps) {
+    if (reps > MAX_REPS)
+        reps = MAX_REPS;
+    printf("{\n  \"n_ctx\": 4096,\n  \"runs\": [");
+    for (size_t c = 0; c < sizeof KV_CONFIGS / sizeof KV_CONFIGS[0]; c++) {
+        rigllama_engine_options options;
+        rigllama_engine_options_init(&options, sizeof options);
+        options.model_path = model;
+        options.n_ctx = 4096;
+        options.type_k = options.type_v = KV_CONFIGS[c].type;
+        options.flash_attention = KV_CONFIGS[c].flash;
+        rigllama_engine *engine = NULL;
+        if (rigllama_engine_create(&options, &engine) != RIGLLAMA_STATUS_OK)
+            die("create");
+        char *json = NULL;
+        if (rigllama_engine_describe(engine, &json) != RIGLLAMA_STATUS_OK)
+            die("describe");
+        double kv_bytes = json_number(json, "kv_cache_bytes");
+        rigllama_string_free(json);
+        char *pp512 = prompt_of(engine, 512);
+        double pp_ts[MAX_REPS], tg_ts[MAX_REPS];
+        timing t;
+        rigllama_engine_reset(engine);
+        run(engine, "Hello", NULL, 4, &t); /* warm-up */
+        for (int r = 0; r < reps; r++) {
+            rigllama_engine_reset(engine);
+            rigllama_usage u = run(engine, pp512, NULL, 1, &t);
+            pp_ts[r] = u.prompt_tokens * 1000.0 / u.prompt_ms;
+            rigllama_engine_reset(engine);
+            u = run(engine, "Once upon a time, in a faraway kingdom,", NULL, 128, &t);
+            tg_ts[r] = (u.completion_tokens - 1) * 1000.0 / u.generation_ms;
+        }
+        printf("%s\n  {\"type\": \"%s\", \"flash_attention\": %s, \"kv_cache_bytes\": %.0f,\n", c ? "," : "",
+               KV_CONFIGS[c].name, KV_CONFIGS[c].flash == RIGLLAMA_FLASH_ATTENTION_ON ? "true" : "false", kv_bytes);
+        print_array("pp512", pp_ts, reps, 0);
+        print_array("tg128", tg_ts, reps, 1);
+        printf("  }");
+        free(pp512);
+        rigllama_engine_destroy(engine);
+    }
+    printf("\n  ]\n}\n");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 4) {
         fprintf(stderr, "usage: %s MODEL speed REPS | MODEL rss N_CTX | MODEL chat PROMPT N | "
-                        "MODEL structured REPS | MODEL batched NPL NPP NTG N_CTX\n", argv[0]);
+                        "MODEL structured REPS | MODEL kv REPS | MODEL batched NPL NPP NTG N_CTX\n", argv[0]);
         return 2;
     }
     if (strcmp(argv[2], "speed") == 0)
@@ -523,6 +589,8 @@ int main(int argc, char **argv) {
         return rss(argv[1], (uint32_t)atoi(argv[3]));
     if (strcmp(argv[2], "structured") == 0 && argc > 3)
         return structured(argv[1], atoi(argv[3]));
+    if (strcmp(argv[2], "kv") == 0 && argc > 3)
+        return kv(argv[1], atoi(argv[3]));
     if (strcmp(argv[2], "batched") == 0 && argc > 6)
         return batched(argv[1], argv[3], atoi(argv[4]), atoi(argv[5]), (uint32_t)atoi(argv[6]));
     fprintf(stderr, "unknown mode %s\n", argv[2]);

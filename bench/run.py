@@ -331,6 +331,12 @@ def report(results):
                           f"Model `{os.path.basename(results['model'])}`, {results['cpu']}, "
                           f"median of {results['reps']} runs.", "",
                           *structured_report(results["structured"])]) + "\n"
+    if "llama-bench" not in results and "kv" in results:  # --kv
+        return "\n".join([f"# rigllama bench (KV cache types) — {results['when']}", "",
+                          f"Model `{os.path.basename(results['model'])}`, {results['cpu']}, "
+                          f"{results['threads']} threads; each figure tok/s, median (min–max) of "
+                          f"{results['reps']} runs, llama-bench in the same invocation.", "",
+                          *kv_report(results["kv"])]) + "\n"
     if "llama-bench" not in results:  # --batched
         return "\n".join([f"# rigllama bench (many streams) — {results['when']}", "",
                           f"Model `{os.path.basename(results['model'])}`, {results['cpu']}.", "",
@@ -392,6 +398,8 @@ def report(results):
         lines += ["", *batched_report(results)]
     if "structured" in results:
         lines += ["", *structured_report(results["structured"])]
+    if "kv" in results:
+        lines += ["", *kv_report(results["kv"])]
     return "\n".join(lines) + "\n"
 
 
@@ -419,6 +427,46 @@ def structured_report(s):
     return lines
 
 
+# (cache type, flash attention) pairs, as bench/rigllama_bench.c's KV_CONFIGS lists them.
+KV_CONFIGS = [("f16", False), ("f16", True), ("q8_0", True), ("q4_0", True)]
+
+
+def run_kv(target, libdir, model, reps):
+    """Per KV cache type and flash-attention setting: rigllama's KV bytes at n_ctx 4096, pp512
+    and tg128, against llama-bench with the same -ctk/-ctv/-fa in the same invocation."""
+    lb_binary = build_llama_bench(target, "llama-bench")
+    rl_binary = build_rigllama_bench(libdir, "rigllama_bench")
+    log("rigllama per KV type")
+    rl = json.loads(run([rl_binary, model, "kv", str(reps)], env={"LD_LIBRARY_PATH": libdir}))
+    rows = []
+    for (kv, flash), r in zip(KV_CONFIGS, rl["runs"]):
+        assert (r["type"], r["flash_attention"]) == (kv, flash), r
+        log(f"llama-bench -ctk {kv} -ctv {kv} -fa {int(flash)}")
+        out = run([lb_binary, "-m", model, "-t", str(THREADS), "-p", "512", "-n", "128", "-r", str(reps),
+                   "-ctk", kv, "-ctv", kv, "-fa", "1" if flash else "0", "-o", "json"])
+        lb = {}
+        for test in json.loads(out):
+            lb["pp512" if test["n_gen"] == 0 else "tg128"] = stats(test["samples_ts"])
+        rows.append({"type": kv, "flash_attention": flash, "kv_cache_bytes": r["kv_cache_bytes"],
+                     "rigllama": {"pp512": stats(r["pp512"]), "tg128": stats(r["tg128"])}, "llama-bench": lb})
+    return {"n_ctx": rl["n_ctx"], "rows": rows}
+
+
+def kv_report(k):
+    lines = [f"## KV cache types and flash attention (n_ctx {k['n_ctx']}; K and V of the same type)",
+             "",
+             "| K/V type | flash attention | KV cache, MiB | pp512 llama-bench | pp512 rigllama | ratio "
+             "| tg128 llama-bench | tg128 rigllama | ratio |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in k["rows"]:
+        cells = [r["type"], "on" if r["flash_attention"] else "off", f"{r['kv_cache_bytes'] / 2**20:.1f}"]
+        for test in ("pp512", "tg128"):
+            lb, rl = r["llama-bench"][test], r["rigllama"][test]
+            cells += [fmt(lb), fmt(rl), f"{ratio(rl['median'], lb['median']):.3f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def run_batched(target, libdir, model, reps):
     bb_binary = build_batched_bench(target, "llama-batched-bench")
     rl_binary = build_rigllama_bench(libdir, "rigllama_bench")
@@ -441,6 +489,8 @@ def main():
                         help="only rigllama with 1, 2, 4, 8 streams at once vs llama.cpp's batched-bench")
     parser.add_argument("--structured", action="store_true",
                         help="only the cost of grammar-constrained sampling per token")
+    parser.add_argument("--kv", action="store_true",
+                        help="only KV cache types and flash attention: memory and speed vs llama-bench")
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
     model = run([os.path.join(ROOT, "scripts/fetch-model")]).strip().splitlines()[-1]
@@ -457,6 +507,10 @@ def main():
         results["structured"] = run_structured(libdir, model, args.reps)
         write_results(results, "-structured", "latest-structured.md")
         return
+    if args.kv:
+        results["kv"] = run_kv(TARGET, libdir, model, args.reps)
+        write_results(results, "-kv", "latest-kv.md")
+        return
     lb_binary = build_llama_bench(TARGET, "llama-bench")
     rl_binary = build_rigllama_bench(libdir, "rigllama_bench")
     log("llama-bench")
@@ -472,6 +526,7 @@ def main():
             "rigllama": peak_rss_mb([rl_binary, model, "rss", "512"], env={"LD_LIBRARY_PATH": libdir}),
         }
         results["structured"] = run_structured(libdir, model, args.reps)
+        results["kv"] = run_kv(TARGET, libdir, model, args.reps)
         log("many streams at once")
         results["batched"] = run_batched(TARGET, libdir, model, args.reps)
         log("peers")

@@ -44,17 +44,32 @@ fn repetition(ids: &[i32]) -> f64 {
     repeated as f64 / ids.len().max(1) as f64
 }
 
-const REPETITIVE: &str = "Repeat after me: the cat sat on the mat. the cat sat on the mat. the cat sat on the mat.";
+const REPETITIVE: &str =
+    "Repeat after me: the cat sat on the mat. the cat sat on the mat. the cat sat on the mat.";
 
 #[test]
 fn logprobs_at_temperature_0_are_the_models_top_choices() {
     let engine = engine();
     for n in [1u32, 5, 20] {
-        let (text, logprobs, usage) = run(&engine, with_logprobs(greedy_raw("The capital of France is", 12), n));
-        assert_eq!(logprobs.len() as u32, usage.completion_tokens, "one entry per token: {text:?}");
+        let (text, logprobs, usage) = run(
+            &engine,
+            with_logprobs(greedy_raw("The capital of France is", 12), n),
+        );
+        assert_eq!(
+            logprobs.len() as u32,
+            usage.completion_tokens,
+            "one entry per token: {text:?}"
+        );
         for entry in &logprobs {
-            assert_eq!(entry.top.len(), n as usize, "N alternatives at temperature 0");
-            assert_eq!(entry.top[0].id, entry.token.id, "greedy takes the top-1 alternative");
+            assert_eq!(
+                entry.top.len(),
+                n as usize,
+                "N alternatives at temperature 0"
+            );
+            assert_eq!(
+                entry.top[0].id, entry.token.id,
+                "greedy takes the top-1 alternative"
+            );
             assert_eq!(entry.top[0].logprob, entry.token.logprob);
             assert!(entry.token.logprob <= 0.0 && entry.token.logprob.is_finite());
             assert!(
@@ -65,8 +80,15 @@ fn logprobs_at_temperature_0_are_the_models_top_choices() {
             let mass: f32 = entry.top.iter().map(|a| a.logprob.exp()).sum();
             assert!(mass <= 1.0 + 1e-4, "probabilities sum to at most 1: {mass}");
         }
-        let joined: Vec<u8> = logprobs.iter().flat_map(|l| l.token.bytes.clone()).collect();
-        assert_eq!(String::from_utf8_lossy(&joined), text, "the tokens spell the text");
+        let joined: Vec<u8> = logprobs
+            .iter()
+            .flat_map(|l| l.token.bytes.clone())
+            .collect();
+        assert_eq!(
+            String::from_utf8_lossy(&joined),
+            text,
+            "the tokens spell the text"
+        );
     }
     // Sampled: from the distribution the chain drew from (top-k 40 keeps at most 40).
     let mut request = with_logprobs(Request::raw("Once upon a time"), 20);
@@ -77,7 +99,10 @@ fn logprobs_at_temperature_0_are_the_models_top_choices() {
     for entry in &logprobs {
         assert!(entry.top.len() <= 20 && !entry.top.is_empty());
         assert!(entry.token.logprob.is_finite() && entry.token.logprob <= 0.0);
-        assert!(entry.top.iter().any(|a| a.id == entry.token.id) || entry.token.logprob <= entry.top.last().unwrap().logprob);
+        assert!(
+            entry.top.iter().any(|a| a.id == entry.token.id)
+                || entry.token.logprob <= entry.top.last().unwrap().logprob
+        );
     }
     // And in chat's message.
     let (message, usage) = engine
@@ -101,18 +126,28 @@ fn logit_bias_bans_a_token_and_a_text_and_forces_one() {
     let engine = engine();
     let base = greedy_ids(&engine, greedy_raw("The capital of France is", 24));
     let first = base[0];
-    for target in [BiasTarget::Token(first), BiasTarget::Text(token_text(&engine, first))] {
+    for target in [
+        BiasTarget::Token(first),
+        BiasTarget::Text(token_text(&engine, first)),
+    ] {
         let mut request = greedy_raw("The capital of France is", 24);
         request.sampling.logit_bias = vec![LogitBias {
             target: target.clone(),
             bias: f32::NEG_INFINITY,
         }];
         let ids = greedy_ids(&engine, request);
-        assert!(!ids.contains(&first), "{target:?} banned, yet generated: {ids:?}");
+        assert!(
+            !ids.contains(&first),
+            "{target:?} banned, yet generated: {ids:?}"
+        );
         assert_ne!(ids, base);
     }
     // A large positive bias makes a token the greedy choice.
-    let forced = base.iter().copied().find(|&t| t != first).unwrap_or(first + 1);
+    let forced = base
+        .iter()
+        .copied()
+        .find(|&t| t != first)
+        .unwrap_or(first + 1);
     let mut request = greedy_raw("The capital of France is", 4);
     request.sampling.logit_bias = vec![LogitBias {
         target: BiasTarget::Token(forced),
@@ -133,7 +168,10 @@ fn logit_bias_bans_a_token_and_a_text_and_forces_one() {
 }
 
 fn token_text(engine: &Engine, id: i32) -> String {
-    let (_, logprobs, _) = run(engine, with_logprobs(greedy_raw("The capital of France is", 1), 1));
+    let (_, logprobs, _) = run(
+        engine,
+        with_logprobs(greedy_raw("The capital of France is", 1), 1),
+    );
     assert_eq!(logprobs[0].token.id, id);
     String::from_utf8(logprobs[0].token.bytes.clone()).expect("a whole-character token")
 }
@@ -144,7 +182,10 @@ fn penalties_lower_repetition_over_200_tokens() {
     // Greedy, this model loops: about 95% of its tokens repeat one of the previous 32.
     const PROMPT: &str = "The capital of France is";
     let base = repetition(&greedy_ids(&engine, greedy_raw(PROMPT, 200)));
-    assert!(base > 0.8, "the unpenalised reply repeats itself: {base:.3}");
+    assert!(
+        base > 0.8,
+        "the unpenalised reply repeats itself: {base:.3}"
+    );
     type Set = fn(&mut rigllama::Sampling);
     let knobs: [(&str, Set); 3] = [
         ("presence_penalty 2", |s| s.presence_penalty = 2.0),
@@ -156,14 +197,21 @@ fn penalties_lower_repetition_over_200_tokens() {
         set(&mut request.sampling);
         let ids = greedy_ids(&engine, request.clone());
         let penalised = repetition(&ids);
-        eprintln!("{name}: repetition {base:.3} -> {penalised:.3} over {} tokens", ids.len());
+        eprintln!(
+            "{name}: repetition {base:.3} -> {penalised:.3} over {} tokens",
+            ids.len()
+        );
         assert!(
             penalised < base / 2.0,
             "{name} should lower repetition: {base:.3} -> {penalised:.3}"
         );
         // penalty_last_n 0 turns them off: the greedy text again.
         request.sampling.penalty_last_n = 0;
-        assert_eq!(repetition(&greedy_ids(&engine, request)), base, "{name} with window 0");
+        assert_eq!(
+            repetition(&greedy_ids(&engine, request)),
+            base,
+            "{name} with window 0"
+        );
     }
 }
 
@@ -222,7 +270,9 @@ fn every_kv_type_loads_and_generates_and_q8_0_takes_less_memory() {
         let engine = Engine::create(options, None).unwrap_or_else(|e| panic!("{kv:?}: {e}"));
         let description = engine.describe();
         assert_eq!((description.type_k, description.type_v), (kv, kv));
-        let (text, usage) = engine.complete(greedy_raw("The capital of France is", 8)).unwrap();
+        let (text, usage) = engine
+            .complete(greedy_raw("The capital of France is", 8))
+            .unwrap();
         assert_eq!(usage.completion_tokens, 8, "{kv:?}: {text:?}");
         assert!(!text.trim().is_empty(), "{kv:?}");
         eprintln!(
@@ -234,7 +284,10 @@ fn every_kv_type_loads_and_generates_and_q8_0_takes_less_memory() {
     }
     let bytes = |kv| kv_bytes.iter().find(|(k, _)| *k == kv).unwrap().1;
     assert!(bytes(KvType::F16) > 0);
-    assert!(bytes(KvType::Q8_0) < bytes(KvType::F16) * 6 / 10, "{kv_bytes:?}");
+    assert!(
+        bytes(KvType::Q8_0) < bytes(KvType::F16) * 6 / 10,
+        "{kv_bytes:?}"
+    );
     assert!(bytes(KvType::Q4_0) < bytes(KvType::Q8_0), "{kv_bytes:?}");
     assert_eq!(bytes(KvType::F32), 2 * bytes(KvType::F16), "{kv_bytes:?}");
 }
@@ -242,23 +295,37 @@ fn every_kv_type_loads_and_generates_and_q8_0_takes_less_memory() {
 #[test]
 fn flash_attention_settings_generate_and_a_quantized_v_needs_it() {
     let mut texts = Vec::new();
-    for flash in [FlashAttention::Auto, FlashAttention::On, FlashAttention::Off] {
+    for flash in [
+        FlashAttention::Auto,
+        FlashAttention::On,
+        FlashAttention::Off,
+    ] {
         let mut options = options();
         options.flash_attention = flash;
         let engine = Engine::create(options, None).unwrap();
         assert_eq!(engine.describe().flash_attention, flash);
-        let (text, _) = engine.complete(greedy_raw("The capital of France is", 8)).unwrap();
+        let (text, _) = engine
+            .complete(greedy_raw("The capital of France is", 8))
+            .unwrap();
         texts.push(text);
     }
     assert!(texts.iter().all(|t| !t.trim().is_empty()), "{texts:?}");
     let mut options = options();
     options.flash_attention = FlashAttention::Off;
     options.type_v = KvType::Q8_0;
-    let error = Engine::create(options, None).err().expect("refused");
+    let error = refused(options);
     assert!(
         matches!(&error, Error::InvalidArgument(m) if m.contains("type_v q8_0") && m.contains("flash attention")),
         "{error}"
     );
+}
+
+/// The error `create` gives for `options` (Engine has no Debug, so no `expect_err`).
+fn refused(options: EngineOptions) -> Error {
+    match Engine::create(options, None) {
+        Ok(_) => panic!("the engine was created"),
+        Err(error) => error,
+    }
 }
 
 fn total_bytes(options: EngineOptions) -> u64 {
@@ -270,7 +337,7 @@ fn total_bytes(options: EngineOptions) -> u64 {
 fn host_mib() -> u64 {
     let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) } as u64;
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
-    pages * page >> 20
+    (pages * page) >> 20
 }
 
 #[test]
@@ -294,7 +361,7 @@ fn fit_keeps_n_ctx_when_it_fits_reduces_it_when_forced_and_fails_clearly() {
     let mut small = full.clone();
     small.n_ctx = 1024;
     let (full_bytes, small_bytes) = (total_bytes(full), total_bytes(small));
-    let budget_mib = (full_bytes + small_bytes) / 2 >> 20;
+    let budget_mib = ((full_bytes + small_bytes) / 2) >> 20;
     let margin = (host_mib() - budget_mib) as u32;
     options.n_ctx = n_ctx_train;
     options.fit = Some(Fit {
@@ -312,7 +379,9 @@ fn fit_keeps_n_ctx_when_it_fits_reduces_it_when_forced_and_fails_clearly() {
     assert!(fit.n_ctx > 1024 && fit.n_ctx < n_ctx_train, "{fit:?}");
     assert!(fit.reason.contains("reduced"), "{fit:?}");
     assert_eq!(engine.describe().n_ctx, fit.n_ctx);
-    let (_, usage) = engine.complete(greedy_raw("The capital of France is", 4)).unwrap();
+    let (_, usage) = engine
+        .complete(greedy_raw("The capital of France is", 4))
+        .unwrap();
     assert_eq!(usage.completion_tokens, 4);
     drop(engine);
 
@@ -322,7 +391,7 @@ fn fit_keeps_n_ctx_when_it_fits_reduces_it_when_forced_and_fails_clearly() {
             min_ctx: 1024,
             margins_mib: vec![margin],
         });
-        let error = Engine::create(options.clone(), None).err().expect("refused");
+        let error = refused(options.clone());
         assert!(
             matches!(&error, Error::ModelLoadFailed(m) if m.contains("does not fit") && m.contains("fit_min_ctx 1024")),
             "{error}"
@@ -330,7 +399,9 @@ fn fit_keeps_n_ctx_when_it_fits_reduces_it_when_forced_and_fails_clearly() {
     }
     // Fit chooses the GPU layers: a fixed count with it is refused.
     options.n_gpu_layers = Some(3);
-    let error = Engine::create(options, None).err().expect("refused");
-    assert!(error.to_string().contains("n_gpu_layers 3 with fit"), "{error}");
+    let error = refused(options);
+    assert!(
+        error.to_string().contains("n_gpu_layers 3 with fit"),
+        "{error}"
+    );
 }
-

@@ -32,14 +32,20 @@ fn scale_0_is_the_base_model_scale_1_changes_it_and_several_apply_at_once() {
     assert_ne!(adapted, base, "scale 1 changes the greedy text");
     assert_eq!(greedy(&engine), adapted, "deterministic with the adapter");
 
-    let id2 = engine.add_lora(&second, 1.0).expect("a second adapter loads");
+    let id2 = engine
+        .add_lora(&second, 1.0)
+        .expect("a second adapter loads");
     assert_ne!(id2, id);
     let both = greedy(&engine);
     assert_ne!(both, adapted, "the second adapter applies too");
     assert_eq!(engine.describe().lora.len(), 2);
 
     engine.remove_lora(id2).unwrap();
-    assert_eq!(greedy(&engine), adapted, "removing the second leaves the first");
+    assert_eq!(
+        greedy(&engine),
+        adapted,
+        "removing the second leaves the first"
+    );
     engine.set_lora_scale(id, 0.0).unwrap();
     assert_eq!(greedy(&engine), base);
     engine.remove_lora(id).unwrap();

@@ -203,7 +203,10 @@ async fn additional_params_reach_the_sampler_and_logprobs_come_back_in_raw() {
     for entry in content {
         let top = entry["top_logprobs"].as_array().unwrap();
         assert_eq!(top.len(), 3);
-        assert_eq!(top[0]["id"], entry["id"], "temperature 0 takes the top choice");
+        assert_eq!(
+            top[0]["id"], entry["id"],
+            "temperature 0 takes the top choice"
+        );
         assert!(entry["logprob"].as_f64().unwrap() <= 0.0);
     }
     // What the engine cannot honour is refused, not ignored.
@@ -211,7 +214,10 @@ async fn additional_params_reach_the_sampler_and_logprobs_come_back_in_raw() {
         .call(greedy("hi", 4).additional_params(json!({"best_of": 3})))
         .await
         .unwrap_err();
-    assert!(error.to_string().contains("additional_params.best_of"), "{error}");
+    assert!(
+        error.to_string().contains("additional_params.best_of"),
+        "{error}"
+    );
 }
 
 #[tokio::test]

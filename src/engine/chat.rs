@@ -10,8 +10,8 @@ use std::ptr::NonNull;
 
 use serde::Deserialize;
 
-use super::raw::raw_model;
 use super::error::{Error, Result};
+use super::raw::raw_model;
 
 #[repr(C)]
 struct RawChat {

@@ -14,10 +14,10 @@ use llama_cpp_2::token::LlamaToken;
 use super::error::{Error, Result};
 use super::events::Event;
 use super::kv_cache::SeqCache;
+use super::logprobs::{logprobs_of, TokenLogprob};
 use super::model::LoadedModel;
 use super::prompt::PromptPlan;
 use super::reply::ReplyReader;
-use super::logprobs::{logprobs_of, TokenLogprob};
 use super::request::Sampling;
 use super::sampler::{build_sampler, random_seed};
 use super::template::GrammarPlan;
@@ -179,10 +179,15 @@ impl Progress {
             let mut candidates = ctx.token_data_array_ith(logits_at);
             self.sampler.apply(&mut candidates);
             let Some(token) = candidates.selected_token() else {
-                return self.fail(Error::Internal("the sampler chain selected no token".into()));
+                return self.fail(Error::Internal(
+                    "the sampler chain selected no token".into(),
+                ));
             };
             self.sampler.accept(token);
-            (token, self.logprobs_of_candidates(&candidates, token, model))
+            (
+                token,
+                self.logprobs_of_candidates(&candidates, token, model),
+            )
         };
         let now = Instant::now();
         let first = *self.first_token_at.get_or_insert(now);

@@ -12,9 +12,9 @@ use super::callback_gate::CallbackGate;
 use super::error::{Error, Result};
 use super::events::{self, Event};
 use super::fault;
-use super::lora::LoraChange;
 use super::job::Job;
 use super::loading::{wait_for_load, LoadOrder};
+use super::lora::LoraChange;
 use super::options::{Description, EngineOptions, ProgressFn};
 use super::request::Request;
 use super::tools::AssistantMessage;
@@ -299,7 +299,8 @@ impl Engine {
 
     /// Sets the scale of adapter `id` (empties the KV cache).
     pub fn set_lora_scale(&self, id: u32, scale: f32) -> Result<()> {
-        self.change_lora(LoraChange::SetScale { id, scale }).map(|_| ())
+        self.change_lora(LoraChange::SetScale { id, scale })
+            .map(|_| ())
     }
 
     /// Removes adapter `id` and frees it (empties the KV cache).

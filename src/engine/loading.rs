@@ -8,6 +8,8 @@ use super::error::{Error, Result};
 use super::options::{Description, EngineOptions, ProgressFn};
 
 /// What a load tells the thread that asked for it: progress, then exactly one outcome.
+// Sent a handful of times per load: the size of the final report does not matter.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum LoadReport {
     Progress(f32),
     Finished(Result<Description>),

@@ -11,17 +11,25 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_sys_2::{llama_adapter_lora, llama_context};
 
 use super::backend::capture_problems;
-use super::raw::{raw_context, raw_model};
 use super::error::{Error, Result};
 use super::options::LoraInfo;
+use super::raw::{raw_context, raw_model};
 
 /// What to change.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum LoraChange {
     /// Load an adapter and apply it at `scale`.
-    Add { path: PathBuf, scale: f32 },
-    SetScale { id: u32, scale: f32 },
-    Remove { id: u32 },
+    Add {
+        path: PathBuf,
+        scale: f32,
+    },
+    SetScale {
+        id: u32,
+        scale: f32,
+    },
+    Remove {
+        id: u32,
+    },
 }
 
 struct Adapter {
@@ -159,7 +167,9 @@ impl Adapters {
 fn load_adapter(path: &Path, model: &LlamaModel) -> Result<NonNull<llama_adapter_lora>> {
     let refused = |why: String| Error::invalid(format!("LoRA adapter {}: {why}", path.display()));
     let summary = gguf_check::check_model_file(path).map_err(|e| refused(e.to_string()))?;
-    let arch = model.meta_val_str("general.architecture").unwrap_or_default();
+    let arch = model
+        .meta_val_str("general.architecture")
+        .unwrap_or_default();
     match summary.architecture.as_deref() {
         Some(a) if a == arch => {}
         Some(a) => {
@@ -180,6 +190,8 @@ fn load_adapter(path: &Path, model: &LlamaModel) -> Result<NonNull<llama_adapter
             .last()
             .cloned()
             .unwrap_or_else(|| "llama.cpp could not load it".into());
-        refused(format!("{reason}; is it a LoRA adapter made for this model?"))
+        refused(format!(
+            "{reason}; is it a LoRA adapter made for this model?"
+        ))
     })
 }

@@ -58,13 +58,13 @@ pub use error::{Error, Result};
 pub use events::Event;
 pub use handle::{Engine, QUEUE_LIMIT};
 pub use job::{Job, JobCanceller};
+pub use logprobs::{Alternative, TokenLogprob};
+pub use lora::{MAX_LORAS, MAX_LORA_SCALE};
 pub use options::{
     ContextOverflow, Description, EngineOptions, Fit, FitReport, FlashAttention, KvType, LoraInfo,
     MemoryUse, ProgressFn, DEFAULT_FIT_MARGIN_MIB, DEFAULT_FIT_MIN_CTX, DEFAULT_N_BATCH,
     DEFAULT_N_CTX, MAX_N_CTX, MAX_SEQ, MAX_THREADS,
 };
-pub use logprobs::{Alternative, TokenLogprob};
-pub use lora::{MAX_LORAS, MAX_LORA_SCALE};
 pub use request::{
     BiasTarget, Dry, LogitBias, Message, Mirostat, Prompt, ReasoningMode, Request, Role, Sampling,
     Tool, ToolCall, ToolChoice, Xtc, DEFAULT_MAX_TOKENS, MAX_LOGPROBS,

@@ -19,8 +19,8 @@ use super::kv_cache::Sequences;
 use super::loading::{LoadOrder, LoadReport};
 use super::lora::{Adapters, LoraChange};
 use super::options::{
-    ContextOverflow, Description, EngineOptions, Fit, FitReport, FlashAttention, KvType,
-    MemoryUse, DEFAULT_FIT_MARGIN_MIB,
+    ContextOverflow, Description, EngineOptions, Fit, FitReport, FlashAttention, KvType, MemoryUse,
+    DEFAULT_FIT_MARGIN_MIB,
 };
 use super::raw::raw_context;
 use super::template::ChatFormat;
@@ -107,7 +107,11 @@ impl LoadedModel {
         let n_ctx_train = model.n_ctx_train();
         let mut n_ctx = options.n_ctx.min(n_ctx_train.max(1));
         let fit = fitted.map(|fitted| {
-            let chosen = if fitted.n_ctx == 0 { n_ctx_train } else { fitted.n_ctx };
+            let chosen = if fitted.n_ctx == 0 {
+                n_ctx_train
+            } else {
+                fitted.n_ctx
+            };
             let reason = if chosen >= n_ctx {
                 format!(
                     "fits: the fit allows {chosen} tokens with the margin left free; n_ctx {n_ctx} \
@@ -172,8 +176,8 @@ impl LoadedModel {
             architecture: architecture.clone(),
             n_layer: model.n_layer(),
             n_embd: model.n_embd().max(0) as u32,
-            type_k: llama_cpp_sys_2::ggml_type::from(kv_cache_type(options.type_k)) as u32,
-            type_v: llama_cpp_sys_2::ggml_type::from(kv_cache_type(options.type_v)) as u32,
+            type_k: llama_cpp_sys_2::ggml_type::from(kv_cache_type(options.type_k)),
+            type_v: llama_cpp_sys_2::ggml_type::from(kv_cache_type(options.type_v)),
             // The setting as asked for: 0 auto (as v0.1 had it), 1 off, 2 on.
             flash_attention: options.flash_attention as u32,
             llama_cpp: LLAMA_CPP_VERSION.to_owned(),
@@ -349,7 +353,10 @@ fn fit_to_memory(
             let mib = if fit.margins_mib.len() == 1 {
                 fit.margins_mib[0]
             } else {
-                fit.margins_mib.get(i).copied().unwrap_or(DEFAULT_FIT_MARGIN_MIB)
+                fit.margins_mib
+                    .get(i)
+                    .copied()
+                    .unwrap_or(DEFAULT_FIT_MARGIN_MIB)
             };
             (mib as usize).saturating_mul(MIB)
         })

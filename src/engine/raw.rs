@@ -21,8 +21,12 @@ pub(crate) fn raw_model(model: &LlamaModel) -> *const llama_cpp_sys_2::llama_mod
 /// pointer beside an empty `Vec` of backend samplers (this engine never adds any), so
 /// exactly one of its words is a heap address; it is confirmed with `llama_get_model`
 /// before use, and anything else is refused rather than guessed.
-pub(crate) fn raw_context(ctx: &LlamaContext<'static>, model: &LlamaModel) -> Result<NonNull<llama_context>> {
-    const WORDS: usize = std::mem::size_of::<LlamaContext<'static>>() / std::mem::size_of::<usize>();
+pub(crate) fn raw_context(
+    ctx: &LlamaContext<'static>,
+    model: &LlamaModel,
+) -> Result<NonNull<llama_context>> {
+    const WORDS: usize =
+        std::mem::size_of::<LlamaContext<'static>>() / std::mem::size_of::<usize>();
     // The layout this relies on; a llama-cpp-2 that changes it fails to compile here.
     const _: () = assert!(WORDS == 4);
     let unavailable = || {
@@ -35,7 +39,10 @@ pub(crate) fn raw_context(ctx: &LlamaContext<'static>, model: &LlamaModel) -> Re
     // SAFETY: reads the struct's own initialised bytes as words (no padding: a pointer and
     // a Vec, all word-sized).
     let words: [usize; WORDS] = unsafe { std::ptr::read((ctx as *const LlamaContext).cast()) };
-    let mut heap = words.iter().copied().filter(|&w| w > 1 << 16 && w % std::mem::align_of::<usize>() == 0);
+    let mut heap = words
+        .iter()
+        .copied()
+        .filter(|&w| w > 1 << 16 && w % std::mem::align_of::<usize>() == 0);
     let (Some(candidate), None) = (heap.next(), heap.next()) else {
         return Err(unavailable());
     };

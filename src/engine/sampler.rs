@@ -108,7 +108,11 @@ impl LogitBias {
                 .as_f64()
                 .map(|b| b as f32)
                 .filter(|b| b.is_finite())
-                .ok_or_else(|| Error::invalid(format!("logit_bias {what}: bias {n} is not a finite number"))),
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "logit_bias {what}: bias {n} is not a finite number"
+                    ))
+                }),
             other => Err(Error::invalid(format!(
                 "logit_bias {what}: the bias must be a number or false (ban), not {other}"
             ))),
@@ -261,9 +265,19 @@ impl Sampling {
             self.temperature,
             "finite and >= 0",
         )?;
-        check(self.top_p > 0.0 && self.top_p <= 1.0, "top_p", self.top_p, "in (0, 1]")?;
+        check(
+            self.top_p > 0.0 && self.top_p <= 1.0,
+            "top_p",
+            self.top_p,
+            "in (0, 1]",
+        )?;
         check(self.top_k >= 0, "top_k", self.top_k, ">= 0 (0 = off)")?;
-        check(finite_in(self.min_p, 0.0, 1.0), "min_p", self.min_p, "in [0, 1]")?;
+        check(
+            finite_in(self.min_p, 0.0, 1.0),
+            "min_p",
+            self.min_p,
+            "in [0, 1]",
+        )?;
         check(
             self.repeat_penalty.is_finite() && self.repeat_penalty > 0.0,
             "repeat_penalty",
@@ -295,7 +309,12 @@ impl Sampling {
             d.multiplier,
             "finite and >= 0 (0 = off)",
         )?;
-        check(finite_in(d.base, 1.0, f32::MAX), "dry_base", d.base, "finite and >= 1")?;
+        check(
+            finite_in(d.base, 1.0, f32::MAX),
+            "dry_base",
+            d.base,
+            "finite and >= 1",
+        )?;
         check(
             d.allowed_length >= 0,
             "dry_allowed_length",
@@ -346,7 +365,12 @@ impl Sampling {
                 tau,
                 "finite and > 0",
             )?;
-            check(finite_in(eta, f32::MIN_POSITIVE, 1.0), "mirostat_eta", eta, "in (0, 1]")?;
+            check(
+                finite_in(eta, f32::MIN_POSITIVE, 1.0),
+                "mirostat_eta",
+                eta,
+                "in (0, 1]",
+            )?;
         }
         for (i, bias) in self.logit_bias.iter().enumerate() {
             if !(bias.bias.is_finite() || bias.bias == f32::NEG_INFINITY) {
@@ -466,7 +490,12 @@ pub(crate) fn build_sampler(
                 chain.push(LlamaSampler::min_p(s.min_p, 1));
             }
             if s.xtc.probability > 0.0 {
-                chain.push(LlamaSampler::xtc(s.xtc.probability, s.xtc.threshold, 1, seed));
+                chain.push(LlamaSampler::xtc(
+                    s.xtc.probability,
+                    s.xtc.threshold,
+                    1,
+                    seed,
+                ));
             }
             chain.push(LlamaSampler::temp(s.temperature));
             chain.push(LlamaSampler::dist(seed));
@@ -509,24 +538,67 @@ mod tests {
     #[test]
     fn defaults_validate_and_every_bad_range_names_its_field() {
         Sampling::DEFAULT.validate().unwrap();
-        let cases: Vec<(&str, Box<dyn Fn(&mut Sampling)>)> = vec![
+        type Set = Box<dyn Fn(&mut Sampling)>;
+        let cases: Vec<(&str, Set)> = vec![
             ("presence_penalty 3", Box::new(|s| s.presence_penalty = 3.0)),
-            ("frequency_penalty NaN", Box::new(|s| s.frequency_penalty = f32::NAN)),
+            (
+                "frequency_penalty NaN",
+                Box::new(|s| s.frequency_penalty = f32::NAN),
+            ),
             ("penalty_last_n -2", Box::new(|s| s.penalty_last_n = -2)),
             ("dry_multiplier -1", Box::new(|s| s.dry.multiplier = -1.0)),
             ("dry_base 0.5", Box::new(|s| s.dry.base = 0.5)),
-            ("dry_allowed_length -1", Box::new(|s| s.dry.allowed_length = -1)),
-            ("dry_penalty_last_n -5", Box::new(|s| s.dry.penalty_last_n = -5)),
-            ("dry sequence breaker 1", Box::new(|s| s.dry.sequence_breakers = Some(vec!["a".into(), String::new()]))),
+            (
+                "dry_allowed_length -1",
+                Box::new(|s| s.dry.allowed_length = -1),
+            ),
+            (
+                "dry_penalty_last_n -5",
+                Box::new(|s| s.dry.penalty_last_n = -5),
+            ),
+            (
+                "dry sequence breaker 1",
+                Box::new(|s| s.dry.sequence_breakers = Some(vec!["a".into(), String::new()])),
+            ),
             ("xtc_probability 1.5", Box::new(|s| s.xtc.probability = 1.5)),
             ("xtc_threshold -0.1", Box::new(|s| s.xtc.threshold = -0.1)),
             ("typical_p 0", Box::new(|s| s.typical_p = 0.0)),
             ("top_n_sigma -1", Box::new(|s| s.top_n_sigma = -1.0)),
-            ("mirostat_tau 0", Box::new(|s| s.mirostat = Mirostat::V2 { tau: 0.0, eta: 0.1 })),
-            ("mirostat_eta 2", Box::new(|s| s.mirostat = Mirostat::V1 { tau: 5.0, eta: 2.0 })),
-            ("bias inf", Box::new(|s| s.logit_bias = vec![LogitBias { target: BiasTarget::Token(1), bias: f32::INFINITY }])),
-            ("token -3", Box::new(|s| s.logit_bias = vec![LogitBias { target: BiasTarget::Token(-3), bias: 1.0 }])),
-            ("entry 0: the text is empty", Box::new(|s| s.logit_bias = vec![LogitBias { target: BiasTarget::Text(String::new()), bias: 1.0 }])),
+            (
+                "mirostat_tau 0",
+                Box::new(|s| s.mirostat = Mirostat::V2 { tau: 0.0, eta: 0.1 }),
+            ),
+            (
+                "mirostat_eta 2",
+                Box::new(|s| s.mirostat = Mirostat::V1 { tau: 5.0, eta: 2.0 }),
+            ),
+            (
+                "bias inf",
+                Box::new(|s| {
+                    s.logit_bias = vec![LogitBias {
+                        target: BiasTarget::Token(1),
+                        bias: f32::INFINITY,
+                    }]
+                }),
+            ),
+            (
+                "token -3",
+                Box::new(|s| {
+                    s.logit_bias = vec![LogitBias {
+                        target: BiasTarget::Token(-3),
+                        bias: 1.0,
+                    }]
+                }),
+            ),
+            (
+                "entry 0: the text is empty",
+                Box::new(|s| {
+                    s.logit_bias = vec![LogitBias {
+                        target: BiasTarget::Text(String::new()),
+                        bias: 1.0,
+                    }]
+                }),
+            ),
         ];
         for (expected, set) in cases {
             let mut s = Sampling::DEFAULT;
@@ -545,13 +617,22 @@ mod tests {
     #[test]
     fn logit_bias_json_in_both_shapes() {
         let parsed = LogitBias::parse_json(r#"{"15043": -1.5, "9": 2}"#).unwrap();
-        assert!(parsed.contains(&LogitBias { target: BiasTarget::Token(15043), bias: -1.5 }));
+        assert!(parsed.contains(&LogitBias {
+            target: BiasTarget::Token(15043),
+            bias: -1.5
+        }));
         let parsed = LogitBias::parse_json(r#"[[7, 0.5], ["Paris", false]]"#).unwrap();
         assert_eq!(
             parsed,
             vec![
-                LogitBias { target: BiasTarget::Token(7), bias: 0.5 },
-                LogitBias { target: BiasTarget::Text("Paris".into()), bias: f32::NEG_INFINITY },
+                LogitBias {
+                    target: BiasTarget::Token(7),
+                    bias: 0.5
+                },
+                LogitBias {
+                    target: BiasTarget::Text("Paris".into()),
+                    bias: f32::NEG_INFINITY
+                },
             ]
         );
         for (bad, expected) in [
@@ -579,7 +660,11 @@ mod tests {
         assert!(!s.is_plain_greedy());
         assert_eq!(s.history_window(4096), 64);
         s.dry.multiplier = 0.8;
-        assert_eq!(s.history_window(4096), 4096, "DRY's -1 is the whole context");
+        assert_eq!(
+            s.history_window(4096),
+            4096,
+            "DRY's -1 is the whole context"
+        );
         s.penalty_last_n = 0;
         s.dry.penalty_last_n = 0;
         assert!(s.is_plain_greedy(), "windows of 0 turn both off");

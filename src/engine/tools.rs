@@ -59,7 +59,11 @@ impl AssistantMessage {
                 .collect();
         }
         if !self.logprobs.is_empty() {
-            let content: Vec<Value> = self.logprobs.iter().map(TokenLogprob::to_openai_json).collect();
+            let content: Vec<Value> = self
+                .logprobs
+                .iter()
+                .map(TokenLogprob::to_openai_json)
+                .collect();
             m["logprobs"] = serde_json::json!({ "content": content });
         }
         m

@@ -172,7 +172,9 @@ pub(crate) unsafe fn request(request: *const rigllama_request) -> Result<Request
                 base: raw.dry_base,
                 allowed_length: raw.dry_allowed_length,
                 penalty_last_n: raw.dry_penalty_last_n,
-                sequence_breakers: if raw.dry_sequence_breakers.is_null() && raw.n_dry_sequence_breakers == 0 {
+                sequence_breakers: if raw.dry_sequence_breakers.is_null()
+                    && raw.n_dry_sequence_breakers == 0
+                {
                     None
                 } else {
                     Some(unsafe {
@@ -208,7 +210,9 @@ pub(crate) unsafe fn request(request: *const rigllama_request) -> Result<Request
                     .into())
                 }
             },
-            logit_bias: match unsafe { optional_str(raw.logit_bias_json, "request->logit_bias_json") }? {
+            logit_bias: match unsafe {
+                optional_str(raw.logit_bias_json, "request->logit_bias_json")
+            }? {
                 Some(json) => LogitBias::parse_json(&json)?,
                 None => Vec::new(),
             },
@@ -227,11 +231,13 @@ pub(crate) unsafe fn request(request: *const rigllama_request) -> Result<Request
             Some(rigllama_tool_choice::Auto) => ToolChoice::Auto,
             Some(rigllama_tool_choice::None) => ToolChoice::None,
             Some(rigllama_tool_choice::Required) => ToolChoice::Required,
-            None => return Err(Error::invalid(format!(
+            None => {
+                return Err(Error::invalid(format!(
                 "tool_choice {} is not a RIGLLAMA_TOOL_CHOICE_* value (0 AUTO, 1 NONE, 2 REQUIRED)",
                 raw.tool_choice
             ))
-            .into()),
+                .into())
+            }
         },
         reasoning: match rigllama_reasoning::from_repr(raw.reasoning) {
             Some(rigllama_reasoning::Auto) => ReasoningMode::Auto,
@@ -261,7 +267,9 @@ unsafe fn string_array(
     what: &str,
 ) -> Result<Vec<String>, Failure> {
     if n > MAX_STRINGS {
-        return Err(Error::invalid(format!("{what} has {n} entries, more than {MAX_STRINGS}")).into());
+        return Err(
+            Error::invalid(format!("{what} has {n} entries, more than {MAX_STRINGS}")).into(),
+        );
     }
     unsafe { array(strings, n, what) }?
         .iter()

@@ -147,9 +147,10 @@ pub unsafe extern "C" fn rigllama_job_poll(
             None => {}
             Some(Event::Text { text, .. }) => text_event(rigllama_event_kind::Text, text),
             Some(Event::Reasoning { text, .. }) => text_event(rigllama_event_kind::Reasoning, text),
-            Some(Event::ToolCall(call)) => {
-                text_event(rigllama_event_kind::ToolCall, call.to_event_json().to_string())
-            }
+            Some(Event::ToolCall(call)) => text_event(
+                rigllama_event_kind::ToolCall,
+                call.to_event_json().to_string(),
+            ),
             Some(Event::Logprobs(logprobs)) => {
                 let entries: Vec<_> = logprobs.iter().map(|l| l.to_openai_json()).collect();
                 text_event(

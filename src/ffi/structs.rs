@@ -8,8 +8,8 @@ use std::mem::size_of;
 
 use super::boundary::{boundary, Failure};
 use super::enums::{
-    rigllama_context_overflow, rigllama_finish_reason, rigllama_flash_attention,
-    rigllama_kv_type, rigllama_mirostat, rigllama_reasoning, rigllama_status, rigllama_tool_choice,
+    rigllama_context_overflow, rigllama_finish_reason, rigllama_flash_attention, rigllama_kv_type,
+    rigllama_mirostat, rigllama_reasoning, rigllama_status, rigllama_tool_choice,
 };
 use crate::engine::{Error, Usage};
 

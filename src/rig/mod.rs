@@ -306,9 +306,14 @@ pub fn engine_request(request: &CompletionRequest) -> Result<Request, String> {
 
 /// Rig's `additional_params`: llama.cpp's sampler knobs under llama-server's names, and
 /// OpenAI's `logprobs`/`top_logprobs`. Anything else is refused, not ignored.
-fn apply_additional_params(params: &serde_json::Value, request: &mut Request) -> Result<(), String> {
+fn apply_additional_params(
+    params: &serde_json::Value,
+    request: &mut Request,
+) -> Result<(), String> {
     let serde_json::Value::Object(map) = params else {
-        return Err(format!("additional_params must be a JSON object, not {params}"));
+        return Err(format!(
+            "additional_params must be a JSON object, not {params}"
+        ));
     };
     let s = &mut request.sampling;
     let mut mirostat = 0;
@@ -377,7 +382,11 @@ fn apply_additional_params(params: &serde_json::Value, request: &mut Request) ->
         0 => Mirostat::Off,
         1 => Mirostat::V1 { tau, eta },
         2 => Mirostat::V2 { tau, eta },
-        other => return Err(format!("additional_params.mirostat {other} must be 0, 1 or 2")),
+        other => {
+            return Err(format!(
+                "additional_params.mirostat {other} must be 0, 1 or 2"
+            ))
+        }
     };
     request.logprobs = match (logprobs, top_logprobs) {
         (_, Some(n)) => u32::try_from(n).map_err(|_| format!("top_logprobs {n} is negative"))?,
@@ -892,12 +901,16 @@ mod tests {
         };
         assert_eq!(s.sampling, expected);
         assert_eq!(s.logprobs, 5);
-        let just_logprobs = CompletionRequest::new("hi").additional_params(json!({"logprobs": true}));
+        let just_logprobs =
+            CompletionRequest::new("hi").additional_params(json!({"logprobs": true}));
         assert_eq!(engine_request(&just_logprobs).unwrap().logprobs, 1);
 
         // What it cannot honour, or out of range, is refused by name.
         for (params, expected) in [
-            (json!({"grammar": "root ::= \"a\""}), "does not know additional_params.grammar"),
+            (
+                json!({"grammar": "root ::= \"a\""}),
+                "does not know additional_params.grammar",
+            ),
             (json!({"top_k": "many"}), "top_k must be an integer"),
             (json!({"mirostat": 3}), "mirostat 3"),
             (json!({"presence_penalty": 9}), "presence_penalty 9"),

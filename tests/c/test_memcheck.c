@@ -268,6 +268,81 @@ int main(int argc, char **argv) {
     CHECK(rigllama_engine_apply_template(engine, &request, &json) == RIGLLAMA_STATUS_OK && strstr(json, "move_to"),
           "apply_template with tools");
     rigllama_string_free(json);
+
+    /* Issue 13 on the same engine: every sampler knob at once with log-probabilities through a
+     * job, a refused logit bias, chat with logprobs, and a LoRA adapter added, rescaled,
+     * refused and removed. */
+    request = greedy("The cat sat", 3);
+    request.temperature = 0.9f;
+    request.seed = 5;
+    request.presence_penalty = 0.5f;
+    request.frequency_penalty = 0.5f;
+    request.repeat_penalty = 1.1f;
+    request.dry_multiplier = 0.8f;
+    static const char *const breakers[] = {"\n", "."};
+    request.dry_sequence_breakers = breakers;
+    request.n_dry_sequence_breakers = 2;
+    request.xtc_probability = 0.5f;
+    request.typical_p = 0.9f;
+    request.top_n_sigma = 2.0f;
+    request.logit_bias_json = "[[\"the\", false], [7, 1.5]]";
+    request.n_logprobs = 4;
+    rigllama_job *knobs = NULL;
+    CHECK(rigllama_engine_submit(engine, &request, &knobs) == RIGLLAMA_STATUS_OK, "submit with every knob");
+    int logprob_events = 0;
+    do {
+        rigllama_job_poll(knobs, 1000, &event);
+        logprob_events += event.kind == RIGLLAMA_EVENT_KIND_LOGPROBS;
+    } while (event.kind != RIGLLAMA_EVENT_KIND_DONE && event.kind != RIGLLAMA_EVENT_KIND_ERROR);
+    CHECK(event.kind == RIGLLAMA_EVENT_KIND_DONE && logprob_events > 0, "knobs job done with LOGPROBS");
+    rigllama_job_free(knobs);
+    request.mirostat = RIGLLAMA_MIROSTAT_V2;
+    request.logit_bias_json = "{\"x\": 1}";
+    CHECK(rigllama_engine_complete(engine, &request, &text, NULL) == RIGLLAMA_STATUS_INVALID_ARGUMENT, "bad bias");
+    request = greedy("Hi", 2);
+    request.raw_prompt = 0;
+    request.n_logprobs = 2;
+    CHECK(rigllama_engine_chat(engine, &request, &json, NULL) == RIGLLAMA_STATUS_OK && strstr(json, "top_logprobs"),
+          "chat with logprobs");
+    rigllama_string_free(json);
+    const char *lora_dir = getenv("RIGLLAMA_LORA_DIR");
+    CHECK(lora_dir != NULL, "RIGLLAMA_LORA_DIR set (scripts/make-lora-adapter)");
+    if (lora_dir) {
+        char path[1024];
+        uint32_t id = 0, other = 0;
+        snprintf(path, sizeof path, "%s/gemma3-270m-lora.gguf", lora_dir);
+        CHECK(rigllama_engine_add_lora(engine, path, 0.5f, &id) == RIGLLAMA_STATUS_OK, "add_lora");
+        CHECK(rigllama_engine_set_lora_scale(engine, id, 1.0f) == RIGLLAMA_STATUS_OK, "set_lora_scale");
+        request = greedy("The cat sat", 2);
+        CHECK(rigllama_engine_complete(engine, &request, &text, NULL) == RIGLLAMA_STATUS_OK, "with an adapter");
+        rigllama_string_free(text);
+        snprintf(path, sizeof path, "%s/lora-wrong-shape.gguf", lora_dir);
+        CHECK(rigllama_engine_add_lora(engine, path, 1.0f, &other) == RIGLLAMA_STATUS_INVALID_ARGUMENT,
+              "wrong-shape adapter refused");
+        CHECK(rigllama_engine_remove_lora(engine, id) == RIGLLAMA_STATUS_OK, "remove_lora");
+        /* Left applied on purpose: the model frees it on destroy. */
+        snprintf(path, sizeof path, "%s/gemma3-270m-lora-second.gguf", lora_dir);
+        CHECK(rigllama_engine_add_lora(engine, path, 1.0f, &other) == RIGLLAMA_STATUS_OK, "second adapter");
+    }
+    rigllama_engine_destroy(engine);
+
+    /* A fit that cannot fit, and a Q8_0 cache (quantized V with flash attention). */
+    rigllama_engine_options_init(&options, sizeof options);
+    options.model_path = model;
+    options.n_ctx = 512;
+    options.n_threads = 1;
+    options.fit = 1;
+    const uint32_t huge_margin[] = {0xFFFFFFFFu};
+    options.fit_margins_mib = huge_margin;
+    options.n_fit_margins_mib = 1;
+    engine = NULL;
+    CHECK(rigllama_engine_create(&options, &engine) == RIGLLAMA_STATUS_MODEL_LOAD_FAILED && !engine, "unfittable");
+    options.fit = 0;
+    options.type_k = options.type_v = RIGLLAMA_KV_TYPE_Q8_0;
+    CHECK(rigllama_engine_create(&options, &engine) == RIGLLAMA_STATUS_OK, "Q8_0 cache");
+    request = greedy("The cat sat", 2);
+    CHECK(rigllama_engine_complete(engine, &request, &text, NULL) == RIGLLAMA_STATUS_OK, "Q8_0 generates");
+    rigllama_string_free(text);
     rigllama_engine_destroy(engine);
 
     /* Two sequences: two jobs at once with different priorities, pause and resume, both end. */

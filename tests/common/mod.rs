@@ -64,20 +64,26 @@ pub fn second_model_path() -> PathBuf {
     }
     let model = model_path();
     let dest = model.with_file_name("gemma3-270m-first12layers.gguf");
-    let output = std::process::Command::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/make-second-model"
-    ))
-    .arg(&model)
-    .arg(&dest)
-    .output()
-    .expect("scripts/make-second-model runs");
+    fixture_script("make-second-model", &[&model, &dest]);
+    dest
+}
+
+/// Runs `scripts/NAME ARGS` (a cached fixture maker) and returns its stdout lines.
+fn fixture_script(name: &str, args: &[&std::path::Path]) -> Vec<String> {
+    let script = format!("{}/scripts/{name}", env!("CARGO_MANIFEST_DIR"));
+    let output = std::process::Command::new(&script)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{script} does not run: {e}"));
     assert!(
         output.status.success(),
-        "scripts/make-second-model failed: {}",
+        "{script} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    dest
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The LoRA adapter fixtures for the default model, made (once, cached) by
@@ -85,21 +91,8 @@ pub fn second_model_path() -> PathBuf {
 pub fn lora_fixtures() -> [PathBuf; 4] {
     let model = model_path();
     let dir = model.with_file_name("lora");
-    let output = std::process::Command::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/make-lora-adapter"
-    ))
-    .arg(&model)
-    .arg(&dir)
-    .output()
-    .expect("scripts/make-lora-adapter runs");
-    assert!(
-        output.status.success(),
-        "scripts/make-lora-adapter failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let paths: Vec<PathBuf> = String::from_utf8_lossy(&output.stdout)
-        .lines()
+    let paths: Vec<PathBuf> = fixture_script("make-lora-adapter", &[&model, &dir])
+        .into_iter()
         .map(PathBuf::from)
         .collect();
     paths.try_into().expect("four adapter paths")
