@@ -462,7 +462,7 @@ def kv_report(k):
         cells = [r["type"], "on" if r["flash_attention"] else "off", f"{r['kv_cache_bytes'] / 2**20:.1f}"]
         for test in ("pp512", "tg128"):
             lb, rl = r["llama-bench"][test], r["rigllama"][test]
-            cells += [fmt(lb), fmt(rl), f"{ratio(rl['median'], lb['median']):.3f}"]
+            cells += [fmt(lb), fmt(rl), f"{ratio(rl, lb):.3f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -536,12 +536,13 @@ def main():
 
 
 def write_results(results, suffix, latest):
-    table = report(results)
     out_dir = os.path.join(ROOT, "bench/results")
     os.makedirs(out_dir, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + suffix
+    # The measurements first: a report that fails to format must not lose them.
     with open(os.path.join(out_dir, f"{stamp}.json"), "w") as f:
         json.dump(results, f, indent=2)
+    table = report(results)
     for name in (f"{stamp}.md", latest):
         with open(os.path.join(out_dir, name), "w") as f:
             f.write(table)
