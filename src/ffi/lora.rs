@@ -15,7 +15,8 @@ use super::enums::rigllama_status;
 /// with other tensor shapes, or a file that is not an adapter, is refused with
 /// INVALID_ARGUMENT and the reason; the engine keeps serving. Adapters are dropped by
 /// `rigllama_engine_reload`; snapshots are refused while any is applied; embeddings use the
-/// base model.
+/// base model. Called from inside one of this engine's callbacks, the three LoRA functions
+/// return BUSY (they wait for the running requests).
 #[no_mangle]
 pub unsafe extern "C" fn rigllama_engine_add_lora(
     engine: *mut rigllama_engine,
