@@ -256,7 +256,19 @@ static void test_kv_types_flash_attention_and_fit(const char *model) {
     CHECK(rigllama_engine_create(&o, &none) == RIGLLAMA_STATUS_INVALID_ARGUMENT, "fit 2");
 }
 
+static rigllama_status inside_status = RIGLLAMA_STATUS_OK;
+static int32_t lora_change_inside(void *user_data, const char *piece, size_t len) {
+    (void)piece;
+    (void)len;
+    inside_status = rigllama_engine_remove_lora((rigllama_engine *)user_data, 12345);
+    return 1;
+}
+
 static void test_lora(rigllama_engine *engine, const char *dir) {
+    /* A LoRA change waits for running requests: from inside a callback it would deadlock. */
+    rigllama_request first = greedy("Once upon a time", 4);
+    CHECK(rigllama_engine_stream(engine, &first, lora_change_inside, engine, NULL) == RIGLLAMA_STATUS_OK, "stream");
+    CHECK(inside_status == RIGLLAMA_STATUS_BUSY, "a LoRA change inside a callback: status %d", inside_status);
     if (!dir) {
         CHECK(dir != NULL, "RIGLLAMA_LORA_DIR is not set: run scripts/make-lora-adapter MODEL DIR");
         return;
