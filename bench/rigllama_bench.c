@@ -1,7 +1,8 @@
 /* rigllama through its C ABI, as a host uses it: prints one JSON object of measurements.
  *
  *   rigllama_bench MODEL speed REPS   prompt eval (pp64, pp512), generation (tg128), TTFT,
- *                                     callback path overhead, multi-turn TTFT, load time
+ *                                     callback path overhead, multi-turn TTFT (a short turn 1,
+ *                                     and a ~1,500-token one), load time
  *   rigllama_bench MODEL rss N_CTX    peak RSS of one process doing pp + tg at that n_ctx
  *   rigllama_bench MODEL chat PROMPT N  one greedy chat reply streamed: generation tok/s
  *   rigllama_bench MODEL structured REPS
@@ -97,6 +98,64 @@ static void print_array(const char *name, const double *values, int n, int last)
     printf("]%s\n", last ? "" : ",");
 }
 
+/* `text` as the inside of a JSON string: quotes, backslashes and control chars escaped. */
+static void json_escape(const char *text, char *out, size_t size) {
+    size_t e = 0;
+    for (const char *p = text; *p && e < size - 8; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"' || c == '\\') {
+            out[e++] = '\\';
+            out[e++] = (char)c;
+        } else if (c < 0x20) {
+            e += (size_t)snprintf(out + e, 7, "\\u%04x", c);
+        } else {
+            out[e++] = (char)c;
+        }
+    }
+    out[e] = '\0';
+}
+
+/* A realistic long conversation so far: a system prompt of about 1,450 tokens (a game's
+ * rules and lore, no sentence repeated) and two earlier exchanges, as JSON messages without
+ * the closing bracket; `last` is appended as the final user turn. */
+static char *long_conversation(const char *assistant_reply, const char *last) {
+    static const char *subjects[] = {"The harbour master", "Every lighthouse keeper", "The guild of cartographers",
+                                     "A travelling merchant", "The northern garrison", "Each fishing crew",
+                                     "The old monastery", "The river ferryman", "A village healer",
+                                     "The queen's envoy", "The smugglers of the eastern cove", "The tide reader"};
+    static const char *verbs[] = {"records", "must report", "keeps a ledger of", "is forbidden to trade",
+                                  "may request", "settles disputes about", "pays a tithe on", "guards"};
+    static const char *objects[] = {"salt and dried fish", "lamp oil from the southern wells",
+                                    "charts of the shifting sandbanks", "the bells that warn of fog",
+                                    "grain stored for the winter", "letters sealed with blue wax",
+                                    "the names of every ship that passes", "rope, tar and sailcloth"};
+    static const char *conditions[] = {"before the spring storms", "whenever the beacon fails",
+                                       "on the first day of each month", "if the tide turns early",
+                                       "unless the council decides otherwise", "during the long night festival"};
+    size_t size = 64 * 1024, n = 0;
+    char *json = malloc(size);
+    n += (size_t)snprintf(json + n, size - n,
+                          "[{\"role\":\"system\",\"content\":\"You are the narrator of a coastal trading game. "
+                          "The rules of the world follow.");
+    for (int i = 0; i < 62; i++)
+        n += (size_t)snprintf(json + n, size - n, " Rule %d: %s %s %s %s.", i + 1, subjects[i % 12],
+                              verbs[(i / 2) % 8], objects[(i * 5 + i / 8) % 8], conditions[(i * 7 + i / 6) % 6]);
+    n += (size_t)snprintf(json + n, size - n,
+                          "\"},{\"role\":\"user\",\"content\":\"I arrive at the harbour with a cart of salt.\"},"
+                          "{\"role\":\"assistant\",\"content\":\"The harbour master records your salt and asks "
+                          "for the tithe before the spring storms.\"},{\"role\":\"user\",\"content\":\"I pay the "
+                          "tithe and ask about lamp oil.\"}");
+    if (assistant_reply) {
+        char escaped[4096];
+        json_escape(assistant_reply, escaped, sizeof escaped);
+        n += (size_t)snprintf(json + n, size - n, ",{\"role\":\"assistant\",\"content\":\"%s\"}", escaped);
+    }
+    if (last)
+        n += (size_t)snprintf(json + n, size - n, ",{\"role\":\"user\",\"content\":\"%s\"}", last);
+    snprintf(json + n, size - n, "]");
+    return json;
+}
+
 #define MAX_REPS 16
 
 static int speed(const char *model, int reps) {
@@ -115,6 +174,8 @@ static int speed(const char *model, int reps) {
     double pp64_ts[MAX_REPS], pp512_ts[MAX_REPS], tg_ts[MAX_REPS], tg_wall_ts[MAX_REPS];
     double ttft_ms[MAX_REPS], overhead_us[MAX_REPS], turn1_ttft[MAX_REPS], turn2_ttft[MAX_REPS];
     double cached_ratio[MAX_REPS], tg_tokens[MAX_REPS];
+    double long_turn1_ttft[MAX_REPS], long_turn2_ttft[MAX_REPS], long_turn1_tokens[MAX_REPS],
+        long_turn2_cached[MAX_REPS];
     timing t;
 
     /* Warm-up: the first decode of a process pays one-time allocation costs. */
@@ -165,21 +226,8 @@ static int speed(const char *model, int reps) {
         if (rigllama_engine_complete(engine, &request, &reply, &u1) != RIGLLAMA_STATUS_OK)
             die("complete");
         char turn2[8192];
-        /* The reply is plain text from the model; escape quotes, backslashes and control chars. */
         char escaped[4096];
-        size_t e = 0;
-        for (const char *p = reply; *p && e < sizeof escaped - 8; p++) {
-            unsigned char c = (unsigned char)*p;
-            if (c == '"' || c == '\\') {
-                escaped[e++] = '\\';
-                escaped[e++] = (char)c;
-            } else if (c < 0x20) {
-                e += (size_t)snprintf(escaped + e, 7, "\\u%04x", c);
-            } else {
-                escaped[e++] = (char)c;
-            }
-        }
-        escaped[e] = '\0';
+        json_escape(reply, escaped, sizeof escaped);
         snprintf(turn2, sizeof turn2,
                  "[{\"role\":\"user\",\"content\":\"Tell me about the history of lighthouses and the "
                  "people who kept them, in a few sentences.\"},{\"role\":\"assistant\",\"content\":\"%s\"},"
@@ -190,6 +238,29 @@ static int speed(const char *model, int reps) {
         rigllama_usage u2 = run(engine, NULL, turn2, 1, &t);
         turn2_ttft[r] = t.first - t2;
         cached_ratio[r] = (double)u2.cached_prompt_tokens / (u1.prompt_tokens + u1.completion_tokens);
+
+        /* The realistic multi-turn: a ~1,500-token conversation, then the next user line. */
+        rigllama_engine_reset(engine);
+        char *long1 = long_conversation(NULL, NULL);
+        double l1 = now_ms();
+        rigllama_usage lu1 = run(engine, NULL, long1, 1, &t);
+        long_turn1_ttft[r] = t.first - l1;
+        long_turn1_tokens[r] = lu1.prompt_tokens;
+        rigllama_engine_reset(engine);
+        rigllama_request_init(&request, sizeof request);
+        request.messages_json = long1;
+        request.temperature = 0.0f;
+        request.max_tokens = 32;
+        if (rigllama_engine_complete(engine, &request, &reply, &u1) != RIGLLAMA_STATUS_OK)
+            die("complete");
+        char *long2 = long_conversation(reply, "Where can I buy it before the storms?");
+        rigllama_string_free(reply);
+        double l2 = now_ms();
+        u2 = run(engine, NULL, long2, 1, &t);
+        long_turn2_ttft[r] = t.first - l2;
+        long_turn2_cached[r] = (double)u2.cached_prompt_tokens / u2.prompt_tokens;
+        free(long1);
+        free(long2);
     }
 
     struct rusage usage;
@@ -205,6 +276,10 @@ static int speed(const char *model, int reps) {
     print_array("turn1_ttft_ms", turn1_ttft, reps, 0);
     print_array("turn2_ttft_ms", turn2_ttft, reps, 0);
     print_array("turn2_cached_ratio", cached_ratio, reps, 0);
+    print_array("long_turn1_prompt_tokens", long_turn1_tokens, reps, 0);
+    print_array("long_turn1_ttft_ms", long_turn1_ttft, reps, 0);
+    print_array("long_turn2_ttft_ms", long_turn2_ttft, reps, 0);
+    print_array("long_turn2_cached_share", long_turn2_cached, reps, 0);
     printf("  \"peak_rss_mb\": %.1f\n}\n", usage.ru_maxrss / 1024.0);
     free(pp64);
     free(pp512);

@@ -364,6 +364,13 @@ def report(results):
         f"| multi-turn: turn-2 TTFT, ms | {fmt(rl['turn2_ttft_ms'])} | ≤ 0.3 × turn 1 |",
         f"| multi-turn: turn-2 / turn-1 TTFT | {ratio(rl['turn2_ttft_ms'], rl['turn1_ttft_ms']):.3f} | ≤ 0.3 |",
         f"| multi-turn: turn-2 cached tokens / turn-1 prompt+reply | {fmt(rl['turn2_cached_ratio'], 3)} | |",
+        *([f"| long multi-turn: turn 1 of {rl['long_turn1_prompt_tokens']['median']:.0f} tokens (system prompt + "
+           f"2 exchanges + a user line), TTFT ms | {fmt(rl['long_turn1_ttft_ms'])} | |",
+           f"| long multi-turn: turn 2 (its reply + the next user line), TTFT ms | {fmt(rl['long_turn2_ttft_ms'])} | |",
+           f"| long multi-turn: turn-2 / turn-1 TTFT | "
+           f"{ratio(rl['long_turn2_ttft_ms'], rl['long_turn1_ttft_ms']):.3f} | ≤ 0.1 |",
+           f"| long multi-turn: turn-2 prompt share from cache | {fmt(rl['long_turn2_cached_share'], 3)} | |"]
+          if "long_turn1_ttft_ms" in rl else []),
     ]
     if "rig" in results:
         r = results["rig"]

@@ -18,7 +18,7 @@
 //!   content, reasoning and tool calls), `snapshot` (save games), `embed` (embeddings), `lora` (LoRA adapters), `raw`
 //!   (llama.cpp pointers llama-cpp-2 keeps private), `text`
 //!   (UTF-8 wholeness and stop strings), `cancel` (cancel tickets and llama.cpp's abort
-//!   callback), `backend` (process-wide llama.cpp state and logs);
+//!   callback), `threadpool` (the context's persistent ggml thread pool), `backend` (process-wide llama.cpp state and logs);
 //! - plain data: `options`, `request`, `tools`, `usage`, `error`.
 
 mod backend;
@@ -48,6 +48,7 @@ mod scheduler;
 mod snapshot;
 mod template;
 mod text;
+mod threadpool;
 mod tools;
 mod usage;
 mod worker;

@@ -23,6 +23,7 @@ use super::options::{
     DEFAULT_FIT_MARGIN_MIB,
 };
 use super::raw::raw_context;
+use super::threadpool::ThreadPool;
 use super::template::ChatFormat;
 use super::worker::WorkerShared;
 use llama_cpp_2::llama_batch::LlamaBatch;
@@ -32,6 +33,8 @@ pub(crate) struct LoadedModel {
     pub ctx: LlamaContext<'static>,
     /// The embedding context, made on the first embed request (see `embed.rs`).
     pub embed_ctx: Option<LlamaContext<'static>>,
+    /// `ctx`'s thread pool: after the contexts, before the model.
+    _threads: Option<ThreadPool>,
     pub model: Box<LlamaModel>,
     pub format: Option<ChatFormat>,
     /// The context's sequences and what each holds.
@@ -210,9 +213,17 @@ impl LoadedModel {
             lora: Vec::new(),
         };
         *shared.description.lock().unwrap_or_else(|p| p.into_inner()) = description.clone();
+        let threads = ThreadPool::attach(&ctx, &model, n_threads);
+        if threads.is_none() {
+            backend::log(
+                LogLevel::Warn,
+                "no persistent ggml thread pool: every decode makes its own (slower)",
+            );
+        }
         Ok(LoadedModel {
             ctx,
             embed_ctx: None,
+            _threads: threads,
             model,
             format,
             seqs: Sequences::new(sequence_count(options.n_seq)),
