@@ -19,7 +19,7 @@ use super::model::LoadedModel;
 use super::prompt::PromptPlan;
 use super::reply::ReplyReader;
 use super::request::Sampling;
-use super::sampler::{build_sampler, random_seed};
+use super::sampler::{build_sampler, random_seed, top_k_array};
 use super::template::GrammarPlan;
 use super::text::{StopMatcher, StopScan, Utf8Streamer};
 use super::usage::{FinishReason, Usage};
@@ -172,11 +172,10 @@ impl Progress {
             let logits = ctx.get_logits_ith(logits_at);
             let token = argmax(logits);
             (token, self.logprobs_of_logits(logits, token, model))
-        } else if self.n_logprobs == 0 {
-            (self.sampler.sample(ctx, logits_at), None)
         } else {
-            // What `sample` does, keeping the candidates the token was drawn from.
-            let mut candidates = ctx.token_data_array_ith(logits_at);
+            // What llama.cpp's `llama_sampler_sample` does (apply the chain, accept the token),
+            // keeping the candidates the token was drawn from.
+            let mut candidates = self.candidates(ctx, logits_at);
             self.sampler.apply(&mut candidates);
             let Some(token) = candidates.selected_token() else {
                 return self.fail(Error::Internal(
@@ -267,6 +266,17 @@ impl Progress {
         }
         self.pending = None;
         Advance::Finished(Event::Done(self.usage.clone()))
+    }
+
+    /// The candidates the sampler chain starts from: when its first sampler is top-k (nothing
+    /// changes the logits before it), the `k` best already sorted, which it leaves as they
+    /// are; else the whole vocabulary.
+    fn candidates(&self, ctx: &LlamaContext<'static>, logits_at: i32) -> LlamaTokenDataArray {
+        let logits = ctx.get_logits_ith(logits_at);
+        match self.sampling.draw_window() {
+            Some(k) if k < logits.len() => top_k_array(logits, k),
+            _ => ctx.token_data_array_ith(logits_at),
+        }
     }
 
     /// The log-probabilities of the tokens counted as delivered, before their text.
@@ -384,7 +394,7 @@ impl Progress {
         let first = if self.greedy {
             argmax(logits)
         } else {
-            let mut all = ctx.token_data_array_ith(logits_at);
+            let mut all = self.candidates(ctx, logits_at);
             self.sampler.apply(&mut all);
             let token = all
                 .selected_token()

@@ -23,8 +23,8 @@ use super::options::{
     DEFAULT_FIT_MARGIN_MIB,
 };
 use super::raw::raw_context;
-use super::threadpool::ThreadPool;
 use super::template::ChatFormat;
+use super::threadpool::ThreadPool;
 use super::worker::WorkerShared;
 use llama_cpp_2::llama_batch::LlamaBatch;
 

@@ -22,7 +22,11 @@ impl ThreadPool {
     /// A pool of `n_threads` (llama.cpp's default polling, as llama-bench uses) attached to
     /// `ctx` for generation and prompt batches. `None` when it cannot be made; the context
     /// then keeps ggml's per-graph pools, which work, only slower.
-    pub fn attach(ctx: &LlamaContext<'static>, model: &LlamaModel, n_threads: u32) -> Option<ThreadPool> {
+    pub fn attach(
+        ctx: &LlamaContext<'static>,
+        model: &LlamaModel,
+        n_threads: u32,
+    ) -> Option<ThreadPool> {
         let raw = raw_context(ctx, model).ok()?;
         // SAFETY: plain parameter initialisation, then a pool that lives until Drop; the
         // context only borrows it (the field order of LoadedModel drops the context first).
