@@ -103,16 +103,16 @@ def llama_cpp_python_sdist():
     return tarball
 
 
-def build_llama_tool(target, tool, sources, name):
-    """A tool of llama.cpp's tree (tools/<tool> of the llama-cpp-python sdist) compiled unchanged
-    against the exact llama.cpp libraries rigllama links."""
+def build_llama_tool(target, tool, sources, name, where="tools"):
+    """A program of llama.cpp's tree (<where>/<tool> of the llama-cpp-python sdist: tools/ or
+    examples/) compiled unchanged against the exact llama.cpp libraries rigllama links."""
     out = llama_sys_out(target)
     binary = os.path.join(BENCH_CACHE, name)
     if os.path.exists(binary) and os.path.getmtime(binary) > os.path.getmtime(os.path.join(out, "lib/libllama.a")):
         return binary
     ensure_apt("libssl-dev", "/usr/lib/*/libssl.so")
     tarball = llama_cpp_python_sdist()
-    tools = f"llama_cpp_python-0.3.36/vendor/llama.cpp/tools/{tool}"
+    tools = f"llama_cpp_python-0.3.36/vendor/llama.cpp/{where}/{tool}"
     with tarfile.open(tarball) as tar:
         members = [m for m in tar.getmembers() if m.name.startswith(tools + "/")]
         tar.extractall(BENCH_CACHE, members=members, filter="data")

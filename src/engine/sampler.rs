@@ -523,11 +523,9 @@ pub(crate) fn top_k_array(logits: &[f32], k: usize) -> LlamaTokenDataArray {
     let mut best: Vec<LlamaTokenData> = Vec::with_capacity(k + 1);
     let mut floor = f32::NEG_INFINITY;
     for (id, &logit) in logits.iter().enumerate() {
-        // `>` keeps the first of equal logits, as a stable sort would; NaN never enters.
-        if best.len() == k && !(logit > floor) {
-            continue;
-        }
-        if logit.is_nan() {
+        // Only a higher logit displaces one kept (the first of equal logits stays, as in a
+        // stable sort); NaN never enters.
+        if logit.is_nan() || (best.len() == k && logit <= floor) {
             continue;
         }
         let at = best.partition_point(|d| d.logit() >= logit);
