@@ -73,6 +73,10 @@ static char *prompt_of(rigllama_engine *engine, int tokens) {
     return text;
 }
 
+/* 0: greedy, as every figure but the sampled tg128; else the default sampling settings
+ * (temperature 0.8, top-k 40, top-p 0.95, min-p 0.05) with this seed. */
+static uint32_t sampled_seed = 0;
+
 static rigllama_usage run(rigllama_engine *engine, const char *prompt, const char *messages_json,
                           uint32_t max_tokens, timing *t) {
     rigllama_request request;
@@ -81,6 +85,12 @@ static rigllama_usage run(rigllama_engine *engine, const char *prompt, const cha
     request.messages_json = messages_json;
     request.raw_prompt = messages_json ? 0 : 1;
     request.temperature = 0.0f;
+    if (sampled_seed) {
+        rigllama_request defaults;
+        rigllama_request_init(&defaults, sizeof defaults);
+        request.temperature = defaults.temperature;
+        request.seed = sampled_seed;
+    }
     request.max_tokens = max_tokens;
     rigllama_usage usage;
     rigllama_usage_init(&usage, sizeof usage);
@@ -173,7 +183,7 @@ static int speed(const char *model, int reps) {
     char *pp64 = prompt_of(engine, 64), *pp512 = prompt_of(engine, 512);
     double pp64_ts[MAX_REPS], pp512_ts[MAX_REPS], tg_ts[MAX_REPS], tg_wall_ts[MAX_REPS];
     double ttft_ms[MAX_REPS], overhead_us[MAX_REPS], turn1_ttft[MAX_REPS], turn2_ttft[MAX_REPS];
-    double cached_ratio[MAX_REPS], tg_tokens[MAX_REPS];
+    double cached_ratio[MAX_REPS], tg_tokens[MAX_REPS], tg_sampled_ts[MAX_REPS], tg_sampled_tokens[MAX_REPS];
     double long_turn1_ttft[MAX_REPS], long_turn2_ttft[MAX_REPS], long_turn1_tokens[MAX_REPS],
         long_turn2_cached[MAX_REPS];
     timing t;
@@ -200,6 +210,14 @@ static int speed(const char *model, int reps) {
         tg_tokens[r] = u.completion_tokens;
         tg_ts[r] = (u.completion_tokens - 1) * 1000.0 / u.generation_ms;
         tg_wall_ts[r] = (t.pieces - 1) * 1000.0 / (t.last - t.first);
+        /* The same with the default sampling settings (a seed per rep; a reply that ends
+         * early is measured over the tokens it has). */
+        rigllama_engine_reset(engine);
+        sampled_seed = 1000 + (uint32_t)r;
+        u = run(engine, "Once upon a time, in a faraway kingdom,", NULL, 128, &t);
+        sampled_seed = 0;
+        tg_sampled_ts[r] = (u.completion_tokens - 1) * 1000.0 / u.generation_ms;
+        tg_sampled_tokens[r] = u.completion_tokens;
         ttft_ms[r] = t.first - t.started;
         /* Everything the call cost beyond the engine's own prompt and generation time,
          * spread over the pieces delivered: submission, templating, tokenizing, handing each
@@ -271,6 +289,8 @@ static int speed(const char *model, int reps) {
     print_array("tg128_tok_s", tg_ts, reps, 0);
     print_array("tg128_wall_tok_s", tg_wall_ts, reps, 0);
     print_array("tg128_tokens", tg_tokens, reps, 0);
+    print_array("tg128_sampled_tok_s", tg_sampled_ts, reps, 0);
+    print_array("tg128_sampled_tokens", tg_sampled_tokens, reps, 0);
     print_array("ttft_ms", ttft_ms, reps, 0);
     print_array("callback_overhead_us", overhead_us, reps, 0);
     print_array("turn1_ttft_ms", turn1_ttft, reps, 0);

@@ -354,6 +354,9 @@ def report(results):
         f"| prompt eval pp512, tok/s | {fmt(lb['pp512'])} | {fmt(rl['pp512_tok_s'])} | {ratio(rl['pp512_tok_s'], lb['pp512']):.3f} | ≥ 0.95 |",
         f"| generation tg128, tok/s (engine clock) | {fmt(lb['tg128'])} | {fmt(rl['tg128_tok_s'])} | {ratio(rl['tg128_tok_s'], lb['tg128']):.3f} | ≥ 0.96 |",
         f"| generation tg128, tok/s (callback wall clock) | {fmt(lb['tg128'])} | {fmt(rl['tg128_wall_tok_s'])} | {ratio(rl['tg128_wall_tok_s'], lb['tg128']):.3f} | ≥ 0.96 |",
+        *([f"| generation tg128 with the default sampling settings, tok/s (engine clock) | {fmt(lb['tg128'])} | "
+           f"{fmt(rl['tg128_sampled_tok_s'])} | {ratio(rl['tg128_sampled_tok_s'], lb['tg128']):.3f} | ≥ 0.96 |"]
+          if "tg128_sampled_tok_s" in rl else []),
         "",
         "| rigllama measure | value | target |",
         "|---|---|---|",
