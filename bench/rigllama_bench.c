@@ -210,6 +210,11 @@ static int speed(const char *model, int reps) {
         tg_tokens[r] = u.completion_tokens;
         tg_ts[r] = (u.completion_tokens - 1) * 1000.0 / u.generation_ms;
         tg_wall_ts[r] = (t.pieces - 1) * 1000.0 / (t.last - t.first);
+        ttft_ms[r] = t.first - t.started;
+        /* Everything the call cost beyond the engine's own prompt and generation time,
+         * spread over the pieces delivered: submission, templating, tokenizing, handing each
+         * piece to this thread and calling back. An upper bound on the per-callback cost. */
+        overhead_us[r] = (call_ms - u.prompt_ms - u.generation_ms) * 1000.0 / t.pieces;
         /* The same with the default sampling settings (a seed per rep; a reply that ends
          * early is measured over the tokens it has). */
         rigllama_engine_reset(engine);
@@ -218,11 +223,6 @@ static int speed(const char *model, int reps) {
         sampled_seed = 0;
         tg_sampled_ts[r] = (u.completion_tokens - 1) * 1000.0 / u.generation_ms;
         tg_sampled_tokens[r] = u.completion_tokens;
-        ttft_ms[r] = t.first - t.started;
-        /* Everything the call cost beyond the engine's own prompt and generation time,
-         * spread over the pieces delivered: submission, templating, tokenizing, handing each
-         * piece to this thread and calling back. An upper bound on the per-callback cost. */
-        overhead_us[r] = (call_ms - u.prompt_ms - u.generation_ms) * 1000.0 / t.pieces;
 
         /* Multi-turn: turn 2 repeats turn 1 and its reply, so its prefix comes from cache. */
         rigllama_engine_reset(engine);
