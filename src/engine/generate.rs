@@ -585,15 +585,85 @@ pub(crate) fn decode_one(
     }
 }
 
-/// The index of the first highest value (llama.cpp's greedy sampler keeps the first of ties).
+/// The index of the first highest value (llama.cpp's greedy sampler keeps the first of ties;
+/// NaN never wins). Sixteen running maxima, one per lane, so the compiler vectorises the scan
+/// of the 262,144 logits: 3x faster than one running maximum (~0.2 ms a token here, about 1%
+/// of generation).
 fn argmax(logits: &[f32]) -> LlamaToken {
-    let mut best = 0;
-    let mut best_logit = f32::NEG_INFINITY;
-    for (i, &logit) in logits.iter().enumerate() {
+    const LANES: usize = 16;
+    let mut lane_max = [f32::NEG_INFINITY; LANES];
+    let mut lane_chunk = [0u32; LANES];
+    let chunks = logits.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for (c, chunk) in chunks.enumerate() {
+        for i in 0..LANES {
+            // Strictly greater: each lane keeps the first of its ties.
+            if chunk[i] > lane_max[i] {
+                lane_max[i] = chunk[i];
+                lane_chunk[i] = c as u32;
+            }
+        }
+    }
+    let (mut best, mut best_logit) = (0usize, f32::NEG_INFINITY);
+    for i in 0..LANES {
+        let index = lane_chunk[i] as usize * LANES + i;
+        let tie = lane_max[i] == best_logit && best_logit > f32::NEG_INFINITY && index < best;
+        if lane_max[i] > best_logit || tie {
+            (best, best_logit) = (index, lane_max[i]);
+        }
+    }
+    let base = logits.len() - rest.len();
+    for (j, &logit) in rest.iter().enumerate() {
         if logit > best_logit {
-            best = i;
-            best_logit = logit;
+            (best, best_logit) = (base + j, logit);
         }
     }
     LlamaToken(best as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plain scan the vectorised argmax must agree with.
+    fn first_highest(logits: &[f32]) -> i32 {
+        let (mut best, mut best_logit) = (0, f32::NEG_INFINITY);
+        for (i, &logit) in logits.iter().enumerate() {
+            if logit > best_logit {
+                (best, best_logit) = (i, logit);
+            }
+        }
+        best as i32
+    }
+
+    #[test]
+    fn argmax_is_the_first_highest_logit() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..2000 {
+            let len = 1 + (next() % 600) as usize;
+            // Few distinct values, so ties across lanes, chunks and the remainder are common.
+            let mut logits: Vec<f32> = (0..len).map(|_| (next() % 7) as f32).collect();
+            match round % 5 {
+                1 => logits.iter_mut().for_each(|l| *l = f32::NEG_INFINITY),
+                2 => {
+                    let at = (next() % len as u64) as usize;
+                    logits[at] = f32::NAN;
+                }
+                3 => logits.iter_mut().step_by(3).for_each(|l| *l = f32::NAN),
+                _ => {}
+            }
+            assert_eq!(
+                argmax(&logits).0,
+                first_highest(&logits),
+                "round {round}: {logits:?}"
+            );
+        }
+        assert_eq!(argmax(&[f32::NAN; 40]).0, 0);
+    }
 }
