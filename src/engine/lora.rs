@@ -112,13 +112,12 @@ impl Adapters {
             }
             LoraChange::SetScale { id, scale } => {
                 check_scale(scale)?;
-                self.find(id)?.scale = scale;
+                let at = self.index_of(id)?;
+                self.list[at].scale = scale;
                 id
             }
             LoraChange::Remove { id } => {
-                self.find(id)?;
-                let at = self.list.iter().position(|a| a.id == id).expect("found");
-                let removed = self.list.remove(at);
+                let removed = self.list.remove(self.index_of(id)?);
                 // Off the context first, then freed.
                 self.apply(raw_ctx)?;
                 // SAFETY: loaded by llama_adapter_lora_init for this model, no longer set on
@@ -131,8 +130,8 @@ impl Adapters {
         Ok(id)
     }
 
-    fn find(&mut self, id: u32) -> Result<&mut Adapter> {
-        self.list.iter_mut().find(|a| a.id == id).ok_or_else(|| {
+    fn index_of(&self, id: u32) -> Result<usize> {
+        self.list.iter().position(|a| a.id == id).ok_or_else(|| {
             Error::invalid(format!(
                 "no LoRA adapter has id {id} on this engine (ids are given by add and lost on reload)"
             ))

@@ -109,12 +109,8 @@ impl LoadedModel {
 
         let n_ctx_train = model.n_ctx_train();
         let mut n_ctx = options.n_ctx.min(n_ctx_train.max(1));
-        let fit = fitted.map(|fitted| {
-            let chosen = if fitted.n_ctx == 0 {
-                n_ctx_train
-            } else {
-                fitted.n_ctx
-            };
+        let fit = fitted.map(|allowed| {
+            let chosen = allowed.unwrap_or(n_ctx_train);
             let reason = if chosen >= n_ctx {
                 format!(
                     "fits: the fit allows {chosen} tokens with the margin left free; n_ctx {n_ctx} \
@@ -334,23 +330,19 @@ fn memory_use(ctx: &LlamaContext<'static>, model: &LlamaModel) -> MemoryUse {
     memory
 }
 
-/// The fit's answer: `n_ctx` 0 = the model's training context fits.
-struct Fitted {
-    n_ctx: u32,
-}
-
 /// llama.cpp's fitting swaps the process-wide log callback while it runs.
 static FIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Asks llama.cpp's `common_fit_params` for the GPU layers and the largest context (up to the
 /// model's training context, not below `fit.min_ctx`) that leave the margins free; it
-/// measures with the same context settings the engine then uses.
+/// measures with the same context settings the engine then uses. Returns that context, or
+/// `None` when the whole training context fits.
 fn fit_to_memory(
     path: &std::path::Path,
     options: &EngineOptions,
     params: std::pin::Pin<&mut LlamaModelParams>,
     fit: &Fit,
-) -> Result<Fitted> {
+) -> Result<Option<u32>> {
     let max_devices = unsafe { llama_cpp_sys_2::llama_max_devices() };
     if fit.margins_mib.len() > max_devices.max(1) {
         return Err(Error::invalid(format!(
@@ -389,9 +381,8 @@ fn fit_to_memory(
         )
     });
     match fitted {
-        Ok(result) => Ok(Fitted {
-            n_ctx: result.n_ctx,
-        }),
+        // n_ctx left at 0: the fit changed nothing.
+        Ok(result) => Ok((result.n_ctx != 0).then_some(result.n_ctx)),
         Err(error) => {
             let why = problems
                 .iter()

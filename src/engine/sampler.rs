@@ -79,6 +79,13 @@ pub enum Mirostat {
     V2 { tau: f32, eta: f32 },
 }
 
+impl Mirostat {
+    /// llama.cpp's default target surprise.
+    pub const DEFAULT_TAU: f32 = 5.0;
+    /// llama.cpp's default learning rate.
+    pub const DEFAULT_ETA: f32 = 0.1;
+}
+
 /// What a logit bias applies to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BiasTarget {

@@ -385,8 +385,8 @@ versioned_struct!(input rigllama_request {
     typical_p: SAMPLING.typical_p,
     top_n_sigma: SAMPLING.top_n_sigma,
     mirostat: rigllama_mirostat::Off as i32,
-    mirostat_tau: DEFAULT_MIROSTAT_TAU,
-    mirostat_eta: DEFAULT_MIROSTAT_ETA,
+    mirostat_tau: crate::engine::Mirostat::DEFAULT_TAU,
+    mirostat_eta: crate::engine::Mirostat::DEFAULT_ETA,
     n_logprobs: 0,
     logit_bias_json: std::ptr::null(),
     dry_sequence_breakers: std::ptr::null(),
@@ -394,9 +394,6 @@ versioned_struct!(input rigllama_request {
 });
 
 const SAMPLING: crate::engine::Sampling = crate::engine::Sampling::DEFAULT;
-/// llama.cpp's mirostat defaults.
-pub(crate) const DEFAULT_MIROSTAT_TAU: f32 = 5.0;
-pub(crate) const DEFAULT_MIROSTAT_ETA: f32 = 0.1;
 
 versioned_struct!(output rigllama_usage {
     v0_1_size: frozen(40, 40),

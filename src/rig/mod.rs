@@ -317,7 +317,7 @@ fn apply_additional_params(
     };
     let s = &mut request.sampling;
     let mut mirostat = 0;
-    let (mut tau, mut eta) = (5.0, 0.1);
+    let (mut tau, mut eta) = (Mirostat::DEFAULT_TAU, Mirostat::DEFAULT_ETA);
     let mut top_logprobs = None;
     let mut logprobs = false;
     for (key, value) in map {
