@@ -41,6 +41,10 @@ pub(crate) struct Progress {
     first_token_at: Option<Instant>,
     /// Sampled and streamed, to be evaluated in the next step.
     pub pending: Option<LlamaToken>,
+    /// Guessed to follow `pending`, evaluated in the same decode, after it.
+    draft: Vec<LlamaToken>,
+    /// The request's `draft_max` (0 when the model's cache cannot be cut back).
+    draft_max: usize,
     /// Where this request's logits are in the batch just decoded.
     pub logits_at: Option<i32>,
     /// Until the last prompt chunk is in a batch.
@@ -128,6 +132,12 @@ impl Progress {
             prompt_started: Instant::now(),
             first_token_at: None,
             pending: None,
+            draft: Vec::new(),
+            draft_max: if model.can_truncate {
+                request.draft_max as usize
+            } else {
+                0
+            },
             logits_at: None,
             evaluating_prompt: true,
             greedy,
@@ -148,9 +158,58 @@ impl Progress {
         &self.plan.tokens[cache.len().min(self.plan.tokens.len())..]
     }
 
+    /// Tokens guessed to follow the pending `token` (prompt lookup over `history`, the
+    /// sequence's cache), to be evaluated after it: at most `room` (what the batch and the
+    /// context have left), and never more than could be kept before `max_tokens`.
+    pub fn propose_draft(
+        &mut self,
+        submission: &Submission,
+        history: &[LlamaToken],
+        token: LlamaToken,
+        room: usize,
+    ) -> &[LlamaToken] {
+        let mut max = self.draft_max.min(room);
+        if let Some(limit) = submission.request.max_tokens {
+            // This step samples one token more than it guesses.
+            max = max.min(limit.saturating_sub(self.generated + 1) as usize);
+        }
+        self.draft = super::lookup::draft(history, token, max);
+        &self.draft
+    }
+
+    /// After a decode: samples from the logits at `logits_at` (the pending token's, or the
+    /// prompt's last) and, while the sampled token is the next guess, from the guess's logits
+    /// too (already evaluated: confirmed without a decode of its own). Each token is sampled
+    /// exactly as without guesses, with the same random draws, so the text is the same.
+    /// Returns the step's outcome and how many guesses the cache holds that are not part of
+    /// the reply (to be removed).
+    pub fn on_decoded(
+        &mut self,
+        submission: &Submission,
+        ctx: &LlamaContext<'static>,
+        model: &LlamaModel,
+        logits_at: i32,
+    ) -> (Advance, usize) {
+        let draft = std::mem::take(&mut self.draft);
+        self.usage.drafted_tokens += draft.len() as u32;
+        let mut at = logits_at;
+        for (i, &guess) in draft.iter().enumerate() {
+            match self.on_logits(submission, ctx, model, at) {
+                Advance::Continue if self.pending == Some(guess) => {
+                    self.pending = None;
+                    self.usage.accepted_tokens += 1;
+                    at += 1;
+                }
+                // A different token, or the end: the guesses from here on are not the reply.
+                advance => return (advance, draft.len() - i),
+            }
+        }
+        (self.on_logits(submission, ctx, model, at), 0)
+    }
+
     /// Samples from the logits at `logits_at` and handles the token: stream its text, or
     /// finish. A token that continues is kept as `pending` for the next step.
-    pub fn on_logits(
+    fn on_logits(
         &mut self,
         submission: &Submission,
         ctx: &LlamaContext<'static>,

@@ -36,6 +36,7 @@ mod job;
 mod kv_cache;
 mod loading;
 mod logprobs;
+mod lookup;
 mod lora;
 mod model;
 mod options;
@@ -68,7 +69,7 @@ pub use options::{
 };
 pub use request::{
     BiasTarget, Dry, LogitBias, Message, Mirostat, Prompt, ReasoningMode, Request, Role, Sampling,
-    Tool, ToolCall, ToolChoice, Xtc, DEFAULT_MAX_TOKENS, MAX_LOGPROBS,
+    Tool, ToolCall, ToolChoice, Xtc, DEFAULT_DRAFT_MAX, DEFAULT_MAX_TOKENS, MAX_DRAFT, MAX_LOGPROBS,
 };
 pub use template::ARCHITECTURE_TEMPLATES;
 pub use tools::AssistantMessage;

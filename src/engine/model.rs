@@ -50,6 +50,9 @@ pub(crate) struct LoadedModel {
     /// Whether llama.cpp can shift this model's KV cache in place (it aborts if asked to
     /// when it cannot).
     pub can_shift: bool,
+    /// Whether a sequence's cache can be cut back to any length (not a recurrent state):
+    /// speculation evaluates guesses that may have to be removed again.
+    pub can_truncate: bool,
     /// What a snapshot of this engine's cache must match (see `snapshot.rs`).
     pub shape: Shape,
     pub description: Description,
@@ -162,8 +165,8 @@ impl LoadedModel {
             .meta_val_str("general.architecture")
             .unwrap_or_default();
         let format = ChatFormat::choose(&model, options.chat_template.as_deref(), &architecture);
-        let can_shift = !model.is_recurrent()
-            && !model.is_hybrid()
+        let can_truncate = !model.is_recurrent() && !model.is_hybrid();
+        let can_shift = can_truncate
             && !matches!(model.rope_type(), Some(RopeType::MRope | RopeType::IMRope))
             && architecture != "step35";
         let shape = Shape {
@@ -230,6 +233,7 @@ impl LoadedModel {
             n_threads,
             context_overflow: options.context_overflow,
             can_shift,
+            can_truncate,
             shape,
             description,
             adapters: Adapters::default(),

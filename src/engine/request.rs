@@ -134,10 +134,29 @@ pub struct Request {
     /// 0 = none. Any other value makes the request emit
     /// [`Event::Logprobs`](super::Event::Logprobs) before the text of the tokens they cover.
     pub logprobs: u32,
+    /// Prompt-lookup speculative decoding: at most this many tokens, guessed from the
+    /// conversation's earlier text (what followed the reply's latest tokens where they
+    /// occurred before), are evaluated in the same decode as the next token, and the ones
+    /// the sampler confirms are kept; replies that repeat their prompt (edits, quotes,
+    /// extraction) come about twice as fast. Each token is still sampled from its own
+    /// position's logits with the same random draws, so the sampler's choices are unchanged;
+    /// but those logits come from a batch, which llama.cpp's CPU kernels round differently
+    /// from a single token, so where two tokens are nearly tied the choice can differ from
+    /// plain decoding's (as after a different prefix reuse). 0 (the default) = off; at most
+    /// [`MAX_DRAFT`]; 8 is what the bench measures. Models whose cache cannot be cut back
+    /// (recurrent) never guess. [`Usage::drafted_tokens`](super::Usage::drafted_tokens) and
+    /// [`Usage::accepted_tokens`](super::Usage::accepted_tokens) report what it did.
+    pub draft_max: u32,
 }
 
 /// The most alternatives a request may ask for per token.
 pub const MAX_LOGPROBS: u32 = 20;
+
+/// Off by default: guessed tokens are evaluated in batches, whose rounding can flip a near
+/// tie between two tokens (see [`Request::draft_max`]); 8 is the value the bench measures.
+pub const DEFAULT_DRAFT_MAX: u32 = 0;
+/// The most tokens a request may have guessed per step.
+pub const MAX_DRAFT: u32 = 64;
 
 pub const DEFAULT_MAX_TOKENS: u32 = 512;
 
@@ -156,6 +175,7 @@ impl Request {
             tool_choice: ToolChoice::Auto,
             reasoning: ReasoningMode::Auto,
             logprobs: 0,
+            draft_max: DEFAULT_DRAFT_MAX,
         }
     }
 
@@ -220,6 +240,12 @@ impl Request {
             return Err(Error::invalid(format!(
                 "n_logprobs {} is out of range (0..={MAX_LOGPROBS})",
                 self.logprobs
+            )));
+        }
+        if self.draft_max > MAX_DRAFT {
+            return Err(Error::invalid(format!(
+                "draft_max {} is out of range (0 = off, up to {MAX_DRAFT})",
+                self.draft_max
             )));
         }
         for (i, stop) in self.stop.iter().enumerate() {

@@ -141,12 +141,22 @@ impl Scheduler {
         for (i, _) in &in_batch {
             let task = &mut self.running[*i];
             let progress = task.progress.as_mut().unwrap();
-            if let Some(at) = progress.logits_at.take() {
-                if let Advance::Finished(event) =
-                    progress.on_logits(&task.submission, &model.ctx, &model.model, at)
-                {
-                    finished.push((*i, event));
-                }
+            let Some(at) = progress.logits_at.take() else {
+                continue;
+            };
+            let (advance, unconfirmed) =
+                progress.on_decoded(&task.submission, &model.ctx, &model.model, at);
+            let cache = &mut model.seqs.caches[progress.seq];
+            if unconfirmed > 0 && !cache.truncate(&mut model.ctx, cache.len() - unconfirmed) {
+                // Not expected (guesses are only made where the cache can be cut back), but
+                // the sequence no longer holds the reply: it cannot go on.
+                let message = "llama.cpp could not remove the unconfirmed guesses from the KV cache";
+                let usage = progress.usage.clone();
+                finished.push((*i, Event::Failed { error: Error::Internal(message.into()), usage }));
+                continue;
+            }
+            if let Advance::Finished(event) = advance {
+                finished.push((*i, event));
             }
         }
         finished.sort_unstable_by_key(|(i, _)| Reverse(*i));
@@ -374,22 +384,46 @@ impl Scheduler {
         let n_batch = model.n_batch as usize;
         model.batch.clear();
         let mut added = Vec::new();
+        // Guesses only use what the pending tokens and the prompts leave of the batch and of
+        // the context's cells (they never evict an idle conversation's cache).
+        let generating = self
+            .running
+            .iter()
+            .filter(|t| t.progress.as_ref().is_some_and(|p| p.pending.is_some()))
+            .count();
+        let mut spare_slots = n_batch.saturating_sub(generating);
+        let mut spare_cells = (model.n_ctx as usize)
+            .saturating_sub(model.seqs.used() + self.reserved(model) + generating);
         for (i, task) in self.running.iter_mut().enumerate() {
             let progress = task.progress.as_mut().unwrap();
             let Some(token) = progress.pending.take() else {
                 continue;
             };
             let cache = &model.seqs.caches[progress.seq];
+            let start = cache.len();
             if model
                 .batch
-                .add(token, cache.len() as i32, &[cache.id], true)
+                .add(token, start as i32, &[cache.id], true)
                 .is_err()
             {
                 progress.pending = Some(token); // the batch is full: next step
                 continue;
             }
             progress.logits_at = Some(model.batch.n_tokens() - 1);
-            added.push((i, vec![token]));
+            let room = spare_slots.min(spare_cells);
+            let draft = progress.propose_draft(&task.submission, cache.tokens(), token, room);
+            for (j, guess) in draft.iter().enumerate() {
+                model
+                    .batch
+                    .add(*guess, (start + 1 + j) as i32, &[cache.id], true)
+                    .expect("the batch has room for the guesses");
+            }
+            spare_slots -= draft.len();
+            spare_cells -= draft.len();
+            let mut tokens = Vec::with_capacity(1 + draft.len());
+            tokens.push(token);
+            tokens.extend_from_slice(draft);
+            added.push((i, tokens));
         }
         let cap = if self.running.len() == 1 {
             n_batch

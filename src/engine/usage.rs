@@ -32,6 +32,11 @@ pub struct Usage {
     /// Tokens of the oldest turns dropped to make room
     /// ([`ContextOverflow::Shift`](super::ContextOverflow::Shift)); 0 otherwise.
     pub dropped_tokens: u32,
+    /// Tokens guessed by prompt-lookup speculation
+    /// ([`Request::draft_max`](super::Request::draft_max)) and evaluated with the real ones.
+    pub drafted_tokens: u32,
+    /// Of those, the ones the sampler confirmed: each saved a decode of its own.
+    pub accepted_tokens: u32,
 }
 
 impl Usage {
@@ -46,6 +51,8 @@ impl Usage {
             prompt_ms: 0.0,
             generation_ms: 0.0,
             dropped_tokens: 0,
+            drafted_tokens: 0,
+            accepted_tokens: 0,
         }
     }
 }

@@ -219,6 +219,7 @@ pub(crate) unsafe fn request(request: *const rigllama_request) -> Result<Request
             seed: (raw.seed != RIGLLAMA_SEED_RANDOM).then_some(raw.seed),
         },
         logprobs: raw.n_logprobs,
+        draft_max: raw.draft_max,
         stop,
         priority: raw.priority,
         grammar: unsafe { optional_str(raw.grammar, "request->grammar") }?,

@@ -295,6 +295,7 @@ pub fn engine_request(request: &CompletionRequest) -> Result<Request, String> {
         tool_choice,
         reasoning,
         logprobs: 0,
+        draft_max: crate::engine::DEFAULT_DRAFT_MAX,
     };
     let mut request = request;
     if let Some(params) = additional_params.filter(|p| !p.is_null()) {
