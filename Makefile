@@ -14,7 +14,7 @@ CXX ?= c++
 CFLAGS := -std=c99 -Wall -Wextra -Wpedantic -Werror -O2 -g -Iinclude
 LDLIBS := -L$(LIBDIR) -Wl,-rpath,$(LIBDIR) -lrigllama -lpthread
 EXAMPLES := complete stream chat cancel reload frame_loop save_game json_output npc_tools
-C_TESTS := test_contract test_jobs test_memcheck test_snapshot test_batching test_structured test_knobs
+C_TESTS := test_contract test_jobs test_memcheck test_snapshot test_batching test_structured test_knobs test_speculation
 MODEL = $$(scripts/fetch-model)
 # Model-loading tests run one at a time: two thread pools on these cores collapse ggml.
 TEST_THREADS := --test-threads=1
@@ -22,7 +22,7 @@ TEST_THREADS := --test-threads=1
 PREFIX ?= /usr/local
 
 .PHONY: all demo test deps model lib header header-check examples c-tests rust-tests rig-examples \
-        run-examples lang-clients install install-test clean bench bench-quick bench-batched bench-structured bench-kv stress test-valgrind test-valgrind-quick
+        run-examples lang-clients install install-test clean bench bench-quick bench-batched bench-structured bench-kv bench-lookup stress test-valgrind test-valgrind-quick
 
 all: lib
 
@@ -131,6 +131,11 @@ bench-structured: model lib
 # KV cache types and flash attention: memory and speed against llama-bench (a few minutes).
 bench-kv: model lib
 	python3 bench/run.py --kv
+
+# Prompt-lookup speculation on four workloads: against plain decoding, llama-bench tg128 and
+# llama.cpp's own lookup example (several minutes).
+bench-lookup: model lib
+	python3 bench/run.py --lookup
 
 clean:
 	rm -rf $(BUILD)

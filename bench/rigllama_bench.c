@@ -670,10 +670,74 @@ static int kv(const char *model, int reps) {
     return 0;
 }
 
+/* Prompt-lookup speculation on one workload: the raw prompt in PROMPT_FILE (already in the
+ * chat template's format, as llama.cpp's lookup example takes it), greedy, N tokens, plain
+ * (draft_max 0) and guessed (draft_max DRAFT) alternately, each from an empty cache. Prints
+ * JSON with the generation speeds (the tg128 measure: tokens after the first over the engine's
+ * clock), the counters, and writes both replies to OUT_DIR/plain.txt and OUT_DIR/guessed.txt. */
+static int lookup(const char *model, const char *prompt_file, uint32_t n, uint32_t draft, int reps,
+                  const char *out_dir) {
+    if (reps > MAX_REPS)
+        reps = MAX_REPS;
+    FILE *f = fopen(prompt_file, "rb");
+    if (!f)
+        die("open the prompt file");
+    static char prompt[65536];
+    size_t len = fread(prompt, 1, sizeof prompt - 1, f);
+    fclose(f);
+    prompt[len] = 0;
+    rigllama_engine_options options;
+    rigllama_engine_options_init(&options, sizeof options);
+    options.model_path = model;
+    rigllama_engine *engine = NULL;
+    if (rigllama_engine_create(&options, &engine) != RIGLLAMA_STATUS_OK)
+        die("create");
+    timing t;
+    rigllama_engine_reset(engine);
+    run(engine, "Hello", NULL, 4, &t); /* warm-up */
+    double ts[2][MAX_REPS];
+    rigllama_usage last[2];
+    for (int r = 0; r < reps; r++) {
+        for (int guessed = 0; guessed < 2; guessed++) {
+            rigllama_request request;
+            rigllama_request_init(&request, sizeof request);
+            request.prompt = prompt;
+            request.raw_prompt = 1;
+            request.temperature = 0.0f;
+            request.max_tokens = n;
+            request.draft_max = guessed ? draft : 0;
+            rigllama_usage u;
+            rigllama_usage_init(&u, sizeof u);
+            char *text = NULL;
+            rigllama_engine_reset(engine);
+            if (rigllama_engine_complete(engine, &request, &text, &u) != RIGLLAMA_STATUS_OK)
+                die("complete");
+            ts[guessed][r] = (u.completion_tokens - 1) * 1000.0 / u.generation_ms;
+            last[guessed] = u;
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s.txt", out_dir, guessed ? "guessed" : "plain");
+            FILE *out = fopen(path, "wb");
+            if (!out)
+                die("write the reply");
+            fputs(text, out);
+            fclose(out);
+            rigllama_string_free(text);
+        }
+    }
+    printf("{\n");
+    print_array("plain", ts[0], reps, 0);
+    print_array("guessed", ts[1], reps, 0);
+    printf("  \"tokens\": [%u, %u], \"drafted\": %u, \"accepted\": %u\n}\n", last[0].completion_tokens,
+           last[1].completion_tokens, last[1].drafted_tokens, last[1].accepted_tokens);
+    rigllama_engine_destroy(engine);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 4) {
         fprintf(stderr, "usage: %s MODEL speed REPS | MODEL rss N_CTX | MODEL chat PROMPT N | "
-                        "MODEL structured REPS | MODEL kv REPS | MODEL batched NPL NPP NTG N_CTX\n", argv[0]);
+                        "MODEL structured REPS | MODEL kv REPS | MODEL batched NPL NPP NTG N_CTX | "
+                        "MODEL lookup PROMPT_FILE N DRAFT REPS OUT_DIR\n", argv[0]);
         return 2;
     }
     if (strcmp(argv[2], "speed") == 0)
@@ -686,6 +750,8 @@ int main(int argc, char **argv) {
         return structured(argv[1], atoi(argv[3]));
     if (strcmp(argv[2], "kv") == 0 && argc > 3)
         return kv(argv[1], atoi(argv[3]));
+    if (strcmp(argv[2], "lookup") == 0 && argc > 7)
+        return lookup(argv[1], argv[3], (uint32_t)atoi(argv[4]), (uint32_t)atoi(argv[5]), atoi(argv[6]), argv[7]);
     if (strcmp(argv[2], "batched") == 0 && argc > 6)
         return batched(argv[1], argv[3], atoi(argv[4]), atoi(argv[5]), (uint32_t)atoi(argv[6]));
     fprintf(stderr, "unknown mode %s\n", argv[2]);

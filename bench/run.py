@@ -21,11 +21,13 @@ import glob
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tarfile
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = os.environ.get("RIGLLAMA_CACHE", os.path.expanduser("~/.cache/rigllama"))
@@ -331,6 +333,11 @@ def report(results):
                           f"Model `{os.path.basename(results['model'])}`, {results['cpu']}, "
                           f"median of {results['reps']} runs.", "",
                           *structured_report(results["structured"])]) + "\n"
+    if "llama-bench" not in results and "lookup" in results:  # --lookup
+        return "\n".join([f"# rigllama bench (prompt-lookup speculation) — {results['when']}", "",
+                          f"Model `{os.path.basename(results['model'])}`, {results['cpu']}, "
+                          f"{results['threads']} threads; median (min–max) of {results['reps']} runs.", "",
+                          *lookup_report(results["lookup"])]) + "\n"
     if "llama-bench" not in results and "kv" in results:  # --kv
         return "\n".join([f"# rigllama bench (KV cache types) — {results['when']}", "",
                           f"Model `{os.path.basename(results['model'])}`, {results['cpu']}, "
@@ -410,6 +417,8 @@ def report(results):
         lines += ["", *structured_report(results["structured"])]
     if "kv" in results:
         lines += ["", *kv_report(results["kv"])]
+    if "lookup" in results:
+        lines += ["", *lookup_report(results["lookup"])]
     return "\n".join(lines) + "\n"
 
 
@@ -492,6 +501,87 @@ def run_batched(target, libdir, model, reps):
     return {"batched-bench": summary(bb), "rigllama": summary(rl)}
 
 
+# Speculation workloads (bench/workloads/*.txt): what a reply copies from its prompt, and one
+# that copies nothing in particular.
+LOOKUP_WORKLOADS = [("code edit", "code_edit.txt"), ("quotes", "quotes.txt"),
+                    ("JSON extraction", "extract.txt"), ("free form", "free_form.txt")]
+LOOKUP_TOKENS = 300
+LOOKUP_DRAFT = 8
+
+
+def gemma_chat(text):
+    """The default model's chat template around one user turn: llama.cpp's lookup example takes
+    a raw prompt, so both get the same tokens (BOS added by both)."""
+    return f"<start_of_turn>user\n{text.strip()}<end_of_turn>\n<start_of_turn>model\n"
+
+
+def first_difference(a, b):
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), None if len(a) == len(b) else min(len(a), len(b)))
+
+
+def run_lookup(target, libdir, model, reps):
+    """Per workload: rigllama greedy with draft_max 0 and 8 (alternating, from an empty cache),
+    llama.cpp's lookup example with the same draft length, and llama-bench tg128, all in this
+    invocation."""
+    lb_binary = build_llama_bench(target, "llama-bench")
+    lookup_binary = build_llama_tool(target, "lookup", ("lookup.cpp",), "llama-lookup", where="examples")
+    rl_binary = build_rigllama_bench(libdir, "rigllama_bench")
+    log("llama-bench tg128")
+    out = run([lb_binary, "-m", model, "-t", str(THREADS), "-p", "0", "-n", "128", "-r", str(reps), "-o", "json"])
+    tg128 = stats(json.loads(out)[0]["samples_ts"])
+    rows = []
+    work = tempfile.mkdtemp(prefix="rigllama-lookup-")
+    for name, file in LOOKUP_WORKLOADS:
+        prompt_file = os.path.join(work, file)
+        with open(os.path.join(ROOT, "bench/workloads", file)) as f, open(prompt_file, "w") as out_f:
+            out_f.write(gemma_chat(f.read()))
+        log(f"rigllama, {name}")
+        rl = json.loads(run([rl_binary, model, "lookup", prompt_file, str(LOOKUP_TOKENS), str(LOOKUP_DRAFT),
+                             str(reps), work], env={"LD_LIBRARY_PATH": libdir}))
+        texts = {k: open(os.path.join(work, f"{k}.txt")).read() for k in ("plain", "guessed")}
+        log(f"llama.cpp lookup, {name}")
+        lk = {"ts": [], "drafted": 0, "accepted": 0}
+        for _ in range(reps):
+            out = run([lookup_binary, "-m", model, "-t", str(THREADS), "-c", "4096", "-n", str(LOOKUP_TOKENS),
+                       "--spec-draft-n-max", str(LOOKUP_DRAFT), "--temp", "0", "-f", prompt_file,
+                       "--no-warmup"], timeout=900)
+            speed = re.search(r"decoded\s+\d+ tokens in\s+[\d.]+ seconds, speed:\s+([\d.]+) t/s", out)
+            if not speed:
+                raise SystemExit(f"bench: llama-lookup printed no speed:\n{out[-2000:]}")
+            lk["ts"].append(float(speed.group(1)))
+            lk["drafted"] = int(re.search(r"n_drafted\s+=\s+(\d+)", out).group(1))
+            lk["accepted"] = int(re.search(r"n_accept\s+=\s+(\d+)", out).group(1))
+        rows.append({"workload": name, "rigllama": {"plain": stats(rl["plain"]), "guessed": stats(rl["guessed"]),
+                                                     "tokens": rl["tokens"], "drafted": rl["drafted"],
+                                                     "accepted": rl["accepted"]},
+                     "same_text": texts["plain"] == texts["guessed"],
+                     "first_difference": first_difference(texts["plain"], texts["guessed"]),
+                     "lookup": {"ts": stats(lk["ts"]), "drafted": lk["drafted"], "accepted": lk["accepted"]}})
+    shutil.rmtree(work, ignore_errors=True)
+    return {"tg128": tg128, "tokens": LOOKUP_TOKENS, "draft": LOOKUP_DRAFT, "rows": rows}
+
+
+def lookup_report(k):
+    lines = [f"## Prompt-lookup speculation ({k['tokens']} greedy tokens, draft_max {k['draft']}, "
+             f"llama-bench tg128 {fmt(k['tg128'])} tok/s in the same run)",
+             "",
+             "Generation speed, tok/s (median; the tg128 measure: tokens after the first over generation time). "
+             "llama.cpp's lookup example runs the same raw prompt with `--spec-draft-n-max` the same.",
+             "",
+             "| workload | plain | guessed | guessed / plain | guessed / llama-bench tg128 | accepted / drafted "
+             "| same text as plain | llama.cpp lookup | its accepted / drafted |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in k["rows"]:
+        rl = r["rigllama"]
+        same = "yes" if r["same_text"] else f"to byte {r['first_difference']}"
+        lines.append("| " + " | ".join([
+            r["workload"], fmt(rl["plain"]), fmt(rl["guessed"]), f"{ratio(rl['guessed'], rl['plain']):.2f}",
+            f"{ratio(rl['guessed'], k['tg128']):.2f}",
+            f"{rl['accepted']} / {rl['drafted']} ({100 * rl['accepted'] / max(rl['drafted'], 1):.0f}%)", same,
+            fmt(r["lookup"]["ts"]), f"{r['lookup']['accepted']} / {r['lookup']['drafted']}"]) + " |")
+    return lines
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="llama-bench vs rigllama pp/tg only")
@@ -501,6 +591,8 @@ def main():
                         help="only the cost of grammar-constrained sampling per token")
     parser.add_argument("--kv", action="store_true",
                         help="only KV cache types and flash attention: memory and speed vs llama-bench")
+    parser.add_argument("--lookup", action="store_true",
+                        help="only prompt-lookup speculation on the workloads vs plain decoding and llama.cpp's lookup")
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
     model = run([os.path.join(ROOT, "scripts/fetch-model")]).strip().splitlines()[-1]
@@ -516,6 +608,10 @@ def main():
     if args.structured:
         results["structured"] = run_structured(libdir, model, args.reps)
         write_results(results, "-structured", "latest-structured.md")
+        return
+    if args.lookup:
+        results["lookup"] = run_lookup(TARGET, libdir, model, args.reps)
+        write_results(results, "-lookup", "latest-lookup.md")
         return
     if args.kv:
         results["kv"] = run_kv(TARGET, libdir, model, args.reps)
@@ -537,6 +633,7 @@ def main():
         }
         results["structured"] = run_structured(libdir, model, args.reps)
         results["kv"] = run_kv(TARGET, libdir, model, args.reps)
+        results["lookup"] = run_lookup(TARGET, libdir, model, args.reps)
         log("many streams at once")
         results["batched"] = run_batched(TARGET, libdir, model, args.reps)
         log("peers")

@@ -3,7 +3,8 @@
 // then saves a conversation's snapshot, loads it into a second engine, and continues there;
 // then runs two jobs at once with different priorities on an n_seq 2 engine, paused and
 // resumed midway; then has a grammar decide a chat reply and shows the prompt a tool list
-// makes; then checks the log-probabilities a job reports. Exits non-zero on any failure.
+// makes; then checks the log-probabilities a job reports; then has prompt-lookup speculation
+// (draft_max) guess a reply that repeats its prompt. Exits non-zero on any failure.
 //
 //   usage: rigllama-cpp MODEL.gguf
 #include <chrono>
@@ -25,7 +26,9 @@ static_assert(sizeof(rigllama::Usage) == sizeof(rigllama_usage), "Usage adds no 
 static_assert(std::is_standard_layout_v<rigllama::Usage>, "Usage is passed as rigllama_usage*");
 static_assert(sizeof(rigllama::EngineOptions) == sizeof(rigllama_engine_options), "EngineOptions adds no members");
 // v0.2 fields are appended: the v0.1 prefix keeps its layout (x86-64 numbers).
-static_assert(sizeof(void *) != 8 || (sizeof(rigllama_usage) == 48 && offsetof(rigllama_usage, dropped_tokens) == 40),
+static_assert(sizeof(void *) != 8 || (sizeof(rigllama_usage) == 56 && offsetof(rigllama_usage, dropped_tokens) == 40 &&
+                                      offsetof(rigllama_usage, drafted_tokens) == 44 &&
+                                      offsetof(rigllama_usage, accepted_tokens) == 48),
               "rigllama_usage layout");
 static_assert(sizeof(void *) != 8 ||
                   (sizeof(rigllama_engine_options) == 104 && offsetof(rigllama_engine_options, context_overflow) == 56 &&
@@ -34,7 +37,7 @@ static_assert(sizeof(void *) != 8 ||
                    offsetof(rigllama_engine_options, fit_margins_mib) == 88 &&
                    offsetof(rigllama_engine_options, n_fit_margins_mib) == 96),
               "rigllama_engine_options layout");
-static_assert(sizeof(void *) != 8 || (sizeof(rigllama_request) == 208 && offsetof(rigllama_request, n_stop) == 72 &&
+static_assert(sizeof(void *) != 8 || (sizeof(rigllama_request) == 216 && offsetof(rigllama_request, n_stop) == 72 &&
                                       offsetof(rigllama_request, priority) == 80 &&
                                       offsetof(rigllama_request, grammar) == 88 &&
                                       offsetof(rigllama_request, json_schema) == 96 &&
@@ -46,7 +49,8 @@ static_assert(sizeof(void *) != 8 || (sizeof(rigllama_request) == 208 && offseto
                                       offsetof(rigllama_request, n_logprobs) == 176 &&
                                       offsetof(rigllama_request, logit_bias_json) == 184 &&
                                       offsetof(rigllama_request, dry_sequence_breakers) == 192 &&
-                                      offsetof(rigllama_request, n_dry_sequence_breakers) == 200),
+                                      offsetof(rigllama_request, n_dry_sequence_breakers) == 200 &&
+                                      offsetof(rigllama_request, draft_max) == 208),
               "rigllama_request layout");
 
 namespace {
@@ -408,6 +412,25 @@ void logprobs_of_a_job(rigllama::Engine &engine) {
                "one chosen (kind " + std::to_string(event.kind) + problem + ")");
 }
 
+// v0.2 prompt-lookup speculation: with draft_max 8, tokens guessed from the prompt are verified
+// in the same decode; usage counts them (drafted_tokens) and the ones the sampler confirmed
+// (accepted_tokens). plain is the usage of a request without draft_max (0): it guesses nothing.
+void prompt_lookup(rigllama::Engine &engine, const rigllama::Usage &plain) {
+    expect(plain.drafted_tokens == 0 && plain.accepted_tokens == 0,
+           "without draft_max nothing is guessed (drafted " + std::to_string(plain.drafted_tokens) + ", accepted " +
+               std::to_string(plain.accepted_tokens) + ")");
+    rigllama::Request request("Repeat exactly: the quick brown fox jumps over the lazy dog. "
+                              "the quick brown fox jumps over the lazy dog.");
+    request.raw().max_tokens(48).temperature(0.0f).draft_max(8);
+    rigllama::Usage usage;
+    std::string text = engine.complete(request, &usage);
+    std::cout << "[draft] " << json_string(text) << ": " << usage.completion_tokens << " tokens, "
+              << usage.drafted_tokens << " guessed, " << usage.accepted_tokens << " accepted" << std::endl;
+    expect(usage.drafted_tokens > 0 && usage.accepted_tokens <= usage.drafted_tokens,
+           "draft_max 8 guesses from a repeated prompt (drafted " + std::to_string(usage.drafted_tokens) +
+               ", accepted " + std::to_string(usage.accepted_tokens) + ")");
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -432,11 +455,13 @@ int main(int argc, char **argv) {
         // Cancels affect only earlier requests: the engine keeps serving.
         rigllama::Request next("Two plus two is");
         next.raw().max_tokens(4).temperature(0.0f);
-        expect(!engine.complete(next).empty(), "the engine serves a request after the cancels");
+        rigllama::Usage plain;
+        expect(!engine.complete(next, &plain).empty(), "the engine serves a request after the cancels");
         save_and_load_a_snapshot(engine, model);
         two_jobs_at_once(model);
         grammar_and_tools(engine);
         logprobs_of_a_job(engine);
+        prompt_lookup(engine, plain);
     } catch (const std::exception &e) {
         std::cout << "FAIL  unexpected exception: " << e.what() << std::endl;
         return 1;

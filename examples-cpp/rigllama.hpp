@@ -23,6 +23,8 @@
 //   auto small = rigllama::Engine::open(options);
 //   rigllama::Job job = small.submit(request.n_logprobs(3));   // LOGPROBS events: JSON arrays
 //   uint32_t lora = small.add_lora("adapter.gguf", 0.5f);       // small.remove_lora(lora)
+//   rigllama::Usage usage;                       // v0.2: prompt-lookup speculation, 8 guesses:
+//   small.complete(request.draft_max(8), &usage);   // usage.drafted_tokens, usage.accepted_tokens
 //
 // Handles are std::unique_ptr with deleters that call the library's own free functions, so
 // engines, jobs and returned strings are released exactly once, even when an exception
@@ -157,6 +159,11 @@ public:
     // v0.2: token ids to biases, {"15043": -1.5}, or [[15043, -1.5], ["Paris", false]] (a token
     // id or a text, and a bias or false to ban it).
     Request &logit_bias_json(std::string json) { logit_bias_json_ = std::move(json); return *this; }
+    // v0.2: prompt-lookup speculative decoding: up to this many tokens guessed from the
+    // conversation's earlier text are verified in one decode (0 = off, the default; at most
+    // 64; 8 is what the bench measures). usage.drafted_tokens and accepted_tokens report what
+    // it did. Near ties can resolve differently from plain decoding (a batch rounds differently).
+    Request &draft_max(uint32_t n) { c_.draft_max = n; return *this; }
 
     // A view of the C struct whose pointers refer into this object.
     const rigllama_request &c() const {

@@ -3,6 +3,7 @@
 // two jobs at once with different priorities on an n_seq 2 engine, paused and resumed midway.
 // A grammar decides a chat reply, and apply_template shows the prompt a tool list makes. A job
 // with n_logprobs 3 reports its tokens' log-probabilities as JSON, checked with a small reader.
+// With draft_max 8, prompt-lookup speculation guesses a reply that repeats its prompt.
 // Loading reports progress through a static [MonoPInvokeCallback] method with user_data. Exits
 // non-zero on any failure.
 //
@@ -354,6 +355,39 @@ static class Program
         }
     }
 
+    // v0.2 prompt-lookup speculation: with draft_max 8, tokens guessed from the prompt are
+    // verified in the same decode; usage counts them (drafted_tokens) and the ones the sampler
+    // confirmed (accepted_tokens). plain is the usage of a request without draft_max (0).
+    static void PromptLookup(IntPtr engine, Usage plain)
+    {
+        Expect(plain.drafted_tokens == 0 && plain.accepted_tokens == 0,
+               "without draft_max nothing is guessed (drafted " + plain.drafted_tokens + ", accepted " + plain.accepted_tokens + ")");
+        var request = new Request();
+        Native.Check(Native.rigllama_request_init(ref request, Native.SizeOf<Request>()));
+        request.raw_prompt = 1;
+        request.temperature = 0f;
+        request.max_tokens = 48;
+        request.draft_max = 8;
+        request.prompt = Native.Utf8Alloc("Repeat exactly: the quick brown fox jumps over the lazy dog. " +
+                                          "the quick brown fox jumps over the lazy dog.");
+        var usage = new Usage();
+        Native.Check(Native.rigllama_usage_init(ref usage, Native.SizeOf<Usage>()));
+        IntPtr text;
+        try
+        {
+            Native.Check(Native.rigllama_engine_complete(engine, ref request, out text, ref usage));
+        }
+        finally
+        {
+            Marshal.FreeHGlobal(request.prompt);
+        }
+        Console.WriteLine("[draft] " + Native.Utf8ReadZ(text).Replace("\n", "\\n") + ": " + usage.completion_tokens + " tokens, "
+                          + usage.drafted_tokens + " guessed, " + usage.accepted_tokens + " accepted");
+        Native.rigllama_string_free(text);
+        Expect(usage.drafted_tokens > 0 && usage.accepted_tokens <= usage.drafted_tokens,
+               "draft_max 8 guesses from a repeated prompt (drafted " + usage.drafted_tokens + ", accepted " + usage.accepted_tokens + ")");
+    }
+
     static int Main(string[] args)
     {
         string model = args.Length > 0 ? args[0] : Environment.GetEnvironmentVariable("RIGLLAMA_MODEL");
@@ -423,6 +457,7 @@ static class Program
                 }
                 GrammarAndTools(engine);
                 Logprobs(engine);
+                PromptLookup(engine, usage);
             }
             finally
             {

@@ -1,8 +1,9 @@
 // Streams a reply from a model through the rigllama cgo package, cancels a second request
 // submitted as a job, compares two sentences by embedding, reloads a conversation's snapshot,
 // runs two jobs at once with different priorities on an NSeq 2 engine, paused and resumed
-// midway, has a grammar decide a Chat reply and shows the prompt a tool list makes, and checks
-// the log-probabilities a job reports. Exits non-zero on any failure.
+// midway, has a grammar decide a Chat reply and shows the prompt a tool list makes, checks
+// the log-probabilities a job reports, and has prompt-lookup speculation (DraftMax) guess a
+// reply that repeats its prompt. Exits non-zero on any failure.
 //
 //	usage: rigllama-go MODEL.gguf
 package main
@@ -294,6 +295,29 @@ func logprobs(engine *rigllama.Engine) {
 		len(entries), ev.Kind, ev.Message)
 }
 
+// v0.2 prompt-lookup speculation: with DraftMax 8, tokens guessed from the prompt are verified
+// in the same decode; Usage counts them (DraftedTokens) and the ones the sampler confirmed
+// (AcceptedTokens). plain is the usage of a request without DraftMax (0): it guesses nothing.
+func promptLookup(engine *rigllama.Engine, plain rigllama.Usage) {
+	expect(plain.DraftedTokens == 0 && plain.AcceptedTokens == 0,
+		"without DraftMax nothing is guessed (drafted %d, accepted %d)", plain.DraftedTokens, plain.AcceptedTokens)
+	request := rigllama.NewRequest("Repeat exactly: the quick brown fox jumps over the lazy dog. " +
+		"the quick brown fox jumps over the lazy dog.")
+	request.Raw = true
+	request.MaxTokens = 48
+	request.Temperature = 0
+	request.DraftMax = 8
+	text, usage, err := engine.Complete(request)
+	if err != nil {
+		expect(false, "complete with DraftMax 8: %v", err)
+		return
+	}
+	fmt.Printf("[draft] %q: %d tokens, %d guessed, %d accepted\n", text, usage.CompletionTokens,
+		usage.DraftedTokens, usage.AcceptedTokens)
+	expect(usage.DraftedTokens > 0 && usage.AcceptedTokens <= usage.DraftedTokens,
+		"DraftMax 8 guesses from a repeated prompt (drafted %d, accepted %d)", usage.DraftedTokens, usage.AcceptedTokens)
+}
+
 func main() {
 	model := os.Getenv("RIGLLAMA_MODEL")
 	if len(os.Args) > 1 {
@@ -323,13 +347,14 @@ func main() {
 	next.Raw = true
 	next.MaxTokens = 4
 	next.Temperature = 0
-	text, _, err := engine.Complete(next)
+	text, plain, err := engine.Complete(next)
 	expect(err == nil && text != "", "the engine serves a request after the cancel (%v)", err)
 	compareSentences(engine)
 	saveAndLoad(engine)
 	twoAtOnce(model)
 	grammarAndTools(engine)
 	logprobs(engine)
+	promptLookup(engine, plain)
 
 	if failures > 0 {
 		fmt.Println("FAILED")

@@ -16,6 +16,7 @@
         reply["tool_calls"][0]["function"]["arguments"]      # JSON text valid against the schema
     with rigllama.Engine("model.gguf") as engine:            # log-probabilities, LoRA adapters
         job = engine.submit("...", temperature=0, n_logprobs=3)  # EVENT_LOGPROBS events: JSON arrays
+        text, usage = engine.complete("Repeat: ...", draft_max=8)  # usage.drafted_tokens, .accepted_tokens
         lora = engine.add_lora("adapter.gguf", 0.5); engine.remove_lora(lora)
 
 The library is loaded from $RIGLLAMA_LIBRARY if set, else as librigllama.so through the
@@ -121,6 +122,7 @@ class Request(ctypes.Structure):
         ("logit_bias_json", ctypes.c_char_p),  # v0.2: {"token id": bias} or [[id or text, bias or false]]
         ("dry_sequence_breakers", ctypes.POINTER(ctypes.c_char_p)),  # v0.2
         ("n_dry_sequence_breakers", ctypes.c_size_t),  # v0.2
+        ("draft_max", ctypes.c_uint32),  # v0.2: prompt-lookup speculation, up to this many guesses (0 = off, <= 64)
     ]
 
 
@@ -135,6 +137,8 @@ class Usage(ctypes.Structure):
         ("prompt_ms", ctypes.c_double),
         ("generation_ms", ctypes.c_double),
         ("dropped_tokens", ctypes.c_uint32),  # v0.2
+        ("drafted_tokens", ctypes.c_uint32),  # v0.2: guessed by prompt-lookup speculation and evaluated
+        ("accepted_tokens", ctypes.c_uint32),  # v0.2: of those, confirmed by the sampler
     ]
 
     def __repr__(self):
@@ -159,7 +163,7 @@ C_LAYOUT_X86_64 = {
                           "model_path": 24, "chat_template": 32, "on_progress": 40, "progress_user_data": 48,
                           "context_overflow": 56, "n_seq": 60, "type_k": 64, "type_v": 68, "flash_attention": 72,
                           "fit": 76, "fit_min_ctx": 80, "fit_margins_mib": 88, "n_fit_margins_mib": 96}),
-    Request: (208, {"struct_size": 0, "max_tokens": 4, "temperature": 8, "top_p": 12, "top_k": 16, "min_p": 20,
+    Request: (216, {"struct_size": 0, "max_tokens": 4, "temperature": 8, "top_p": 12, "top_k": 16, "min_p": 20,
                     "repeat_penalty": 24, "seed": 28, "raw_prompt": 32, "prompt": 40, "system_prompt": 48,
                     "messages_json": 56, "stop": 64, "n_stop": 72, "priority": 80, "grammar": 88,
                     "json_schema": 96, "tools_json": 104, "tool_choice": 112, "reasoning": 116,
@@ -167,9 +171,10 @@ C_LAYOUT_X86_64 = {
                     "dry_base": 136, "dry_allowed_length": 140, "dry_penalty_last_n": 144, "xtc_probability": 148,
                     "xtc_threshold": 152, "typical_p": 156, "top_n_sigma": 160, "mirostat": 164,
                     "mirostat_tau": 168, "mirostat_eta": 172, "n_logprobs": 176, "logit_bias_json": 184,
-                    "dry_sequence_breakers": 192, "n_dry_sequence_breakers": 200}),
-    Usage: (48, {"struct_size": 0, "finish_reason": 4, "prompt_tokens": 8, "cached_prompt_tokens": 12,
-                 "completion_tokens": 16, "seed": 20, "prompt_ms": 24, "generation_ms": 32, "dropped_tokens": 40}),
+                    "dry_sequence_breakers": 192, "n_dry_sequence_breakers": 200, "draft_max": 208}),
+    Usage: (56, {"struct_size": 0, "finish_reason": 4, "prompt_tokens": 8, "cached_prompt_tokens": 12,
+                 "completion_tokens": 16, "seed": 20, "prompt_ms": 24, "generation_ms": 32, "dropped_tokens": 40,
+                 "drafted_tokens": 44, "accepted_tokens": 48}),
     Event: (40, {"struct_size": 0, "kind": 4, "status": 8, "text": 16, "text_len": 24, "message": 32}),
 }
 
@@ -280,7 +285,8 @@ _SAMPLING_FIELDS = ("presence_penalty", "frequency_penalty", "penalty_last_n", "
 
 def _request(prompt, *, raw_prompt=False, max_tokens=None, temperature=None, seed=None, system_prompt=None,
              messages=None, priority=None, grammar=None, json_schema=None, tools=None, tool_choice=None,
-             reasoning=None, n_logprobs=None, logit_bias=None, dry_sequence_breakers=None, **sampling):
+             reasoning=None, n_logprobs=None, logit_bias=None, dry_sequence_breakers=None, draft_max=None,
+             **sampling):
     """messages: a conversation as a list of {"role": ..., "content": ...} dicts, or JSON text (sent
     as messages_json; a reply from chat() and {"role": "tool", "tool_call_id": ..., "content": ...}
     results may be appended as they are); prompt, if also given, is appended as the last user
@@ -295,7 +301,11 @@ def _request(prompt, *, raw_prompt=False, max_tokens=None, temperature=None, see
     alternatives per token). logit_bias: {token_id: bias} or [[token_id or text, bias or
     False], ...], or JSON text. dry_sequence_breakers: a list of strings. And, by name, the
     numbers in _SAMPLING_FIELDS: presence_penalty, frequency_penalty, penalty_last_n, dry_*,
-    xtc_*, typical_p, top_n_sigma, mirostat (MIROSTAT_*), mirostat_tau, mirostat_eta."""
+    xtc_*, typical_p, top_n_sigma, mirostat (MIROSTAT_*), mirostat_tau, mirostat_eta.
+    v0.2: draft_max: prompt-lookup speculative decoding, up to this many tokens guessed from
+    the conversation's earlier text and verified in one decode (0 = off, the default; at most
+    64; 8 is what the bench measures); usage.drafted_tokens and usage.accepted_tokens report
+    what it did. Near ties can resolve differently from plain decoding (batched rounding)."""
     unknown = set(sampling) - set(_SAMPLING_FIELDS)
     if unknown:
         raise TypeError(f"unknown request arguments: {', '.join(sorted(unknown))}")
@@ -328,6 +338,8 @@ def _request(prompt, *, raw_prompt=False, max_tokens=None, temperature=None, see
         req.reasoning = reasoning
     if n_logprobs is not None:
         req.n_logprobs = n_logprobs
+    if draft_max is not None:
+        req.draft_max = draft_max
     for name, value in sampling.items():
         setattr(req, name, value)
     return req
@@ -397,7 +409,7 @@ class Engine:
     def complete(self, prompt=None, **kw):
         """Returns (text, usage): the reply's content only. Keyword arguments: raw_prompt,
         max_tokens, temperature, seed, system_prompt, messages, priority, grammar, json_schema,
-        tools, tool_choice, reasoning, and v0.2's sampling ones (see _request)."""
+        tools, tool_choice, reasoning, and v0.2's sampling ones and draft_max (see _request)."""
         req, usage, text = _request(prompt, **kw), _usage(), ctypes.c_void_p()
         _check(_lib.rigllama_engine_complete(self._handle, ctypes.byref(req), ctypes.byref(text), ctypes.byref(usage)))
         return _take_string(text), usage

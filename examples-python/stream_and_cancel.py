@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Streams a reply through a CFUNCTYPE callback, cancels a second request submitted as a job,
-checks the log-probabilities a job reports, embeds two sentences and prints their similarity,
-saves and reloads a conversation's snapshot, and runs two requests at once (an NPC's chatter
-and the player's line, at different priorities) on an n_seq=2 engine, paused and resumed
-midway. Exits non-zero on any failure.
+checks the log-probabilities a job reports, has prompt-lookup speculation (draft_max) guess
+a reply that repeats its prompt, embeds two sentences and prints their similarity, saves and
+reloads a conversation's snapshot, and runs two requests at once (an NPC's chatter and the
+player's line, at different priorities) on an n_seq=2 engine, paused and resumed midway.
+Exits non-zero on any failure.
 
     usage: stream_and_cancel.py MODEL.gguf     (librigllama.so on LD_LIBRARY_PATH, or
                                                 RIGLLAMA_LIBRARY=/path/to/librigllama.so)
@@ -75,6 +76,22 @@ def logprobs_of_a_job(engine):
                      and (e["id"], e["token"]) == (e["top_logprobs"][0]["id"], e["top_logprobs"][0]["token"]))
     expect(ok, f"{len(entries)} logprobs entries, each <= 0 with at most 3 alternatives, the first one chosen "
                f"(kind {kind}, {message or 'ok'})")
+
+
+def prompt_lookup(engine, plain):
+    """draft_max=8: tokens guessed from the prompt are verified in the same decode; usage counts
+    them (drafted_tokens) and the ones the sampler confirmed (accepted_tokens). plain is the
+    usage of a request without draft_max (the default 0): it guesses nothing."""
+    expect(plain.drafted_tokens == 0 and plain.accepted_tokens == 0,
+           f"without draft_max nothing is guessed (drafted {plain.drafted_tokens}, accepted {plain.accepted_tokens})")
+    prompt = ("Repeat exactly: the quick brown fox jumps over the lazy dog. "
+              "the quick brown fox jumps over the lazy dog.")
+    text, usage = engine.complete(prompt, raw_prompt=True, max_tokens=48, temperature=0.0, draft_max=8)
+    print(f"[draft] {text!r}: {usage.completion_tokens} tokens, {usage.drafted_tokens} guessed, "
+          f"{usage.accepted_tokens} accepted")
+    expect(usage.drafted_tokens > 0 and usage.accepted_tokens <= usage.drafted_tokens,
+           f"draft_max 8 guesses from a repeated prompt (drafted {usage.drafted_tokens}, "
+           f"accepted {usage.accepted_tokens})")
 
 
 def compare_sentences(engine):
@@ -196,9 +213,10 @@ def main():
         usage = engine.stream_to("Once upon a time", stop_after_three, raw_prompt=True, max_tokens=16, temperature=0.0)
         expect(usage.finish_reason == rigllama.FINISH_CALLBACK and usage.completion_tokens == 3,
                f"returning False stops the stream (finish_reason {usage.finish_reason}, {usage.completion_tokens} tokens)")
-        text, _ = engine.complete("Two plus two is", raw_prompt=True, max_tokens=4, temperature=0.0)
+        text, plain = engine.complete("Two plus two is", raw_prompt=True, max_tokens=4, temperature=0.0)
         expect(text != "", "the engine serves a request after the cancel")
         logprobs_of_a_job(engine)
+        prompt_lookup(engine, plain)
         compare_sentences(engine)
         save_and_load_a_conversation(engine)
     two_requests_at_once(model)

@@ -221,6 +221,34 @@ async fn additional_params_reach_the_sampler_and_logprobs_come_back_in_raw() {
 }
 
 #[tokio::test]
+async fn speculation_is_an_additional_param_and_its_counters_come_back_in_raw() {
+    let engine = engine();
+    let model = rigllama::rig::completion_model(&engine);
+    let prompt = "Copy the following paragraph exactly, word for word.\n\nThe Harbor Street \
+                  Library opened in 1911 with a collection of four thousand books donated by the \
+                  town's shipping merchants. The original building was a single brick hall with \
+                  tall windows facing the water. In 1952 a fire destroyed the reading room, and \
+                  most of the maritime maps kept there were lost.";
+    // The copy ends at "lost."; after it this small model rambles, with near ties.
+    let request = || greedy(prompt, 80).stop(["lost.".to_string()]);
+    engine.reset().unwrap();
+    let plain = model.call(request()).await.unwrap();
+    assert_eq!(plain.raw["usage"]["drafted_tokens"], 0, "off unless asked");
+    engine.reset().unwrap();
+    let guessed = model
+        .call(request().additional_params(json!({"speculative.n_max": 8})))
+        .await
+        .unwrap();
+    assert_eq!(guessed.text(), plain.text());
+    let usage = &guessed.raw["usage"];
+    let (drafted, accepted) = (
+        usage["drafted_tokens"].as_u64().unwrap(),
+        usage["accepted_tokens"].as_u64().unwrap(),
+    );
+    assert!(accepted > 20 && accepted <= drafted, "{usage}");
+}
+
+#[tokio::test]
 async fn unsupported_options_are_refused_with_a_clear_error() {
     let engine = engine();
     let model = rigllama::rig::completion_model(&engine);

@@ -100,6 +100,8 @@ type Usage struct {
 	PromptMs           float64
 	GenerationMs       float64
 	DroppedTokens      uint32 // v0.2: oldest turns dropped to make room (ContextOverflowShift)
+	DraftedTokens      uint32 // v0.2: guessed by prompt-lookup speculation (Request.DraftMax) and evaluated
+	AcceptedTokens     uint32 // v0.2: of those, the ones the sampler confirmed
 }
 
 func usageFromC(u *C.rigllama_usage) Usage {
@@ -112,6 +114,8 @@ func usageFromC(u *C.rigllama_usage) Usage {
 		PromptMs:           float64(u.prompt_ms),
 		GenerationMs:       float64(u.generation_ms),
 		DroppedTokens:      uint32(u.dropped_tokens),
+		DraftedTokens:      uint32(u.drafted_tokens),
+		AcceptedTokens:     uint32(u.accepted_tokens),
 	}
 }
 
@@ -201,6 +205,11 @@ type Request struct {
 	LogitBiasJSON string
 	// v0.2: texts that end a repetition for DRY (nil: llama.cpp's "\n", ":", "\"", "*").
 	DrySequenceBreakers []string
+	// v0.2: prompt-lookup speculative decoding: up to this many tokens guessed from the
+	// conversation's earlier text are verified in one decode (0: off, the default; at most 64;
+	// 8 is what the bench measures). Usage.DraftedTokens and AcceptedTokens report what it did.
+	// Near ties can resolve differently from plain decoding (a batch rounds differently).
+	DraftMax uint32
 }
 
 // NewRequest returns a request for prompt with the defaults of rigllama_request_init.
@@ -233,6 +242,7 @@ func NewRequest(prompt string) Request {
 		MirostatTau:      float32(c.mirostat_tau),
 		MirostatEta:      float32(c.mirostat_eta),
 		NLogprobs:        uint32(c.n_logprobs),
+		DraftMax:         uint32(c.draft_max),
 	}
 }
 
@@ -263,6 +273,7 @@ func (r Request) toC() (c C.rigllama_request, free func()) {
 	c.mirostat_tau = C.float(r.MirostatTau)
 	c.mirostat_eta = C.float(r.MirostatEta)
 	c.n_logprobs = C.uint32_t(r.NLogprobs)
+	c.draft_max = C.uint32_t(r.DraftMax)
 	if r.Raw {
 		c.raw_prompt = 1
 	}

@@ -306,7 +306,8 @@ pub fn engine_request(request: &CompletionRequest) -> Result<Request, String> {
 }
 
 /// Rig's `additional_params`: llama.cpp's sampler knobs under llama-server's names, and
-/// OpenAI's `logprobs`/`top_logprobs`. Anything else is refused, not ignored.
+/// OpenAI's `logprobs`/`top_logprobs`, and llama-server's `speculative.n_max` (prompt-lookup
+/// speculation's [`Request::draft_max`]). Anything else is refused, not ignored.
 fn apply_additional_params(
     params: &serde_json::Value,
     request: &mut Request,
@@ -369,12 +370,17 @@ fn apply_additional_params(
                 })?
             }
             "top_logprobs" | "n_probs" => top_logprobs = Some(integer()?),
+            // llama-server's per-request name for the speculative draft length.
+            "speculative.n_max" | "draft_max" => {
+                request.draft_max = u32::try_from(integer()?)
+                    .map_err(|_| format!("additional_params.{key} {value} is negative"))?
+            }
             other => {
                 return Err(format!(
                     "rigllama does not know additional_params.{other}; it takes llama.cpp's sampler \
                      settings (top_k, min_p, repeat_penalty, presence_penalty, frequency_penalty, \
-                     penalty_last_n, typical_p, top_n_sigma, dry_*, xtc_*, mirostat*, logit_bias) \
-                     and logprobs/top_logprobs"
+                     penalty_last_n, typical_p, top_n_sigma, dry_*, xtc_*, mirostat*, logit_bias), \
+                     logprobs/top_logprobs and speculative.n_max (prompt-lookup speculation)"
                 ))
             }
         }
@@ -645,6 +651,8 @@ impl Reassemble<Event> for ReplyDocument {
                     "seed": usage.seed,
                     "prompt_ms": usage.prompt_ms,
                     "generation_ms": usage.generation_ms,
+                    "drafted_tokens": usage.drafted_tokens,
+                    "accepted_tokens": usage.accepted_tokens,
                 }))
             }
             Event::Failed { .. } => {}
@@ -871,6 +879,7 @@ mod tests {
             "dry_penalty_last_n": 128, "dry_sequence_breakers": ["\n"], "xtc_probability": 0.5,
             "xtc_threshold": 0.2, "mirostat": 2, "mirostat_tau": 4.0, "mirostat_eta": 0.2,
             "logit_bias": {"42": -100}, "logprobs": true, "top_logprobs": 5,
+            "speculative.n_max": 8,
         }));
         let s = engine_request(&request).unwrap();
         let expected = Sampling {
@@ -902,6 +911,7 @@ mod tests {
         };
         assert_eq!(s.sampling, expected);
         assert_eq!(s.logprobs, 5);
+        assert_eq!(s.draft_max, 8);
         let just_logprobs =
             CompletionRequest::new("hi").additional_params(json!({"logprobs": true}));
         assert_eq!(engine_request(&just_logprobs).unwrap().logprobs, 1);
@@ -916,6 +926,8 @@ mod tests {
             (json!({"mirostat": 3}), "mirostat 3"),
             (json!({"presence_penalty": 9}), "presence_penalty 9"),
             (json!({"top_logprobs": 50}), "n_logprobs 50"),
+            (json!({"speculative.n_max": 65}), "draft_max 65"),
+            (json!({"draft_max": -1}), "draft_max -1 is negative"),
             (json!([1, 2]), "must be a JSON object"),
         ] {
             let request = CompletionRequest::new("hi").additional_params(params);

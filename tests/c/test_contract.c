@@ -95,6 +95,7 @@ static void test_layout_is_printed_for_bindings(void) {
     FIELD(rigllama_request, logit_bias_json);
     FIELD(rigllama_request, dry_sequence_breakers);
     FIELD(rigllama_request, n_dry_sequence_breakers);
+    FIELD(rigllama_request, draft_max);
     printf("  sizeof(rigllama_usage) = %zu\n", sizeof(rigllama_usage));
     FIELD(rigllama_usage, struct_size);
     FIELD(rigllama_usage, finish_reason);
@@ -105,6 +106,8 @@ static void test_layout_is_printed_for_bindings(void) {
     FIELD(rigllama_usage, prompt_ms);
     FIELD(rigllama_usage, generation_ms);
     FIELD(rigllama_usage, dropped_tokens);
+    FIELD(rigllama_usage, drafted_tokens);
+    FIELD(rigllama_usage, accepted_tokens);
     /* Doubles sit at a multiple of 8 so i686 and x86-64 agree on offsets. */
     CHECK(offsetof(rigllama_usage, prompt_ms) % 8 == 0, "prompt_ms at %zu", offsetof(rigllama_usage, prompt_ms));
     CHECK(offsetof(rigllama_usage, prompt_ms) == 24, "prompt_ms at %zu", offsetof(rigllama_usage, prompt_ms));
@@ -159,8 +162,12 @@ static void test_layout_is_printed_for_bindings(void) {
     AT(rigllama_request, logit_bias_json, 184, 140);
     AT(rigllama_request, dry_sequence_breakers, 192, 144);
     AT(rigllama_request, n_dry_sequence_breakers, 200, 148);
+    AT(rigllama_request, draft_max, 208, 152);
+    AT(rigllama_usage, drafted_tokens, 44, 44);
+    AT(rigllama_usage, accepted_tokens, 48, 48);
 #undef AT
-    CHECK(sizeof(rigllama_request) == (sizeof(void *) == 8 ? 208 : 152), "sizeof request %zu", sizeof(rigllama_request));
+    CHECK(sizeof(rigllama_request) == (sizeof(void *) == 8 ? 216 : 156), "sizeof request %zu", sizeof(rigllama_request));
+    CHECK(sizeof(rigllama_usage) == (sizeof(void *) == 8 ? 56 : 52), "sizeof usage %zu", sizeof(rigllama_usage));
     CHECK(RIGLLAMA_EVENT_KIND_LOGPROBS == 6 && RIGLLAMA_KV_TYPE_F16 == 0 && RIGLLAMA_KV_TYPE_Q8_0 == 3 &&
               RIGLLAMA_KV_TYPE_IQ4_NL == 8 && RIGLLAMA_FLASH_ATTENTION_AUTO == 0 && RIGLLAMA_FLASH_ATTENTION_ON == 2 &&
               RIGLLAMA_MIROSTAT_V2 == 2,
