@@ -671,12 +671,13 @@ static int kv(const char *model, int reps) {
 }
 
 /* Prompt-lookup speculation on one workload: the raw prompt in PROMPT_FILE (already in the
- * chat template's format, as llama.cpp's lookup example takes it), greedy, N tokens, plain
+ * chat template's format, as llama.cpp's lookup example takes it), at TEMPERATURE (seed 1234;
+ * the other settings default), N tokens, plain
  * (draft_max 0) and guessed (draft_max DRAFT) alternately, each from an empty cache. Prints
  * JSON with the generation speeds (the tg128 measure: tokens after the first over the engine's
  * clock), the counters, and writes both replies to OUT_DIR/plain.txt and OUT_DIR/guessed.txt. */
 static int lookup(const char *model, const char *prompt_file, uint32_t n, uint32_t draft, int reps,
-                  const char *out_dir) {
+                  const char *out_dir, float temperature) {
     if (reps > MAX_REPS)
         reps = MAX_REPS;
     FILE *f = fopen(prompt_file, "rb");
@@ -703,7 +704,8 @@ static int lookup(const char *model, const char *prompt_file, uint32_t n, uint32
             rigllama_request_init(&request, sizeof request);
             request.prompt = prompt;
             request.raw_prompt = 1;
-            request.temperature = 0.0f;
+            request.temperature = temperature;
+            request.seed = 1234;
             request.max_tokens = n;
             request.draft_max = guessed ? draft : 0;
             rigllama_usage u;
@@ -737,7 +739,7 @@ int main(int argc, char **argv) {
     if (argc < 4) {
         fprintf(stderr, "usage: %s MODEL speed REPS | MODEL rss N_CTX | MODEL chat PROMPT N | "
                         "MODEL structured REPS | MODEL kv REPS | MODEL batched NPL NPP NTG N_CTX | "
-                        "MODEL lookup PROMPT_FILE N DRAFT REPS OUT_DIR\n", argv[0]);
+                        "MODEL lookup PROMPT_FILE N DRAFT REPS OUT_DIR TEMPERATURE\n", argv[0]);
         return 2;
     }
     if (strcmp(argv[2], "speed") == 0)
@@ -750,8 +752,9 @@ int main(int argc, char **argv) {
         return structured(argv[1], atoi(argv[3]));
     if (strcmp(argv[2], "kv") == 0 && argc > 3)
         return kv(argv[1], atoi(argv[3]));
-    if (strcmp(argv[2], "lookup") == 0 && argc > 7)
-        return lookup(argv[1], argv[3], (uint32_t)atoi(argv[4]), (uint32_t)atoi(argv[5]), atoi(argv[6]), argv[7]);
+    if (strcmp(argv[2], "lookup") == 0 && argc > 8)
+        return lookup(argv[1], argv[3], (uint32_t)atoi(argv[4]), (uint32_t)atoi(argv[5]), atoi(argv[6]), argv[7],
+                      (float)atof(argv[8]));
     if (strcmp(argv[2], "batched") == 0 && argc > 6)
         return batched(argv[1], argv[3], atoi(argv[4]), atoi(argv[5]), (uint32_t)atoi(argv[6]));
     fprintf(stderr, "unknown mode %s\n", argv[2]);

@@ -503,8 +503,10 @@ def run_batched(target, libdir, model, reps):
 
 # Speculation workloads (bench/workloads/*.txt): what a reply copies from its prompt, and one
 # that copies nothing in particular.
-LOOKUP_WORKLOADS = [("code edit", "code_edit.txt"), ("quotes", "quotes.txt"),
-                    ("JSON extraction", "extract.txt"), ("free form", "free_form.txt")]
+LOOKUP_WORKLOADS = [("code edit", "code_edit.txt", 0.0), ("quotes", "quotes.txt", 0.0),
+                    ("JSON extraction", "extract.txt", 0.0), ("free form", "free_form.txt", 0.0),
+                    # Sampled, the reply repeats itself less: the guesses' worst case.
+                    ("free form, temperature 1", "free_form.txt", 1.0)]
 LOOKUP_TOKENS = 300
 LOOKUP_DRAFT = 8
 
@@ -531,34 +533,58 @@ def run_lookup(target, libdir, model, reps):
     tg128 = stats(json.loads(out)[0]["samples_ts"])
     rows = []
     work = tempfile.mkdtemp(prefix="rigllama-lookup-")
-    for name, file in LOOKUP_WORKLOADS:
+    for name, file, temperature in LOOKUP_WORKLOADS:
         prompt_file = os.path.join(work, file)
         with open(os.path.join(ROOT, "bench/workloads", file)) as f, open(prompt_file, "w") as out_f:
             out_f.write(gemma_chat(f.read()))
         log(f"rigllama, {name}")
         rl = json.loads(run([rl_binary, model, "lookup", prompt_file, str(LOOKUP_TOKENS), str(LOOKUP_DRAFT),
-                             str(reps), work], env={"LD_LIBRARY_PATH": libdir}))
+                             str(reps), work, str(temperature)], env={"LD_LIBRARY_PATH": libdir}))
         texts = {k: open(os.path.join(work, f"{k}.txt")).read() for k in ("plain", "guessed")}
         log(f"llama.cpp lookup, {name}")
         lk = {"ts": [], "drafted": 0, "accepted": 0}
         for _ in range(reps):
-            out = run([lookup_binary, "-m", model, "-t", str(THREADS), "-c", "4096", "-n", str(LOOKUP_TOKENS),
-                       "--spec-draft-n-max", str(LOOKUP_DRAFT), "--temp", "0", "-f", prompt_file,
-                       "--no-warmup"], timeout=900)
-            speed = re.search(r"decoded\s+\d+ tokens in\s+[\d.]+ seconds, speed:\s+([\d.]+) t/s", out)
+            cmd = [lookup_binary, "-m", model, "-t", str(THREADS), "-c", "4096", "-n", str(LOOKUP_TOKENS),
+                   "--spec-draft-n-max", str(LOOKUP_DRAFT), "--temp", str(temperature), "--seed", "1234",
+                   "-f", prompt_file]
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+            if proc.returncode != 0:
+                raise SystemExit(f"bench: failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+            speed = re.search(r"decoded\s+\d+ tokens in\s+[\d.]+ seconds, speed:\s+([\d.]+) t/s", proc.stderr)
             if not speed:
-                raise SystemExit(f"bench: llama-lookup printed no speed:\n{out[-2000:]}")
+                raise SystemExit(f"bench: llama-lookup printed no speed:\n{proc.stderr[-2000:]}")
             lk["ts"].append(float(speed.group(1)))
-            lk["drafted"] = int(re.search(r"n_drafted\s+=\s+(\d+)", out).group(1))
-            lk["accepted"] = int(re.search(r"n_accept\s+=\s+(\d+)", out).group(1))
+            lk["drafted"] = int(re.search(r"n_drafted\s+=\s+(\d+)", proc.stderr).group(1))
+            lk["accepted"] = int(re.search(r"n_accept\s+=\s+(\d+)", proc.stderr).group(1))
+            # stdout: the prompt as tokens, the reply, two newlines; the prompt ends with the
+            # model turn's header.
+            header = "<start_of_turn>model\n"
+            at = proc.stdout.find(header)
+            lk["text"] = proc.stdout[at + len(header):-2] if at >= 0 else None
+        # lookup may run a few tokens past -n: compare what both produced.
+        plain = texts["plain"]
+        lookup_text = lk.pop("text")
+        n = min(len(plain), len(lookup_text)) if lookup_text is not None else 0
+        lk["first_difference_from_plain"] = (first_difference(plain[:n], lookup_text[:n])
+                                             if lookup_text is not None else "unparsed")
+        if temperature > 0:
+            # llama.cpp's sampler chain and rigllama's draw differently from the same seed.
+            lk["first_difference_from_plain"] = "n/a (sampled)"
         rows.append({"workload": name, "rigllama": {"plain": stats(rl["plain"]), "guessed": stats(rl["guessed"]),
                                                      "tokens": rl["tokens"], "drafted": rl["drafted"],
                                                      "accepted": rl["accepted"]},
                      "same_text": texts["plain"] == texts["guessed"],
                      "first_difference": first_difference(texts["plain"], texts["guessed"]),
-                     "lookup": {"ts": stats(lk["ts"]), "drafted": lk["drafted"], "accepted": lk["accepted"]}})
+                     "lookup": {"ts": stats(lk["ts"]), "drafted": lk["drafted"], "accepted": lk["accepted"],
+                                "first_difference_from_plain": lk["first_difference_from_plain"]}})
     shutil.rmtree(work, ignore_errors=True)
     return {"tg128": tg128, "tokens": LOOKUP_TOKENS, "draft": LOOKUP_DRAFT, "rows": rows}
+
+
+def lookup_vs_plain(difference):
+    if difference is None:
+        return "same"
+    return f"to byte {difference}" if isinstance(difference, int) else difference
 
 
 def lookup_report(k):
@@ -569,8 +595,8 @@ def lookup_report(k):
              "llama.cpp's lookup example runs the same raw prompt with `--spec-draft-n-max` the same.",
              "",
              "| workload | plain | guessed | guessed / plain | guessed / llama-bench tg128 | accepted / drafted "
-             "| same text as plain | llama.cpp lookup | its accepted / drafted |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| same text as plain | llama.cpp lookup | its accepted / drafted | lookup's text vs rigllama plain |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in k["rows"]:
         rl = r["rigllama"]
         same = "yes" if r["same_text"] else f"to byte {r['first_difference']}"
@@ -578,7 +604,8 @@ def lookup_report(k):
             r["workload"], fmt(rl["plain"]), fmt(rl["guessed"]), f"{ratio(rl['guessed'], rl['plain']):.2f}",
             f"{ratio(rl['guessed'], k['tg128']):.2f}",
             f"{rl['accepted']} / {rl['drafted']} ({100 * rl['accepted'] / max(rl['drafted'], 1):.0f}%)", same,
-            fmt(r["lookup"]["ts"]), f"{r['lookup']['accepted']} / {r['lookup']['drafted']}"]) + " |")
+            fmt(r["lookup"]["ts"]), f"{r['lookup']['accepted']} / {r['lookup']['drafted']}",
+            lookup_vs_plain(r["lookup"]["first_difference_from_plain"])]) + " |")
     return lines
 
 
