@@ -504,7 +504,8 @@ def run_batched(target, libdir, model, reps):
 # Speculation workloads (bench/workloads/*.txt): what a reply copies from its prompt, and one
 # that copies nothing in particular.
 LOOKUP_WORKLOADS = [("code edit", "code_edit.txt", 0.0), ("quotes", "quotes.txt", 0.0),
-                    ("JSON extraction", "extract.txt", 0.0), ("free form", "free_form.txt", 0.0),
+                    ("JSON extraction", "extract.txt", 0.0), ("summary", "summary.txt", 0.0),
+                    ("free form", "free_form.txt", 0.0),
                     # Sampled, the reply repeats itself less: the guesses' worst case.
                     ("free form, temperature 1", "free_form.txt", 1.0)]
 LOOKUP_TOKENS = 300

@@ -15,6 +15,7 @@ use super::error::{Error, Result};
 use super::events::Event;
 use super::kv_cache::SeqCache;
 use super::logprobs::{logprobs_of, TokenLogprob};
+use super::lookup::Acceptance;
 use super::model::LoadedModel;
 use super::prompt::PromptPlan;
 use super::reply::ReplyReader;
@@ -45,6 +46,8 @@ pub(crate) struct Progress {
     draft: Vec<LlamaToken>,
     /// The request's `draft_max` (0 when the model's cache cannot be cut back).
     draft_max: usize,
+    /// How often this reply's guesses come true: decides how many are worth evaluating.
+    acceptance: Acceptance,
     /// Where this request's logits are in the batch just decoded.
     pub logits_at: Option<i32>,
     /// Until the last prompt chunk is in a batch.
@@ -133,6 +136,7 @@ impl Progress {
             first_token_at: None,
             pending: None,
             draft: Vec::new(),
+            acceptance: Acceptance::default(),
             draft_max: if model.can_truncate {
                 request.draft_max as usize
             } else {
@@ -160,7 +164,8 @@ impl Progress {
 
     /// Tokens guessed to follow the pending `token` (prompt lookup over `history`, the
     /// sequence's cache), to be evaluated after it: at most `room` (what the batch and the
-    /// context have left), and never more than could be kept before `max_tokens`.
+    /// context have left), never more than could be kept before `max_tokens`, and only as
+    /// many as this reply's record of right guesses makes worth their rows' cost.
     pub fn propose_draft(
         &mut self,
         submission: &Submission,
@@ -173,7 +178,8 @@ impl Progress {
             // This step samples one token more than it guesses.
             max = max.min(limit.saturating_sub(self.generated + 1) as usize);
         }
-        self.draft = super::lookup::draft(history, token, max);
+        let guess = super::lookup::draft(history, token, max);
+        self.draft = self.acceptance.choose(guess);
         &self.draft
     }
 
@@ -198,13 +204,23 @@ impl Progress {
                 Advance::Continue if self.pending == Some(guess) => {
                     self.pending = None;
                     self.usage.accepted_tokens += 1;
+                    self.acceptance.observe(true);
                     at += 1;
                 }
                 // A different token, or the end: the guesses from here on are not the reply.
-                advance => return (advance, draft.len() - i),
+                advance => {
+                    if matches!(advance, Advance::Continue) {
+                        self.acceptance.observe(false);
+                    }
+                    return (advance, draft.len() - i);
+                }
             }
         }
-        (self.on_logits(submission, ctx, model, at), 0)
+        let advance = self.on_logits(submission, ctx, model, at);
+        if let (Advance::Continue, Some(token)) = (&advance, self.pending) {
+            self.acceptance.observe_shadow(token);
+        }
+        (advance, 0)
     }
 
     /// Samples from the logits at `logits_at` and handles the token: stream its text, or

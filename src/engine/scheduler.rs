@@ -378,8 +378,9 @@ impl Scheduler {
         }
     }
 
-    /// Fills the batch: each generating request's pending token, then prompt chunks in
-    /// priority order. Returns, per running request in the batch, the tokens it added.
+    /// Fills the batch: each generating request's pending token and its guesses, then prompt
+    /// chunks in priority order. Returns, per running request in the batch, the tokens it
+    /// added.
     fn fill_batch(&mut self, model: &mut LoadedModel) -> Vec<(usize, Vec<LlamaToken>)> {
         let n_batch = model.n_batch as usize;
         model.batch.clear();
