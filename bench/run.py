@@ -536,8 +536,10 @@ def run_lookup(target, libdir, model, reps):
     work = tempfile.mkdtemp(prefix="rigllama-lookup-")
     for name, file, temperature in LOOKUP_WORKLOADS:
         prompt_file = os.path.join(work, file)
-        with open(os.path.join(ROOT, "bench/workloads", file)) as f, open(prompt_file, "w") as out_f:
-            out_f.write(gemma_chat(f.read()))
+        with open(os.path.join(ROOT, "bench/workloads", file)) as f:
+            prompt_text = gemma_chat(f.read())
+        with open(prompt_file, "w") as f:
+            f.write(prompt_text)
         log(f"rigllama, {name}")
         rl = json.loads(run([rl_binary, model, "lookup", prompt_file, str(LOOKUP_TOKENS), str(LOOKUP_DRAFT),
                              str(reps), work, str(temperature)], env={"LD_LIBRARY_PATH": libdir}))
@@ -547,7 +549,8 @@ def run_lookup(target, libdir, model, reps):
         for _ in range(reps):
             cmd = [lookup_binary, "-m", model, "-t", str(THREADS), "-c", "4096", "-n", str(LOOKUP_TOKENS),
                    "--spec-draft-n-max", str(LOOKUP_DRAFT), "--temp", str(temperature), "--seed", "1234",
-                   "-f", prompt_file]
+                   # -p, not -f: -f drops the prompt's final newline (a token of the template).
+                   "-p", prompt_text]
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
             if proc.returncode != 0:
                 raise SystemExit(f"bench: failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
