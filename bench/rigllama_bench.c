@@ -101,6 +101,17 @@ static rigllama_usage run(rigllama_engine *engine, const char *prompt, const cha
     return usage;
 }
 
+/* An engine with the default options, or the bench stops. */
+static rigllama_engine *create_default(const char *model) {
+    rigllama_engine_options options;
+    rigllama_engine_options_init(&options, sizeof options);
+    options.model_path = model;
+    rigllama_engine *engine = NULL;
+    if (rigllama_engine_create(&options, &engine) != RIGLLAMA_STATUS_OK)
+        die("create");
+    return engine;
+}
+
 static void print_array(const char *name, const double *values, int n, int last) {
     printf("  \"%s\": [", name);
     for (int i = 0; i < n; i++)
@@ -332,12 +343,7 @@ static int rss(const char *model, uint32_t n_ctx) {
 /* One chat request streamed through the C ABI: the same request bench/run.py sends through
  * Rig's model.stream (examples/rig_stream.rs), so the two paths compare like for like. */
 static int chat(const char *model, const char *prompt, uint32_t max_tokens) {
-    rigllama_engine_options options;
-    rigllama_engine_options_init(&options, sizeof options);
-    options.model_path = model;
-    rigllama_engine *engine = NULL;
-    if (rigllama_engine_create(&options, &engine) != RIGLLAMA_STATUS_OK)
-        die("create");
+    rigllama_engine *engine = create_default(model);
     rigllama_request request;
     rigllama_request_init(&request, sizeof request);
     request.prompt = prompt;
@@ -390,12 +396,7 @@ static double ms_per_token(rigllama_engine *engine, const char *json_schema, con
 }
 
 static int structured(const char *model, int reps) {
-    rigllama_engine_options options;
-    rigllama_engine_options_init(&options, sizeof options);
-    options.model_path = model;
-    rigllama_engine *engine = NULL;
-    if (rigllama_engine_create(&options, &engine) != RIGLLAMA_STATUS_OK)
-        die("create");
+    rigllama_engine *engine = create_default(model);
     static const char *const names[] = {"free", "json_schema", "gbnf"};
     printf("{");
     for (int sampled = 0; sampled <= 1; sampled++) {
@@ -687,12 +688,7 @@ static int lookup(const char *model, const char *prompt_file, uint32_t n, uint32
     size_t len = fread(prompt, 1, sizeof prompt - 1, f);
     fclose(f);
     prompt[len] = 0;
-    rigllama_engine_options options;
-    rigllama_engine_options_init(&options, sizeof options);
-    options.model_path = model;
-    rigllama_engine *engine = NULL;
-    if (rigllama_engine_create(&options, &engine) != RIGLLAMA_STATUS_OK)
-        die("create");
+    rigllama_engine *engine = create_default(model);
     timing t;
     rigllama_engine_reset(engine);
     run(engine, "Hello", NULL, 4, &t); /* warm-up */

@@ -40,7 +40,13 @@ fn run(engine: &Engine, mut request: Request, draft_max: u32) -> Reply {
         match job.blocking_next() {
             Event::Text { text: piece, .. } => text.push_str(&piece),
             Event::Logprobs(entries) => tokens.extend(entries),
-            Event::Done(usage) => return Reply { text, tokens, usage },
+            Event::Done(usage) => {
+                return Reply {
+                    text,
+                    tokens,
+                    usage,
+                }
+            }
             Event::Failed { error, .. } => panic!("request failed: {error}"),
             _ => {}
         }
@@ -78,7 +84,10 @@ fn agrees(plain: &Reply, guessed: &Reply, what: &str) -> usize {
         "{what}: one reply ended early"
     );
     assert_eq!(plain.text, guessed.text, "{what}");
-    assert_eq!(plain.usage.finish_reason, guessed.usage.finish_reason, "{what}");
+    assert_eq!(
+        plain.usage.finish_reason, guessed.usage.finish_reason,
+        "{what}"
+    );
     plain.tokens.len()
 }
 
@@ -109,7 +118,10 @@ fn guesses_keep_the_samplers_tokens_and_save_decodes() {
             u.drafted_tokens,
             u.accepted_tokens
         );
-        assert_eq!((plain.usage.drafted_tokens, plain.usage.accepted_tokens), (0, 0));
+        assert_eq!(
+            (plain.usage.drafted_tokens, plain.usage.accepted_tokens),
+            (0, 0)
+        );
         assert!(u.accepted_tokens <= u.drafted_tokens);
         assert_eq!(guessed.tokens.len() as u32, u.completion_tokens, "{name}");
         if copies {
@@ -136,7 +148,10 @@ fn stop_strings_and_max_tokens_end_the_reply_where_plain_decoding_does() {
     // A stop string inside a run the guesses copy: the text ends before it, nothing after it
     // is delivered, and the usage counts only what was.
     let stop = "a second floor";
-    let at = guessed.text.find(stop).expect("the reply quotes the document");
+    let at = guessed
+        .text
+        .find(stop)
+        .expect("the reply quotes the document");
     let mut stopped = request.clone();
     stopped.stop = vec![stop.into()];
     let reply = cold(&engine, &stopped, 8);
@@ -154,9 +169,17 @@ fn stop_strings_and_max_tokens_end_the_reply_where_plain_decoding_does() {
         short.max_tokens = Some(max);
         let reply = cold(&engine, &short, 8);
         assert_eq!(reply.usage.completion_tokens, max, "max_tokens {max}");
-        assert_eq!(ids(&reply)[..], ids(&plain)[..max as usize], "max_tokens {max}");
+        assert_eq!(
+            ids(&reply)[..],
+            ids(&plain)[..max as usize],
+            "max_tokens {max}"
+        );
         // Guesses never go past the limit.
-        assert!(reply.usage.drafted_tokens < max, "max_tokens {max}: {:?}", reply.usage);
+        assert!(
+            reply.usage.drafted_tokens < max,
+            "max_tokens {max}: {:?}",
+            reply.usage
+        );
     }
 }
 
@@ -172,7 +195,10 @@ fn the_cache_holds_the_reply_and_nothing_guessed_after_it() {
         let rigllama::Prompt::Chat(mut messages) = first.prompt.clone() else {
             unreachable!()
         };
-        messages.push(rigllama::Message::new(rigllama::Role::Assistant, &reply.text));
+        messages.push(rigllama::Message::new(
+            rigllama::Role::Assistant,
+            &reply.text,
+        ));
         messages.push(rigllama::Message::new(
             rigllama::Role::User,
             "Now say it in one sentence.",
@@ -183,7 +209,10 @@ fn the_cache_holds_the_reply_and_nothing_guessed_after_it() {
         turns.push((reply.usage, next.usage));
     }
     let ((_, plain_next), (guessed, guessed_next)) = (&turns[0], &turns[1]);
-    assert!(guessed.drafted_tokens > guessed.accepted_tokens, "some guesses were wrong");
+    assert!(
+        guessed.drafted_tokens > guessed.accepted_tokens,
+        "some guesses were wrong"
+    );
     assert_eq!(guessed_next.prompt_tokens, plain_next.prompt_tokens);
     assert_eq!(
         guessed_next.cached_prompt_tokens,

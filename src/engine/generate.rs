@@ -186,9 +186,9 @@ impl Progress {
     /// After a decode: samples from the logits at `logits_at` (the pending token's, or the
     /// prompt's last) and, while the sampled token is the next guess, from the guess's logits
     /// too (already evaluated: confirmed without a decode of its own). Each token is sampled
-    /// exactly as without guesses, with the same random draws, so the text is the same.
-    /// Returns the step's outcome and how many guesses the cache holds that are not part of
-    /// the reply (to be removed).
+    /// by the same rule as without guesses, with the same random draws; only the batch's
+    /// rounding of the logits differs (see `Request::draft_max`). Returns the step's outcome
+    /// and how many guesses the cache holds that are not part of the reply (to be removed).
     pub fn on_decoded(
         &mut self,
         submission: &Submission,

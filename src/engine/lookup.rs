@@ -145,7 +145,10 @@ mod tests {
         // "... 7 8 9 10 11 ..." earlier; the reply has just produced "7 8".
         let history = tokens(&[1, 2, 7, 8, 9, 10, 11, 12, 3, 4, 7]);
         assert_eq!(ids(&draft(&history, LlamaToken(8), 3)), [9, 10, 11]);
-        assert_eq!(ids(&draft(&history, LlamaToken(8), 100)), [9, 10, 11, 12, 3, 4, 7, 8]);
+        assert_eq!(
+            ids(&draft(&history, LlamaToken(8), 100)),
+            [9, 10, 11, 12, 3, 4, 7, 8]
+        );
         assert!(draft(&history, LlamaToken(8), 0).is_empty());
     }
 
@@ -182,7 +185,10 @@ mod tests {
         let guess = tokens(&(0..offered as i32).collect::<Vec<_>>());
         let chosen = acceptance.choose(guess).len();
         // What is not evaluated is kept to be compared with what comes.
-        assert_eq!(acceptance.shadow.len(), if chosen == 0 { offered } else { 0 });
+        assert_eq!(
+            acceptance.shadow.len(),
+            if chosen == 0 { offered } else { 0 }
+        );
         chosen
     }
 

@@ -69,7 +69,8 @@ pub use options::{
 };
 pub use request::{
     BiasTarget, Dry, LogitBias, Message, Mirostat, Prompt, ReasoningMode, Request, Role, Sampling,
-    Tool, ToolCall, ToolChoice, Xtc, DEFAULT_DRAFT_MAX, DEFAULT_MAX_TOKENS, MAX_DRAFT, MAX_LOGPROBS,
+    Tool, ToolCall, ToolChoice, Xtc, DEFAULT_DRAFT_MAX, DEFAULT_MAX_TOKENS, MAX_DRAFT,
+    MAX_LOGPROBS,
 };
 pub use template::ARCHITECTURE_TEMPLATES;
 pub use tools::AssistantMessage;

@@ -150,9 +150,16 @@ impl Scheduler {
             if unconfirmed > 0 && !cache.truncate(&mut model.ctx, cache.len() - unconfirmed) {
                 // Not expected (guesses are only made where the cache can be cut back), but
                 // the sequence no longer holds the reply: it cannot go on.
-                let message = "llama.cpp could not remove the unconfirmed guesses from the KV cache";
+                let message =
+                    "llama.cpp could not remove the unconfirmed guesses from the KV cache";
                 let usage = progress.usage.clone();
-                finished.push((*i, Event::Failed { error: Error::Internal(message.into()), usage }));
+                finished.push((
+                    *i,
+                    Event::Failed {
+                        error: Error::Internal(message.into()),
+                        usage,
+                    },
+                ));
                 continue;
             }
             if let Advance::Finished(event) = advance {

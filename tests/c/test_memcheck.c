@@ -305,6 +305,15 @@ int main(int argc, char **argv) {
     CHECK(rigllama_engine_chat(engine, &request, &json, NULL) == RIGLLAMA_STATUS_OK && strstr(json, "top_logprobs"),
           "chat with logprobs");
     rigllama_string_free(json);
+    /* Issue 15: prompt-lookup speculation, guesses evaluated and the usage counters written. */
+    request = greedy("a b c d a b c d a b c d a b", 12);
+    request.draft_max = 8;
+    rigllama_usage guessed;
+    rigllama_usage_init(&guessed, sizeof guessed);
+    CHECK(rigllama_engine_complete(engine, &request, &text, &guessed) == RIGLLAMA_STATUS_OK, "speculation");
+    CHECK(guessed.drafted_tokens > 0 && guessed.accepted_tokens <= guessed.drafted_tokens,
+          "drafted %u, accepted %u", guessed.drafted_tokens, guessed.accepted_tokens);
+    rigllama_string_free(text);
     const char *lora_dir = getenv("RIGLLAMA_LORA_DIR");
     CHECK(lora_dir != NULL, "RIGLLAMA_LORA_DIR set (scripts/make-lora-adapter)");
     if (lora_dir) {
