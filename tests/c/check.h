@@ -62,4 +62,16 @@ static rigllama_request greedy(const char *prompt, uint32_t max_tokens) {
     return request;
 }
 
+/* An engine on `model_path` with the default options; NULL (counted as a failure) if it does
+ * not load. */
+static inline rigllama_engine *default_engine(const char *model_path) {
+    rigllama_engine_options options;
+    rigllama_engine_options_init(&options, sizeof options);
+    options.model_path = model_path;
+    rigllama_engine *engine = NULL;
+    rigllama_status status = rigllama_engine_create(&options, &engine);
+    CHECK(status == RIGLLAMA_STATUS_OK && engine, "create: status %d", status);
+    return engine;
+}
+
 #endif

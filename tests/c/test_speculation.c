@@ -165,12 +165,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     guard_against_hangs(300);
-    rigllama_engine_options options;
-    rigllama_engine_options_init(&options, sizeof options);
-    options.model_path = argv[1];
-    rigllama_engine *engine = NULL;
-    rigllama_status status = rigllama_engine_create(&options, &engine);
-    CHECK(status == RIGLLAMA_STATUS_OK && engine, "create: status %d", status);
+    rigllama_engine *engine = default_engine(argv[1]);
     if (engine) {
         test_defaults_and_range(engine);
         test_same_text_in_fewer_decodes(engine);

@@ -50,11 +50,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     guard_against_hangs(300);
-    rigllama_engine_options options;
-    rigllama_engine_options_init(&options, sizeof options);
-    options.model_path = argv[1];
-    rigllama_engine *engine = NULL;
-    CHECK(rigllama_engine_create(&options, &engine) == RIGLLAMA_STATUS_OK, "create");
+    rigllama_engine *engine = default_engine(argv[1]);
     if (!engine) {
         return 1;
     }
