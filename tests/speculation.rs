@@ -327,3 +327,29 @@ fn many_sequences_guess_side_by_side() {
         assert!(t.usage.accepted_tokens > 20, "stream {i}: {:?}", t.usage);
     }
 }
+
+#[test]
+fn a_recurrent_model_never_guesses() {
+    // A reply that repeats one token (a +100 bias) is guessed at every step on the default
+    // model; a recurrent model's state cannot be cut back past a wrong guess, so there
+    // draft_max is ignored and the reply is plain decoding's.
+    let mut request = greedy_raw("a b c d a b c d a b c d a b", 24);
+    request.sampling.logit_bias = vec![rigllama::LogitBias {
+        target: rigllama::BiasTarget::Token(1000),
+        bias: 100.0,
+    }];
+    let default_model = engine();
+    let repeated = cold(&default_model, &request, 8);
+    assert!(ids(&repeated).iter().all(|&id| id == 1000));
+    assert!(repeated.usage.accepted_tokens > 5, "{:?}", repeated.usage);
+    drop(default_model);
+
+    let engine = Engine::create(EngineOptions::new(recurrent_model_path()), None)
+        .expect("the recurrent fixture loads");
+    let plain = cold(&engine, &request, 0);
+    let guessed = cold(&engine, &request, 8);
+    assert!(ids(&plain).iter().all(|&id| id == 1000));
+    assert_eq!(guessed.usage.drafted_tokens, 0);
+    assert_eq!(ids(&guessed), ids(&plain));
+    assert_eq!(guessed.usage.completion_tokens, 24);
+}

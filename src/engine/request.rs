@@ -142,7 +142,9 @@ pub struct Request {
     /// position's logits with the same random draws, so the sampler's choices are unchanged;
     /// but those logits come from a batch, which llama.cpp's CPU kernels round differently
     /// from a single token, so where two tokens are nearly tied the choice can differ from
-    /// plain decoding's (as after a different prefix reuse). 0 (the default) = off; at most
+    /// plain decoding's (as after a different prefix reuse). Only as many guesses as the
+    /// reply's record of right ones makes worth their cost are evaluated, so a reply whose
+    /// guesses keep failing runs at plain speed. 0 (the default) = off; at most
     /// [`MAX_DRAFT`]; 8 is what the bench measures. Models whose cache cannot be cut back
     /// (recurrent) never guess. [`Usage::drafted_tokens`](super::Usage::drafted_tokens) and
     /// [`Usage::accepted_tokens`](super::Usage::accepted_tokens) report what it did.

@@ -204,9 +204,11 @@ pub struct rigllama_request {
     /// (edits, quotes, extraction) come about twice as fast. Each token is still sampled from
     /// its own position's logits with the same random draws, but those logits come from a
     /// batch, which llama.cpp's CPU kernels round differently from a single token: where two
-    /// tokens are nearly tied, the choice can differ from plain decoding's. Default 0 (off);
-    /// at most 64; 8 is what the bench measures. `rigllama_usage.drafted_tokens` and
-    /// `accepted_tokens` report what it did.
+    /// tokens are nearly tied, the choice can differ from plain decoding's. Only as many
+    /// guesses as the reply's record of right ones makes worth their cost are evaluated, so a
+    /// reply whose guesses keep failing runs at plain speed. Default 0 (off); at most 64; 8 is
+    /// what the bench measures. `rigllama_usage.drafted_tokens` and `accepted_tokens` report
+    /// what it did.
     pub draft_max: u32,
 }
 

@@ -68,6 +68,15 @@ pub fn second_model_path() -> PathBuf {
     dest
 }
 
+/// A tiny Mamba (recurrent) model with random weights and the default model's tokenizer, made
+/// by `scripts/make-recurrent-model` (cached next to the default model).
+pub fn recurrent_model_path() -> PathBuf {
+    let model = model_path();
+    let dest = model.with_file_name("mamba-3x64-random.gguf");
+    fixture_script("make-recurrent-model", &[&model, &dest]);
+    dest
+}
+
 /// Runs `scripts/NAME ARGS` (a cached fixture maker) and returns its stdout lines.
 fn fixture_script(name: &str, args: &[&std::path::Path]) -> Vec<String> {
     let script = format!("{}/scripts/{name}", env!("CARGO_MANIFEST_DIR"));
