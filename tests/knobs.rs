@@ -6,24 +6,9 @@ mod common;
 
 use common::*;
 use rigllama::{
-    BiasTarget, Engine, EngineOptions, Error, Event, Fit, FlashAttention, KvType, LogitBias,
-    Mirostat, Request, TokenLogprob,
+    BiasTarget, Engine, EngineOptions, Error, Fit, FlashAttention, KvType, LogitBias, Mirostat,
+    Request,
 };
-
-/// The reply's text and every token's log-probability, through a job.
-fn run(engine: &Engine, request: Request) -> (String, Vec<TokenLogprob>, rigllama::Usage) {
-    let mut job = engine.submit(request).expect("submit");
-    let (mut text, mut logprobs) = (String::new(), Vec::new());
-    loop {
-        match job.blocking_next() {
-            Event::Text { text: piece, .. } => text.push_str(&piece),
-            Event::Logprobs(entries) => logprobs.extend(entries),
-            Event::Done(usage) => return (text, logprobs, usage),
-            Event::Failed { error, .. } => panic!("request failed: {error}"),
-            _ => {}
-        }
-    }
-}
 
 fn with_logprobs(mut request: Request, n: u32) -> Request {
     request.logprobs = n;
@@ -32,7 +17,7 @@ fn with_logprobs(mut request: Request, n: u32) -> Request {
 
 /// Tokens generated, as ids, for a greedy raw request (through the log-probabilities).
 fn greedy_ids(engine: &Engine, request: Request) -> Vec<i32> {
-    let (_, logprobs, _) = run(engine, with_logprobs(request, 1));
+    let (_, logprobs, _) = run_job(engine, with_logprobs(request, 1));
     logprobs.iter().map(|l| l.token.id).collect()
 }
 
@@ -51,7 +36,7 @@ const REPETITIVE: &str =
 fn logprobs_at_temperature_0_are_the_models_top_choices() {
     let engine = engine();
     for n in [1u32, 5, 20] {
-        let (text, logprobs, usage) = run(
+        let (text, logprobs, usage) = run_job(
             &engine,
             with_logprobs(greedy_raw("The capital of France is", 12), n),
         );
@@ -94,7 +79,7 @@ fn logprobs_at_temperature_0_are_the_models_top_choices() {
     let mut request = with_logprobs(Request::raw("Once upon a time"), 20);
     request.max_tokens = Some(16);
     request.sampling.seed = Some(7);
-    let (_, logprobs, usage) = run(&engine, request);
+    let (_, logprobs, usage) = run_job(&engine, request);
     assert_eq!(logprobs.len() as u32, usage.completion_tokens);
     for entry in &logprobs {
         assert!(entry.top.len() <= 20 && !entry.top.is_empty());
@@ -168,7 +153,7 @@ fn logit_bias_bans_a_token_and_a_text_and_forces_one() {
 }
 
 fn token_text(engine: &Engine, id: i32) -> String {
-    let (_, logprobs, _) = run(
+    let (_, logprobs, _) = run_job(
         engine,
         with_logprobs(greedy_raw("The capital of France is", 1), 1),
     );
@@ -247,13 +232,13 @@ fn dry_xtc_typical_top_n_sigma_and_mirostat_change_seeded_output_deterministical
     ];
     for (name, prompt, set) in knobs {
         engine.reset().unwrap();
-        let (plain, _, _) = run(&engine, seeded(prompt));
+        let (plain, _, _) = run_job(&engine, seeded(prompt));
         let mut request = seeded(prompt);
         set(&mut request.sampling);
         engine.reset().unwrap();
-        let (first, _, _) = run(&engine, request.clone());
+        let (first, _, _) = run_job(&engine, request.clone());
         engine.reset().unwrap();
-        let (again, _, _) = run(&engine, request);
+        let (again, _, _) = run_job(&engine, request);
         assert_eq!(first, again, "{name}: the same seed gives the same text");
         assert_ne!(first, plain, "{name} changes the text at seed 1234");
     }

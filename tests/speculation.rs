@@ -34,22 +34,11 @@ struct Reply {
 fn run(engine: &Engine, mut request: Request, draft_max: u32) -> Reply {
     request.draft_max = draft_max;
     request.logprobs = 2;
-    let mut job = engine.submit(request).expect("submit");
-    let (mut text, mut tokens) = (String::new(), Vec::new());
-    loop {
-        match job.blocking_next() {
-            Event::Text { text: piece, .. } => text.push_str(&piece),
-            Event::Logprobs(entries) => tokens.extend(entries),
-            Event::Done(usage) => {
-                return Reply {
-                    text,
-                    tokens,
-                    usage,
-                }
-            }
-            Event::Failed { error, .. } => panic!("request failed: {error}"),
-            _ => {}
-        }
+    let (text, tokens, usage) = run_job(engine, request);
+    Reply {
+        text,
+        tokens,
+        usage,
     }
 }
 

@@ -399,7 +399,7 @@ impl Progress {
     }
 
     /// Ends the request with an error, after what was already delivered.
-    fn fail(&mut self, error: Error) -> Advance {
+    pub fn fail(&mut self, error: Error) -> Advance {
         self.pending = None;
         Advance::Finished(Event::Failed {
             error,
@@ -713,13 +713,7 @@ mod tests {
 
     #[test]
     fn argmax_is_the_first_highest_logit() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::engine::sampler::xorshift(0x9e37_79b9_7f4a_7c15);
         for round in 0..2000 {
             let len = 1 + (next() % 600) as usize;
             // Few distinct values, so ties across lanes, chunks and the remainder are common.

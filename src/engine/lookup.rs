@@ -2,7 +2,7 @@
 //! replies to edit, quote and extract requests repeat long runs of their prompt, so the tokens
 //! that followed the latest few tokens' most recent earlier occurrence are a cheap guess at
 //! what comes next. The scheduler evaluates the guess in the same decode as the pending token
-//! and keeps the prefix the sampler confirms (see `Progress::verify_drafts`).
+//! and keeps the prefix the sampler confirms (see `Progress::on_decoded`).
 //!
 //! llama.cpp's `common` has the same matcher (`common_ngram_simple_draft`) behind its
 //! `common_speculative` interface, which needs `common_params` and its own batch type; the
@@ -60,13 +60,15 @@ pub(crate) fn draft(history: &[LlamaToken], last: LlamaToken, max: usize) -> Vec
 const ROW_COST: f64 = 0.1;
 
 /// How often a request's guesses turn out right, kept per request: a reply that copies its
-/// prompt confirms nearly every guess, free prose few. Guesses not evaluated (too unlikely to
-/// pay) are still checked against the tokens that come, so the rate keeps up with the reply.
+/// prompt confirms nearly every guess, free prose few. A guess not evaluated (too unlikely to
+/// pay) still has its first token checked against the token that comes, so the rate keeps up
+/// with the reply.
 pub(crate) struct Acceptance {
     /// Smoothed share of guessed tokens confirmed, each counted up to the first wrong one.
     rate: f64,
-    /// A guess that was not evaluated, still to be compared with the next tokens.
-    shadow: Vec<LlamaToken>,
+    /// The first token of this step's guess when it was not evaluated: the next token sampled
+    /// is compared with it (the step after makes a new guess).
+    shadow: Option<LlamaToken>,
 }
 
 impl Default for Acceptance {
@@ -74,7 +76,7 @@ impl Default for Acceptance {
         // Neutral until measured: enough to try a few guesses.
         Self {
             rate: 0.5,
-            shadow: Vec::new(),
+            shadow: None,
         }
     }
 }
@@ -93,20 +95,13 @@ impl Acceptance {
 
     /// Compares a token just chosen with the guess that was not evaluated.
     pub fn observe_shadow(&mut self, token: LlamaToken) {
-        if self.shadow.is_empty() {
-            return;
-        }
-        if self.shadow[0] == token {
-            self.shadow.remove(0);
-            self.observe(true);
-        } else {
-            self.shadow.clear();
-            self.observe(false);
+        if let Some(guessed) = self.shadow.take() {
+            self.observe(guessed == token);
         }
     }
 
     /// How many of `guess` to evaluate: the length with the most tokens expected per unit of
-    /// decode cost, and none unless that beats a plain step by a clear margin. What is not
+    /// decode cost, and none unless that beats a plain step by a clear margin. A guess not
     /// evaluated becomes the shadow.
     pub fn choose(&mut self, mut guess: Vec<LlamaToken>) -> Vec<LlamaToken> {
         // A few percent: what the cost model may be off by, so a guess never loses more.
@@ -119,10 +114,10 @@ impl Acceptance {
             }
         }
         if best == 0 {
-            self.shadow = guess;
+            self.shadow = guess.first().copied();
             return Vec::new();
         }
-        self.shadow.clear();
+        self.shadow = None;
         guess.truncate(best);
         guess
     }
@@ -178,17 +173,12 @@ mod tests {
     }
 
     fn choose(rate: f64, offered: usize) -> usize {
-        let mut acceptance = Acceptance {
-            rate,
-            shadow: Vec::new(),
-        };
+        let mut acceptance = Acceptance { rate, shadow: None };
         let guess = tokens(&(0..offered as i32).collect::<Vec<_>>());
         let chosen = acceptance.choose(guess).len();
-        // What is not evaluated is kept to be compared with what comes.
-        assert_eq!(
-            acceptance.shadow.len(),
-            if chosen == 0 { offered } else { 0 }
-        );
+        // A guess not evaluated is kept to be compared with what comes.
+        let kept = (chosen == 0 && offered > 0).then_some(LlamaToken(0));
+        assert_eq!(acceptance.shadow, kept);
         chosen
     }
 
@@ -211,15 +201,18 @@ mod tests {
             acceptance.observe(false);
         }
         assert!(acceptance.rate < 0.02);
-        // Too unlikely to evaluate: kept as the shadow, and confirmed by the tokens that come.
+        // Too unlikely to evaluate: its first token is kept as the shadow, and confirmed by the
+        // token that comes; so for the next steps' guesses.
         assert!(acceptance.choose(tokens(&[7, 8, 9])).is_empty());
+        assert_eq!(acceptance.shadow, Some(LlamaToken(7)));
         for id in [7, 8, 9] {
+            acceptance.shadow = Some(LlamaToken(id));
             acceptance.observe_shadow(LlamaToken(id));
         }
         assert!(acceptance.rate > 0.25, "{}", acceptance.rate);
-        assert!(acceptance.shadow.is_empty());
+        assert!(acceptance.shadow.is_none());
         // A wrong shadow counts once, then is dropped.
-        acceptance.shadow = tokens(&[1, 2]);
+        acceptance.shadow = Some(LlamaToken(1));
         let before = acceptance.rate;
         acceptance.observe_shadow(LlamaToken(5));
         acceptance.observe_shadow(LlamaToken(2));

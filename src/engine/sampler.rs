@@ -545,6 +545,17 @@ pub(crate) fn top_k_array(logits: &[f32], k: usize) -> LlamaTokenDataArray {
     LlamaTokenDataArray::new(best, true)
 }
 
+/// A small deterministic random source for tests (xorshift64).
+#[cfg(test)]
+pub(crate) fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
+
 /// A seed for requests that asked for a random one. Never `u32::MAX`, which the C ABI uses
 /// to mean "random".
 pub(crate) fn random_seed() -> u32 {
@@ -686,13 +697,7 @@ mod tests {
     /// default chain and others a top-k starts.
     #[test]
     fn the_top_k_shortcut_draws_what_the_whole_vocabulary_draws() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let n_vocab = 262_144;
         let chains: [(i32, f32, f32, f32); 4] = [
             (40, 0.95, 0.05, 0.8),
@@ -705,7 +710,7 @@ mod tests {
             let logits: Vec<f32> = (0..n_vocab)
                 .map(|_| {
                     let u = (next() >> 40) as f32 / (1u64 << 24) as f32;
-                    if next() % 2000 == 0 {
+                    if next().is_multiple_of(2000) {
                         10.0 + 10.0 * u
                     } else {
                         8.0 * u - 4.0

@@ -147,21 +147,17 @@ impl Scheduler {
             let (advance, unconfirmed) =
                 progress.on_decoded(&task.submission, &model.ctx, &model.model, at);
             let cache = &mut model.seqs.caches[progress.seq];
-            if unconfirmed > 0 && !cache.truncate(&mut model.ctx, cache.len() - unconfirmed) {
+            let advance = if unconfirmed > 0
+                && !cache.truncate(&mut model.ctx, cache.len() - unconfirmed)
+            {
                 // Not expected (guesses are only made where the cache can be cut back), but
                 // the sequence no longer holds the reply: it cannot go on.
-                let message =
-                    "llama.cpp could not remove the unconfirmed guesses from the KV cache";
-                let usage = progress.usage.clone();
-                finished.push((
-                    *i,
-                    Event::Failed {
-                        error: Error::Internal(message.into()),
-                        usage,
-                    },
-                ));
-                continue;
-            }
+                progress.fail(Error::Internal(
+                    "llama.cpp could not remove the unconfirmed guesses from the KV cache".into(),
+                ))
+            } else {
+                advance
+            };
             if let Advance::Finished(event) = advance {
                 finished.push((*i, event));
             }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use rigllama::{Engine, EngineOptions, Request};
+use rigllama::{Engine, EngineOptions, Event, Request, TokenLogprob, Usage};
 
 /// The default model: `RIGLLAMA_MODEL`, else where `scripts/fetch-model` puts it.
 pub fn model_path() -> PathBuf {
@@ -105,4 +105,20 @@ pub fn lora_fixtures() -> [PathBuf; 4] {
         .map(PathBuf::from)
         .collect();
     paths.try_into().expect("four adapter paths")
+}
+
+/// A request's whole reply through a job: its text, every token's log-probability (when it
+/// asked for them) and its usage. Panics if it fails.
+pub fn run_job(engine: &Engine, request: Request) -> (String, Vec<TokenLogprob>, Usage) {
+    let mut job = engine.submit(request).expect("submit");
+    let (mut text, mut logprobs) = (String::new(), Vec::new());
+    loop {
+        match job.blocking_next() {
+            Event::Text { text: piece, .. } => text.push_str(&piece),
+            Event::Logprobs(entries) => logprobs.extend(entries),
+            Event::Done(usage) => return (text, logprobs, usage),
+            Event::Failed { error, .. } => panic!("request failed: {error}"),
+            _ => {}
+        }
+    }
 }
