@@ -114,7 +114,7 @@ impl Progress {
             // down instead of evaluating them again.
             cache.close_gap_for(&mut model.ctx, &plan.tokens);
         }
-        let reuse = cache.reuse_prefix(&mut model.ctx, &plan.tokens);
+        let reuse = model.seqs.reuse_prefix(&mut model.ctx, seq, &plan.tokens);
         usage.cached_prompt_tokens = reuse as u32;
         model.seqs.touch(seq);
         let mut sampler = build_sampler(&request.sampling, seed, &model.model, model.n_ctx)?;

@@ -317,12 +317,14 @@ impl Engine {
 
     /// Facts about the loaded model.
     pub fn describe(&self) -> Description {
-        self.inner
-            .shared
+        let shared = &self.inner.shared;
+        let mut description = shared
             .description
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .clone();
+        description.checkpoints = *shared.checkpoints.lock().unwrap_or_else(|p| p.into_inner());
+        description
     }
 
     /// Cancels running and queued requests, stops and joins the worker. After it returns no

@@ -1,10 +1,13 @@
 //! What the context's KV cache holds: one [`SeqCache`] per llama.cpp sequence, token by
 //! token, and the only code that cuts a sequence back or shifts it. [`Sequences`] picks the
 //! sequence a new request goes to (the longest real prefix, else an empty one, else the least
-//! recently used) and frees room in the context, which all sequences share.
+//! recently used) and frees room in the context, which all sequences share. For models whose
+//! memory cannot be cut back, it resumes sequences from [`Checkpoints`] instead.
 
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::token::LlamaToken;
+
+use super::checkpoint::Checkpoints;
 
 /// Exactly the tokens in the KV cache of one sequence, position by position.
 pub(crate) struct SeqCache {
@@ -57,24 +60,6 @@ impl SeqCache {
         } else {
             self.clear(ctx);
             false
-        }
-    }
-
-    /// Keeps the longest cached prefix of `prompt`, leaving at least its last token to be
-    /// evaluated (there must be logits to sample from), drops the rest, and returns how many
-    /// tokens are reused.
-    pub fn reuse_prefix(
-        &mut self,
-        ctx: &mut LlamaContext<'static>,
-        prompt: &[LlamaToken],
-    ) -> usize {
-        let reuse = self
-            .common_prefix(prompt)
-            .min(prompt.len().saturating_sub(1));
-        if self.truncate(ctx, reuse) {
-            reuse
-        } else {
-            0
         }
     }
 
@@ -163,10 +148,14 @@ impl SeqCache {
 pub(crate) struct Sequences {
     pub caches: Vec<SeqCache>,
     clock: u64,
+    /// Whether a sequence can be cut back to any prefix (not a recurrent state).
+    can_truncate: bool,
+    /// State copies of recurrent and hybrid models (inactive for the others).
+    pub checkpoints: Checkpoints,
 }
 
 impl Sequences {
-    pub fn new(count: u32) -> Self {
+    pub fn new(count: u32, can_truncate: bool, checkpoints: Checkpoints) -> Self {
         Self {
             caches: (0..count as i32)
                 .map(|id| SeqCache {
@@ -176,6 +165,8 @@ impl Sequences {
                 })
                 .collect(),
             clock: 0,
+            can_truncate,
+            checkpoints,
         }
     }
 
@@ -190,6 +181,100 @@ impl Sequences {
         self.caches[index].last_used = self.clock;
     }
 
+    /// Tokens of `prompt` sequence `index` can serve (see [`SeqCache::reusable`]). When it
+    /// cannot be cut back: all it holds if that starts `prompt`, else the longest checkpoint
+    /// it can resume from.
+    fn reusable(&self, index: usize, prompt: &[LlamaToken], across_gap: bool) -> usize {
+        let cache = &self.caches[index];
+        if self.can_truncate {
+            return cache.reusable(prompt, across_gap);
+        }
+        let live = if prompt.starts_with(cache.tokens()) {
+            cache.len()
+        } else {
+            0
+        };
+        let resumed = self
+            .checkpoints
+            .best(prompt, prompt.len(), cache.tokens())
+            .map_or(0, |(_, len)| len);
+        live.max(resumed)
+    }
+
+    /// Brings sequence `index` to the longest prefix of `prompt` of at most `limit` tokens it
+    /// can hold: cut back, or (when it cannot be cut back) kept whole if all of it is such a
+    /// prefix, else resumed from the longest checkpoint that is, else emptied. Returns that
+    /// prefix's length: the tokens `prompt` need not evaluate.
+    pub fn rewind(
+        &mut self,
+        ctx: &mut LlamaContext<'static>,
+        index: usize,
+        prompt: &[LlamaToken],
+        limit: usize,
+    ) -> usize {
+        let cache = &mut self.caches[index];
+        let common = cache.common_prefix(prompt).min(limit);
+        if self.can_truncate {
+            return if cache.truncate(ctx, common) { common } else { 0 };
+        }
+        let live = if common == cache.len() { common } else { 0 };
+        match self.checkpoints.best(prompt, limit, cache.tokens()) {
+            Some((best, len)) if len > live => {
+                let Some(tokens) = self.checkpoints.restore(ctx, best, cache.id) else {
+                    cache.clear(ctx);
+                    return 0;
+                };
+                let kept = if cache.tokens().starts_with(&tokens) {
+                    // The attention cache (hybrid) holds these tokens and more: the state now
+                    // stands at `len`, so cutting the rest is allowed.
+                    cache.truncate(ctx, len)
+                } else {
+                    cache.restored(tokens);
+                    true
+                };
+                if kept {
+                    len
+                } else {
+                    0
+                }
+            }
+            _ => {
+                if live == 0 {
+                    cache.clear(ctx);
+                }
+                live
+            }
+        }
+    }
+
+    /// Keeps the longest reusable prefix of `prompt` in sequence `index`, leaving at least
+    /// its last token to be evaluated (there must be logits to sample from); see
+    /// [`Sequences::rewind`].
+    pub fn reuse_prefix(
+        &mut self,
+        ctx: &mut LlamaContext<'static>,
+        index: usize,
+        prompt: &[LlamaToken],
+    ) -> usize {
+        self.rewind(ctx, index, prompt, prompt.len().saturating_sub(1))
+    }
+
+    /// Takes a checkpoint of sequence `index` as it stands (recurrent and hybrid models).
+    pub fn checkpoint(&mut self, ctx: &LlamaContext<'static>, index: usize) {
+        let caches = &self.caches;
+        self.checkpoints
+            .take(ctx, caches[index].id, caches[index].tokens(), |tokens| {
+                caches.iter().any(|c| c.tokens().starts_with(tokens))
+            });
+    }
+
+    /// Empties every sequence and drops every checkpoint: what they hold no longer follows
+    /// from the model as it is (its adapters changed), or the caller asked for a clean slate.
+    pub fn forget_all(&mut self, ctx: &mut LlamaContext<'static>) {
+        self.clear_all(ctx);
+        self.checkpoints.clear();
+    }
+
     /// The free sequence (not in `busy`) for `prompt`: the one whose cache shares the
     /// longest prefix with it when that prefix is at least half of what the sequence holds
     /// (llama-server's rule: a real part of that conversation, not just the template's first
@@ -199,7 +284,7 @@ impl Sequences {
     pub fn choose(&self, prompt: &[LlamaToken], busy: &[usize], across_gap: bool) -> Option<usize> {
         let free = || (0..self.caches.len()).filter(|i| !busy.contains(i));
         let similar = free()
-            .map(|i| (i, self.caches[i].reusable(prompt, across_gap)))
+            .map(|i| (i, self.reusable(i, prompt, across_gap)))
             .filter(|&(i, prefix)| prefix > 0 && prefix * 2 >= self.caches[i].len())
             .max_by_key(|&(i, prefix)| (prefix, std::cmp::Reverse(i)));
         if let Some((i, _)) = similar {

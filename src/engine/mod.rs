@@ -15,7 +15,8 @@
 //!   the sampler chain), `logprobs` (per-token log-probabilities), `chat` (llama.cpp's chat layer: Jinja templates, tool formats, reply
 //!   parsing), `template` (which template, and a request as the model sees it), `generic`
 //!   (the JSON tool format for templates without one), `reply` (reading a reply into
-//!   content, reasoning and tool calls), `snapshot` (save games), `embed` (embeddings), `lora` (LoRA adapters), `raw`
+//!   content, reasoning and tool calls), `snapshot` (save games), `checkpoint` (state copies of
+//!   recurrent and hybrid models, for prefix reuse), `embed` (embeddings), `lora` (LoRA adapters), `raw`
 //!   (llama.cpp pointers llama-cpp-2 keeps private), `text`
 //!   (UTF-8 wholeness and stop strings), `cancel` (cancel tickets and llama.cpp's abort
 //!   callback), `threadpool` (the context's persistent ggml thread pool), `backend` (process-wide llama.cpp state and logs);
@@ -25,6 +26,7 @@ mod backend;
 mod callback_gate;
 mod cancel;
 mod chat;
+mod checkpoint;
 mod embed;
 mod error;
 mod events;
@@ -63,8 +65,9 @@ pub use job::{Job, JobCanceller};
 pub use logprobs::{Alternative, TokenLogprob};
 pub use lora::{MAX_LORAS, MAX_LORA_SCALE};
 pub use options::{
-    ContextOverflow, Description, EngineOptions, Fit, FitReport, FlashAttention, KvType, LoraInfo,
-    MemoryUse, ProgressFn, DEFAULT_FIT_MARGIN_MIB, DEFAULT_FIT_MIN_CTX, DEFAULT_N_BATCH,
+    CheckpointUse, Checkpointing, ContextOverflow, Description, EngineOptions, Fit, FitReport,
+    FlashAttention, KvType, LoraInfo, MemoryUse, ProgressFn, DEFAULT_FIT_MARGIN_MIB,
+    DEFAULT_FIT_MIN_CTX, DEFAULT_MAX_CHECKPOINTS, DEFAULT_MAX_CHECKPOINT_BYTES, DEFAULT_N_BATCH,
     DEFAULT_N_CTX, MAX_N_CTX, MAX_SEQ, MAX_THREADS,
 };
 pub use request::{

@@ -17,6 +17,7 @@ use super::error::{Error, Result};
 use super::fault;
 use super::kv_cache::Sequences;
 use super::loading::{LoadOrder, LoadReport};
+use super::checkpoint::Checkpoints;
 use super::lora::{Adapters, LoraChange};
 use super::options::{
     ContextOverflow, Description, EngineOptions, Fit, FitReport, FlashAttention, KvType, MemoryUse,
@@ -184,6 +185,13 @@ impl LoadedModel {
             flash_attention: options.flash_attention as u32,
             llama_cpp: LLAMA_CPP_VERSION.to_owned(),
         };
+        // Made once nothing can fail: it publishes its figures to `describe`.
+        let checkpoints = Checkpoints::new(
+            options.checkpoints,
+            !can_truncate,
+            !model.is_hybrid(),
+            shared.checkpoints.clone(),
+        );
         let description = Description {
             model_path: path.to_string_lossy().into_owned(),
             architecture,
@@ -210,6 +218,7 @@ impl LoadedModel {
             memory: memory_use(&ctx, &model),
             fit,
             lora: Vec::new(),
+            checkpoints: checkpoints.usage(),
         };
         *shared.description.lock().unwrap_or_else(|p| p.into_inner()) = description.clone();
         let threads = ThreadPool::attach(&ctx, &model, n_threads);
@@ -225,7 +234,7 @@ impl LoadedModel {
             _threads: threads,
             model,
             format,
-            seqs: Sequences::new(sequence_count(options.n_seq)),
+            seqs: Sequences::new(sequence_count(options.n_seq), can_truncate, checkpoints),
             batch: LlamaBatch::new(n_batch as usize, 1),
             n_seq: options.n_seq,
             n_ctx,
@@ -265,7 +274,7 @@ impl LoadedModel {
 
     /// Empties the KV cache of every sequence.
     pub fn forget_cache(&mut self) {
-        self.seqs.clear_all(&mut self.ctx);
+        self.seqs.forget_all(&mut self.ctx);
     }
 }
 

@@ -34,6 +34,36 @@ pub struct EngineOptions {
     /// `Some`: llama.cpp's fitting chooses the GPU layers and, if needed, a smaller context
     /// (never above `n_ctx`, never below `min_ctx`) that leaves the margins free.
     pub fit: Option<Fit>,
+    /// How many snapshots of a conversation's state a recurrent or hybrid model keeps, so a
+    /// later request that shares a prefix does not evaluate it again (see [`Checkpointing`]).
+    pub checkpoints: Checkpointing,
+}
+
+/// State checkpoints for models whose memory cannot be cut back to a prefix (recurrent and
+/// hybrid models: Mamba, RWKV, LFM2, ...). Their state is copied at the end of each prompt
+/// and each reply; a request whose prompt starts with a checkpoint's tokens resumes from the
+/// longest such one instead of evaluating the conversation again. Unused for other models.
+/// The least recently used checkpoint goes first when either bound would be passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpointing {
+    /// Most checkpoints kept, all conversations together; 0 = none.
+    pub max_count: u32,
+    /// Most bytes of state kept; a checkpoint larger than this alone is not taken.
+    pub max_bytes: u64,
+}
+
+/// Checkpoints kept by default: 16 turns of two conversations, or more of one.
+pub const DEFAULT_MAX_CHECKPOINTS: u32 = 32;
+/// Checkpoint bytes kept by default (a 3B Mamba's state is ~170 MB; small models' a few MB).
+pub const DEFAULT_MAX_CHECKPOINT_BYTES: u64 = 512 << 20;
+
+impl Default for Checkpointing {
+    fn default() -> Self {
+        Checkpointing {
+            max_count: DEFAULT_MAX_CHECKPOINTS,
+            max_bytes: DEFAULT_MAX_CHECKPOINT_BYTES,
+        }
+    }
 }
 
 /// A KV cache data type (llama.cpp's `--cache-type-k/-v` choices).
@@ -168,6 +198,7 @@ impl EngineOptions {
             type_v: KvType::F16,
             flash_attention: FlashAttention::Auto,
             fit: None,
+            checkpoints: Checkpointing::default(),
         }
     }
 
@@ -282,6 +313,20 @@ pub struct Description {
     pub fit: Option<FitReport>,
     /// LoRA adapters applied, in the order they were added.
     pub lora: Vec<LoraInfo>,
+    /// State checkpoints (recurrent and hybrid models): the bounds and what is kept now.
+    pub checkpoints: CheckpointUse,
+}
+
+/// What the engine's state checkpoints hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CheckpointUse {
+    /// Whether checkpoints are taken: the model's memory cannot be cut back to a prefix
+    /// (recurrent or hybrid) and `max_count` is not 0.
+    pub active: bool,
+    pub count: u32,
+    pub bytes: u64,
+    pub max_count: u32,
+    pub max_bytes: u64,
 }
 
 /// Bytes of memory by purpose, as llama.cpp accounts them.

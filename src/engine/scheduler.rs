@@ -134,8 +134,13 @@ impl Scheduler {
             return;
         }
         for (i, tokens) in &in_batch {
-            let seq = self.running[*i].progress.as_ref().map(|p| p.seq).unwrap();
-            model.seqs.caches[seq].extend(tokens);
+            let progress = self.running[*i].progress.as_ref().unwrap();
+            model.seqs.caches[progress.seq].extend(tokens);
+            if model.seqs.checkpoints.is_active()
+                && progress.prompt_left(&model.seqs.caches[progress.seq]).len() == 1
+            {
+                model.seqs.checkpoint(&model.ctx, progress.seq);
+            }
         }
         let mut finished = Vec::new();
         for (i, _) in &in_batch {
@@ -167,6 +172,8 @@ impl Scheduler {
             let task = self.running.remove(i);
             if let Some(progress) = &task.progress {
                 model.seqs.touch(progress.seq);
+                // The state at the end of the reply: the next turn starts with it.
+                model.seqs.checkpoint(&model.ctx, progress.seq);
             }
             task.submission.events.send(event);
         }
@@ -441,9 +448,15 @@ impl Scheduler {
             let progress = self.running[i].progress.as_mut().unwrap();
             let cache = &model.seqs.caches[progress.seq];
             let left = progress.prompt_left(cache);
-            let n = left.len().min(budget).min(cap);
+            let mut n = left.len().min(budget).min(cap);
             if n == 0 || progress.pending.is_some() {
                 continue;
+            }
+            if model.seqs.checkpoints.is_active() && n == left.len() && n > 1 {
+                // Stop one token short, for a checkpoint there (see `step`): a request that
+                // repeats this prompt, or continues it, resumes from it and still has a token
+                // to evaluate for its first logits.
+                n -= 1;
             }
             let last = n == left.len();
             let chunk = left[..n].to_vec();

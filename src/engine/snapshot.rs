@@ -22,12 +22,15 @@ impl LoadedModel {
                  (or its last turn) first, then save",
             ));
         }
-        let seq = &mut self.seqs.caches[index];
-        if !seq.truncate(&mut self.ctx, prefix) {
-            return Err(Error::Internal(
-                "llama.cpp could not cut the KV cache back to the prompt".into(),
+        // A recurrent model's sequence may only resume from a shorter checkpoint.
+        let prefix = self.seqs.rewind(&mut self.ctx, index, &tokens, prefix);
+        if prefix == 0 {
+            return Err(Error::invalid(
+                "this model's state cannot be cut back to the request's prompt and no \
+                 checkpoint of it is kept; save right after the request runs",
             ));
         }
+        let seq = &self.seqs.caches[index];
         let flags = LlamaStateSeqFlags::empty();
         let size = self.ctx.state_seq_get_size_ext(seq.id, flags);
         let mut payload = vec![0u8; size];
@@ -114,6 +117,8 @@ impl LoadedModel {
         let n = tokens.len();
         self.seqs.caches[index].restored(tokens);
         self.seqs.touch(index);
+        // A recurrent model can come back to this state only from a copy of it.
+        self.seqs.checkpoint(&self.ctx, index);
         Ok(n)
     }
 }

@@ -16,7 +16,7 @@ use super::fault;
 use super::loading::{LoadOrder, LoadReport};
 use super::lora::LoraChange;
 use super::model::LoadedModel;
-use super::options::Description;
+use super::options::{CheckpointUse, Description};
 use super::request::Request;
 use super::scheduler::Scheduler;
 use super::usage::Usage;
@@ -70,6 +70,9 @@ pub(crate) struct WorkerShared {
     /// Generate commands sent but not yet taken by the worker (for BUSY on a full queue).
     pub queued: AtomicUsize,
     pub description: Mutex<Description>,
+    /// The loaded model's checkpoint figures, kept current by its checkpoint store
+    /// (`describe` reports them under "checkpoints").
+    pub checkpoints: Arc<Mutex<CheckpointUse>>,
     /// Set once the engine is being destroyed: loads abort, queued work is cancelled.
     pub shutting_down: AtomicBool,
     pub pause: PauseGate,
@@ -149,6 +152,7 @@ impl WorkerShared {
             board: Arc::new(CancelBoard::default()),
             queued: AtomicUsize::new(0),
             description: Mutex::new(Description::default()),
+            checkpoints: Arc::default(),
             shutting_down: AtomicBool::new(false),
             pause: PauseGate::default(),
         }

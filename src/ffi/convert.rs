@@ -14,7 +14,7 @@ use super::structs::{
     RIGLLAMA_SEED_RANDOM,
 };
 use crate::engine::{
-    ContextOverflow, Dry, EngineOptions, Error, Fit, FlashAttention, KvType, LogitBias, Message,
+    Checkpointing, ContextOverflow, Dry, EngineOptions, Error, Fit, FlashAttention, KvType, LogitBias, Message,
     Mirostat, Prompt, ReasoningMode, Request, Role, Sampling, Tool, ToolChoice, Xtc,
 };
 
@@ -91,6 +91,10 @@ pub(crate) unsafe fn engine_options(
                 },
             }),
             other => return Err(Error::invalid(format!("fit {other} must be 0 or 1")).into()),
+        },
+        checkpoints: Checkpointing {
+            max_count: raw.max_checkpoints,
+            max_bytes: raw.max_checkpoint_bytes,
         },
     };
     options.validate()?;

@@ -284,7 +284,9 @@ pub unsafe extern "C" fn rigllama_engine_count_tokens(
 /// v0.2: type_k and type_v ("f16", "q8_0", ...), flash_attention ("auto", "on", "off"),
 /// memory ({"model_bytes","kv_cache_bytes","compute_bytes"}: what llama.cpp allocated),
 /// fit (null, or {"n_ctx","n_gpu_layers","reason"}: what fitting chose and why), lora
-/// ([{"id","path","scale"}]: the adapters applied).
+/// ([{"id","path","scale"}]: the adapters applied), checkpoints ({"active","count","bytes",
+/// "max_count","max_bytes"}: the state copies a recurrent or hybrid model keeps now; active is
+/// false for other models).
 #[no_mangle]
 pub unsafe extern "C" fn rigllama_engine_describe(
     engine: *mut rigllama_engine,
