@@ -76,17 +76,17 @@ pub struct rigllama_engine_options {
     pub fit_margins_mib: *const u32,
     /// v0.2. Entries in `fit_margins_mib`.
     pub n_fit_margins_mib: usize,
-    /// v0.2. Recurrent and hybrid models (Mamba, RWKV, LFM2, ...), whose state cannot be cut
-    /// back to a prefix: how many copies of it to keep, taken at the end of each prompt and
-    /// each reply, so that a request sharing a prefix with one (the next turn, a regenerated
-    /// reply, another conversation coming back) resumes from the longest instead of
-    /// evaluating everything again. Least recently used go first. Default 32; 0 = none.
-    /// Other models ignore it.
-    pub max_checkpoints: u32,
-    /// v0.2. Most bytes those copies may hold together; default 512 MiB. A model whose state
-    /// is larger alone takes none (a warning is logged). `rigllama_engine_describe` reports
-    /// what is kept under "checkpoints".
+    /// v0.2. State checkpoints, for recurrent and hybrid models (Mamba, RWKV, LFM2, ...),
+    /// whose state cannot be cut back to a prefix: copies of it are taken at the end of each
+    /// prompt and each reply, so that a request sharing a prefix with one (the next turn, a
+    /// regenerated reply, another conversation coming back) resumes from the longest instead
+    /// of evaluating everything again. Least recently used go first. Other models ignore both
+    /// fields; `rigllama_engine_describe` reports what is kept under "checkpoints".
+    /// This one: most bytes the copies may hold together; default 512 MiB. A model whose state
+    /// alone is larger takes none (a warning is logged).
     pub max_checkpoint_bytes: u64,
+    /// v0.2. Most state checkpoints kept (see `max_checkpoint_bytes`); default 32; 0 = none.
+    pub max_checkpoints: u32,
 }
 
 /// Pass as `max_tokens` to generate until the context window is full.
@@ -378,8 +378,8 @@ versioned_struct!(input rigllama_engine_options {
     fit_min_ctx: crate::engine::DEFAULT_FIT_MIN_CTX,
     fit_margins_mib: std::ptr::null(),
     n_fit_margins_mib: 0,
-    max_checkpoints: crate::engine::DEFAULT_MAX_CHECKPOINTS,
     max_checkpoint_bytes: crate::engine::DEFAULT_MAX_CHECKPOINT_BYTES,
+    max_checkpoints: crate::engine::DEFAULT_MAX_CHECKPOINTS,
 });
 
 versioned_struct!(input rigllama_request {

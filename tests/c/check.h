@@ -27,11 +27,11 @@ static int passed, failed;
     } while (0)
 
 /* Time bounds are for native speed; under valgrind (RIGLLAMA_UNDER_VALGRIND) they stretch. */
-static double time_scale(void) {
+static inline double time_scale(void) {
     return getenv("RIGLLAMA_UNDER_VALGRIND") ? 100.0 : 1.0;
 }
 
-static double now_ms(void) {
+static inline double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
@@ -52,7 +52,7 @@ static void guard_against_hangs(unsigned seconds) {
 }
 
 /* A deterministic plain-text request: the prompt sent verbatim, greedy sampling. */
-static rigllama_request greedy(const char *prompt, uint32_t max_tokens) {
+static inline rigllama_request greedy(const char *prompt, uint32_t max_tokens) {
     rigllama_request request;
     rigllama_request_init(&request, sizeof request);
     request.prompt = prompt;

@@ -56,6 +56,8 @@ static void test_layout_is_printed_for_bindings(void) {
     FIELD(rigllama_engine_options, fit_min_ctx);
     FIELD(rigllama_engine_options, fit_margins_mib);
     FIELD(rigllama_engine_options, n_fit_margins_mib);
+    FIELD(rigllama_engine_options, max_checkpoint_bytes);
+    FIELD(rigllama_engine_options, max_checkpoints);
     printf("  sizeof(rigllama_request) = %zu\n", sizeof(rigllama_request));
     FIELD(rigllama_request, struct_size);
     FIELD(rigllama_request, max_tokens);
@@ -142,7 +144,10 @@ static void test_layout_is_printed_for_bindings(void) {
     AT(rigllama_engine_options, fit_min_ctx, 80, 60);
     AT(rigllama_engine_options, fit_margins_mib, 88, 64);
     AT(rigllama_engine_options, n_fit_margins_mib, 96, 68);
-    CHECK(sizeof(rigllama_engine_options) == (sizeof(void *) == 8 ? 104 : 72), "sizeof options %zu",
+    /* Checkpoints (issue 14): the 8-byte bound first, at a multiple of 8 on both. */
+    AT(rigllama_engine_options, max_checkpoint_bytes, 104, 72);
+    AT(rigllama_engine_options, max_checkpoints, 112, 80);
+    CHECK(sizeof(rigllama_engine_options) == (sizeof(void *) == 8 ? 120 : 84), "sizeof options %zu",
           sizeof(rigllama_engine_options));
     AT(rigllama_request, presence_penalty, 120, 80);
     AT(rigllama_request, frequency_penalty, 124, 84);
