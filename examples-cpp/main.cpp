@@ -4,7 +4,9 @@
 // then runs two jobs at once with different priorities on an n_seq 2 engine, paused and
 // resumed midway; then has a grammar decide a chat reply and shows the prompt a tool list
 // makes; then checks the log-probabilities a job reports; then has prompt-lookup speculation
-// (draft_max) guess a reply that repeats its prompt. Exits non-zero on any failure.
+// (draft_max) guess a reply that repeats its prompt. Also checks the engine options' defaults
+// for state checkpoints (32, 512 MiB) and what describe reports of them. Exits non-zero on any
+// failure.
 //
 //   usage: rigllama-cpp MODEL.gguf
 #include <chrono>
@@ -31,12 +33,20 @@ static_assert(sizeof(void *) != 8 || (sizeof(rigllama_usage) == 56 && offsetof(r
                                       offsetof(rigllama_usage, accepted_tokens) == 48),
               "rigllama_usage layout");
 static_assert(sizeof(void *) != 8 ||
-                  (sizeof(rigllama_engine_options) == 104 && offsetof(rigllama_engine_options, context_overflow) == 56 &&
+                  (sizeof(rigllama_engine_options) == 120 && offsetof(rigllama_engine_options, context_overflow) == 56 &&
                    offsetof(rigllama_engine_options, n_seq) == 60 && offsetof(rigllama_engine_options, type_k) == 64 &&
                    offsetof(rigllama_engine_options, fit_min_ctx) == 80 &&
                    offsetof(rigllama_engine_options, fit_margins_mib) == 88 &&
-                   offsetof(rigllama_engine_options, n_fit_margins_mib) == 96),
+                   offsetof(rigllama_engine_options, n_fit_margins_mib) == 96 &&
+                   offsetof(rigllama_engine_options, max_checkpoint_bytes) == 104 &&
+                   offsetof(rigllama_engine_options, max_checkpoints) == 112),
               "rigllama_engine_options layout");
+// i686 (uint64_t is 4-aligned in structs there), as tests/c/test_contract checks it.
+static_assert(sizeof(void *) != 4 ||
+                  (sizeof(rigllama_engine_options) == 84 &&
+                   offsetof(rigllama_engine_options, max_checkpoint_bytes) == 72 &&
+                   offsetof(rigllama_engine_options, max_checkpoints) == 80),
+              "rigllama_engine_options layout (i686)");
 static_assert(sizeof(void *) != 8 || (sizeof(rigllama_request) == 216 && offsetof(rigllama_request, n_stop) == 72 &&
                                       offsetof(rigllama_request, priority) == 80 &&
                                       offsetof(rigllama_request, grammar) == 88 &&
@@ -442,6 +452,10 @@ int main(int argc, char **argv) {
     }
     try {
         std::cout << "rigllama " << rigllama::version() << " from C++" << std::endl;
+        rigllama::EngineOptions defaults;
+        expect(defaults.max_checkpoints == 32 && defaults.max_checkpoint_bytes == (uint64_t{512} << 20),
+               "options_init's checkpoint defaults: max_checkpoints " + std::to_string(defaults.max_checkpoints) +
+                   " (32), max_checkpoint_bytes " + std::to_string(defaults.max_checkpoint_bytes) + " (512 MiB)");
         try {
             rigllama::Engine::open("/nonexistent/model.gguf");
             expect(false, "a missing model throws");
@@ -449,6 +463,14 @@ int main(int argc, char **argv) {
             expect(e.status() == RIGLLAMA_STATUS_MODEL_LOAD_FAILED, std::string("a missing model throws: ") + e.what());
         }
         rigllama::Engine engine = rigllama::Engine::open(model);
+        // A transformer's cache can be cut back to a prefix: no state checkpoints, default bounds.
+        std::string described = engine.describe();
+        size_t at = described.find(R"("checkpoints":{)");
+        std::string checkpoints =
+            at == std::string::npos ? described : described.substr(at, described.find('}', at) + 1 - at);
+        expect(checkpoints ==
+                   R"("checkpoints":{"active":false,"count":0,"bytes":0,"max_count":32,"max_bytes":536870912})",
+               "describe's checkpoints: none for this model, the default bounds (" + checkpoints + ")");
         stream_a_reply(engine);
         cancel_a_stream_from_another_thread(engine);
         cancel_a_job(engine);

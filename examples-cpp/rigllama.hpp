@@ -20,6 +20,8 @@
 //   rigllama::EngineOptions options;           // v0.2: every option, e.g. a quantized KV cache
 //   options.model_path = "model.gguf";
 //   options.type_k = options.type_v = RIGLLAMA_KV_TYPE_Q8_0;
+//   options.max_checkpoints = 8;                 // recurrent/hybrid models' state copies (default
+//   options.max_checkpoint_bytes = 256ull << 20; // 32 and 512 MiB; describe() reports them)
 //   auto small = rigllama::Engine::open(options);
 //   rigllama::Job job = small.submit(request.n_logprobs(3));   // LOGPROBS events: JSON arrays
 //   uint32_t lora = small.add_lora("adapter.gguf", 0.5f);       // small.remove_lora(lora)
@@ -96,6 +98,8 @@ struct Usage : rigllama_usage {
 
 // The same for the engine options (the library's defaults), for Engine::open(options). The
 // pointers set in it (model_path, chat_template, fit_margins_mib) need only outlive open().
+// v0.2: max_checkpoints (default 32; 0 = none) and max_checkpoint_bytes (default 512 MiB) bound
+// the state checkpoints of recurrent and hybrid models; other models ignore them.
 struct EngineOptions : rigllama_engine_options {
     EngineOptions() : rigllama_engine_options() {
         detail::check(rigllama_engine_options_init(this, sizeof(rigllama_engine_options)));
@@ -263,7 +267,8 @@ public:
     }
 
     // v0.2: every option (model_path included): type_k/type_v (RIGLLAMA_KV_TYPE_*),
-    // flash_attention (RIGLLAMA_FLASH_ATTENTION_*), fit, fit_min_ctx, fit_margins_mib, ...
+    // flash_attention (RIGLLAMA_FLASH_ATTENTION_*), fit, fit_min_ctx, fit_margins_mib,
+    // max_checkpoints, max_checkpoint_bytes, ...
     static Engine open(const EngineOptions &options) {
         rigllama_engine *raw = nullptr;
         detail::check(rigllama_engine_create(&options, &raw));

@@ -4,6 +4,7 @@
 // A grammar decides a chat reply, and apply_template shows the prompt a tool list makes. A job
 // with n_logprobs 3 reports its tokens' log-probabilities as JSON, checked with a small reader.
 // With draft_max 8, prompt-lookup speculation guesses a reply that repeats its prompt.
+// options_init's defaults for state checkpoints (32, 512 MiB) are checked.
 // Loading reports progress through a static [MonoPInvokeCallback] method with user_data. Exits
 // non-zero on any failure.
 //
@@ -401,6 +402,11 @@ static class Program
             Console.WriteLine("rigllama " + Native.Utf8ReadZ(Native.rigllama_version()) + " from C# (" + Environment.Version + ")");
             string layout = Native.CheckLayout();
             Expect(layout == "", "struct sizes and offsets match the C header" + (layout == "" ? "" : ": " + layout));
+            var defaults = new EngineOptions();
+            Native.Check(Native.rigllama_engine_options_init(ref defaults, Native.SizeOf<EngineOptions>()));
+            Expect(defaults.max_checkpoints == 32 && defaults.max_checkpoint_bytes == 512UL << 20,
+                   "options_init's checkpoint defaults: max_checkpoints " + defaults.max_checkpoints + " (32), max_checkpoint_bytes "
+                   + defaults.max_checkpoint_bytes + " (512 MiB)");
 
             // A non-ASCII path goes in as UTF-8 and must come back intact in the error message.
             const string missing = "/nonexistent/modèle-ü.gguf";

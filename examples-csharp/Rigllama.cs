@@ -81,6 +81,10 @@ namespace Rigllama
         public uint fit_min_ctx;           // v0.2: the smallest context the fit may choose (default 4096)
         public IntPtr fit_margins_mib;     // v0.2: const uint32_t *, MiB to leave free per device
         public UIntPtr n_fit_margins_mib;  // v0.2: size_t
+        // v0.2: state checkpoints of recurrent and hybrid models (others ignore both): the most
+        // bytes they hold together (default 512 MiB) and the most kept (default 32; 0 = none).
+        public ulong max_checkpoint_bytes; // v0.2: uint64_t
+        public uint max_checkpoints;       // v0.2
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -265,8 +269,9 @@ namespace Rigllama
         {
             if (IntPtr.Size != 8) return "";   // the numbers below are for 64-bit targets
             var sb = new StringBuilder();
-            Expect(sb, typeof(EngineOptions), 104, "model_path", 24, "chat_template", 32, "on_progress", 40, "progress_user_data", 48, "context_overflow", 56, "n_seq", 60,
-                   "type_k", 64, "type_v", 68, "flash_attention", 72, "fit", 76, "fit_min_ctx", 80, "fit_margins_mib", 88, "n_fit_margins_mib", 96);
+            Expect(sb, typeof(EngineOptions), 120, "model_path", 24, "chat_template", 32, "on_progress", 40, "progress_user_data", 48, "context_overflow", 56, "n_seq", 60,
+                   "type_k", 64, "type_v", 68, "flash_attention", 72, "fit", 76, "fit_min_ctx", 80, "fit_margins_mib", 88, "n_fit_margins_mib", 96,
+                   "max_checkpoint_bytes", 104, "max_checkpoints", 112);
             Expect(sb, typeof(Request), 216, "raw_prompt", 32, "prompt", 40, "system_prompt", 48, "messages_json", 56, "stop", 64, "n_stop", 72, "priority", 80,
                    "grammar", 88, "json_schema", 96, "tools_json", 104, "tool_choice", 112, "reasoning", 116,
                    "presence_penalty", 120, "frequency_penalty", 124, "penalty_last_n", 128, "dry_multiplier", 132, "dry_base", 136,

@@ -3,7 +3,8 @@
 // runs two jobs at once with different priorities on an NSeq 2 engine, paused and resumed
 // midway, has a grammar decide a Chat reply and shows the prompt a tool list makes, checks
 // the log-probabilities a job reports, and has prompt-lookup speculation (DraftMax) guess a
-// reply that repeats its prompt. Exits non-zero on any failure.
+// reply that repeats its prompt. Also checks the defaults DefaultOptions reads from
+// rigllama_engine_options_init (state checkpoints: 32, 512 MiB). Exits non-zero on any failure.
 //
 //	usage: rigllama-go MODEL.gguf
 package main
@@ -328,9 +329,13 @@ func main() {
 		os.Exit(2)
 	}
 	fmt.Printf("rigllama %s from Go\n", rigllama.Version())
+	defaults, err := rigllama.DefaultOptions()
+	expect(err == nil && defaults.MaxCheckpoints == 32 && defaults.MaxCheckpointBytes == 512<<20 && !defaults.NoCheckpoints,
+		"options_init's checkpoint defaults: MaxCheckpoints %d (32), MaxCheckpointBytes %d (512 MiB) (%v)",
+		defaults.MaxCheckpoints, defaults.MaxCheckpointBytes, err)
 
 	// The message comes from rigllama_last_error, read on the thread that made the call.
-	_, err := rigllama.Open("/nonexistent/model.gguf")
+	_, err = rigllama.Open("/nonexistent/model.gguf")
 	var rerr *rigllama.Error
 	expect(errors.As(err, &rerr) && rerr.Status == rigllama.StatusModelLoadFailed &&
 		strings.Contains(rerr.Message, "/nonexistent/model.gguf"), "a missing model fails: %v", err)

@@ -18,6 +18,8 @@
         job = engine.submit("...", temperature=0, n_logprobs=3)  # EVENT_LOGPROBS events: JSON arrays
         text, usage = engine.complete("Repeat: ...", draft_max=8)  # usage.drafted_tokens, .accepted_tokens
         lora = engine.add_lora("adapter.gguf", 0.5); engine.remove_lora(lora)
+    with rigllama.Engine("mamba.gguf", max_checkpoints=8) as engine:  # recurrent/hybrid models:
+        json.loads(engine.describe())["checkpoints"]         # the state copies kept to resume from
 
 The library is loaded from $RIGLLAMA_LIBRARY if set, else as librigllama.so through the
 dynamic linker (LD_LIBRARY_PATH, the ld.so cache). Structures mirror the C structs field by
@@ -32,7 +34,7 @@ import ctypes.util
 import json
 import os
 
-__all__ = ["Engine", "Job", "RigllamaError", "check_layout", "version"]
+__all__ = ["Engine", "Job", "RigllamaError", "check_layout", "default_options", "version"]
 
 # Status codes, event kinds and finish reasons: the numbers in rigllama.h, which never change.
 OK, NULL_ARGUMENT, INVALID_ARGUMENT, MODEL_LOAD_FAILED, CONTEXT_OVERFLOW = 0, 1, 2, 3, 4
@@ -79,6 +81,10 @@ class EngineOptions(ctypes.Structure):
         ("fit_min_ctx", ctypes.c_uint32),  # v0.2: the smallest context the fit may choose
         ("fit_margins_mib", ctypes.POINTER(ctypes.c_uint32)),  # v0.2: MiB left free per device
         ("n_fit_margins_mib", ctypes.c_size_t),  # v0.2
+        # v0.2: state checkpoints of recurrent and hybrid models (others ignore both): the most
+        # bytes they hold together (default 512 MiB) and the most kept (default 32; 0 = none).
+        ("max_checkpoint_bytes", ctypes.c_uint64),
+        ("max_checkpoints", ctypes.c_uint32),
     ]
 
 
@@ -159,10 +165,11 @@ class Event(ctypes.Structure):
 
 # sizeof and offsetof of the C structs on x86-64 (tests/c/test_contract prints them).
 C_LAYOUT_X86_64 = {
-    EngineOptions: (104, {"struct_size": 0, "n_ctx": 4, "n_batch": 8, "n_threads": 12, "n_gpu_layers": 16,
+    EngineOptions: (120, {"struct_size": 0, "n_ctx": 4, "n_batch": 8, "n_threads": 12, "n_gpu_layers": 16,
                           "model_path": 24, "chat_template": 32, "on_progress": 40, "progress_user_data": 48,
                           "context_overflow": 56, "n_seq": 60, "type_k": 64, "type_v": 68, "flash_attention": 72,
-                          "fit": 76, "fit_min_ctx": 80, "fit_margins_mib": 88, "n_fit_margins_mib": 96}),
+                          "fit": 76, "fit_min_ctx": 80, "fit_margins_mib": 88, "n_fit_margins_mib": 96,
+                          "max_checkpoint_bytes": 104, "max_checkpoints": 112}),
     Request: (216, {"struct_size": 0, "max_tokens": 4, "temperature": 8, "top_p": 12, "top_k": 16, "min_p": 20,
                     "repeat_penalty": 24, "seed": 28, "raw_prompt": 32, "prompt": 40, "system_prompt": 48,
                     "messages_json": 56, "stop": 64, "n_stop": 72, "priority": 80, "grammar": 88,
@@ -345,6 +352,13 @@ def _request(prompt, *, raw_prompt=False, max_tokens=None, temperature=None, see
     return req
 
 
+def default_options():
+    """An EngineOptions filled by rigllama_engine_options_init: the library's defaults."""
+    options = EngineOptions()
+    _check(_lib.rigllama_engine_options_init(ctypes.byref(options), ctypes.sizeof(options)))
+    return options
+
+
 def _usage():
     usage = Usage()
     _check(_lib.rigllama_usage_init(ctypes.byref(usage), ctypes.sizeof(usage)))
@@ -355,7 +369,8 @@ class Engine:
     """One loaded model with its worker thread. Use as a context manager, or call close()."""
 
     def __init__(self, model_path, *, n_ctx=None, on_progress=None, context_overflow=None, n_seq=None,
-                 type_k=None, type_v=None, flash_attention=None, fit=None, fit_min_ctx=None, fit_margins_mib=None):
+                 type_k=None, type_v=None, flash_attention=None, fit=None, fit_min_ctx=None, fit_margins_mib=None,
+                 max_checkpoints=None, max_checkpoint_bytes=None):
         """context_overflow: CONTEXT_OVERFLOW_FAIL (default) or CONTEXT_OVERFLOW_SHIFT (drop the
         oldest turns of a conversation that outgrows n_ctx). n_seq: requests served at once,
         advancing together (default 1, at most 64); more wait, in priority order.
@@ -363,9 +378,12 @@ class Engine:
         flash_attention: FLASH_ATTENTION_AUTO (default), _OFF or _ON. fit: True lets llama.cpp's
         fitting choose the GPU layers and, if needed, a smaller context, not below fit_min_ctx
         (default 4096), leaving fit_margins_mib (a list: one value for every device, or one per
-        device; default 1024) free."""
-        options = EngineOptions()
-        _check(_lib.rigllama_engine_options_init(ctypes.byref(options), ctypes.sizeof(options)))
+        device; default 1024) free. max_checkpoints, max_checkpoint_bytes: state checkpoints of
+        recurrent and hybrid models (others ignore them), copies of the state at the end of each
+        prompt and reply that a request sharing a prefix resumes from: at most max_checkpoints
+        (default 32; 0 = none) holding at most max_checkpoint_bytes together (default 512 MiB);
+        describe()'s "checkpoints" reports what is kept."""
+        options = default_options()
         options.model_path = os.fsencode(model_path)
         if n_ctx is not None:
             options.n_ctx = n_ctx
@@ -387,6 +405,10 @@ class Engine:
             # Kept alive by options (its _objects) until create returns; the library copies it.
             options.fit_margins_mib = (ctypes.c_uint32 * len(fit_margins_mib))(*fit_margins_mib)
             options.n_fit_margins_mib = len(fit_margins_mib)
+        if max_checkpoints is not None:
+            options.max_checkpoints = max_checkpoints
+        if max_checkpoint_bytes is not None:
+            options.max_checkpoint_bytes = max_checkpoint_bytes
         if on_progress is not None:
             # Kept referenced until create returns: the library calls it only during create.
             progress = ProgressCallback(lambda _user_data, fraction: 0 if on_progress(fraction) is not False else 1)
@@ -476,6 +498,8 @@ class Engine:
         _check(_lib.rigllama_engine_reset(self._handle))
 
     def describe(self):
+        """The engine as JSON text (rigllama_engine_describe): the model, n_ctx, n_seq, memory,
+        checkpoints ({"active", "count", "bytes", "max_count", "max_bytes"}), ..."""
         out = ctypes.c_void_p()
         _check(_lib.rigllama_engine_describe(self._handle, ctypes.byref(out)))
         return _take_string(out)

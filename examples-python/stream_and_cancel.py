@@ -4,7 +4,8 @@ checks the log-probabilities a job reports, has prompt-lookup speculation (draft
 a reply that repeats its prompt, embeds two sentences and prints their similarity, saves and
 reloads a conversation's snapshot, and runs two requests at once (an NPC's chatter and the
 player's line, at different priorities) on an n_seq=2 engine, paused and resumed midway.
-Exits non-zero on any failure.
+Also checks the engine options' defaults (state checkpoints: 32, 512 MiB) and what describe
+reports of them. Exits non-zero on any failure.
 
     usage: stream_and_cancel.py MODEL.gguf     (librigllama.so on LD_LIBRARY_PATH, or
                                                 RIGLLAMA_LIBRARY=/path/to/librigllama.so)
@@ -190,6 +191,10 @@ def main():
     print(f"rigllama {rigllama.version()} from Python {sys.version.split()[0]}")
     problems = rigllama.check_layout()
     expect(not problems, "Structure sizes and offsets match the C header" + (": " + "; ".join(problems) if problems else ""))
+    defaults = rigllama.default_options()
+    expect(defaults.max_checkpoints == 32 and defaults.max_checkpoint_bytes == 512 << 20,
+           f"options_init's checkpoint defaults: max_checkpoints {defaults.max_checkpoints} (32), "
+           f"max_checkpoint_bytes {defaults.max_checkpoint_bytes} (512 MiB)")
 
     missing = "/nonexistent/modèle-ü.gguf"  # goes in as UTF-8, must come back intact
     try:
@@ -201,6 +206,10 @@ def main():
     progress = []
     with rigllama.Engine(model, on_progress=progress.append) as engine:
         expect(len(progress) > 0 and progress[-1] >= 0.99, f"progress callback ran {len(progress)} times")
+        # A transformer's cache can be cut back to a prefix: no state checkpoints, default bounds.
+        checkpoints = json.loads(engine.describe()).get("checkpoints")
+        expect(checkpoints == {"active": False, "count": 0, "bytes": 0, "max_count": 32, "max_bytes": 512 << 20},
+               f"describe's checkpoints: none for this model, the default bounds ({checkpoints})")
         stream_reply(engine)
         cancel_job(engine)
 

@@ -380,6 +380,45 @@ type Options struct {
 	Fit           bool
 	FitMinCtx     uint32
 	FitMarginsMiB []uint32
+	// v0.2: state checkpoints, for recurrent and hybrid models (others ignore them): copies of
+	// the state at the end of each prompt and reply, which a request sharing a prefix with one
+	// resumes from. At most MaxCheckpoints are kept (0: the default, 32), holding at most
+	// MaxCheckpointBytes together (0: the default, 512 MiB); NoCheckpoints keeps none (C's
+	// max_checkpoints 0).
+	MaxCheckpointBytes uint64
+	MaxCheckpoints     uint32
+	NoCheckpoints      bool
+}
+
+// DefaultOptions returns the library's defaults (rigllama_engine_options_init) as Options;
+// OpenWith(path, DefaultOptions()) opens the engine Open(path) does.
+func DefaultOptions() (Options, error) {
+	var options C.rigllama_engine_options
+	if err := call(func() C.rigllama_status {
+		return C.rigllama_engine_options_init(&options, C.sizeof_rigllama_engine_options)
+	}); err != nil {
+		return Options{}, err
+	}
+	var margins []uint32
+	if options.fit_margins_mib != nil {
+		for _, mib := range unsafe.Slice(options.fit_margins_mib, int(options.n_fit_margins_mib)) {
+			margins = append(margins, uint32(mib))
+		}
+	}
+	return Options{
+		NCtx:               uint32(options.n_ctx),
+		ContextOverflow:    ContextOverflow(options.context_overflow),
+		NSeq:               uint32(options.n_seq),
+		TypeK:              KVType(options.type_k),
+		TypeV:              KVType(options.type_v),
+		FlashAttention:     FlashAttention(options.flash_attention),
+		Fit:                options.fit != 0,
+		FitMinCtx:          uint32(options.fit_min_ctx),
+		FitMarginsMiB:      margins,
+		MaxCheckpointBytes: uint64(options.max_checkpoint_bytes),
+		MaxCheckpoints:     uint32(options.max_checkpoints),
+		NoCheckpoints:      options.max_checkpoints == 0,
+	}, nil
 }
 
 // Open loads the model at path and returns once it is ready.
@@ -421,6 +460,15 @@ func OpenWith(path string, opts Options) (*Engine, error) {
 		}
 		options.fit_margins_mib = margins
 		options.n_fit_margins_mib = C.size_t(n)
+	}
+	if opts.MaxCheckpointBytes != 0 {
+		options.max_checkpoint_bytes = C.uint64_t(opts.MaxCheckpointBytes)
+	}
+	if opts.MaxCheckpoints != 0 {
+		options.max_checkpoints = C.uint32_t(opts.MaxCheckpoints)
+	}
+	if opts.NoCheckpoints {
+		options.max_checkpoints = 0
 	}
 	var ptr *C.rigllama_engine
 	if err := call(func() C.rigllama_status { return C.rigllama_engine_create(&options, &ptr) }); err != nil {
