@@ -87,7 +87,10 @@ fn a_regenerated_reply_resumes_from_a_checkpoint_and_without_them_starts_over() 
         // The same prompt again (a regenerated reply): the sequence has moved on past it
         // and cannot be cut back.
         let (again_reply, again) = engine.complete(greedy(&messages, 12)).unwrap();
-        assert_eq!(again_reply, first_reply, "greedy: the same reply either way");
+        assert_eq!(
+            again_reply, first_reply,
+            "greedy: the same reply either way"
+        );
         if checkpoints.max_count > 0 {
             assert_eq!(
                 again.cached_prompt_tokens + 1,
@@ -185,5 +188,8 @@ fn models_that_can_be_cut_back_take_none() {
     let engine = engine();
     engine.complete(greedy_chat("Hello", 4)).unwrap();
     let held = engine.describe().checkpoints;
-    assert!(!held.active && held.count == 0 && held.bytes == 0, "{held:?}");
+    assert!(
+        !held.active && held.count == 0 && held.bytes == 0,
+        "{held:?}"
+    );
 }

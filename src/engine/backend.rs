@@ -83,6 +83,16 @@ fn install_log_hook() {
     });
 }
 
+/// mtmd (the projector library) logs through its own hook; it goes to the same sink.
+#[cfg(feature = "mtmd")]
+pub(crate) fn hook_mtmd_log() {
+    static MTMD_HOOK: std::sync::Once = std::sync::Once::new();
+    MTMD_HOOK.call_once(|| unsafe {
+        llama_cpp_sys_2::mtmd_log_set(Some(forward_llama_log), std::ptr::null_mut());
+        llama_cpp_sys_2::mtmd_helper_log_set(Some(forward_llama_log), std::ptr::null_mut());
+    });
+}
+
 thread_local! {
     /// llama.cpp continues a line with level CONT; it keeps the level of the line it continues.
     static LAST_LEVEL: Cell<LogLevel> = const { Cell::new(LogLevel::Info) };

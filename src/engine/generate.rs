@@ -24,6 +24,7 @@ use super::sampler::{build_sampler, random_seed, top_k_array};
 use super::template::GrammarPlan;
 use super::text::{StopMatcher, StopScan, Utf8Streamer};
 use super::usage::{FinishReason, Usage};
+use super::vision::{is_image_token, ImageSpan};
 use super::worker::Submission;
 
 /// An admitted request: its sequence, its prompt's progress, and its generation state. Kept
@@ -107,6 +108,7 @@ impl Progress {
         let seed = request.sampling.seed.unwrap_or_else(random_seed);
         let mut usage = Usage::none(seed);
         usage.prompt_tokens = plan.tokens.len() as u32;
+        usage.image_tokens = plan.images.iter().map(|span| span.len as u32).sum();
         usage.dropped_tokens = plan.dropped;
         let cache = &mut model.seqs.caches[seq];
         if plan.dropped > 0 && model.can_shift {
@@ -114,14 +116,24 @@ impl Progress {
             // down instead of evaluating them again.
             cache.close_gap_for(&mut model.ctx, &plan.tokens);
         }
-        let reuse = model.seqs.reuse_prefix(&mut model.ctx, seq, &plan.tokens);
+        let mut reuse = model.seqs.reuse_prefix(&mut model.ctx, seq, &plan.tokens);
+        if let Some(cut) = plan
+            .images
+            .iter()
+            .find(|s| s.start < reuse && reuse < s.start + s.len)
+        {
+            // Never half an image: its embeddings are decoded together.
+            reuse = model
+                .seqs
+                .rewind(&mut model.ctx, seq, &plan.tokens, cut.start);
+        }
         usage.cached_prompt_tokens = reuse as u32;
         model.seqs.touch(seq);
         let mut sampler = build_sampler(&request.sampling, seed, &model.model, model.n_ctx)?;
         // Penalties and DRY look back over the prompt too.
         let window = request.sampling.history_window(model.n_ctx);
         let tail = plan.tokens.len().saturating_sub(window);
-        sampler.accept_many(&plan.tokens[tail..]);
+        sampler.accept_many(plan.tokens[tail..].iter().filter(|&&t| !is_image_token(t)));
         let greedy = request.sampling.is_plain_greedy();
         Ok(Progress {
             seq,
@@ -160,6 +172,32 @@ impl Progress {
             return &[];
         }
         &self.plan.tokens[cache.len().min(self.plan.tokens.len())..]
+    }
+
+    /// The image the prompt has next, when the next position to evaluate starts one.
+    pub fn image_at(&self, cache: &SeqCache) -> Option<&ImageSpan> {
+        if !self.evaluating_prompt {
+            return None;
+        }
+        self.plan
+            .images
+            .iter()
+            .find(|span| span.start == cache.len())
+    }
+
+    /// The prompt's text tokens to evaluate before its next image (all that is left when no
+    /// image is ahead).
+    pub fn text_left<'a>(&'a self, cache: &SeqCache) -> &'a [LlamaToken] {
+        let left = self.prompt_left(cache);
+        match self
+            .plan
+            .images
+            .iter()
+            .find(|span| span.start >= cache.len())
+        {
+            Some(span) => &left[..(span.start - cache.len()).min(left.len())],
+            None => left,
+        }
     }
 
     /// Tokens guessed to follow the pending `token` (prompt lookup over `history`, the

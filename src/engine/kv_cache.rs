@@ -215,7 +215,11 @@ impl Sequences {
         let cache = &mut self.caches[index];
         let common = cache.common_prefix(prompt).min(limit);
         if self.can_truncate {
-            return if cache.truncate(ctx, common) { common } else { 0 };
+            return if cache.truncate(ctx, common) {
+                common
+            } else {
+                0
+            };
         }
         let live = if common == cache.len() { common } else { 0 };
         match self.checkpoints.best(prompt, limit, cache.tokens()) {

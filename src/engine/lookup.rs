@@ -8,6 +8,7 @@
 //! `common_speculative` interface, which needs `common_params` and its own batch type; the
 //! scan is a dozen lines, so it lives here, next to the rest of the token bookkeeping.
 
+use super::vision::is_image_token;
 use llama_cpp_2::token::LlamaToken;
 
 /// The longest run of latest tokens looked for: a longer match predicts better, and four
@@ -48,7 +49,11 @@ pub(crate) fn draft(history: &[LlamaToken], last: LlamaToken, max: usize) -> Vec
     let Some((_, end)) = best else {
         return Vec::new();
     };
-    (end + 1..len.min(end + 1 + max)).map(at).collect()
+    // An image's stand-in tokens are not tokens the model could sample: guesses stop there.
+    (end + 1..len.min(end + 1 + max))
+        .map(at)
+        .take_while(|&t| !is_image_token(t))
+        .collect()
 }
 
 /// What each guessed row adds to a decode, as a share of a one-token decode: llama-bench's

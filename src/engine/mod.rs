@@ -16,7 +16,8 @@
 //!   parsing), `template` (which template, and a request as the model sees it), `generic`
 //!   (the JSON tool format for templates without one), `reply` (reading a reply into
 //!   content, reasoning and tool calls), `snapshot` (save games), `checkpoint` (state copies of
-//!   recurrent and hybrid models, for prefix reuse), `embed` (embeddings), `lora` (LoRA adapters), `raw`
+//!   recurrent and hybrid models, for prefix reuse), `embed` (embeddings), `vision` (images, through a
+//!   multimodal projector), `lora` (LoRA adapters), `raw`
 //!   (llama.cpp pointers llama-cpp-2 keeps private), `text`
 //!   (UTF-8 wholeness and stop strings), `cancel` (cancel tickets and llama.cpp's abort
 //!   callback), `threadpool` (the context's persistent ggml thread pool), `backend` (process-wide llama.cpp state and logs);
@@ -54,6 +55,7 @@ mod text;
 mod threadpool;
 mod tools;
 mod usage;
+mod vision;
 mod worker;
 
 pub use backend::{available_cpus, set_log_sink, LogFn, LogLevel};
@@ -71,9 +73,9 @@ pub use options::{
     DEFAULT_N_CTX, MAX_N_CTX, MAX_SEQ, MAX_THREADS,
 };
 pub use request::{
-    BiasTarget, Dry, LogitBias, Message, Mirostat, Prompt, ReasoningMode, Request, Role, Sampling,
-    Tool, ToolCall, ToolChoice, Xtc, DEFAULT_DRAFT_MAX, DEFAULT_MAX_TOKENS, MAX_DRAFT,
-    MAX_LOGPROBS,
+    BiasTarget, Dry, Image, LogitBias, Message, Mirostat, Prompt, ReasoningMode, Request, Role,
+    Sampling, Tool, ToolCall, ToolChoice, Xtc, DEFAULT_DRAFT_MAX, DEFAULT_MAX_TOKENS, MAX_DRAFT,
+    MAX_LOGPROBS, MEDIA_MARKER,
 };
 pub use template::ARCHITECTURE_TEMPLATES;
 pub use tools::AssistantMessage;

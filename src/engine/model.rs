@@ -13,11 +13,11 @@ use snapshot_format::Shape;
 
 use super::backend::{self, available_cpus, capture_problems, LogLevel};
 use super::cancel::{install_abort_probe, AbortProbe};
+use super::checkpoint::Checkpoints;
 use super::error::{Error, Result};
 use super::fault;
 use super::kv_cache::Sequences;
 use super::loading::{LoadOrder, LoadReport};
-use super::checkpoint::Checkpoints;
 use super::lora::{Adapters, LoraChange};
 use super::options::{
     ContextOverflow, Description, EngineOptions, Fit, FitReport, FlashAttention, KvType, MemoryUse,
@@ -26,6 +26,7 @@ use super::options::{
 use super::raw::raw_context;
 use super::template::ChatFormat;
 use super::threadpool::ThreadPool;
+use super::vision::Vision;
 use super::worker::WorkerShared;
 use llama_cpp_2::llama_batch::LlamaBatch;
 
@@ -36,6 +37,8 @@ pub(crate) struct LoadedModel {
     pub embed_ctx: Option<LlamaContext<'static>>,
     /// `ctx`'s thread pool: after the contexts, before the model.
     _threads: Option<ThreadPool>,
+    /// The multimodal projector (`mmproj_path`): before the model it was loaded for.
+    pub vision: Option<Vision>,
     pub model: Box<LlamaModel>,
     pub format: Option<ChatFormat>,
     /// The context's sequences and what each holds.
@@ -185,6 +188,7 @@ impl LoadedModel {
             flash_attention: options.flash_attention as u32,
             llama_cpp: LLAMA_CPP_VERSION.to_owned(),
         };
+        let vision = load_vision(options, &model, n_threads, probe)?;
         // Made once nothing can fail: it publishes its figures to `describe`.
         let checkpoints = Checkpoints::new(
             options.checkpoints,
@@ -219,6 +223,11 @@ impl LoadedModel {
             fit,
             lora: Vec::new(),
             checkpoints: checkpoints.usage(),
+            mmproj_path: options
+                .mmproj_path
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
         };
         *shared.description.lock().unwrap_or_else(|p| p.into_inner()) = description.clone();
         let threads = ThreadPool::attach(&ctx, &model, n_threads);
@@ -232,6 +241,7 @@ impl LoadedModel {
             ctx,
             embed_ctx: None,
             _threads: threads,
+            vision,
             model,
             format,
             seqs: Sequences::new(sequence_count(options.n_seq), can_truncate, checkpoints),
@@ -276,6 +286,32 @@ impl LoadedModel {
     pub fn forget_cache(&mut self) {
         self.seqs.forget_all(&mut self.ctx);
     }
+}
+
+/// The projector named by `mmproj_path`, loaded for `model` (llama.cpp's mtmd).
+#[cfg(feature = "mtmd")]
+fn load_vision(
+    options: &EngineOptions,
+    model: &LlamaModel,
+    n_threads: u32,
+    probe: &AbortProbe,
+) -> Result<Option<Vision>> {
+    let Some(path) = &options.mmproj_path else {
+        return Ok(None);
+    };
+    let use_gpu = options.n_gpu_layers != Some(0);
+    Vision::load(path, model, n_threads, use_gpu, probe).map(Some)
+}
+
+/// Built without `mtmd`: options with a projector were refused by `validate`.
+#[cfg(not(feature = "mtmd"))]
+fn load_vision(
+    _options: &EngineOptions,
+    _model: &LlamaModel,
+    _n_threads: u32,
+    _probe: &AbortProbe,
+) -> Result<Option<Vision>> {
+    Ok(None)
 }
 
 /// The context settings both the fit (which measures them) and the context use.

@@ -37,6 +37,9 @@ pub struct EngineOptions {
     /// How many snapshots of a conversation's state a recurrent or hybrid model keeps, so a
     /// later request that shares a prefix does not evaluate it again (see [`Checkpointing`]).
     pub checkpoints: Checkpointing,
+    /// A multimodal projector (`mmproj` GGUF) made for this model: images in messages then
+    /// reach it. Needs the `mtmd` cargo feature.
+    pub mmproj_path: Option<PathBuf>,
 }
 
 /// State checkpoints for models whose memory cannot be cut back to a prefix (recurrent and
@@ -199,6 +202,7 @@ impl EngineOptions {
             flash_attention: FlashAttention::Auto,
             fit: None,
             checkpoints: Checkpointing::default(),
+            mmproj_path: None,
         }
     }
 
@@ -213,6 +217,17 @@ impl EngineOptions {
                 "model_path is not valid UTF-8: {}",
                 self.model_path.display()
             )));
+        }
+        if let Some(path) = &self.mmproj_path {
+            if let Some(error) = super::vision::mmproj_unsupported() {
+                return Err(error);
+            }
+            if path.to_str().is_none_or(str::is_empty) {
+                return Err(Error::invalid(format!(
+                    "mmproj_path must be a non-empty UTF-8 path, not {}",
+                    path.display()
+                )));
+            }
         }
         if self.n_ctx == 0 || self.n_ctx > MAX_N_CTX {
             return Err(Error::invalid(format!(
@@ -315,6 +330,8 @@ pub struct Description {
     pub lora: Vec<LoraInfo>,
     /// State checkpoints (recurrent and hybrid models): the bounds and what is kept now.
     pub checkpoints: CheckpointUse,
+    /// The multimodal projector loaded beside the model (images are accepted), or "".
+    pub mmproj_path: String,
 }
 
 /// What the engine's state checkpoints hold.

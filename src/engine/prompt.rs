@@ -10,11 +10,15 @@ use super::model::LoadedModel;
 use super::options::ContextOverflow;
 use super::request::{Message, Prompt, Request, Role};
 use super::template::{bos_text, plain_grammar, ChatFormat, Rendered, ReplyPlan};
+use super::vision::{images_of, no_vision_error, ImageSpan};
 
 /// The tokens a request will evaluate, what SHIFT needs to know about them, and how its
 /// reply is constrained and read.
 pub(crate) struct PromptPlan {
+    /// With images, each image position holds its stand-in token (see `vision`).
     pub tokens: Vec<LlamaToken>,
+    /// Where the images are in `tokens`, in order.
+    pub images: Vec<ImageSpan>,
     /// Tokens of the exchanges dropped to make the prompt fit.
     pub dropped: u32,
     /// Token offsets where each exchange (a user turn and the replies after it) starts, the
@@ -48,18 +52,40 @@ impl LoadedModel {
         Ok(bos_text(&self.model).unwrap_or_default() + &rendered.text)
     }
 
-    /// Formats and tokenizes a request exactly as generation will.
+    /// Formats and tokenizes a request exactly as generation will (an image counts as its
+    /// tokens).
     pub fn tokenize(&self, request: &Request) -> Result<Vec<LlamaToken>> {
         Ok(self.render_tokens(request)?.0)
     }
 
-    fn render_tokens(&self, request: &Request) -> Result<(Vec<LlamaToken>, ReplyPlan)> {
+    fn render_tokens(
+        &self,
+        request: &Request,
+    ) -> Result<(Vec<LlamaToken>, Vec<ImageSpan>, ReplyPlan)> {
         let rendered = self.render(request)?;
-        let tokens = self.tokenize_text(&rendered.text);
+        let images = match &request.prompt {
+            Prompt::Chat(messages) => images_of(messages),
+            Prompt::Raw(_) => Vec::new(),
+        };
+        let (tokens, spans) = if images.is_empty() {
+            (self.tokenize_text(&rendered.text), Vec::new())
+        } else {
+            let vision = self.vision.as_ref().ok_or_else(no_vision_error)?;
+            let (tokens, spans) = vision.tokenize(&rendered.text, &images)?;
+            if spans
+                .last()
+                .is_some_and(|s| s.start + s.len == tokens.len())
+            {
+                return Err(Error::invalid(
+                    "the prompt ends with an image; the chat template must put text after it",
+                ));
+            }
+            (tokens, spans)
+        };
         if tokens.is_empty() {
             return Err(Error::invalid("the prompt has no tokens"));
         }
-        Ok((tokens, rendered.reply))
+        Ok((tokens, spans, rendered.reply))
     }
 
     fn chat_format(&self) -> Result<&ChatFormat> {
@@ -88,7 +114,7 @@ impl LoadedModel {
     /// exchanges are dropped until it leaves room for the reply. Fails with
     /// [`Error::ContextOverflow`] when even that cannot fit.
     pub fn plan_prompt(&self, request: &Request) -> Result<PromptPlan> {
-        let (tokens, reply) = self.render_tokens(request)?;
+        let (tokens, images, reply) = self.render_tokens(request)?;
         let n_ctx = self.n_ctx as usize;
         let overflow = |prompt_tokens: usize| Error::ContextOverflow {
             prompt_tokens,
@@ -100,6 +126,7 @@ impl LoadedModel {
             _ => {
                 return Ok(PromptPlan {
                     tokens,
+                    images,
                     dropped: 0,
                     exchange_starts: Vec::new(),
                     reply,
@@ -111,6 +138,7 @@ impl LoadedModel {
         let original = tokens.len();
         let mut kept = request.clone();
         let mut tokens = tokens;
+        let mut images = images;
         let mut reply = reply;
         while tokens.len() + room > n_ctx {
             let Prompt::Chat(messages) = &mut kept.prompt else {
@@ -122,7 +150,7 @@ impl LoadedModel {
                 }
                 break; // it fits, with less room for the reply: it will shift mid-reply
             }
-            (tokens, reply) = self.render_tokens(&kept)?;
+            (tokens, images, reply) = self.render_tokens(&kept)?;
         }
         let Prompt::Chat(kept_messages) = &kept.prompt else {
             unreachable!("SHIFT plans only chats")
@@ -131,6 +159,7 @@ impl LoadedModel {
         Ok(PromptPlan {
             dropped: original.saturating_sub(tokens.len()) as u32,
             tokens,
+            images,
             exchange_starts,
             reply,
         })

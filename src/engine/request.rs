@@ -34,10 +34,89 @@ impl Role {
     }
 }
 
+/// Where an image sits in a message's `content`: one marker per image, in order (mtmd's
+/// default media marker).
+pub const MEDIA_MARKER: &str = "<__media__>";
+
+/// An image file's bytes (PNG, JPEG, BMP, GIF, ...: whatever llama.cpp's stb_image reads),
+/// given to a vision model through its projector (engine option `mmproj_path`; needs the
+/// `mtmd` cargo feature). Decoded when the request runs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Image {
+    bytes: std::sync::Arc<[u8]>,
+}
+
+impl std::fmt::Debug for Image {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Image({} bytes)", self.bytes.len())
+    }
+}
+
+impl Image {
+    /// An image from its file's bytes.
+    pub fn from_bytes(bytes: impl Into<Vec<u8>>) -> Result<Image> {
+        let bytes = bytes.into();
+        if bytes.is_empty() {
+            return Err(Error::invalid("the image is empty (0 bytes)"));
+        }
+        Ok(Image {
+            bytes: bytes.into(),
+        })
+    }
+
+    /// An image read from a file now.
+    pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Image> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| {
+            Error::invalid(format!("cannot read the image {}: {e}", path.display()))
+        })?;
+        Image::from_bytes(bytes)
+            .map_err(|_| Error::invalid(format!("the image {} is empty", path.display())))
+    }
+
+    /// An image from what OpenAI's `image_url.url` holds: a `data:` URL with base64 content
+    /// (`data:image/png;base64,...`), a `file://` URL, or a local path. Web URLs are not
+    /// fetched.
+    pub fn from_url(url: &str) -> Result<Image> {
+        if let Some(data) = url.strip_prefix("data:") {
+            let Some((kind, payload)) = data.split_once(',') else {
+                return Err(Error::invalid(
+                    "the image's data: URL has no ',' before its data",
+                ));
+            };
+            if !kind.ends_with(";base64") {
+                return Err(Error::invalid(format!(
+                    "the image's data: URL is \"{kind}\"; only base64 data is read \
+                     (data:image/png;base64,...)"
+                )));
+            }
+            use base64::Engine as _;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(payload.trim())
+                .map_err(|e| Error::invalid(format!("the image's base64 data is invalid: {e}")))?;
+            return Image::from_bytes(bytes);
+        }
+        if url.starts_with("http://") || url.starts_with("https://") {
+            return Err(Error::invalid(
+                "images are not fetched from the web; pass a data: URL (base64) or a local \
+                 file path",
+            ));
+        }
+        Image::from_file(url.strip_prefix("file://").unwrap_or(url))
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub role: Role,
+    /// The text; with images, one [`MEDIA_MARKER`] where each goes.
     pub content: String,
+    /// Images, in the order of the markers in `content`.
+    pub images: Vec<Image>,
     /// Assistant turns: the tools it called.
     pub tool_calls: Vec<ToolCall>,
     /// Tool turns: the id of the call this answers.
@@ -51,9 +130,19 @@ impl Message {
         Self {
             role,
             content: content.into(),
+            images: Vec::new(),
             tool_calls: Vec::new(),
             tool_call_id: None,
             name: None,
+        }
+    }
+
+    /// A turn with images before its text (a marker for each is put in `content`).
+    pub fn with_images(role: Role, images: Vec<Image>, text: &str) -> Self {
+        let content = MEDIA_MARKER.repeat(images.len()) + text;
+        Self {
+            images,
+            ..Self::new(role, content)
         }
     }
 
@@ -215,6 +304,15 @@ impl Request {
                 }
                 for (i, message) in messages.iter().enumerate() {
                     reject_nul(&format!("message {i}"), &message.content)?;
+                    let markers = message.content.matches(MEDIA_MARKER).count();
+                    if markers != message.images.len() {
+                        return Err(Error::invalid(format!(
+                            "message {i} has {} image(s) but {markers} {MEDIA_MARKER} marker(s) \
+                             in its content; put one marker where each image goes (and none \
+                             in text)",
+                            message.images.len()
+                        )));
+                    }
                     if !message.tool_calls.is_empty() && message.role != Role::Assistant {
                         return Err(Error::invalid(format!(
                             "message {i} is a {} turn with tool_calls; only assistant turns call tools",

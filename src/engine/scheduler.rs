@@ -106,6 +106,7 @@ impl Scheduler {
             return;
         }
         self.make_room_for_next_tokens(model);
+        self.evaluate_images(model, probe, board);
         let in_batch = self.fill_batch(model);
         if in_batch.is_empty() {
             return;
@@ -322,6 +323,60 @@ impl Scheduler {
         })
     }
 
+    /// Encodes and decodes the image each running request's prompt has next, one per
+    /// request per step, outside the shared batch (embeddings, not tokens). A request
+    /// cancelled meanwhile (or an engine being destroyed) stops the encoder within a few of
+    /// its graph nodes and ends CANCELLED; one whose image fails ends with the error. Either
+    /// way its sequence is emptied: it may hold part of the image.
+    fn evaluate_images(
+        &mut self,
+        model: &mut LoadedModel,
+        probe: &AbortProbe,
+        board: &CancelBoard,
+    ) {
+        let mut i = 0;
+        while i < self.running.len() {
+            let task = &self.running[i];
+            let progress = task.progress.as_ref().unwrap();
+            let cache = &model.seqs.caches[progress.seq];
+            let (Some(span), Some(vision)) = (progress.image_at(cache), model.vision.as_mut())
+            else {
+                i += 1;
+                continue;
+            };
+            let (id, at) = (cache.id, cache.len());
+            let evaluated = probe.watching(vec![task.submission.cancel.clone()], || {
+                vision.evaluate(
+                    span,
+                    &mut model.ctx,
+                    &model.model,
+                    id,
+                    at,
+                    model.n_batch,
+                    probe,
+                )
+            });
+            let seq = progress.seq;
+            match evaluated {
+                Ok(()) => {
+                    let stand_ins = &progress.plan.tokens[at..at + span.len];
+                    model.seqs.caches[seq].extend(stand_ins);
+                    i += 1;
+                }
+                Err(error) => {
+                    model.seqs.caches[seq].clear(&mut model.ctx);
+                    let task = self.running.remove(i);
+                    let error = if task.submission.cancel.is_cancelled(board) {
+                        Error::cancelled()
+                    } else {
+                        error
+                    };
+                    task.fail(error);
+                }
+            }
+        }
+    }
+
     /// Every request about to evaluate its next token needs a free cell: idle conversations'
     /// caches are dropped for it (least recently used first); when none is left, SHIFT drops
     /// the request's own oldest exchange, and otherwise the reply ends with LENGTH.
@@ -448,7 +503,8 @@ impl Scheduler {
             let progress = self.running[i].progress.as_mut().unwrap();
             let cache = &model.seqs.caches[progress.seq];
             let left = progress.prompt_left(cache);
-            let mut n = left.len().min(budget).min(cap);
+            // Text only: an image ahead is evaluated on its own (see `evaluate_images`).
+            let mut n = progress.text_left(cache).len().min(budget).min(cap);
             if n == 0 || progress.pending.is_some() {
                 continue;
             }

@@ -22,6 +22,15 @@ impl LoadedModel {
                  (or its last turn) first, then save",
             ));
         }
+        if tokens[..prefix]
+            .iter()
+            .any(|&t| super::vision::is_image_token(t))
+        {
+            return Err(Error::invalid(
+                "conversations with images are not saved as snapshots (a snapshot holds \
+                 tokens, and an image is not one); save before the first image",
+            ));
+        }
         // A recurrent model's sequence may only resume from a shorter checkpoint.
         let prefix = self.seqs.rewind(&mut self.ctx, index, &tokens, prefix);
         if prefix == 0 {

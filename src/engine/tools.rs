@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::logprobs::TokenLogprob;
 
 use super::error::{Error, Result};
-use super::request::{Message, Role};
+use super::request::{Image, Message, Role, MEDIA_MARKER};
 
 /// A function the model may call.
 #[derive(Debug, Clone, PartialEq)]
@@ -295,16 +295,25 @@ fn parse_message(i: usize, item: &Value) -> Result<Message> {
             ))
         }
     };
-    let content = match item.get("content") {
-        Some(Value::String(c)) => c.clone(),
-        None | Some(Value::Null) if !tool_calls.is_empty() => String::new(),
+    let (content, images) = match item.get("content") {
+        Some(Value::String(c)) => (c.clone(), Vec::new()),
+        Some(Value::Array(parts)) => {
+            parse_content_parts(parts).map_err(|(j, why)| invalid(format!(".content[{j}]{why}")))?
+        }
+        None | Some(Value::Null) if !tool_calls.is_empty() => (String::new(), Vec::new()),
         _ => {
             return Err(invalid(
-                ".content must be a string (null only on an assistant message with tool_calls)"
+                ".content must be a string or an array of text and image_url parts (null only \
+                 on an assistant message with tool_calls)"
                     .into(),
             ))
         }
     };
+    if content.matches(MEDIA_MARKER).count() != images.len() {
+        return Err(invalid(format!(
+            ".content holds the text {MEDIA_MARKER}, which marks where images go; remove it"
+        )));
+    }
     let text_field = |name: &str| -> Result<Option<String>> {
         match item.get(name) {
             None | Some(Value::Null) => Ok(None),
@@ -322,10 +331,49 @@ fn parse_message(i: usize, item: &Value) -> Result<Message> {
     Ok(Message {
         role,
         content,
+        images,
         tool_calls,
         tool_call_id,
         name,
     })
+}
+
+/// OpenAI content parts: text parts joined, an image marker where each image part is. An
+/// error names the part (its index) and what is wrong with it.
+fn parse_content_parts(
+    parts: &[Value],
+) -> std::result::Result<(String, Vec<Image>), (usize, String)> {
+    let mut text = String::new();
+    let mut images = Vec::new();
+    for (j, part) in parts.iter().enumerate() {
+        match part.get("type").and_then(Value::as_str) {
+            Some("text") => match part.get("text") {
+                Some(Value::String(t)) => text.push_str(t),
+                _ => return Err((j, ".text must be a string".into())),
+            },
+            Some("image_url") => {
+                let url = match part.get("image_url") {
+                    Some(Value::String(url)) => url,
+                    Some(object) => match object.get("url") {
+                        Some(Value::String(url)) => url,
+                        _ => return Err((j, ".image_url.url must be a string".into())),
+                    },
+                    None => return Err((j, " has no image_url".into())),
+                };
+                let image = Image::from_url(url).map_err(|e| (j, format!(": {e}")))?;
+                text.push_str(MEDIA_MARKER);
+                images.push(image);
+            }
+            Some(other) => {
+                return Err((
+                    j,
+                    format!(".type is \"{other}\"; use \"text\" or \"image_url\""),
+                ))
+            }
+            None => return Err((j, " has no string \"type\"".into())),
+        }
+    }
+    Ok((text, images))
 }
 
 fn parse_call(call: &Value) -> std::result::Result<ToolCall, String> {

@@ -37,6 +37,9 @@ pub struct Usage {
     pub drafted_tokens: u32,
     /// Of those, the ones the sampler confirmed: each saved a decode of its own.
     pub accepted_tokens: u32,
+    /// Of the prompt tokens, those that stand for images (counted in `prompt_tokens`, and
+    /// in `cached_prompt_tokens` when reused).
+    pub image_tokens: u32,
 }
 
 impl Usage {
@@ -53,6 +56,7 @@ impl Usage {
             dropped_tokens: 0,
             drafted_tokens: 0,
             accepted_tokens: 0,
+            image_tokens: 0,
         }
     }
 }

@@ -14,8 +14,9 @@ use super::structs::{
     RIGLLAMA_SEED_RANDOM,
 };
 use crate::engine::{
-    Checkpointing, ContextOverflow, Dry, EngineOptions, Error, Fit, FlashAttention, KvType, LogitBias, Message,
-    Mirostat, Prompt, ReasoningMode, Request, Role, Sampling, Tool, ToolChoice, Xtc,
+    Checkpointing, ContextOverflow, Dry, EngineOptions, Error, Fit, FlashAttention, KvType,
+    LogitBias, Message, Mirostat, Prompt, ReasoningMode, Request, Role, Sampling, Tool, ToolChoice,
+    Xtc,
 };
 
 pub(crate) unsafe fn engine_options(
@@ -24,6 +25,7 @@ pub(crate) unsafe fn engine_options(
     let raw = unsafe { read_input(options) }?;
     let model_path = unsafe { required_str(raw.model_path, "options->model_path") }?;
     let chat_template = unsafe { optional_str(raw.chat_template, "options->chat_template") }?;
+    let mmproj_path = unsafe { optional_str(raw.mmproj_path, "options->mmproj_path") }?;
     if raw.n_threads < 0 {
         return Err(Error::invalid(format!(
             "n_threads {} is negative; use 0 for the CPUs available",
@@ -96,6 +98,7 @@ pub(crate) unsafe fn engine_options(
             max_count: raw.max_checkpoints,
             max_bytes: raw.max_checkpoint_bytes,
         },
+        mmproj_path: mmproj_path.map(PathBuf::from),
     };
     options.validate()?;
     Ok((options, raw))

@@ -87,6 +87,12 @@ pub struct rigllama_engine_options {
     pub max_checkpoint_bytes: u64,
     /// v0.2. Most state checkpoints kept (see `max_checkpoint_bytes`); default 32; 0 = none.
     pub max_checkpoints: u32,
+    /// v0.2. UTF-8 path of a multimodal projector (`mmproj` GGUF) made for this model, or
+    /// NULL (default). Loaded with the model (create fails with MODEL_LOAD_FAILED saying why
+    /// if it cannot be) and swapped with it by `rigllama_engine_reload`; images in
+    /// `messages_json` then reach the model. A library built without the `mtmd` cargo
+    /// feature refuses a non-NULL path with INVALID_ARGUMENT.
+    pub mmproj_path: *const c_char,
 }
 
 /// Pass as `max_tokens` to generate until the context window is full.
@@ -252,6 +258,9 @@ pub struct rigllama_usage {
     pub drafted_tokens: u32,
     /// v0.2. Of those, the ones the sampler confirmed: each saved a decode of its own.
     pub accepted_tokens: u32,
+    /// v0.2. Of `prompt_tokens`, those standing for images (see `mmproj_path`); they count
+    /// in `cached_prompt_tokens` too when reused.
+    pub image_tokens: u32,
 }
 
 /// A public struct: `struct_size` first, a frozen v0.1 size, defaults, and field-by-field
@@ -380,6 +389,7 @@ versioned_struct!(input rigllama_engine_options {
     n_fit_margins_mib: 0,
     max_checkpoint_bytes: crate::engine::DEFAULT_MAX_CHECKPOINT_BYTES,
     max_checkpoints: crate::engine::DEFAULT_MAX_CHECKPOINTS,
+    mmproj_path: std::ptr::null(),
 });
 
 versioned_struct!(input rigllama_request {
@@ -440,6 +450,7 @@ versioned_struct!(output rigllama_usage {
     dropped_tokens: 0,
     drafted_tokens: 0,
     accepted_tokens: 0,
+    image_tokens: 0,
 });
 
 fn bad_size(message: String) -> Failure {
@@ -546,6 +557,7 @@ pub(crate) unsafe fn write_usage(out: *mut rigllama_usage, usage: &Usage) -> Res
         dropped_tokens: usage.dropped_tokens,
         drafted_tokens: usage.drafted_tokens,
         accepted_tokens: usage.accepted_tokens,
+        image_tokens: usage.image_tokens,
     };
     unsafe { report.write_fields(out.cast(), struct_size) };
     Ok(())

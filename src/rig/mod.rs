@@ -23,22 +23,23 @@
 use futures::StreamExt;
 use rig_core::completion::options::{Mapping, OptionFields, OptionMap};
 use rig_core::completion::{
-    Accepts, CompletionRequest, FinishReason as RigFinishReason, LaterSystem, Media,
+    Accepts, CompletionRequest, FinishReason as RigFinishReason, LaterSystem, Media, Place,
     Reasoning as RigReasoning, ReplayTarget, ToolDefinition, Usage as RigUsage,
 };
 use rig_core::driver::{Exchange, Opened, Opening, Transport};
 use rig_core::error::{EncodeError, ProviderError};
 use rig_core::message::{
-    Api, AssistantContent, CallId, Message as RigMessage, ToolChoice as RigToolChoice, ToolName,
-    ToolResult, ToolResultContent, UserContent,
+    Api, AssistantContent, CallId, DocumentSourceKind, Image as RigImage, Message as RigMessage,
+    ToolChoice as RigToolChoice, ToolName, ToolResult, ToolResultContent, UserContent,
 };
 use rig_core::operation::{Block, Completion, Finish};
 use rig_core::wire::document::{Reassemble, Serves};
 use rig_core::wire::{Decoder, Descriptor, Flow, Mode, Out, Wire, WireEvent};
 
 use crate::engine::{
-    Engine, Error, Event, FinishReason, LogitBias, Message, Mirostat, Prompt, ReasoningMode,
+    Engine, Error, Event, FinishReason, Image, LogitBias, Message, Mirostat, Prompt, ReasoningMode,
     Request, Role, Sampling, TokenLogprob, Tool, ToolCall, ToolChoice, Usage, DEFAULT_MAX_TOKENS,
+    MEDIA_MARKER,
 };
 
 mod embedding;
@@ -57,6 +58,7 @@ pub fn completion_model(engine: &Engine) -> RigllamaModel {
     rig_core::Model::new(
         CompletionWire {
             model: model_name(engine),
+            vision: !engine.describe().mmproj_path.is_empty(),
         },
         EngineTransport {
             engine: engine.clone(),
@@ -85,6 +87,8 @@ fn model_name(engine: &Engine) -> String {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CompletionWire {
     model: String,
+    /// The engine has a multimodal projector: images in user messages reach the model.
+    vision: bool,
 }
 
 impl ReplayTarget for CompletionWire {
@@ -101,13 +105,17 @@ impl ReplayTarget for CompletionWire {
     }
 
     fn accepts(&self, _model: &str) -> Accepts {
-        Accepts::TEXT
+        Accepts {
+            user_images: self.vision,
+            ..Accepts::TEXT
+        }
     }
 
-    /// No media: the engine reads text. Rig's history adapter then sends a text document as
-    /// its text and replaces other media with a placeholder saying it was left out.
-    fn encodes(&self, _model: &str, _media: Media<'_>) -> bool {
-        false
+    /// Images in user messages when the engine has a projector; nothing else: Rig's history
+    /// adapter then sends a text document as its text and replaces other media with a
+    /// placeholder saying it was left out.
+    fn encodes(&self, _model: &str, media: Media<'_>) -> bool {
+        self.vision && matches!(media, Media::Image(_, Place::User))
     }
 
     /// Honoured: reasoning (the template's thinking switch), parallel tool calls, top_p,
@@ -411,29 +419,55 @@ fn push_user_turns(
     index: usize,
     content: &[UserContent],
 ) -> Result<(), String> {
-    fn flush(messages: &mut Vec<Message>, text: &mut Vec<&str>) {
+    fn flush(messages: &mut Vec<Message>, text: &mut Vec<String>, images: &mut Vec<Image>) {
         if !text.is_empty() {
-            messages.push(Message::new(Role::User, text.join("\n")));
+            let mut turn = Message::new(Role::User, text.join("\n"));
+            turn.images = std::mem::take(images);
+            messages.push(turn);
             text.clear();
         }
     }
-    let mut text: Vec<&str> = Vec::new();
+    // Text parts, and a marker for each image where it came.
+    let mut text: Vec<String> = Vec::new();
+    let mut images = Vec::new();
     for part in content {
         match part {
-            UserContent::Text(part) => text.push(part.text.as_str()),
+            UserContent::Text(part) => text.push(part.text.clone()),
+            UserContent::Image(image) => {
+                images.push(engine_image(index, image)?);
+                text.push(MEDIA_MARKER.to_owned());
+            }
             UserContent::ToolResult(result) => {
-                flush(messages, &mut text);
+                flush(messages, &mut text, &mut images);
                 messages.push(tool_turn(index, result)?);
             }
             _ => {
                 return Err(format!(
-                    "user message {index} has non-text content; rigllama reads text only"
+                    "user message {index} has audio, video or a document part; rigllama reads \
+                     text and images only"
                 ))
             }
         }
     }
-    flush(messages, &mut text);
+    flush(messages, &mut text, &mut images);
     Ok(())
+}
+
+/// A Rig image as the engine's: base64 data, raw bytes, or a data:/file URL or local path
+/// (web URLs are not fetched).
+fn engine_image(index: usize, image: &RigImage) -> Result<Image, String> {
+    let image = match &image.data {
+        DocumentSourceKind::Base64(data) => Image::from_url(&format!("data:image;base64,{data}")),
+        DocumentSourceKind::Raw(bytes) => Image::from_bytes(bytes.clone()),
+        DocumentSourceKind::Url(url) | DocumentSourceKind::String(url) => Image::from_url(url),
+        _ => {
+            return Err(format!(
+                "the image in user message {index} is a provider file id or empty; pass its \
+                 bytes, base64 data or a file path"
+            ))
+        }
+    };
+    image.map_err(|e| format!("the image in user message {index}: {e}"))
 }
 
 /// A tool result as the tool turn answering its call. Text and JSON parts are its content,

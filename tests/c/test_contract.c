@@ -58,6 +58,7 @@ static void test_layout_is_printed_for_bindings(void) {
     FIELD(rigllama_engine_options, n_fit_margins_mib);
     FIELD(rigllama_engine_options, max_checkpoint_bytes);
     FIELD(rigllama_engine_options, max_checkpoints);
+    FIELD(rigllama_engine_options, mmproj_path);
     printf("  sizeof(rigllama_request) = %zu\n", sizeof(rigllama_request));
     FIELD(rigllama_request, struct_size);
     FIELD(rigllama_request, max_tokens);
@@ -110,6 +111,7 @@ static void test_layout_is_printed_for_bindings(void) {
     FIELD(rigllama_usage, dropped_tokens);
     FIELD(rigllama_usage, drafted_tokens);
     FIELD(rigllama_usage, accepted_tokens);
+    FIELD(rigllama_usage, image_tokens);
     /* Doubles sit at a multiple of 8 so i686 and x86-64 agree on offsets. */
     CHECK(offsetof(rigllama_usage, prompt_ms) % 8 == 0, "prompt_ms at %zu", offsetof(rigllama_usage, prompt_ms));
     CHECK(offsetof(rigllama_usage, prompt_ms) == 24, "prompt_ms at %zu", offsetof(rigllama_usage, prompt_ms));
@@ -147,7 +149,8 @@ static void test_layout_is_printed_for_bindings(void) {
     /* Checkpoints (issue 14): the 8-byte bound first, at a multiple of 8 on both. */
     AT(rigllama_engine_options, max_checkpoint_bytes, 104, 72);
     AT(rigllama_engine_options, max_checkpoints, 112, 80);
-    CHECK(sizeof(rigllama_engine_options) == (sizeof(void *) == 8 ? 120 : 84), "sizeof options %zu",
+    AT(rigllama_engine_options, mmproj_path, 120, 84);
+    CHECK(sizeof(rigllama_engine_options) == (sizeof(void *) == 8 ? 128 : 88), "sizeof options %zu",
           sizeof(rigllama_engine_options));
     AT(rigllama_request, presence_penalty, 120, 80);
     AT(rigllama_request, frequency_penalty, 124, 84);
@@ -170,9 +173,10 @@ static void test_layout_is_printed_for_bindings(void) {
     AT(rigllama_request, draft_max, 208, 152);
     AT(rigllama_usage, drafted_tokens, 44, 44);
     AT(rigllama_usage, accepted_tokens, 48, 48);
+    AT(rigllama_usage, image_tokens, 52, 52);
 #undef AT
     CHECK(sizeof(rigllama_request) == (sizeof(void *) == 8 ? 216 : 156), "sizeof request %zu", sizeof(rigllama_request));
-    CHECK(sizeof(rigllama_usage) == (sizeof(void *) == 8 ? 56 : 52), "sizeof usage %zu", sizeof(rigllama_usage));
+    CHECK(sizeof(rigllama_usage) == 56, "sizeof usage %zu", sizeof(rigllama_usage));
     CHECK(RIGLLAMA_EVENT_KIND_LOGPROBS == 6 && RIGLLAMA_KV_TYPE_F16 == 0 && RIGLLAMA_KV_TYPE_Q8_0 == 3 &&
               RIGLLAMA_KV_TYPE_IQ4_NL == 8 && RIGLLAMA_FLASH_ATTENTION_AUTO == 0 && RIGLLAMA_FLASH_ATTENTION_ON == 2 &&
               RIGLLAMA_MIROSTAT_V2 == 2,

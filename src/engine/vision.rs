@@ -1,0 +1,441 @@
+//! Images in prompts, through llama.cpp's mtmd library and a multimodal projector (the
+//! `mmproj` GGUF beside the model). With the `mtmd` cargo feature: the projector is loaded
+//! with the model; a prompt with images is tokenized by mtmd into text tokens and image
+//! chunks; an image chunk is encoded (the vision tower, on this worker) and its embeddings
+//! decoded into the request's sequence before the text after it. Without the feature,
+//! [`Vision`] has no values and every path that would need one refuses with a clear error.
+//!
+//! In a sequence's cache an image is as many positions as it has tokens, each holding the
+//! same stand-in token: a negative number no vocabulary uses, derived from the image's bytes.
+//! So prefix reuse works as for text (the same image at the same place is reused, another
+//! one is not), and nothing that reads tokens can mistake one for text.
+
+use llama_cpp_2::token::LlamaToken;
+
+use super::request::Image;
+
+/// Where an image sits in a prompt's tokens.
+pub(crate) struct ImageSpan {
+    pub start: usize,
+    pub len: usize,
+    #[cfg_attr(not(feature = "mtmd"), allow(dead_code))]
+    chunk: imp::Chunk,
+}
+
+/// Whether `token` stands for a position of an image (see the module doc).
+pub(crate) fn is_image_token(token: LlamaToken) -> bool {
+    token.0 < 0
+}
+
+/// The stand-in token for every position of `image`: -2 and below (llama.cpp's "no token" is
+/// -1), from a 64-bit FNV-1a hash of its bytes.
+#[cfg_attr(not(feature = "mtmd"), allow(dead_code))]
+fn image_token(image: &[u8]) -> LlamaToken {
+    let hash = image.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    LlamaToken(-2 - (hash % (i32::MAX as u64 - 2)) as i32)
+}
+
+/// The error for an image sent to an engine that cannot take it.
+pub(crate) fn no_vision_error() -> super::error::Error {
+    if cfg!(feature = "mtmd") {
+        super::error::Error::invalid(
+            "the request has an image, but this engine has no multimodal projector: set \
+             mmproj_path in the engine options to the model's mmproj GGUF",
+        )
+    } else {
+        super::error::Error::invalid(
+            "the request has an image, but this library was built without vision: rebuild \
+             rigllama with the cargo feature `mtmd` and set mmproj_path in the engine options",
+        )
+    }
+}
+
+/// The error for a projector asked of a library built without the feature.
+pub(crate) fn mmproj_unsupported() -> Option<super::error::Error> {
+    (!cfg!(feature = "mtmd")).then(|| {
+        super::error::Error::invalid(
+            "mmproj_path is set, but this library was built without vision: rebuild rigllama \
+             with the cargo feature `mtmd`",
+        )
+    })
+}
+
+pub(crate) use imp::Vision;
+
+#[cfg(feature = "mtmd")]
+mod imp {
+    use std::ffi::{c_void, CString};
+    use std::path::Path;
+    use std::ptr::NonNull;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use llama_cpp_2::context::LlamaContext;
+    use llama_cpp_2::model::LlamaModel;
+    use llama_cpp_2::token::LlamaToken;
+    use llama_cpp_sys_2 as sys;
+
+    use super::super::cancel::AbortProbe;
+    use super::super::error::{Error, Result};
+    use super::super::raw::{raw_context, raw_model};
+    use super::super::request::{Image, MEDIA_MARKER};
+    use super::{image_token, ImageSpan};
+
+    /// An image chunk mtmd made, owned (freed on drop).
+    pub(crate) struct Chunk(NonNull<sys::mtmd_input_chunk>);
+
+    // SAFETY: a chunk is plain data mtmd only reads; it is used on the worker only.
+    unsafe impl Send for Chunk {}
+
+    impl Drop for Chunk {
+        fn drop(&mut self) {
+            // SAFETY: made by mtmd_input_chunk_copy, freed once.
+            unsafe { sys::mtmd_input_chunk_free(self.0.as_ptr()) }
+        }
+    }
+
+    /// What the encoder's node callback looks at: the worker's abort probe (a request that
+    /// is cancelled, or an engine being destroyed, stops the encoding), and a count of the
+    /// nodes seen so it only stops to ask every few nodes.
+    struct EncodeWatch {
+        probe: *const AbortProbe,
+        nodes: AtomicUsize,
+    }
+
+    /// Stops to ask every this many graph nodes (each stop synchronises the backend).
+    const NODES_PER_CHECK: usize = 8;
+
+    unsafe extern "C" fn stop_if_cancelled(
+        _node: *mut sys::ggml_tensor,
+        ask: bool,
+        data: *mut c_void,
+    ) -> bool {
+        // SAFETY: `data` is the Vision's boxed EncodeWatch, alive as long as the context.
+        let watch = unsafe { &*data.cast::<EncodeWatch>() };
+        if ask {
+            return watch.nodes.fetch_add(1, Ordering::Relaxed) % NODES_PER_CHECK == 0;
+        }
+        // SAFETY: the worker's probe outlives every context (it is dropped last).
+        !unsafe { &*watch.probe }.should_abort()
+    }
+
+    /// A projector loaded for a model: llama.cpp's mtmd context.
+    pub(crate) struct Vision {
+        ctx: NonNull<sys::mtmd_context>,
+        // Boxed: the context keeps a pointer to it.
+        _watch: Box<EncodeWatch>,
+    }
+
+    // SAFETY: the context is used by the worker thread only, one call at a time.
+    unsafe impl Send for Vision {}
+
+    impl Drop for Vision {
+        fn drop(&mut self) {
+            // SAFETY: made by mtmd_init_from_file, freed once.
+            unsafe { sys::mtmd_free(self.ctx.as_ptr()) }
+        }
+    }
+
+    impl Vision {
+        pub fn load(
+            path: &Path,
+            model: &LlamaModel,
+            n_threads: u32,
+            use_gpu: bool,
+            probe: &AbortProbe,
+        ) -> Result<Vision> {
+            super::super::backend::hook_mtmd_log();
+            let failed = |why: &str| {
+                Error::ModelLoadFailed(format!("the multimodal projector {} {why}", path.display()))
+            };
+            if !path.is_file() {
+                return Err(failed(
+                    "does not exist or is not a file; mmproj_path must name the \
+                                   projector's .gguf file",
+                ));
+            }
+            let c_path = CString::new(path.to_string_lossy().as_bytes())
+                .map_err(|_| failed("has a NUL byte in its path"))?;
+            let marker = CString::new(MEDIA_MARKER).expect("no NUL");
+            let watch = Box::new(EncodeWatch {
+                probe,
+                nodes: AtomicUsize::new(0),
+            });
+            // SAFETY: plain defaults.
+            let mut params = unsafe { sys::mtmd_context_params_default() };
+            params.use_gpu = use_gpu;
+            params.print_timings = false;
+            params.n_threads = n_threads as i32;
+            params.media_marker = marker.as_ptr();
+            params.warmup = false;
+            params.cb_eval = Some(stop_if_cancelled);
+            params.cb_eval_user_data = (&*watch as *const EncodeWatch).cast_mut().cast();
+            let (ctx, problems) = super::super::backend::capture_problems(|| unsafe {
+                // SAFETY: the model outlives the Vision (LoadedModel drops it first); the
+                // strings live across the call (mtmd copies the marker).
+                sys::mtmd_init_from_file(c_path.as_ptr(), raw_model(model), params)
+            });
+            let Some(ctx) = NonNull::new(ctx) else {
+                let why = problems.last().map_or(String::new(), |p| format!(": {p}"));
+                return Err(failed(&format!(
+                    "could not be loaded for this model{why}; is it the projector made for it?"
+                )));
+            };
+            let vision = Vision { ctx, _watch: watch };
+            // SAFETY: a live context.
+            unsafe {
+                if !sys::mtmd_support_vision(vision.ctx.as_ptr()) {
+                    return Err(failed(
+                        "has no vision encoder (audio-only projectors are not \
+                                       supported)",
+                    ));
+                }
+                if sys::mtmd_decode_use_mrope(vision.ctx.as_ptr()) {
+                    return Err(failed(
+                        "places image tokens with M-RoPE (Qwen2-VL style), which \
+                                       rigllama does not support yet",
+                    ));
+                }
+            }
+            Ok(vision)
+        }
+
+        /// `text` (with one marker per image) and `images` as the model's tokens, each image
+        /// as its stand-in tokens, and where the images are.
+        pub fn tokenize(
+            &self,
+            text: &str,
+            images: &[&Image],
+        ) -> Result<(Vec<LlamaToken>, Vec<ImageSpan>)> {
+            let mut bitmaps = Vec::with_capacity(images.len());
+            struct Bitmaps(Vec<*mut sys::mtmd_bitmap>);
+            impl Drop for Bitmaps {
+                fn drop(&mut self) {
+                    for &b in &self.0 {
+                        // SAFETY: made by mtmd, freed once.
+                        unsafe { sys::mtmd_bitmap_free(b) }
+                    }
+                }
+            }
+            let mut owned = Bitmaps(Vec::new());
+            for (i, image) in images.iter().enumerate() {
+                let bytes = image.bytes();
+                // SAFETY: a live context and a readable buffer of that length.
+                let wrapper = unsafe {
+                    sys::mtmd_helper_bitmap_init_from_buf(
+                        self.ctx.as_ptr(),
+                        bytes.as_ptr(),
+                        bytes.len(),
+                        false,
+                        sys::mtmd_helper_init_opt_default(),
+                    )
+                };
+                if wrapper.bitmap.is_null() {
+                    return Err(Error::invalid(format!(
+                        "image {} ({} bytes) could not be decoded; send PNG, JPEG, BMP or GIF",
+                        i + 1,
+                        bytes.len()
+                    )));
+                }
+                owned.0.push(wrapper.bitmap);
+                bitmaps.push(wrapper.bitmap.cast_const());
+            }
+            let c_text =
+                CString::new(text).map_err(|_| Error::invalid("the prompt holds a NUL byte"))?;
+            let input = sys::mtmd_input_text {
+                text: c_text.as_ptr(),
+                text_len: text.len(),
+                add_special: true,
+                parse_special: true,
+            };
+            struct Chunks(*mut sys::mtmd_input_chunks);
+            impl Drop for Chunks {
+                fn drop(&mut self) {
+                    // SAFETY: made by mtmd_input_chunks_init, freed once.
+                    unsafe { sys::mtmd_input_chunks_free(self.0) }
+                }
+            }
+            // SAFETY: plain allocation.
+            let chunks = Chunks(unsafe { sys::mtmd_input_chunks_init() });
+            // SAFETY: all pointers are live for the call; mtmd copies what it keeps.
+            let status = unsafe {
+                sys::mtmd_tokenize(
+                    self.ctx.as_ptr(),
+                    chunks.0,
+                    &input,
+                    bitmaps.as_mut_ptr(),
+                    bitmaps.len(),
+                )
+            };
+            match status {
+                0 => {}
+                1 => {
+                    return Err(Error::invalid(format!(
+                        "the prompt has a different number of {MEDIA_MARKER} markers than \
+                         images ({}); the chat template may have dropped or repeated one",
+                        images.len()
+                    )))
+                }
+                2 => return Err(Error::invalid("an image could not be preprocessed")),
+                other => return Err(Error::Internal(format!("mtmd_tokenize failed ({other})"))),
+            }
+            let mut tokens = Vec::new();
+            let mut spans = Vec::new();
+            let mut next_image = 0;
+            // SAFETY: indices below the reported size; chunks are read while alive.
+            unsafe {
+                for i in 0..sys::mtmd_input_chunks_size(chunks.0) {
+                    let chunk = sys::mtmd_input_chunks_get(chunks.0, i);
+                    match sys::mtmd_input_chunk_get_type(chunk) {
+                        sys::MTMD_INPUT_CHUNK_TYPE_TEXT => {
+                            let mut n = 0;
+                            let text = sys::mtmd_input_chunk_get_tokens_text(chunk, &mut n);
+                            if n > 0 {
+                                tokens.extend(
+                                    std::slice::from_raw_parts(text, n)
+                                        .iter()
+                                        .map(|&t| LlamaToken(t)),
+                                );
+                            }
+                        }
+                        sys::MTMD_INPUT_CHUNK_TYPE_IMAGE => {
+                            let len = sys::mtmd_input_chunk_get_n_tokens(chunk);
+                            let stand_in = image_token(images[next_image].bytes());
+                            next_image += 1;
+                            let owned = NonNull::new(sys::mtmd_input_chunk_copy(chunk))
+                                .ok_or_else(|| {
+                                    Error::Internal("mtmd_input_chunk_copy failed".into())
+                                })?;
+                            spans.push(ImageSpan {
+                                start: tokens.len(),
+                                len,
+                                chunk: Chunk(owned),
+                            });
+                            tokens.extend(std::iter::repeat_n(stand_in, len));
+                        }
+                        _ => return Err(Error::invalid("audio input is not supported")),
+                    }
+                }
+            }
+            Ok((tokens, spans))
+        }
+
+        /// Encodes `span`'s image and decodes its embeddings into sequence `seq_id` from
+        /// position `at`. A cancel (or destroy) stops the encoder within a few graph nodes:
+        /// then Err(Cancelled), and the sequence may hold part of nothing useful.
+        #[allow(clippy::too_many_arguments)]
+        pub fn evaluate(
+            &mut self,
+            span: &ImageSpan,
+            ctx: &mut LlamaContext<'static>,
+            model: &LlamaModel,
+            seq_id: i32,
+            at: usize,
+            n_batch: u32,
+            probe: &AbortProbe,
+        ) -> Result<()> {
+            let chunk = span.chunk.0.as_ptr();
+            // SAFETY: a live context and chunk.
+            let encoded = unsafe { sys::mtmd_encode_chunk(self.ctx.as_ptr(), chunk) };
+            if probe.should_abort() {
+                return Err(Error::cancelled());
+            }
+            if encoded != 0 {
+                return Err(Error::Internal(format!(
+                    "the projector could not encode the image (mtmd_encode_chunk {encoded})"
+                )));
+            }
+            let lctx = raw_context(ctx, model)?;
+            let mut after = 0;
+            // SAFETY: the embeddings belong to the context and hold this chunk's tokens; the
+            // llama context is the one the chunk's positions are decoded into.
+            let decoded = unsafe {
+                let embd = sys::mtmd_get_output_embd(self.ctx.as_ptr());
+                sys::mtmd_helper_decode_image_chunk(
+                    self.ctx.as_ptr(),
+                    lctx.as_ptr(),
+                    chunk,
+                    embd,
+                    at as i32,
+                    seq_id,
+                    n_batch as i32,
+                    &mut after,
+                    None,
+                    std::ptr::null_mut(),
+                )
+            };
+            if probe.should_abort() {
+                return Err(Error::cancelled());
+            }
+            if decoded != 0 || after as usize != at + span.len {
+                return Err(Error::Internal(format!(
+                    "llama.cpp could not decode the image's embeddings ({decoded})"
+                )));
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(not(feature = "mtmd"))]
+mod imp {
+    use llama_cpp_2::context::LlamaContext;
+    use llama_cpp_2::model::LlamaModel;
+    use llama_cpp_2::token::LlamaToken;
+
+    use super::super::cancel::AbortProbe;
+    use super::super::error::Result;
+    use super::super::request::Image;
+    use super::ImageSpan;
+
+    /// Built without `mtmd`: no image chunk is ever made.
+    pub(crate) enum Chunk {}
+
+    /// Built without `mtmd`: no projector is ever loaded, so this has no values.
+    pub(crate) enum Vision {}
+
+    impl Vision {
+        pub fn tokenize(
+            &self,
+            _text: &str,
+            _images: &[&Image],
+        ) -> Result<(Vec<LlamaToken>, Vec<ImageSpan>)> {
+            match *self {}
+        }
+
+        #[allow(clippy::too_many_arguments)]
+        pub fn evaluate(
+            &mut self,
+            _span: &ImageSpan,
+            _ctx: &mut LlamaContext<'static>,
+            _model: &LlamaModel,
+            _seq_id: i32,
+            _at: usize,
+            _n_batch: u32,
+            _probe: &AbortProbe,
+        ) -> Result<()> {
+            match *self {}
+        }
+    }
+}
+
+/// The images of `messages`, in the order their markers appear in the rendered prompt.
+pub(crate) fn images_of(messages: &[super::request::Message]) -> Vec<&Image> {
+    messages.iter().flat_map(|m| m.images.iter()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stand_in_tokens_are_negative_and_tell_images_apart() {
+        let a = image_token(b"one image");
+        let b = image_token(b"another image");
+        assert!(a.0 <= -2 && b.0 <= -2);
+        assert_ne!(a, b);
+        assert_eq!(a, image_token(b"one image"));
+        assert!(is_image_token(a) && !is_image_token(LlamaToken(0)));
+    }
+}
