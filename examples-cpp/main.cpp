@@ -5,8 +5,9 @@
 // resumed midway; then has a grammar decide a chat reply and shows the prompt a tool list
 // makes; then checks the log-probabilities a job reports; then has prompt-lookup speculation
 // (draft_max) guess a reply that repeats its prompt. Also checks the engine options' defaults
-// for state checkpoints (32, 512 MiB) and what describe reports of them. Exits non-zero on any
-// failure.
+// for state checkpoints (32, 512 MiB) and mmproj_path (NULL) and what describe reports of
+// checkpoints, that this library (built without the mtmd cargo feature) refuses a projector,
+// and that a text request counts no image tokens. Exits non-zero on any failure.
 //
 //   usage: rigllama-cpp MODEL.gguf
 #include <chrono>
@@ -30,22 +31,28 @@ static_assert(sizeof(rigllama::EngineOptions) == sizeof(rigllama_engine_options)
 // v0.2 fields are appended: the v0.1 prefix keeps its layout (x86-64 numbers).
 static_assert(sizeof(void *) != 8 || (sizeof(rigllama_usage) == 56 && offsetof(rigllama_usage, dropped_tokens) == 40 &&
                                       offsetof(rigllama_usage, drafted_tokens) == 44 &&
-                                      offsetof(rigllama_usage, accepted_tokens) == 48),
+                                      offsetof(rigllama_usage, accepted_tokens) == 48 &&
+                                      offsetof(rigllama_usage, image_tokens) == 52),
               "rigllama_usage layout");
+// i686 too: the doubles sit at multiples of 8, and image_tokens makes the size 56 there as well.
+static_assert(sizeof(void *) != 4 || (sizeof(rigllama_usage) == 56 && offsetof(rigllama_usage, image_tokens) == 52),
+              "rigllama_usage layout (i686)");
 static_assert(sizeof(void *) != 8 ||
-                  (sizeof(rigllama_engine_options) == 120 && offsetof(rigllama_engine_options, context_overflow) == 56 &&
+                  (sizeof(rigllama_engine_options) == 128 && offsetof(rigllama_engine_options, context_overflow) == 56 &&
                    offsetof(rigllama_engine_options, n_seq) == 60 && offsetof(rigllama_engine_options, type_k) == 64 &&
                    offsetof(rigllama_engine_options, fit_min_ctx) == 80 &&
                    offsetof(rigllama_engine_options, fit_margins_mib) == 88 &&
                    offsetof(rigllama_engine_options, n_fit_margins_mib) == 96 &&
                    offsetof(rigllama_engine_options, max_checkpoint_bytes) == 104 &&
-                   offsetof(rigllama_engine_options, max_checkpoints) == 112),
+                   offsetof(rigllama_engine_options, max_checkpoints) == 112 &&
+                   offsetof(rigllama_engine_options, mmproj_path) == 120),
               "rigllama_engine_options layout");
 // i686 (uint64_t is 4-aligned in structs there), as tests/c/test_contract checks it.
 static_assert(sizeof(void *) != 4 ||
-                  (sizeof(rigllama_engine_options) == 84 &&
+                  (sizeof(rigllama_engine_options) == 88 &&
                    offsetof(rigllama_engine_options, max_checkpoint_bytes) == 72 &&
-                   offsetof(rigllama_engine_options, max_checkpoints) == 80),
+                   offsetof(rigllama_engine_options, max_checkpoints) == 80 &&
+                   offsetof(rigllama_engine_options, mmproj_path) == 84),
               "rigllama_engine_options layout (i686)");
 static_assert(sizeof(void *) != 8 || (sizeof(rigllama_request) == 216 && offsetof(rigllama_request, n_stop) == 72 &&
                                       offsetof(rigllama_request, priority) == 80 &&
@@ -90,6 +97,8 @@ void stream_a_reply(rigllama::Engine &engine) {
            "usage.completion_tokens = " + std::to_string(usage.completion_tokens));
     expect(usage.finish_reason == RIGLLAMA_FINISH_REASON_LENGTH || usage.finish_reason == RIGLLAMA_FINISH_REASON_STOP,
            "finish_reason = " + std::to_string(usage.finish_reason));
+    expect(usage.image_tokens == 0,
+           "a text request has no image tokens (usage.image_tokens = " + std::to_string(usage.image_tokens) + ")");
 }
 
 // A second thread cancels the engine once the first piece has arrived; the stream throws.
@@ -456,6 +465,18 @@ int main(int argc, char **argv) {
         expect(defaults.max_checkpoints == 32 && defaults.max_checkpoint_bytes == (uint64_t{512} << 20),
                "options_init's checkpoint defaults: max_checkpoints " + std::to_string(defaults.max_checkpoints) +
                    " (32), max_checkpoint_bytes " + std::to_string(defaults.max_checkpoint_bytes) + " (512 MiB)");
+        expect(defaults.mmproj_path == nullptr, "options_init's mmproj_path is NULL");
+        // The default build has no vision: a projector is refused before any model loads.
+        try {
+            rigllama::EngineOptions with_projector;
+            with_projector.model_path = model.c_str();
+            with_projector.mmproj_path = "/nonexistent/mmproj.gguf";
+            rigllama::Engine::open(with_projector);
+            expect(false, "a projector without the mtmd feature throws");
+        } catch (const rigllama::Error &e) {
+            expect(e.status() == RIGLLAMA_STATUS_INVALID_ARGUMENT && std::strstr(e.what(), "mtmd") != nullptr,
+                   std::string("a projector without the mtmd feature throws INVALID_ARGUMENT: ") + e.what());
+        }
         try {
             rigllama::Engine::open("/nonexistent/model.gguf");
             expect(false, "a missing model throws");

@@ -22,11 +22,13 @@
 //   options.type_k = options.type_v = RIGLLAMA_KV_TYPE_Q8_0;
 //   options.max_checkpoints = 8;                 // recurrent/hybrid models' state copies (default
 //   options.max_checkpoint_bytes = 256ull << 20; // 32 and 512 MiB; describe() reports them)
+//   options.mmproj_path = "mmproj.gguf";         // images in messages (needs the mtmd feature)
 //   auto small = rigllama::Engine::open(options);
 //   rigllama::Job job = small.submit(request.n_logprobs(3));   // LOGPROBS events: JSON arrays
 //   uint32_t lora = small.add_lora("adapter.gguf", 0.5f);       // small.remove_lora(lora)
 //   rigllama::Usage usage;                       // v0.2: prompt-lookup speculation, 8 guesses:
 //   small.complete(request.draft_max(8), &usage);   // usage.drafted_tokens, usage.accepted_tokens
+//                                                   // (usage.image_tokens: prompt tokens for images)
 //
 // Handles are std::unique_ptr with deleters that call the library's own free functions, so
 // engines, jobs and returned strings are released exactly once, even when an exception
@@ -97,9 +99,13 @@ struct Usage : rigllama_usage {
 };
 
 // The same for the engine options (the library's defaults), for Engine::open(options). The
-// pointers set in it (model_path, chat_template, fit_margins_mib) need only outlive open().
+// pointers set in it (model_path, chat_template, fit_margins_mib, mmproj_path) need only
+// outlive open().
 // v0.2: max_checkpoints (default 32; 0 = none) and max_checkpoint_bytes (default 512 MiB) bound
 // the state checkpoints of recurrent and hybrid models; other models ignore them.
+// v0.2: mmproj_path (default NULL) names the multimodal projector (mmproj GGUF) made for the
+// model, loaded with it so that images in messages_json reach it; a library built without the
+// mtmd cargo feature refuses it (Error with RIGLLAMA_STATUS_INVALID_ARGUMENT).
 struct EngineOptions : rigllama_engine_options {
     EngineOptions() : rigllama_engine_options() {
         detail::check(rigllama_engine_options_init(this, sizeof(rigllama_engine_options)));
@@ -268,7 +274,7 @@ public:
 
     // v0.2: every option (model_path included): type_k/type_v (RIGLLAMA_KV_TYPE_*),
     // flash_attention (RIGLLAMA_FLASH_ATTENTION_*), fit, fit_min_ctx, fit_margins_mib,
-    // max_checkpoints, max_checkpoint_bytes, ...
+    // max_checkpoints, max_checkpoint_bytes, mmproj_path, ...
     static Engine open(const EngineOptions &options) {
         rigllama_engine *raw = nullptr;
         detail::check(rigllama_engine_create(&options, &raw));

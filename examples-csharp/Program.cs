@@ -4,7 +4,9 @@
 // A grammar decides a chat reply, and apply_template shows the prompt a tool list makes. A job
 // with n_logprobs 3 reports its tokens' log-probabilities as JSON, checked with a small reader.
 // With draft_max 8, prompt-lookup speculation guesses a reply that repeats its prompt.
-// options_init's defaults for state checkpoints (32, 512 MiB) are checked.
+// options_init's defaults for state checkpoints (32, 512 MiB) and mmproj_path (NULL) are
+// checked, that this library (built without the mtmd cargo feature) refuses a projector, and
+// that a text request counts no image tokens.
 // Loading reports progress through a static [MonoPInvokeCallback] method with user_data. Exits
 // non-zero on any failure.
 //
@@ -42,16 +44,18 @@ static class Program
         return 0;   // 0 = keep loading
     }
 
-    static IntPtr CreateEngine(string modelPath, List<float> progress, uint nSeq = 0)
+    static IntPtr CreateEngine(string modelPath, List<float> progress, uint nSeq = 0, string mmprojPath = null)
     {
         var options = new EngineOptions();
         Native.Check(Native.rigllama_engine_options_init(ref options, Native.SizeOf<EngineOptions>()));
         if (nSeq != 0) options.n_seq = nSeq;
         IntPtr path = Native.Utf8Alloc(modelPath);
+        IntPtr mmproj = mmprojPath == null ? IntPtr.Zero : Native.Utf8Alloc(mmprojPath);
         GCHandle progressHandle = GCHandle.Alloc(progress);
         try
         {
             options.model_path = path;
+            options.mmproj_path = mmproj;   // IntPtr.Zero: none
             options.on_progress = Marshal.GetFunctionPointerForDelegate(ProgressDelegate);
             options.progress_user_data = GCHandle.ToIntPtr(progressHandle);
             IntPtr engine;
@@ -60,9 +64,10 @@ static class Program
         }
         finally
         {
-            // The library copied the path and calls on_progress only during create.
+            // The library copied the paths and calls on_progress only during create.
             progressHandle.Free();
             Marshal.FreeHGlobal(path);
+            if (mmproj != IntPtr.Zero) Marshal.FreeHGlobal(mmproj);
         }
     }
 
@@ -133,6 +138,7 @@ static class Program
             Native.Check(Native.rigllama_usage_init(ref usage, Native.SizeOf<Usage>()));
             Native.Check(Native.rigllama_job_usage(job, ref usage));
             Expect(usage.completion_tokens > 0 && usage.completion_tokens <= 24, "usage.completion_tokens = " + usage.completion_tokens);
+            Expect(usage.image_tokens == 0, "a text request has no image tokens (usage.image_tokens = " + usage.image_tokens + ")");
             Expect(usage.finish_reason == (int)FinishReason.Length || usage.finish_reason == (int)FinishReason.Stop,
                    "finish_reason = " + (FinishReason)usage.finish_reason);
         }
@@ -407,6 +413,20 @@ static class Program
             Expect(defaults.max_checkpoints == 32 && defaults.max_checkpoint_bytes == 512UL << 20,
                    "options_init's checkpoint defaults: max_checkpoints " + defaults.max_checkpoints + " (32), max_checkpoint_bytes "
                    + defaults.max_checkpoint_bytes + " (512 MiB)");
+            Expect(defaults.mmproj_path == IntPtr.Zero, "options_init's mmproj_path is NULL (" + defaults.mmproj_path + ")");
+
+            // The default build has no vision: a projector is refused before any model loads.
+            try
+            {
+                IntPtr refused = CreateEngine(model, new List<float>(), 0, "/nonexistent/mmproj.gguf");
+                Native.rigllama_engine_destroy(refused);
+                Expect(false, "a projector without the mtmd feature fails");
+            }
+            catch (RigllamaException e)
+            {
+                Expect(e.Status == Status.InvalidArgument && e.Message.Contains("mtmd"),
+                       "a projector without the mtmd feature fails with INVALID_ARGUMENT: " + e.Message);
+            }
 
             // A non-ASCII path goes in as UTF-8 and must come back intact in the error message.
             const string missing = "/nonexistent/modèle-ü.gguf";

@@ -85,6 +85,10 @@ namespace Rigllama
         // bytes they hold together (default 512 MiB) and the most kept (default 32; 0 = none).
         public ulong max_checkpoint_bytes; // v0.2: uint64_t
         public uint max_checkpoints;       // v0.2
+        // v0.2: const char *, UTF-8 path of a multimodal projector (mmproj GGUF) for this model,
+        // or IntPtr.Zero (default); a library built without the mtmd cargo feature refuses it
+        // with Status.InvalidArgument.
+        public IntPtr mmproj_path;
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -145,6 +149,7 @@ namespace Rigllama
         public uint dropped_tokens;        // v0.2
         public uint drafted_tokens;        // v0.2: guessed by prompt-lookup speculation and evaluated
         public uint accepted_tokens;       // v0.2: of those, confirmed by the sampler
+        public uint image_tokens;          // v0.2: of prompt_tokens, those standing for images
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -269,9 +274,9 @@ namespace Rigllama
         {
             if (IntPtr.Size != 8) return "";   // the numbers below are for 64-bit targets
             var sb = new StringBuilder();
-            Expect(sb, typeof(EngineOptions), 120, "model_path", 24, "chat_template", 32, "on_progress", 40, "progress_user_data", 48, "context_overflow", 56, "n_seq", 60,
+            Expect(sb, typeof(EngineOptions), 128, "model_path", 24, "chat_template", 32, "on_progress", 40, "progress_user_data", 48, "context_overflow", 56, "n_seq", 60,
                    "type_k", 64, "type_v", 68, "flash_attention", 72, "fit", 76, "fit_min_ctx", 80, "fit_margins_mib", 88, "n_fit_margins_mib", 96,
-                   "max_checkpoint_bytes", 104, "max_checkpoints", 112);
+                   "max_checkpoint_bytes", 104, "max_checkpoints", 112, "mmproj_path", 120);
             Expect(sb, typeof(Request), 216, "raw_prompt", 32, "prompt", 40, "system_prompt", 48, "messages_json", 56, "stop", 64, "n_stop", 72, "priority", 80,
                    "grammar", 88, "json_schema", 96, "tools_json", 104, "tool_choice", 112, "reasoning", 116,
                    "presence_penalty", 120, "frequency_penalty", 124, "penalty_last_n", 128, "dry_multiplier", 132, "dry_base", 136,
@@ -279,7 +284,7 @@ namespace Rigllama
                    "top_n_sigma", 160, "mirostat", 164, "mirostat_tau", 168, "mirostat_eta", 172, "n_logprobs", 176,
                    "logit_bias_json", 184, "dry_sequence_breakers", 192, "n_dry_sequence_breakers", 200, "draft_max", 208);
             Expect(sb, typeof(Usage), 56, "seed", 20, "prompt_ms", 24, "generation_ms", 32, "dropped_tokens", 40,
-                   "drafted_tokens", 44, "accepted_tokens", 48);
+                   "drafted_tokens", 44, "accepted_tokens", 48, "image_tokens", 52);
             Expect(sb, typeof(Event), 40, "status", 8, "text", 16, "text_len", 24, "message", 32);
             return sb.ToString();
         }

@@ -4,7 +4,9 @@
 // midway, has a grammar decide a Chat reply and shows the prompt a tool list makes, checks
 // the log-probabilities a job reports, and has prompt-lookup speculation (DraftMax) guess a
 // reply that repeats its prompt. Also checks the defaults DefaultOptions reads from
-// rigllama_engine_options_init (state checkpoints: 32, 512 MiB). Exits non-zero on any failure.
+// rigllama_engine_options_init (state checkpoints: 32, 512 MiB; no MmprojPath), that this
+// library (built without the mtmd cargo feature) refuses a projector, and that a text request
+// counts no image tokens. Exits non-zero on any failure.
 //
 //	usage: rigllama-go MODEL.gguf
 package main
@@ -51,6 +53,7 @@ func streamReply(engine *rigllama.Engine) {
 	expect(usage.CompletionTokens > 0 && usage.CompletionTokens <= 24, "usage.CompletionTokens = %d", usage.CompletionTokens)
 	expect(usage.FinishReason == rigllama.FinishLength || usage.FinishReason == rigllama.FinishStop,
 		"finish reason = %d", usage.FinishReason)
+	expect(usage.ImageTokens == 0, "a text request has no image tokens (usage.ImageTokens = %d)", usage.ImageTokens)
 }
 
 // Polls until the first text, cancels the job, then polls to its final event.
@@ -333,10 +336,17 @@ func main() {
 	expect(err == nil && defaults.MaxCheckpoints == 32 && defaults.MaxCheckpointBytes == 512<<20 && !defaults.NoCheckpoints,
 		"options_init's checkpoint defaults: MaxCheckpoints %d (32), MaxCheckpointBytes %d (512 MiB) (%v)",
 		defaults.MaxCheckpoints, defaults.MaxCheckpointBytes, err)
+	expect(err == nil && defaults.MmprojPath == "", "options_init's mmproj_path is NULL (MmprojPath %q)", defaults.MmprojPath)
+
+	// The default build has no vision: a projector is refused before any model loads.
+	var rerr *rigllama.Error
+	_, err = rigllama.OpenWith(model, rigllama.Options{MmprojPath: "/nonexistent/mmproj.gguf"})
+	expect(errors.As(err, &rerr) && rerr.Status == rigllama.StatusInvalidArgument && strings.Contains(rerr.Message, "mtmd"),
+		"a projector without the mtmd feature fails with INVALID_ARGUMENT: %v", err)
 
 	// The message comes from rigllama_last_error, read on the thread that made the call.
 	_, err = rigllama.Open("/nonexistent/model.gguf")
-	var rerr *rigllama.Error
+	rerr = nil
 	expect(errors.As(err, &rerr) && rerr.Status == rigllama.StatusModelLoadFailed &&
 		strings.Contains(rerr.Message, "/nonexistent/model.gguf"), "a missing model fails: %v", err)
 

@@ -20,6 +20,8 @@
         lora = engine.add_lora("adapter.gguf", 0.5); engine.remove_lora(lora)
     with rigllama.Engine("mamba.gguf", max_checkpoints=8) as engine:  # recurrent/hybrid models:
         json.loads(engine.describe())["checkpoints"]         # the state copies kept to resume from
+    rigllama.Engine("vlm.gguf", mmproj_path="mmproj.gguf")  # images in messages: needs a library
+                                                             # built with the cargo feature mtmd
 
 The library is loaded from $RIGLLAMA_LIBRARY if set, else as librigllama.so through the
 dynamic linker (LD_LIBRARY_PATH, the ld.so cache). Structures mirror the C structs field by
@@ -85,6 +87,9 @@ class EngineOptions(ctypes.Structure):
         # bytes they hold together (default 512 MiB) and the most kept (default 32; 0 = none).
         ("max_checkpoint_bytes", ctypes.c_uint64),
         ("max_checkpoints", ctypes.c_uint32),
+        # v0.2: UTF-8 path of a multimodal projector (mmproj GGUF) for this model, or None
+        # (default); a library built without the mtmd cargo feature refuses it (INVALID_ARGUMENT).
+        ("mmproj_path", ctypes.c_char_p),
     ]
 
 
@@ -145,6 +150,7 @@ class Usage(ctypes.Structure):
         ("dropped_tokens", ctypes.c_uint32),  # v0.2
         ("drafted_tokens", ctypes.c_uint32),  # v0.2: guessed by prompt-lookup speculation and evaluated
         ("accepted_tokens", ctypes.c_uint32),  # v0.2: of those, confirmed by the sampler
+        ("image_tokens", ctypes.c_uint32),  # v0.2: of prompt_tokens, those standing for images
     ]
 
     def __repr__(self):
@@ -165,11 +171,11 @@ class Event(ctypes.Structure):
 
 # sizeof and offsetof of the C structs on x86-64 (tests/c/test_contract prints them).
 C_LAYOUT_X86_64 = {
-    EngineOptions: (120, {"struct_size": 0, "n_ctx": 4, "n_batch": 8, "n_threads": 12, "n_gpu_layers": 16,
+    EngineOptions: (128, {"struct_size": 0, "n_ctx": 4, "n_batch": 8, "n_threads": 12, "n_gpu_layers": 16,
                           "model_path": 24, "chat_template": 32, "on_progress": 40, "progress_user_data": 48,
                           "context_overflow": 56, "n_seq": 60, "type_k": 64, "type_v": 68, "flash_attention": 72,
                           "fit": 76, "fit_min_ctx": 80, "fit_margins_mib": 88, "n_fit_margins_mib": 96,
-                          "max_checkpoint_bytes": 104, "max_checkpoints": 112}),
+                          "max_checkpoint_bytes": 104, "max_checkpoints": 112, "mmproj_path": 120}),
     Request: (216, {"struct_size": 0, "max_tokens": 4, "temperature": 8, "top_p": 12, "top_k": 16, "min_p": 20,
                     "repeat_penalty": 24, "seed": 28, "raw_prompt": 32, "prompt": 40, "system_prompt": 48,
                     "messages_json": 56, "stop": 64, "n_stop": 72, "priority": 80, "grammar": 88,
@@ -181,7 +187,7 @@ C_LAYOUT_X86_64 = {
                     "dry_sequence_breakers": 192, "n_dry_sequence_breakers": 200, "draft_max": 208}),
     Usage: (56, {"struct_size": 0, "finish_reason": 4, "prompt_tokens": 8, "cached_prompt_tokens": 12,
                  "completion_tokens": 16, "seed": 20, "prompt_ms": 24, "generation_ms": 32, "dropped_tokens": 40,
-                 "drafted_tokens": 44, "accepted_tokens": 48}),
+                 "drafted_tokens": 44, "accepted_tokens": 48, "image_tokens": 52}),
     Event: (40, {"struct_size": 0, "kind": 4, "status": 8, "text": 16, "text_len": 24, "message": 32}),
 }
 
@@ -370,7 +376,7 @@ class Engine:
 
     def __init__(self, model_path, *, n_ctx=None, on_progress=None, context_overflow=None, n_seq=None,
                  type_k=None, type_v=None, flash_attention=None, fit=None, fit_min_ctx=None, fit_margins_mib=None,
-                 max_checkpoints=None, max_checkpoint_bytes=None):
+                 max_checkpoints=None, max_checkpoint_bytes=None, mmproj_path=None):
         """context_overflow: CONTEXT_OVERFLOW_FAIL (default) or CONTEXT_OVERFLOW_SHIFT (drop the
         oldest turns of a conversation that outgrows n_ctx). n_seq: requests served at once,
         advancing together (default 1, at most 64); more wait, in priority order.
@@ -382,7 +388,11 @@ class Engine:
         recurrent and hybrid models (others ignore them), copies of the state at the end of each
         prompt and reply that a request sharing a prefix resumes from: at most max_checkpoints
         (default 32; 0 = none) holding at most max_checkpoint_bytes together (default 512 MiB);
-        describe()'s "checkpoints" reports what is kept."""
+        describe()'s "checkpoints" reports what is kept. mmproj_path: the multimodal projector
+        (mmproj GGUF) made for this model, loaded with it, so that images in messages (OpenAI
+        image_url parts) reach it; usage.image_tokens counts the prompt tokens standing for
+        them. Needs a library built with the cargo feature mtmd: otherwise RigllamaError
+        (INVALID_ARGUMENT), before any model loads."""
         options = default_options()
         options.model_path = os.fsencode(model_path)
         if n_ctx is not None:
@@ -409,6 +419,8 @@ class Engine:
             options.max_checkpoints = max_checkpoints
         if max_checkpoint_bytes is not None:
             options.max_checkpoint_bytes = max_checkpoint_bytes
+        if mmproj_path is not None:
+            options.mmproj_path = os.fsencode(mmproj_path)  # kept alive by options until create returns
         if on_progress is not None:
             # Kept referenced until create returns: the library calls it only during create.
             progress = ProgressCallback(lambda _user_data, fraction: 0 if on_progress(fraction) is not False else 1)

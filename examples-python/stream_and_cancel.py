@@ -4,8 +4,9 @@ checks the log-probabilities a job reports, has prompt-lookup speculation (draft
 a reply that repeats its prompt, embeds two sentences and prints their similarity, saves and
 reloads a conversation's snapshot, and runs two requests at once (an NPC's chatter and the
 player's line, at different priorities) on an n_seq=2 engine, paused and resumed midway.
-Also checks the engine options' defaults (state checkpoints: 32, 512 MiB) and what describe
-reports of them. Exits non-zero on any failure.
+Also checks the engine options' defaults (state checkpoints: 32, 512 MiB; no mmproj_path) and
+what describe reports of them, that this library (built without the mtmd cargo feature) refuses
+a projector, and that a text request counts no image tokens. Exits non-zero on any failure.
 
     usage: stream_and_cancel.py MODEL.gguf     (librigllama.so on LD_LIBRARY_PATH, or
                                                 RIGLLAMA_LIBRARY=/path/to/librigllama.so)
@@ -42,6 +43,7 @@ def stream_reply(engine):
     expect(len(pieces) > 0 and "".join(pieces) != "", f"stream delivered {len(pieces)} pieces")
     expect(0 < usage.completion_tokens <= 24, f"usage.completion_tokens = {usage.completion_tokens}")
     expect(usage.finish_reason in (rigllama.FINISH_LENGTH, rigllama.FINISH_STOP), f"finish_reason = {usage.finish_reason}")
+    expect(usage.image_tokens == 0, f"a text request has no image tokens (usage.image_tokens = {usage.image_tokens})")
 
 
 def cancel_job(engine):
@@ -195,6 +197,15 @@ def main():
     expect(defaults.max_checkpoints == 32 and defaults.max_checkpoint_bytes == 512 << 20,
            f"options_init's checkpoint defaults: max_checkpoints {defaults.max_checkpoints} (32), "
            f"max_checkpoint_bytes {defaults.max_checkpoint_bytes} (512 MiB)")
+    expect(defaults.mmproj_path is None, f"options_init's mmproj_path is NULL ({defaults.mmproj_path!r})")
+
+    # The default build has no vision: a projector is refused before any model loads.
+    try:
+        rigllama.Engine(model, mmproj_path="/nonexistent/mmproj.gguf")
+        expect(False, "a projector without the mtmd feature raises")
+    except rigllama.RigllamaError as e:
+        expect(e.status == rigllama.INVALID_ARGUMENT and "mtmd" in e.message,
+               f"a projector without the mtmd feature raises INVALID_ARGUMENT: {e}")
 
     missing = "/nonexistent/modèle-ü.gguf"  # goes in as UTF-8, must come back intact
     try:

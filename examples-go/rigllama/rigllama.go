@@ -102,6 +102,7 @@ type Usage struct {
 	DroppedTokens      uint32 // v0.2: oldest turns dropped to make room (ContextOverflowShift)
 	DraftedTokens      uint32 // v0.2: guessed by prompt-lookup speculation (Request.DraftMax) and evaluated
 	AcceptedTokens     uint32 // v0.2: of those, the ones the sampler confirmed
+	ImageTokens        uint32 // v0.2: of PromptTokens, those standing for images (Options.MmprojPath)
 }
 
 func usageFromC(u *C.rigllama_usage) Usage {
@@ -116,6 +117,7 @@ func usageFromC(u *C.rigllama_usage) Usage {
 		DroppedTokens:      uint32(u.dropped_tokens),
 		DraftedTokens:      uint32(u.drafted_tokens),
 		AcceptedTokens:     uint32(u.accepted_tokens),
+		ImageTokens:        uint32(u.image_tokens),
 	}
 }
 
@@ -388,6 +390,11 @@ type Options struct {
 	MaxCheckpointBytes uint64
 	MaxCheckpoints     uint32
 	NoCheckpoints      bool
+	// v0.2: the multimodal projector (mmproj GGUF) made for this model, loaded with it, so
+	// that images in a Chat's messages (OpenAI image_url parts) reach it ("": none, C's NULL).
+	// Needs a library built with the cargo feature mtmd; otherwise OpenWith fails with
+	// StatusInvalidArgument before any model loads.
+	MmprojPath string
 }
 
 // DefaultOptions returns the library's defaults (rigllama_engine_options_init) as Options;
@@ -418,6 +425,7 @@ func DefaultOptions() (Options, error) {
 		MaxCheckpointBytes: uint64(options.max_checkpoint_bytes),
 		MaxCheckpoints:     uint32(options.max_checkpoints),
 		NoCheckpoints:      options.max_checkpoints == 0,
+		MmprojPath:         C.GoString(options.mmproj_path), // NULL: ""
 	}, nil
 }
 
@@ -469,6 +477,11 @@ func OpenWith(path string, opts Options) (*Engine, error) {
 	}
 	if opts.NoCheckpoints {
 		options.max_checkpoints = 0
+	}
+	if opts.MmprojPath != "" {
+		mmproj := C.CString(opts.MmprojPath)
+		defer C.free(unsafe.Pointer(mmproj))
+		options.mmproj_path = mmproj
 	}
 	var ptr *C.rigllama_engine
 	if err := call(func() C.rigllama_status { return C.rigllama_engine_create(&options, &ptr) }); err != nil {
