@@ -1,6 +1,7 @@
-//! State checkpoints of a recurrent model (the tiny Mamba fixture): a later request that
-//! shares a prefix with an earlier one resumes from a copy of the state instead of evaluating
-//! the conversation again, within the count and byte bounds, with the same reply.
+//! State checkpoints of a recurrent model (the tiny Mamba fixture) and a hybrid one (the tiny
+//! LFM2): a later request that shares a prefix with an earlier one resumes from a copy of the
+//! state instead of evaluating the conversation again, within the count and byte bounds, with
+//! the same reply.
 
 mod common;
 
@@ -8,12 +9,16 @@ use common::*;
 use rigllama::{Checkpointing, Engine, EngineOptions, Message, Request, Role, Usage};
 
 fn mamba(checkpoints: Checkpointing, n_seq: u32) -> Engine {
+    load(recurrent_model_path(), checkpoints, n_seq)
+}
+
+fn load(path: std::path::PathBuf, checkpoints: Checkpointing, n_seq: u32) -> Engine {
     let options = EngineOptions {
         checkpoints,
         n_seq,
-        ..EngineOptions::new(recurrent_model_path())
+        ..EngineOptions::new(path)
     };
-    Engine::create(options, None).expect("the recurrent fixture loads")
+    Engine::create(options, None).expect("the fixture loads")
 }
 
 fn no_checkpoints() -> Checkpointing {
@@ -80,8 +85,15 @@ fn turn_two_resumes_where_turn_one_left_off_and_answers_the_same() {
 
 #[test]
 fn a_regenerated_reply_resumes_from_a_checkpoint_and_without_them_starts_over() {
-    for checkpoints in [Checkpointing::default(), no_checkpoints()] {
-        let engine = mamba(checkpoints, 1);
+    for (path, checkpoints) in [
+        (recurrent_model_path(), Checkpointing::default()),
+        (recurrent_model_path(), no_checkpoints()),
+        // A hybrid's checkpoint holds the recurrent layers' state; its attention layers'
+        // cache is cut back to the same place.
+        (hybrid_model_path(), Checkpointing::default()),
+        (hybrid_model_path(), no_checkpoints()),
+    ] {
+        let engine = load(path, checkpoints, 1);
         let messages = first_turn("mountains");
         let (first_reply, first) = engine.complete(greedy(&messages, 12)).unwrap();
         // The same prompt again (a regenerated reply): the sequence has moved on past it
@@ -192,4 +204,28 @@ fn models_that_can_be_cut_back_take_none() {
         !held.active && held.count == 0 && held.bytes == 0,
         "{held:?}"
     );
+}
+
+#[test]
+fn a_hybrid_model_resumes_turn_two_and_answers_as_a_cold_engine_does() {
+    let engine = load(hybrid_model_path(), Checkpointing::default(), 1);
+    assert!(engine.describe().checkpoints.active, "a hybrid model takes checkpoints");
+    let (history, _, first) = turn(&engine, &first_turn("rivers"), "And the sea?");
+    // An edited second line, then the original: the second resumes from the checkpoint at
+    // the end of turn 1's reply... or its prompt, whichever the template's rendering keeps.
+    let mut edited = history.clone();
+    *edited.last_mut().unwrap() = Message::new(Role::User, "And lakes?");
+    let (_, edit) = engine.complete(greedy(&edited, 12)).unwrap();
+    let (reply, second) = engine.complete(greedy(&history, 12)).unwrap();
+    for usage in [&edit, &second] {
+        assert!(
+            usage.cached_prompt_tokens + 1 >= first.prompt_tokens,
+            "turn 1's {} prompt tokens reused: {usage:?}",
+            first.prompt_tokens
+        );
+    }
+    let cold = load(hybrid_model_path(), no_checkpoints(), 1);
+    let (cold_reply, cold_usage) = cold.complete(greedy(&history, 12)).unwrap();
+    assert_eq!(cold_usage.cached_prompt_tokens, 0);
+    assert_eq!(reply, cold_reply, "resumed and cold replies agree");
 }

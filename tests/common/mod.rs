@@ -77,6 +77,15 @@ pub fn recurrent_model_path() -> PathBuf {
     dest
 }
 
+/// A tiny LFM2 (hybrid: short-convolution and attention layers) with random weights and the
+/// default model's tokenizer, made by `scripts/make-hybrid-model` (cached beside it).
+pub fn hybrid_model_path() -> PathBuf {
+    let model = model_path();
+    let dest = model.with_file_name("lfm2-4x64-random.gguf");
+    fixture_script("make-hybrid-model", &[&model, &dest]);
+    dest
+}
+
 /// Runs `scripts/NAME ARGS` (a cached fixture maker) and returns its stdout lines.
 fn fixture_script(name: &str, args: &[&std::path::Path]) -> Vec<String> {
     let script = format!("{}/scripts/{name}", env!("CARGO_MANIFEST_DIR"));
