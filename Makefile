@@ -13,16 +13,23 @@ CC ?= cc
 CXX ?= c++
 CFLAGS := -std=c99 -Wall -Wextra -Wpedantic -Werror -O2 -g -Iinclude
 LDLIBS := -L$(LIBDIR) -Wl,-rpath,$(LIBDIR) -lrigllama -lpthread
-EXAMPLES := complete stream chat cancel reload frame_loop save_game json_output npc_tools
-C_TESTS := test_contract test_jobs test_memcheck test_snapshot test_batching test_structured test_knobs test_speculation test_checkpoints
+EXAMPLES := complete stream chat cancel reload frame_loop save_game json_output npc_tools describe_image
+C_TESTS := test_contract test_jobs test_memcheck test_snapshot test_batching test_structured test_knobs test_speculation test_checkpoints test_vision
 MODEL = $$(scripts/fetch-model)
 # Model-loading tests run one at a time: two thread pools on these cores collapse ggml.
 TEST_THREADS := --test-threads=1
+# Vision (cargo feature `mtmd`) builds into its own target dir, so the default library (and
+# its build) stay as they were: `make vision-tests` builds it, the fixture projector and a
+# test picture, runs tests/vision.rs, the C example and test_vision against it, and prints
+# both libraries' sizes.
+MTMD_TARGET_DIR ?= $(HOME)/.cache/rigllama/target-mtmd
+MTMD_LIBDIR := $(MTMD_TARGET_DIR)/release
+MTMD_FEATURES := mtmd,fault-injection
 # `make install PREFIX=... [DESTDIR=...]`
 PREFIX ?= /usr/local
 
 .PHONY: all demo test deps model lib header header-check examples c-tests rust-tests rig-examples \
-        run-examples lang-clients install install-test clean bench bench-quick bench-batched bench-structured bench-kv bench-lookup stress test-valgrind test-valgrind-quick
+        run-examples lang-clients vision-tests install install-test clean bench bench-quick bench-batched bench-structured bench-kv bench-lookup stress test-valgrind test-valgrind-quick
 
 all: lib
 
@@ -95,7 +102,20 @@ install: lib
 install-test: model lib
 	RIGLLAMA_MODEL="$(MODEL)" RIGLLAMA_LIBDIR="$(LIBDIR)" tests/install/run
 
-test: deps model lib header-check rust-tests rig-examples c-tests lang-clients install-test
+vision-tests: model | $(BUILD)
+	CARGO_TARGET_DIR=$(MTMD_TARGET_DIR) cargo build --release --features $(MTMD_FEATURES)
+	@mkdir -p $(BUILD)/mtmd
+	$(CC) $(CFLAGS) examples-c/describe_image.c -o $(BUILD)/mtmd/describe_image -L$(MTMD_LIBDIR) -Wl,-rpath,$(MTMD_LIBDIR) -lrigllama -lpthread
+	$(CC) $(CFLAGS) -D_POSIX_C_SOURCE=200809L tests/c/test_vision.c -o $(BUILD)/mtmd/test_vision -L$(MTMD_LIBDIR) -Wl,-rpath,$(MTMD_LIBDIR) -lrigllama -lpthread
+	@model="$(MODEL)"; \
+	mmproj=$$(scripts/make-vision-projector "$$model" "$$(dirname "$$model")/gemma3-270m-mmproj-random.gguf" | tail -n 1) && \
+	image=$$(scripts/make-test-image $(BUILD)/mtmd/picture.png) && \
+	CARGO_TARGET_DIR=$(MTMD_TARGET_DIR) RIGLLAMA_MODEL="$$model" cargo test --release --features $(MTMD_FEATURES) --test vision -- $(TEST_THREADS) && \
+	$(BUILD)/mtmd/describe_image "$$model" "$$mmproj" "$$image" && \
+	RIGLLAMA_MMPROJ="$$mmproj" RIGLLAMA_TEST_IMAGE="$$image" $(BUILD)/mtmd/test_vision "$$model"
+	@echo "vision-tests: librigllama.so $$(stat -c %s $(LIBDIR)/librigllama.so) bytes without mtmd, $$(stat -c %s $(MTMD_LIBDIR)/librigllama.so) with"
+
+test: deps model lib header-check rust-tests rig-examples c-tests lang-clients install-test vision-tests
 	@echo "make test: all passed"
 
 # The C examples and tests under valgrind memcheck (slow: tens of minutes).

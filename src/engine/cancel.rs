@@ -87,7 +87,7 @@ impl AbortProbe {
         run()
     }
 
-    fn should_abort(&self) -> bool {
+    pub(crate) fn should_abort(&self) -> bool {
         let watched = self.watched.lock().unwrap_or_else(|p| p.into_inner());
         !watched.is_empty() && watched.iter().all(|r| r.is_cancelled(&self.board))
     }

@@ -40,6 +40,36 @@ pub const PANIC_PROMPT: &str = "\u{1}rigllama-fault-injection: panic\u{1}";
 #[cfg(feature = "fault-injection")]
 pub use active::fail_at;
 
+/// With the `fault-injection` feature, makes the image encoder pause 20 ms at each of its
+/// cancel checks, so a test can cancel or destroy while an image is being encoded (the test
+/// projector is otherwise done in milliseconds). Returns how many checks ran since the last
+/// call, so a test knows the encoder has started.
+#[cfg(feature = "fault-injection")]
+pub mod slow_encoder {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    static ON: AtomicBool = AtomicBool::new(false);
+    static CHECKS: AtomicUsize = AtomicUsize::new(0);
+
+    pub fn set(on: bool) {
+        ON.store(on, Ordering::SeqCst);
+        CHECKS.store(0, Ordering::SeqCst);
+    }
+
+    /// Cancel checks the encoder has made since `set`.
+    pub fn checks() -> usize {
+        CHECKS.load(Ordering::SeqCst)
+    }
+
+    #[cfg_attr(not(feature = "mtmd"), allow(dead_code))]
+    pub(crate) fn pause() {
+        CHECKS.fetch_add(1, Ordering::SeqCst);
+        if ON.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
 #[cfg(feature = "fault-injection")]
 pub(crate) use active::check;
 

@@ -116,6 +116,8 @@ mod imp {
         if ask {
             return watch.nodes.fetch_add(1, Ordering::Relaxed) % NODES_PER_CHECK == 0;
         }
+        #[cfg(feature = "fault-injection")]
+        super::super::fault::slow_encoder::pause();
         // SAFETY: the worker's probe outlives every context (it is dropped last).
         !unsafe { &*watch.probe }.should_abort()
     }

@@ -86,6 +86,15 @@ pub fn hybrid_model_path() -> PathBuf {
     dest
 }
 
+/// A tiny random-weight Gemma 3 multimodal projector for the default model, made by
+/// `scripts/make-vision-projector` (cached beside it).
+pub fn vision_projector_path() -> PathBuf {
+    let model = model_path();
+    let dest = model.with_file_name("gemma3-270m-mmproj-random.gguf");
+    fixture_script("make-vision-projector", &[&model, &dest]);
+    dest
+}
+
 /// Runs `scripts/NAME ARGS` (a cached fixture maker) and returns its stdout lines.
 fn fixture_script(name: &str, args: &[&std::path::Path]) -> Vec<String> {
     let script = format!("{}/scripts/{name}", env!("CARGO_MANIFEST_DIR"));
