@@ -191,6 +191,37 @@ mod with_vision {
         }
     }
 
+    /// Rig: an image in a user message reaches the model when the engine has a projector
+    /// (its tokens come back in raw usage); without one, Rig's history adapter leaves it out
+    /// with a note in the text, as for any model that reads no images.
+    #[cfg(feature = "rig")]
+    #[test]
+    fn a_rig_user_image_reaches_the_model_when_the_engine_has_a_projector() {
+        use base64::Engine as _;
+        use rig_core::completion::CompletionRequest;
+        use rig_core::message::{DocumentSourceKind, Image as RigImage, Message as RigMessage, UserContent};
+        let picture = base64::engine::general_purpose::STANDARD.encode(bmp(64, 48, 3));
+        let request = || {
+            CompletionRequest::new(RigMessage::User {
+                content: vec![
+                    UserContent::Image(RigImage {
+                        data: DocumentSourceKind::Base64(picture.clone()),
+                        ..Default::default()
+                    }),
+                    UserContent::text("Describe this picture."),
+                ],
+            })
+            .temperature(0.0)
+            .max_tokens(6)
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        for (engine, image_tokens) in [(vision_engine(), 16), (engine(), 0)] {
+            let model = rigllama::rig::completion_model(&engine);
+            let reply = runtime.block_on(model.call(request())).expect("the call completes");
+            assert_eq!(reply.raw["usage"]["image_tokens"], image_tokens, "{}", reply.raw);
+        }
+    }
+
     #[cfg(feature = "fault-injection")]
     #[test]
     fn cancel_and_destroy_during_encoding_return_promptly() {

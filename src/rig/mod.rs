@@ -687,6 +687,7 @@ impl Reassemble<Event> for ReplyDocument {
                     "generation_ms": usage.generation_ms,
                     "drafted_tokens": usage.drafted_tokens,
                     "accepted_tokens": usage.accepted_tokens,
+                    "image_tokens": usage.image_tokens,
                 }))
             }
             Event::Failed { .. } => {}

@@ -382,6 +382,29 @@ int main(int argc, char **argv) {
     CHECK(rigllama_engine_pause(NULL) == RIGLLAMA_STATUS_NULL_ARGUMENT, "pause NULL");
     rigllama_engine_destroy(engine);
 
+    /* State checkpoints (a recurrent model): taken, restored for a repeated prompt, evicted
+     * by the count bound, dropped by reset. */
+    const char *recurrent = getenv("RIGLLAMA_RECURRENT_MODEL");
+    CHECK(recurrent != NULL, "RIGLLAMA_RECURRENT_MODEL is set");
+    if (recurrent) {
+        rigllama_engine_options_init(&options, sizeof options);
+        options.model_path = recurrent;
+        options.n_ctx = 256;
+        options.max_checkpoints = 2;
+        CHECK(rigllama_engine_create(&options, &engine) == RIGLLAMA_STATUS_OK, "create the recurrent model");
+        const char *prompts[] = {"The river ran", "The river ran", "A mountain stood"};
+        for (int i = 0; i < 3; i++) {
+            request = greedy(prompts[i], 2);
+            rigllama_usage_init(&usage, sizeof usage);
+            CHECK(rigllama_engine_complete(engine, &request, &text, &usage) == RIGLLAMA_STATUS_OK, "recurrent %d", i);
+            CHECK(i != 1 || usage.cached_prompt_tokens + 1 == usage.prompt_tokens, "resumed from a checkpoint: %u of %u",
+                  usage.cached_prompt_tokens, usage.prompt_tokens);
+            rigllama_string_free(text);
+        }
+        CHECK(rigllama_engine_reset(engine) == RIGLLAMA_STATUS_OK, "reset drops the checkpoints");
+        rigllama_engine_destroy(engine);
+    }
+
     engine = create(model);
     request = greedy("Once upon a time", 64);
     CHECK(rigllama_engine_stream(engine, &request, destroy_inside, engine, NULL) == RIGLLAMA_STATUS_CANCELLED,
