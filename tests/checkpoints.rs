@@ -209,7 +209,10 @@ fn models_that_can_be_cut_back_take_none() {
 #[test]
 fn a_hybrid_model_resumes_turn_two_and_answers_as_a_cold_engine_does() {
     let engine = load(hybrid_model_path(), Checkpointing::default(), 1);
-    assert!(engine.describe().checkpoints.active, "a hybrid model takes checkpoints");
+    assert!(
+        engine.describe().checkpoints.active,
+        "a hybrid model takes checkpoints"
+    );
     let (history, _, first) = turn(&engine, &first_turn("rivers"), "And the sea?");
     // An edited second line, then the original: the second resumes from the checkpoint at
     // the end of turn 1's reply... or its prompt, whichever the template's rendering keeps.
@@ -228,4 +231,39 @@ fn a_hybrid_model_resumes_turn_two_and_answers_as_a_cold_engine_does() {
     let (cold_reply, cold_usage) = cold.complete(greedy(&history, 12)).unwrap();
     assert_eq!(cold_usage.cached_prompt_tokens, 0);
     assert_eq!(reply, cold_reply, "resumed and cold replies agree");
+}
+
+#[test]
+fn conversations_on_two_sequences_at_once_resume_their_own() {
+    let engine = mamba(Checkpointing::default(), 2);
+    let topics = ["rivers", "deserts"];
+    let firsts: Vec<(Vec<Message>, Usage)> = std::thread::scope(|s| {
+        let handles: Vec<_> = topics
+            .iter()
+            .map(|topic| {
+                let engine = &engine;
+                s.spawn(move || {
+                    let (next, _, usage) = turn(engine, &first_turn(topic), "Go on.");
+                    (next, usage)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    // A third conversation takes one of the sequences meanwhile.
+    turn(&engine, &first_turn("forests"), "Go on.");
+    std::thread::scope(|s| {
+        for (history, first) in &firsts {
+            let engine = &engine;
+            s.spawn(move || {
+                let (_, usage) = engine.complete(greedy(history, 12)).unwrap();
+                assert!(
+                    usage.cached_prompt_tokens + 1 >= first.prompt_tokens,
+                    "{} of turn 1's {} prompt tokens reused",
+                    usage.cached_prompt_tokens,
+                    first.prompt_tokens
+                );
+            });
+        }
+    });
 }

@@ -87,8 +87,14 @@ fn image_parts_are_read_and_checked_before_anything_runs() {
     let from_file = parse(part(&format!("file://{}", path.display()))).unwrap();
     let from_path = parse(part(path.to_str().unwrap())).unwrap();
     assert_eq!(from_data[0].images.len(), 1);
-    assert_eq!(from_data[0].content, format!("Look: {}", rigllama::MEDIA_MARKER));
-    assert_eq!(from_data, from_file, "a data: URL and a file:// URL of the same bytes");
+    assert_eq!(
+        from_data[0].content,
+        format!("Look: {}", rigllama::MEDIA_MARKER)
+    );
+    assert_eq!(
+        from_data, from_file,
+        "a data: URL and a file:// URL of the same bytes"
+    );
     assert_eq!(from_file, from_path);
     for (url, expected) in [
         ("https://example.com/a.png", "not fetched"),
@@ -97,7 +103,10 @@ fn image_parts_are_read_and_checked_before_anything_runs() {
         ("/no/such/image.png", "cannot read"),
     ] {
         let error = parse(part(url)).unwrap_err().to_string();
-        assert!(error.contains("content[1]") && error.contains(expected), "{url}: {error}");
+        assert!(
+            error.contains("content[1]") && error.contains(expected),
+            "{url}: {error}"
+        );
     }
     let marker = format!(
         r#"[{{"role":"user","content":"a {} in text"}}]"#,
@@ -133,11 +142,18 @@ mod with_vision {
         // The same request on a fresh engine: the same reply.
         let fresh = vision_engine();
         let (again, _) = fresh.complete(describe(image.clone())).unwrap();
-        assert_eq!(first, again, "greedy decoding with an image is deterministic");
+        assert_eq!(
+            first, again,
+            "greedy decoding with an image is deterministic"
+        );
         // And on the same engine: the image is reused from the cache.
         let (cached, reuse): (String, Usage) = engine.complete(describe(image)).unwrap();
         assert_eq!(cached, first);
-        assert_eq!(reuse.cached_prompt_tokens + 1, reuse.prompt_tokens, "{reuse:?}");
+        assert_eq!(
+            reuse.cached_prompt_tokens + 1,
+            reuse.prompt_tokens,
+            "{reuse:?}"
+        );
     }
 
     #[test]
@@ -199,7 +215,9 @@ mod with_vision {
     fn a_rig_user_image_reaches_the_model_when_the_engine_has_a_projector() {
         use base64::Engine as _;
         use rig_core::completion::CompletionRequest;
-        use rig_core::message::{DocumentSourceKind, Image as RigImage, Message as RigMessage, UserContent};
+        use rig_core::message::{
+            DocumentSourceKind, Image as RigImage, Message as RigMessage, UserContent,
+        };
         let picture = base64::engine::general_purpose::STANDARD.encode(bmp(64, 48, 3));
         let request = || {
             CompletionRequest::new(RigMessage::User {
@@ -214,11 +232,19 @@ mod with_vision {
             .temperature(0.0)
             .max_tokens(6)
         };
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         for (engine, image_tokens) in [(vision_engine(), 16), (engine(), 0)] {
             let model = rigllama::rig::completion_model(&engine);
-            let reply = runtime.block_on(model.call(request())).expect("the call completes");
-            assert_eq!(reply.raw["usage"]["image_tokens"], image_tokens, "{}", reply.raw);
+            let reply = runtime
+                .block_on(model.call(request()))
+                .expect("the call completes");
+            assert_eq!(
+                reply.raw["usage"]["image_tokens"], image_tokens,
+                "{}",
+                reply.raw
+            );
         }
     }
 
@@ -233,11 +259,16 @@ mod with_vision {
         let wait_for_encoding = || {
             let start = Instant::now();
             while slow_encoder::checks() < 3 {
-                assert!(start.elapsed() < Duration::from_secs(30), "encoding never started");
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "encoding never started"
+                );
                 std::thread::sleep(Duration::from_millis(5));
             }
         };
-        let mut job = engine.submit(describe(Image::from_bytes(bmp(64, 48, 5)).unwrap())).unwrap();
+        let mut job = engine
+            .submit(describe(Image::from_bytes(bmp(64, 48, 5)).unwrap()))
+            .unwrap();
         wait_for_encoding();
         let asked = Instant::now();
         job.cancel();
@@ -255,10 +286,15 @@ mod with_vision {
         let (_, usage) = engine
             .complete(describe(Image::from_bytes(bmp(64, 48, 5)).unwrap()))
             .expect("the engine serves the same image after the cancel");
-        assert_eq!(usage.cached_prompt_tokens as usize, 0, "nothing half-decoded was kept");
+        assert_eq!(
+            usage.cached_prompt_tokens as usize, 0,
+            "nothing half-decoded was kept"
+        );
 
         slow_encoder::set(true);
-        let _job = engine.submit(describe(Image::from_bytes(bmp(64, 48, 6)).unwrap())).unwrap();
+        let _job = engine
+            .submit(describe(Image::from_bytes(bmp(64, 48, 6)).unwrap()))
+            .unwrap();
         wait_for_encoding();
         let asked = Instant::now();
         engine.shutdown();
