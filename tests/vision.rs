@@ -186,6 +186,24 @@ mod with_vision {
     }
 
     #[test]
+    fn an_image_larger_than_a_batch_is_refused_saying_what_n_batch_it_needs() {
+        // Gemma 3 decodes an image's tokens attending both ways: one batch must hold them.
+        let options = EngineOptions {
+            mmproj_path: Some(vision_projector_path()),
+            n_batch: 8,
+            ..options()
+        };
+        let engine = Engine::create(options, None).unwrap();
+        match engine.complete(describe(Image::from_bytes(bmp(32, 32, 1)).unwrap())) {
+            Err(Error::InvalidArgument(message)) => {
+                assert!(message.contains("set n_batch to at least 16"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(engine.complete(greedy_chat("Hello", 2)).is_ok());
+    }
+
+    #[test]
     fn an_engine_without_a_projector_refuses_an_image_saying_what_to_set() {
         let engine = engine();
         let image = Image::from_bytes(bmp(32, 32, 1)).unwrap();

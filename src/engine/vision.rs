@@ -339,6 +339,17 @@ mod imp {
         ) -> Result<()> {
             let chunk = span.chunk.0.as_ptr();
             // SAFETY: a live context and chunk.
+            if span.len > n_batch as usize
+                && unsafe { sys::mtmd_decode_use_non_causal(self.ctx.as_ptr(), chunk) }
+            {
+                // Its tokens attend to each other both ways: one batch must hold them all.
+                return Err(Error::invalid(format!(
+                    "this model decodes an image's {} tokens in one batch; set n_batch to at \
+                     least {}",
+                    span.len, span.len
+                )));
+            }
+            // SAFETY: a live context and chunk.
             let encoded = unsafe { sys::mtmd_encode_chunk(self.ctx.as_ptr(), chunk) };
             if probe.should_abort() {
                 return Err(Error::cancelled());

@@ -62,36 +62,33 @@ pub fn second_model_path() -> PathBuf {
     if let Some(path) = std::env::var_os("RIGLLAMA_SECOND_MODEL") {
         return PathBuf::from(path);
     }
-    let model = model_path();
-    let dest = model.with_file_name("gemma3-270m-first12layers.gguf");
-    fixture_script("make-second-model", &[&model, &dest]);
-    dest
+    fixture_beside_model("make-second-model", "gemma3-270m-first12layers.gguf")
 }
 
 /// A tiny Mamba (recurrent) model with random weights and the default model's tokenizer, made
 /// by `scripts/make-recurrent-model` (cached next to the default model).
 pub fn recurrent_model_path() -> PathBuf {
-    let model = model_path();
-    let dest = model.with_file_name("mamba-3x64-random.gguf");
-    fixture_script("make-recurrent-model", &[&model, &dest]);
-    dest
+    fixture_beside_model("make-recurrent-model", "mamba-3x64-random.gguf")
 }
 
 /// A tiny LFM2 (hybrid: short-convolution and attention layers) with random weights and the
 /// default model's tokenizer, made by `scripts/make-hybrid-model` (cached beside it).
 pub fn hybrid_model_path() -> PathBuf {
-    let model = model_path();
-    let dest = model.with_file_name("lfm2-4x64-random.gguf");
-    fixture_script("make-hybrid-model", &[&model, &dest]);
-    dest
+    fixture_beside_model("make-hybrid-model", "lfm2-4x64-random.gguf")
 }
 
 /// A tiny random-weight Gemma 3 multimodal projector for the default model, made by
 /// `scripts/make-vision-projector` (cached beside it).
 pub fn vision_projector_path() -> PathBuf {
+    fixture_beside_model("make-vision-projector", "gemma3-270m-mmproj-random.gguf")
+}
+
+/// `scripts/SCRIPT MODEL DEST` with DEST the file `name` beside the default model: a fixture
+/// made from it once, then cached.
+fn fixture_beside_model(script: &str, name: &str) -> PathBuf {
     let model = model_path();
-    let dest = model.with_file_name("gemma3-270m-mmproj-random.gguf");
-    fixture_script("make-vision-projector", &[&model, &dest]);
+    let dest = model.with_file_name(name);
+    fixture_script(script, &[&model, &dest]);
     dest
 }
 
