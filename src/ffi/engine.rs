@@ -137,7 +137,8 @@ pub unsafe extern "C" fn rigllama_engine_chat(
 
 /// The exact text the model would be given for `request` (chat template applied, tools
 /// rendered; the BOS token's text first when the model's tokenizer adds one), without
-/// running it. Free with `rigllama_string_free`; NULL on failure.
+/// running it; an image shows as the marker `<__media__>` where its tokens go. Free with
+/// `rigllama_string_free`; NULL on failure.
 #[no_mangle]
 pub unsafe extern "C" fn rigllama_engine_apply_template(
     engine: *mut rigllama_engine,
@@ -255,7 +256,8 @@ pub unsafe extern "C" fn rigllama_engine_reset(engine: *mut rigllama_engine) -> 
 }
 
 /// Formats and tokenizes `request` exactly as complete would, without running it:
-/// `*out_tokens` is the prompt size in tokens (compare with n_ctx to trim history).
+/// `*out_tokens` is the prompt size in tokens, an image counting as its tokens (compare with
+/// n_ctx to trim history).
 #[no_mangle]
 pub unsafe extern "C" fn rigllama_engine_count_tokens(
     engine: *mut rigllama_engine,
