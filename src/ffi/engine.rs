@@ -288,7 +288,8 @@ pub unsafe extern "C" fn rigllama_engine_count_tokens(
 /// fit (null, or {"n_ctx","n_gpu_layers","reason"}: what fitting chose and why), lora
 /// ([{"id","path","scale"}]: the adapters applied), checkpoints ({"active","count","bytes",
 /// "max_count","max_bytes"}: the state copies a recurrent or hybrid model keeps now; active is
-/// false for other models).
+/// false for other models), mmproj_path (the projector loaded, or "": images are accepted only
+/// with one).
 #[no_mangle]
 pub unsafe extern "C" fn rigllama_engine_describe(
     engine: *mut rigllama_engine,
