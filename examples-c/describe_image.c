@@ -6,7 +6,7 @@
  * Needs a library built with vision (cargo feature `mtmd`; `make vision-tests` builds one);
  * without it, create fails with INVALID_ARGUMENT saying so. The image goes in messages_json
  * as an OpenAI image_url part holding its path (a data: URL with base64 content works too).
- * PNG, JPEG, BMP and GIF are read. */
+ * PNG, JPEG, GIF, BMP and WebP are read (decoded in Rust). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -38,7 +38,7 @@ impl Role {
 /// default media marker).
 pub const MEDIA_MARKER: &str = "<__media__>";
 
-/// An image file's bytes (PNG, JPEG, BMP, GIF, ...: whatever llama.cpp's stb_image reads),
+/// An image file's bytes (PNG, JPEG, GIF, BMP or WebP),
 /// given to a vision model through its projector (engine option `mmproj_path`; needs the
 /// `mtmd` cargo feature). Decoded when the request runs.
 #[derive(Clone, PartialEq, Eq)]

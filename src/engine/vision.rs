@@ -122,6 +122,19 @@ mod imp {
         !unsafe { &*watch.probe }.should_abort()
     }
 
+    /// An image file's bytes as RGB pixels. Decoded here, in memory-safe Rust within the
+    /// `image` crate's default allocation limit (512 MiB), rather than by mtmd's helper, which
+    /// hands whatever stb_image cannot read to an ffmpeg subprocess.
+    fn decode(bytes: &[u8]) -> std::result::Result<image::RgbImage, String> {
+        let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| e.to_string())?;
+        if reader.format().is_none() {
+            return Err("not a known image format".into());
+        }
+        Ok(reader.decode().map_err(|e| e.to_string())?.into_rgb8())
+    }
+
     /// A projector loaded for a model: llama.cpp's mtmd context.
     pub(crate) struct Vision {
         ctx: NonNull<sys::mtmd_context>,
@@ -222,26 +235,23 @@ mod imp {
             }
             let mut owned = Bitmaps(Vec::new());
             for (i, image) in images.iter().enumerate() {
-                let bytes = image.bytes();
-                // SAFETY: a live context and a readable buffer of that length.
-                let wrapper = unsafe {
-                    sys::mtmd_helper_bitmap_init_from_buf(
-                        self.ctx.as_ptr(),
-                        bytes.as_ptr(),
-                        bytes.len(),
-                        false,
-                        sys::mtmd_helper_init_opt_default(),
-                    )
-                };
-                if wrapper.bitmap.is_null() {
-                    return Err(Error::invalid(format!(
-                        "image {} ({} bytes) could not be decoded; send PNG, JPEG, BMP or GIF",
+                let rgb = decode(image.bytes()).map_err(|why| {
+                    Error::invalid(format!(
+                        "image {} ({} bytes) could not be decoded ({why}); send PNG, JPEG, GIF, \
+                         BMP or WebP",
                         i + 1,
-                        bytes.len()
-                    )));
+                        image.bytes().len()
+                    ))
+                })?;
+                // SAFETY: `rgb` holds width x height x 3 bytes; mtmd copies them.
+                let bitmap = unsafe {
+                    sys::mtmd_bitmap_init(rgb.width(), rgb.height(), rgb.as_raw().as_ptr())
+                };
+                if bitmap.is_null() {
+                    return Err(Error::Internal("mtmd_bitmap_init failed".into()));
                 }
-                owned.0.push(wrapper.bitmap);
-                bitmaps.push(wrapper.bitmap.cast_const());
+                owned.0.push(bitmap);
+                bitmaps.push(bitmap.cast_const());
             }
             let c_text =
                 CString::new(text).map_err(|_| Error::invalid("the prompt holds a NUL byte"))?;
