@@ -25,11 +25,12 @@ TEST_THREADS := --test-threads=1
 MTMD_TARGET_DIR ?= $(HOME)/.cache/rigllama/target-mtmd
 MTMD_LIBDIR := $(MTMD_TARGET_DIR)/release
 MTMD_FEATURES := mtmd,fault-injection
+MMPROJ = $$(dirname "$(MODEL)")/gemma3-270m-mmproj-random.gguf
 # `make install PREFIX=... [DESTDIR=...]`
 PREFIX ?= /usr/local
 
 .PHONY: all demo test deps model lib header header-check examples c-tests rust-tests rig-examples \
-        run-examples lang-clients vision-tests install install-test clean bench bench-quick bench-batched bench-structured bench-kv bench-lookup stress test-valgrind test-valgrind-quick
+        run-examples lang-clients vision-build vision-tests test-valgrind-vision install install-test clean bench bench-quick bench-batched bench-structured bench-kv bench-lookup stress test-valgrind test-valgrind-quick
 
 all: lib
 
@@ -102,18 +103,24 @@ install: lib
 install-test: model lib
 	RIGLLAMA_MODEL="$(MODEL)" RIGLLAMA_LIBDIR="$(LIBDIR)" tests/install/run
 
-vision-tests: model | $(BUILD)
+# The mtmd library, the C programs built against it, and the fixture projector and picture.
+vision-build: model | $(BUILD)
 	CARGO_TARGET_DIR=$(MTMD_TARGET_DIR) cargo build --release --features $(MTMD_FEATURES)
 	@mkdir -p $(BUILD)/mtmd
 	$(CC) $(CFLAGS) examples-c/describe_image.c -o $(BUILD)/mtmd/describe_image -L$(MTMD_LIBDIR) -Wl,-rpath,$(MTMD_LIBDIR) -lrigllama -lpthread
 	$(CC) $(CFLAGS) -D_POSIX_C_SOURCE=200809L tests/c/test_vision.c -o $(BUILD)/mtmd/test_vision -L$(MTMD_LIBDIR) -Wl,-rpath,$(MTMD_LIBDIR) -lrigllama -lpthread
-	@model="$(MODEL)"; \
-	mmproj=$$(scripts/make-vision-projector "$$model" "$$(dirname "$$model")/gemma3-270m-mmproj-random.gguf" | tail -n 1) && \
-	image=$$(scripts/make-test-image $(BUILD)/mtmd/picture.png) && \
-	CARGO_TARGET_DIR=$(MTMD_TARGET_DIR) RIGLLAMA_MODEL="$$model" cargo test --release --features $(MTMD_FEATURES) --test vision -- $(TEST_THREADS) && \
-	$(BUILD)/mtmd/describe_image "$$model" "$$mmproj" "$$image" && \
-	RIGLLAMA_MMPROJ="$$mmproj" RIGLLAMA_TEST_IMAGE="$$image" $(BUILD)/mtmd/test_vision "$$model"
+	@scripts/make-vision-projector "$(MODEL)" "$(MMPROJ)" >/dev/null
+	@scripts/make-test-image $(BUILD)/mtmd/picture.png >/dev/null
+
+vision-tests: vision-build
+	CARGO_TARGET_DIR=$(MTMD_TARGET_DIR) RIGLLAMA_MODEL="$(MODEL)" cargo test --release --features $(MTMD_FEATURES) --test vision -- $(TEST_THREADS)
+	$(BUILD)/mtmd/describe_image "$(MODEL)" "$(MMPROJ)" $(BUILD)/mtmd/picture.png
+	RIGLLAMA_MMPROJ="$(MMPROJ)" RIGLLAMA_TEST_IMAGE=$(BUILD)/mtmd/picture.png $(BUILD)/mtmd/test_vision "$(MODEL)"
 	@echo "vision-tests: librigllama.so $$(stat -c %s $(LIBDIR)/librigllama.so) bytes without mtmd, $$(stat -c %s $(MTMD_LIBDIR)/librigllama.so) with"
+
+# test_vision against the mtmd library under memcheck (~4 minutes): mtmd's allocations too.
+test-valgrind-vision: vision-build
+	RIGLLAMA_MODEL="$(MODEL)" RIGLLAMA_MMPROJ="$(MMPROJ)" RIGLLAMA_TEST_IMAGE=$(BUILD)/mtmd/picture.png scripts/run-valgrind $(BUILD)/mtmd test_vision
 
 test: deps model lib header-check rust-tests rig-examples c-tests lang-clients install-test vision-tests
 	@echo "make test: all passed"
