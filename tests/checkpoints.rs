@@ -135,8 +135,14 @@ fn conversations_taking_turns_on_one_sequence_each_resume_their_own() {
 
 #[test]
 fn the_bounds_hold_over_fifty_turns() {
-    // One checkpoint's size first.
-    let probe = mamba(Checkpointing::default(), 1);
+    for path in [recurrent_model_path(), hybrid_model_path()] {
+        bounds_hold_over_fifty_turns(path);
+    }
+}
+
+fn bounds_hold_over_fifty_turns(path: std::path::PathBuf) {
+    // One checkpoint's size first (a recurrent state's size does not grow with the tokens).
+    let probe = load(path.clone(), Checkpointing::default(), 1);
     probe.complete(greedy_chat("Hello", 2)).unwrap();
     let one = probe.describe().checkpoints;
     assert!(one.count >= 1 && one.bytes > 0, "{one:?}");
@@ -153,7 +159,7 @@ fn the_bounds_hold_over_fifty_turns() {
             max_bytes: 3 * size,
         },
     ] {
-        let engine = mamba(limits, 1);
+        let engine = load(path.clone(), limits, 1);
         let mut messages = vec![Message::new(Role::User, "Count with me.")];
         let mut most = 0;
         for n in 0..50 {
@@ -165,6 +171,11 @@ fn the_bounds_hold_over_fifty_turns() {
                 );
             }
             let held = engine.describe().checkpoints;
+            assert_eq!(
+                held.bytes,
+                held.count as u64 * size,
+                "turn {n}: the bytes reported are the copies kept"
+            );
             assert!(
                 held.count <= limits.max_count && held.bytes <= limits.max_bytes,
                 "turn {n}: {held:?} within {limits:?}"
@@ -172,7 +183,10 @@ fn the_bounds_hold_over_fifty_turns() {
             most = most.max(held.count);
             messages = next;
         }
-        println!("{limits:?}: at most {most} checkpoints of {size} bytes");
+        println!(
+            "{}: {limits:?}: at most {most} checkpoints of {size} bytes",
+            path.display()
+        );
         assert!(most >= 3, "the bound, not something else, limits them");
     }
 }

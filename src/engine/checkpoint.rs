@@ -103,6 +103,7 @@ impl Checkpoints {
         }
         if !self.self_contained {
             self.kept.retain(|c| still_held(&c.tokens));
+            self.bytes = self.kept.iter().map(|c| c.state.len() as u64).sum();
         }
         let flags = LlamaStateSeqFlags::PARTIAL_ONLY;
         let size = ctx.state_seq_get_size_ext(id, flags);
