@@ -70,16 +70,24 @@ fn turn_two_resumes_where_turn_one_left_off_and_answers_the_same() {
     // user line (and at most turn 1's last prompt token) are evaluated.
     assert!(second.cached_prompt_tokens + 1 >= first.prompt_tokens);
 
-    // The same conversation on an engine without checkpoints evaluates everything, and
-    // greedy decoding gives the same reply.
-    let cold_engine = mamba(no_checkpoints(), 1);
+    same_as_cold(recurrent_model_path(), &history, &second_reply, &second);
+}
+
+/// The conversation `history` on a fresh engine without checkpoints evaluates everything,
+/// and greedy decoding gives the reply a resumed request gave.
+fn same_as_cold(path: std::path::PathBuf, history: &[Message], resumed: &str, usage: &Usage) {
+    let cold_engine = load(path.clone(), no_checkpoints(), 1);
     assert!(!cold_engine.describe().checkpoints.active);
-    let (cold_reply, cold) = cold_engine.complete(greedy(&history, 12)).unwrap();
+    let (cold_reply, cold) = cold_engine.complete(greedy(history, 12)).unwrap();
     assert_eq!(cold.cached_prompt_tokens, 0);
-    assert_eq!(cold_reply, second_reply, "resumed and cold replies agree");
+    assert_eq!(cold_reply, resumed, "resumed and cold replies agree");
     println!(
-        "turn 2 prompt: {:.1} ms resumed ({} of {} tokens cached) vs {:.1} ms cold",
-        second.prompt_ms, second.cached_prompt_tokens, second.prompt_tokens, cold.prompt_ms
+        "{}: turn 2 prompt {:.1} ms resumed ({} of {} tokens cached) vs {:.1} ms cold",
+        path.display(),
+        usage.prompt_ms,
+        usage.cached_prompt_tokens,
+        usage.prompt_tokens,
+        cold.prompt_ms
     );
 }
 
@@ -241,14 +249,7 @@ fn a_hybrid_model_resumes_turn_two_and_answers_as_a_cold_engine_does() {
             first.prompt_tokens
         );
     }
-    let cold = load(hybrid_model_path(), no_checkpoints(), 1);
-    let (cold_reply, cold_usage) = cold.complete(greedy(&history, 12)).unwrap();
-    assert_eq!(cold_usage.cached_prompt_tokens, 0);
-    assert_eq!(reply, cold_reply, "resumed and cold replies agree");
-    println!(
-        "hybrid turn 2 prompt: {:.1} ms resumed ({} of {} tokens cached) vs {:.1} ms cold",
-        second.prompt_ms, second.cached_prompt_tokens, second.prompt_tokens, cold_usage.prompt_ms
-    );
+    same_as_cold(hybrid_model_path(), &history, &reply, &second);
 }
 
 #[test]
