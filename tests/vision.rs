@@ -276,7 +276,8 @@ mod with_vision {
         use rigllama::fault::slow_encoder;
         use std::time::{Duration, Instant};
         let engine = vision_engine();
-        // Paused 20 ms at each cancel check, encoding this image takes seconds.
+        // Paused 100 ms at each cancel check (every 8 graph nodes), encoding this image takes
+        // about a second: a cancel after the third check lands well inside it.
         slow_encoder::set(true);
         let wait_for_encoding = || {
             let start = Instant::now();

@@ -40,10 +40,10 @@ pub const PANIC_PROMPT: &str = "\u{1}rigllama-fault-injection: panic\u{1}";
 #[cfg(feature = "fault-injection")]
 pub use active::fail_at;
 
-/// With the `fault-injection` feature, makes the image encoder pause 20 ms at each of its
+/// With the `fault-injection` feature, makes the image encoder pause 100 ms at each of its
 /// cancel checks, so a test can cancel or destroy while an image is being encoded (the test
-/// projector is otherwise done in milliseconds). Returns how many checks ran since the last
-/// call, so a test knows the encoder has started.
+/// projector is otherwise done in milliseconds); `checks` tells the test the encoder has
+/// started.
 #[cfg(feature = "fault-injection")]
 pub mod slow_encoder {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -65,7 +65,7 @@ pub mod slow_encoder {
     pub(crate) fn pause() {
         CHECKS.fetch_add(1, Ordering::SeqCst);
         if ON.load(Ordering::SeqCst) {
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
     }
 }
