@@ -34,7 +34,6 @@ pub(crate) struct Checkpoints {
     /// A checkpoint is the whole state (no attention cache beside it).
     self_contained: bool,
     kept: Vec<Checkpoint>,
-    bytes: u64,
     clock: u64,
     /// What `describe` reports, updated with every change.
     gauge: Arc<Mutex<CheckpointUse>>,
@@ -52,7 +51,6 @@ impl Checkpoints {
             active: needed && limits.max_count > 0 && limits.max_bytes > 0,
             self_contained,
             kept: Vec::new(),
-            bytes: 0,
             clock: 0,
             gauge,
         };
@@ -103,7 +101,6 @@ impl Checkpoints {
         }
         if !self.self_contained {
             self.kept.retain(|c| still_held(&c.tokens));
-            self.bytes = self.kept.iter().map(|c| c.state.len() as u64).sum();
         }
         let flags = LlamaStateSeqFlags::PARTIAL_ONLY;
         let size = ctx.state_seq_get_size_ext(id, flags);
@@ -128,20 +125,19 @@ impl Checkpoints {
             );
             return;
         }
-        self.bytes += size as u64;
         self.kept.push(Checkpoint {
             tokens: tokens.to_vec(),
             state,
             last_used: self.clock,
         });
-        while self.kept.len() > self.limits.max_count as usize || self.bytes > self.limits.max_bytes
+        while self.kept.len() > self.limits.max_count as usize
+            || self.bytes() > self.limits.max_bytes
         {
             // The new one is the most recent and fits alone: it is never the one dropped.
             let oldest = (0..self.kept.len())
                 .min_by_key(|&i| self.kept[i].last_used)
                 .expect("over a bound, so not empty");
-            let dropped = self.kept.swap_remove(oldest);
-            self.bytes -= dropped.state.len() as u64;
+            self.kept.swap_remove(oldest);
         }
         self.publish();
     }
@@ -164,8 +160,7 @@ impl Checkpoints {
             checkpoint.last_used = self.clock;
             return Some(checkpoint.tokens.clone());
         }
-        let dropped = self.kept.swap_remove(index);
-        self.bytes -= dropped.state.len() as u64;
+        self.kept.swap_remove(index);
         self.publish();
         None
     }
@@ -173,8 +168,13 @@ impl Checkpoints {
     /// Drops every checkpoint (the weights changed, or the engine was reset).
     pub fn clear(&mut self) {
         self.kept.clear();
-        self.bytes = 0;
         self.publish();
+    }
+
+    /// Bytes of state kept: summed, not counted alongside, so no way of dropping a
+    /// checkpoint can leave it stale (a few dozen at most).
+    fn bytes(&self) -> u64 {
+        self.kept.iter().map(|c| c.state.len() as u64).sum()
     }
 
     /// The bounds and what is kept now.
@@ -182,7 +182,7 @@ impl Checkpoints {
         CheckpointUse {
             active: self.active,
             count: self.kept.len() as u32,
-            bytes: self.bytes,
+            bytes: self.bytes(),
             max_count: self.limits.max_count,
             max_bytes: self.limits.max_bytes,
         }

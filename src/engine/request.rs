@@ -90,11 +90,7 @@ impl Image {
                      (data:image/png;base64,...)"
                 )));
             }
-            use base64::Engine as _;
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(payload.trim())
-                .map_err(|e| Error::invalid(format!("the image's base64 data is invalid: {e}")))?;
-            return Image::from_bytes(bytes);
+            return Image::from_base64(payload);
         }
         if url.starts_with("http://") || url.starts_with("https://") {
             return Err(Error::invalid(
@@ -103,6 +99,15 @@ impl Image {
             ));
         }
         Image::from_file(url.strip_prefix("file://").unwrap_or(url))
+    }
+
+    /// An image from its file's bytes in base64 (standard alphabet, padded).
+    pub fn from_base64(data: &str) -> Result<Image> {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .map_err(|e| Error::invalid(format!("the image's base64 data is invalid: {e}")))?;
+        Image::from_bytes(bytes)
     }
 
     pub fn bytes(&self) -> &[u8] {

@@ -166,8 +166,8 @@ mod imp {
             };
             if !path.is_file() {
                 return Err(failed(
-                    "does not exist or is not a file; mmproj_path must name the \
-                                   projector's .gguf file",
+                    "does not exist or is not a file; mmproj_path must name the projector's \
+                     .gguf file",
                 ));
             }
             let c_path = CString::new(path.to_string_lossy().as_bytes())
@@ -202,14 +202,13 @@ mod imp {
             unsafe {
                 if !sys::mtmd_support_vision(vision.ctx.as_ptr()) {
                     return Err(failed(
-                        "has no vision encoder (audio-only projectors are not \
-                                       supported)",
+                        "has no vision encoder (audio-only projectors are not supported)",
                     ));
                 }
                 if sys::mtmd_decode_use_mrope(vision.ctx.as_ptr()) {
                     return Err(failed(
-                        "places image tokens with M-RoPE (Qwen2-VL style), which \
-                                       rigllama does not support yet",
+                        "places image tokens with M-RoPE (Qwen2-VL style), which rigllama \
+                         does not support yet",
                     ));
                 }
             }

@@ -457,7 +457,7 @@ fn push_user_turns(
 /// (web URLs are not fetched).
 fn engine_image(index: usize, image: &RigImage) -> Result<Image, String> {
     let image = match &image.data {
-        DocumentSourceKind::Base64(data) => Image::from_url(&format!("data:image;base64,{data}")),
+        DocumentSourceKind::Base64(data) => Image::from_base64(data),
         DocumentSourceKind::Raw(bytes) => Image::from_bytes(bytes.clone()),
         DocumentSourceKind::Url(url) | DocumentSourceKind::String(url) => Image::from_url(url),
         _ => {
