@@ -42,7 +42,38 @@ pub struct Usage {
     pub image_tokens: u32,
 }
 
+impl FinishReason {
+    /// The reason as the JSON documents name it: `"stop"`, `"length"`, `"callback"` or
+    /// `"tool_calls"` (OpenAI's names where OpenAI has the reason).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::Callback => "callback",
+            FinishReason::ToolCalls => "tool_calls",
+        }
+    }
+}
+
 impl Usage {
+    /// Every field as one JSON object, named as the fields are: the one place the usage
+    /// document is written (Rig's raw reply and any other JSON front end read this).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "finish_reason": self.finish_reason.as_str(),
+            "prompt_tokens": self.prompt_tokens,
+            "cached_prompt_tokens": self.cached_prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "seed": self.seed,
+            "prompt_ms": self.prompt_ms,
+            "generation_ms": self.generation_ms,
+            "dropped_tokens": self.dropped_tokens,
+            "drafted_tokens": self.drafted_tokens,
+            "accepted_tokens": self.accepted_tokens,
+            "image_tokens": self.image_tokens,
+        })
+    }
+
     /// Nothing spent yet: what a request that never ran reports.
     pub(crate) fn none(seed: u32) -> Self {
         Usage {

@@ -678,17 +678,7 @@ impl Reassemble<Event> for ReplyDocument {
                 .logprobs
                 .extend(logprobs.iter().map(TokenLogprob::to_openai_json)),
             Event::Done(usage) => {
-                self.usage = Some(serde_json::json!({
-                    "prompt_tokens": usage.prompt_tokens,
-                    "cached_prompt_tokens": usage.cached_prompt_tokens,
-                    "completion_tokens": usage.completion_tokens,
-                    "seed": usage.seed,
-                    "prompt_ms": usage.prompt_ms,
-                    "generation_ms": usage.generation_ms,
-                    "drafted_tokens": usage.drafted_tokens,
-                    "accepted_tokens": usage.accepted_tokens,
-                    "image_tokens": usage.image_tokens,
-                }))
+                self.usage = Some(usage.to_json())
             }
             Event::Failed { .. } => {}
         }
