@@ -15,7 +15,7 @@ pub const LOAD_STEPS: &[&str] = &[
 mod active {
     use std::sync::Mutex;
 
-    use super::super::error::{Error, Result};
+    use crate::engine::error::{Error, Result};
 
     static FAIL_AT: Mutex<Option<&'static str>> = Mutex::new(None);
 
@@ -75,6 +75,6 @@ pub(crate) use active::check;
 
 #[cfg(not(feature = "fault-injection"))]
 #[inline(always)]
-pub(crate) fn check(_step: &'static str) -> super::error::Result<()> {
+pub(crate) fn check(_step: &'static str) -> crate::engine::error::Result<()> {
     Ok(())
 }

@@ -4,79 +4,62 @@
 //! Every request is a submission returning a [`Job`], a receiver of [`Event`]s. Blocking
 //! [`Engine::complete`] and [`Engine::stream`] drain a job on the caller's thread.
 //!
-//! Where things live:
-//! - the caller's side: `handle` ([`Engine`]), `job` ([`Job`]), `callback_gate` (no callback
-//!   after destroy, BUSY instead of deadlock), `events` (the event channel), `loading` (the
-//!   load protocol);
-//! - the worker's side: `worker` (the command loop), `model` (loading a model and its
-//!   context), `prompt` (template and tokenizer), `kv_cache` (what the cache holds, prefix
-//!   reuse and shifts, per sequence), `scheduler` (continuous batching, priorities),
-//!   `generate` (one request's state, token by token), `sampler` (sampling settings and
-//!   the sampler chain), `logprobs` (per-token log-probabilities), `chat` (llama.cpp's chat layer: Jinja templates, tool formats, reply
-//!   parsing), `template` (which template, and a request as the model sees it), `generic`
-//!   (the JSON tool format for templates without one), `reply` (reading a reply into
-//!   content, reasoning and tool calls), `snapshot` (save games), `checkpoint` (state copies of
-//!   recurrent and hybrid models, for prefix reuse), `embed` (embeddings), `vision` (images, through a
-//!   multimodal projector), `lora` (LoRA adapters), `raw`
-//!   (llama.cpp pointers llama-cpp-2 keeps private), `text`
-//!   (UTF-8 wholeness and stop strings), `cancel` (cancel tickets and llama.cpp's abort
-//!   callback), `threadpool` (the context's persistent ggml thread pool), `backend` (process-wide llama.cpp state and logs);
-//! - plain data: `options`, `request`, `tools`, `usage`, `error`.
+//! # The map
+//! Data flows one way: `api` → `worker` → `chat`/`cache` → `llama`; `data` is read by all
+//! and reads nothing but `error`. No file imports a file that imports it back.
+//!
+//! | folder | job | files |
+//! |---|---|---|
+//! | `api/` | the caller's side, any thread, no llama.cpp | `handle` ([`Engine`]), `job` ([`Job`]), `callback_gate` (no callback after destroy; BUSY instead of deadlock), `loading` (waiting for a load's outcome) |
+//! | `data/` | plain data every front end builds and reads | `request`, `message` (turns, images, the assistant's reply), `tools`, `sampling` (settings and ranges), `options` and `description` (engine options; what `describe` reports), `usage`, `event`, `logprobs`, `openai` (the OpenAI JSON shapes tools and messages arrive in) |
+//! | `worker/` | the one thread that owns model and context | `thread` (the command loop), `protocol` (commands, submissions, shared state, pause gate, load orders), `event_channel`, `model` (loading a model and its context), `prompt` (request → tokens), `scheduler` (continuous batching, priorities), `sequence` (one admitted request, token by token), `sampler_chain` and `token_choice` (how each token is chosen: chain, argmax, grammar, logprobs), `speculation` (prompt lookup), `embed`, `snapshot`, `lora` |
+//! | `cache/` | what the context's memory holds | `sequences` (per sequence: tokens, prefix reuse, shifts), `checkpoint` (state copies of recurrent and hybrid models) |
+//! | `chat/` | conversation → prompt text; reply text → events | `common_chat` (llama.cpp's chat layer: Jinja, tool formats, reply parsing, JSON Schema → GBNF), `template` (which template, a request as the model sees it), `generic` (the JSON tool format for templates without one), `reply` (a reply read into content, reasoning and tool calls), `text` (UTF-8 wholeness, stop strings) |
+//! | `llama/` | every `extern "C"` and `csrc/` binding | `backend` (process-wide state, logs), `raw` (pointers llama-cpp-2 keeps private), `threadpool`, `chat_shim`, `memory`, `fit`, `vision/` (mtmd: `enabled` and `disabled` builds) |
+//! | top | cross-cutting | `error`, `cancel` (cancel tickets, llama.cpp's abort callback), `fault` (test hooks) |
+//!
+//! # Where a change goes
+//! - A new sampler knob: `data/sampling.rs` (field, default, range) + `worker/sampler_chain.rs`
+//!   (its place in the chain) + `ffi/request.rs` (the C field) + `rig/encode.rs` when Rig has it.
+//! - A new engine option: `data/options.rs` + `worker/model.rs` (where it takes effect) +
+//!   `ffi/options.rs`; what it changes in `describe`: `data/description.rs`.
+//! - A new request field: `data/request.rs` (+ `validate`) + wherever it acts (`worker/` for
+//!   generation, `chat/` for formatting) + `ffi/request.rs` + `rig/encode.rs`.
+//! - A new command for the worker (like reset or embed): `worker/protocol.rs` (`Command`) +
+//!   `worker/thread.rs` (serving it) + `api/handle.rs` (the method) + a module of its own in
+//!   `worker/` for the work.
+//! - A new llama.cpp or `csrc/` call: a function in `llama/`, called from the layer above.
+//! - A new chat template behaviour: `chat/template.rs` or `chat/common_chat.rs`.
 
-mod backend;
-mod callback_gate;
+mod api;
+mod cache;
 mod cancel;
 mod chat;
-mod checkpoint;
-mod embed;
+mod data;
 mod error;
-mod events;
 pub mod fault;
-mod generate;
-mod generic;
-mod handle;
-mod job;
-mod kv_cache;
-mod loading;
-mod logprobs;
-mod lookup;
-mod lora;
-mod model;
-mod options;
-mod prompt;
-mod raw;
-mod reply;
-mod request;
-mod sampler;
-mod scheduler;
-mod snapshot;
-mod template;
-mod text;
-mod threadpool;
-mod tools;
-mod usage;
-mod vision;
+mod llama;
 mod worker;
 
-pub use backend::{available_cpus, set_log_sink, LogFn, LogLevel};
-pub use embed::MAX_EMBED_TOKENS;
+pub use api::handle::{Engine, QUEUE_LIMIT};
+pub use api::job::{Job, JobCanceller};
+pub use chat::template::ARCHITECTURE_TEMPLATES;
+pub use data::description::{CheckpointUse, Description, FitReport, LoraInfo, MemoryUse};
+pub use data::event::Event;
+pub use data::logprobs::{Alternative, TokenLogprob};
+pub use data::message::{AssistantMessage, Image, Message, Role, MEDIA_MARKER};
+pub use data::options::{
+    Checkpointing, ContextOverflow, EngineOptions, Fit, FlashAttention, KvType, ProgressFn,
+    DEFAULT_FIT_MARGIN_MIB, DEFAULT_FIT_MIN_CTX, DEFAULT_MAX_CHECKPOINTS,
+    DEFAULT_MAX_CHECKPOINT_BYTES, DEFAULT_N_BATCH, DEFAULT_N_CTX, MAX_N_CTX, MAX_SEQ, MAX_THREADS,
+};
+pub use data::request::{
+    Prompt, Request, DEFAULT_DRAFT_MAX, DEFAULT_MAX_TOKENS, MAX_DRAFT, MAX_LOGPROBS,
+};
+pub use data::sampling::{BiasTarget, Dry, LogitBias, Mirostat, Sampling, Xtc};
+pub use data::tools::{ReasoningMode, Tool, ToolCall, ToolChoice};
+pub use data::usage::{FinishReason, Usage};
 pub use error::{Error, Result};
-pub use events::Event;
-pub use handle::{Engine, QUEUE_LIMIT};
-pub use job::{Job, JobCanceller};
-pub use logprobs::{Alternative, TokenLogprob};
-pub use lora::{MAX_LORAS, MAX_LORA_SCALE};
-pub use options::{
-    CheckpointUse, Checkpointing, ContextOverflow, Description, EngineOptions, Fit, FitReport,
-    FlashAttention, KvType, LoraInfo, MemoryUse, ProgressFn, DEFAULT_FIT_MARGIN_MIB,
-    DEFAULT_FIT_MIN_CTX, DEFAULT_MAX_CHECKPOINTS, DEFAULT_MAX_CHECKPOINT_BYTES, DEFAULT_N_BATCH,
-    DEFAULT_N_CTX, MAX_N_CTX, MAX_SEQ, MAX_THREADS,
-};
-pub use request::{
-    BiasTarget, Dry, Image, LogitBias, Message, Mirostat, Prompt, ReasoningMode, Request, Role,
-    Sampling, Tool, ToolCall, ToolChoice, Xtc, DEFAULT_DRAFT_MAX, DEFAULT_MAX_TOKENS, MAX_DRAFT,
-    MAX_LOGPROBS, MEDIA_MARKER,
-};
-pub use template::ARCHITECTURE_TEMPLATES;
-pub use tools::AssistantMessage;
-pub use usage::{FinishReason, Usage};
+pub use llama::backend::{available_cpus, set_log_sink, LogFn, LogLevel};
+pub use worker::embed::MAX_EMBED_TOKENS;
+pub use worker::lora::{MAX_LORAS, MAX_LORA_SCALE};

@@ -8,18 +8,21 @@ use std::thread::{JoinHandle, ThreadId};
 
 use tokio::sync::mpsc;
 
-use super::callback_gate::CallbackGate;
-use super::error::{Error, Result};
-use super::events::{self, Event};
-use super::fault;
-use super::job::Job;
-use super::loading::{wait_for_load, LoadOrder};
-use super::lora::LoraChange;
-use super::options::{Description, EngineOptions, ProgressFn};
-use super::request::Request;
-use super::tools::AssistantMessage;
-use super::usage::{FinishReason, Usage};
-use super::worker::{self, Command, Submission, WorkerShared};
+use crate::engine::api::callback_gate::CallbackGate;
+use crate::engine::api::job::Job;
+use crate::engine::api::loading::wait_for_load;
+use crate::engine::data::description::Description;
+use crate::engine::data::event::Event;
+use crate::engine::data::message::AssistantMessage;
+use crate::engine::data::options::{EngineOptions, ProgressFn};
+use crate::engine::data::request::Request;
+use crate::engine::data::usage::{FinishReason, Usage};
+use crate::engine::error::{Error, Result};
+use crate::engine::fault;
+use crate::engine::worker::event_channel;
+use crate::engine::worker::lora::LoraChange;
+use crate::engine::worker::protocol::{Command, LoadOrder, Submission, WorkerShared};
+use crate::engine::worker::thread;
 
 /// Requests waiting for the worker beyond this make `submit` return [`Error::Busy`].
 pub const QUEUE_LIMIT: usize = 1024;
@@ -60,7 +63,7 @@ impl Engine {
         fault::check("spawn_worker")?;
         let worker = std::thread::Builder::new()
             .name("rigllama-worker".into())
-            .spawn(move || worker::run(worker_shared, order, receiver))
+            .spawn(move || thread::run(worker_shared, order, receiver))
             .map_err(|e| Error::ModelLoadFailed(format!("cannot start the worker thread: {e}")))?;
         let worker_thread = worker.thread().id();
         match wait_for_load(&report_receiver, &abort, progress) {
@@ -92,7 +95,7 @@ impl Engine {
             )));
         }
         let cancel = shared.board.issue();
-        let (events, receiver) = events::channel();
+        let (events, receiver) = event_channel::channel();
         let submission = Submission {
             request,
             cancel: cancel.clone(),
@@ -275,7 +278,7 @@ impl Engine {
     }
 
     /// The pooled, L2-normalised embedding of each text (each at most
-    /// [`MAX_EMBED_TOKENS`](super::MAX_EMBED_TOKENS) tokens), in order, computed in a separate
+    /// [`MAX_EMBED_TOKENS`](crate::MAX_EMBED_TOKENS) tokens), in order, computed in a separate
     /// context: the chat KV cache is untouched.
     pub fn embed<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>> {
         let texts: Vec<String> = texts.iter().map(|t| t.as_ref().to_owned()).collect();
@@ -287,7 +290,7 @@ impl Engine {
     }
 
     /// Loads the LoRA adapter at `path` (a GGUF made for this model) and applies it at
-    /// `scale` (0 = no effect, 1 = as trained; within ±[`MAX_LORA_SCALE`](super::MAX_LORA_SCALE)),
+    /// `scale` (0 = no effect, 1 = as trained; within ±[`MAX_LORA_SCALE`](crate::MAX_LORA_SCALE)),
     /// beside any others. Runs after the requests submitted before it and empties the KV
     /// cache. Returns the adapter's id. A reload drops every adapter.
     pub fn add_lora(&self, path: impl Into<std::path::PathBuf>, scale: f32) -> Result<u32> {

@@ -5,17 +5,18 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::callback_gate::CallbackGate;
-use super::cancel::RequestCancel;
-use super::error::Error;
-use super::events::{self, Event};
-use super::usage::Usage;
-use super::worker::WorkerShared;
+use crate::engine::api::callback_gate::CallbackGate;
+use crate::engine::cancel::RequestCancel;
+use crate::engine::data::event::Event;
+use crate::engine::data::usage::Usage;
+use crate::engine::error::Error;
+use crate::engine::worker::event_channel::{EventReceiver, Received};
+use crate::engine::worker::protocol::WorkerShared;
 
 /// A running request's events. Dropping it cancels the request.
 #[derive(Debug)]
 pub struct Job {
-    events: events::EventReceiver,
+    events: EventReceiver,
     cancel: RequestCancel,
     shared: Arc<WorkerShared>,
     /// The engine's callback-gate id: polling inside its own callback never waits.
@@ -36,7 +37,7 @@ impl JobCanceller {
 
 impl Job {
     pub(crate) fn new(
-        events: events::EventReceiver,
+        events: EventReceiver,
         cancel: RequestCancel,
         shared: Arc<WorkerShared>,
         engine_id: usize,
@@ -83,9 +84,9 @@ impl Job {
             self.events.recv_timeout(timeout)
         };
         match received {
-            events::Received::Event(event) => Some(self.remember(event)),
-            events::Received::Empty => None,
-            events::Received::Closed => Some(self.remember(self.lost())),
+            Received::Event(event) => Some(self.remember(event)),
+            Received::Empty => None,
+            Received::Closed => Some(self.remember(self.lost())),
         }
     }
 

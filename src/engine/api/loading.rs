@@ -1,40 +1,12 @@
-//! The load protocol between the thread that asked for a model (create or reload) and the
-//! worker that loads it: progress reports, an abort flag, and exactly one outcome.
+//! The asking side of a load (create or reload): progress reports until exactly one outcome
+//! (the orders and reports themselves are the worker's protocol).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
-use super::error::{Error, Result};
-use super::options::{Description, EngineOptions, ProgressFn};
-
-/// What a load tells the thread that asked for it: progress, then exactly one outcome.
-// Sent a handful of times per load: the size of the final report does not matter.
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum LoadReport {
-    Progress(f32),
-    Finished(Result<Description>),
-}
-
-/// A load the worker is asked to do.
-pub(crate) struct LoadOrder {
-    pub options: EngineOptions,
-    pub reports: std::sync::mpsc::Sender<LoadReport>,
-    /// Set by the caller to abort the load (its progress callback said stop).
-    pub abort: Arc<AtomicBool>,
-}
-
-impl LoadOrder {
-    /// An order for `options` and the receiver its reports arrive on.
-    pub fn new(options: EngineOptions) -> (Self, std::sync::mpsc::Receiver<LoadReport>) {
-        let (reports, receiver) = std::sync::mpsc::channel();
-        let order = LoadOrder {
-            options,
-            reports,
-            abort: Arc::new(AtomicBool::new(false)),
-        };
-        (order, receiver)
-    }
-}
+use crate::engine::data::description::Description;
+use crate::engine::data::options::ProgressFn;
+use crate::engine::error::{Error, Result};
+use crate::engine::worker::protocol::LoadReport;
 
 /// On the asking thread: runs `progress` for each report until the outcome arrives. Once
 /// `progress` says stop, the load is aborted and `progress` is not called again.

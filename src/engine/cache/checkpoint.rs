@@ -16,8 +16,9 @@ use llama_cpp_2::context::session::LlamaStateSeqFlags;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::token::LlamaToken;
 
-use super::backend::{self, LogLevel};
-use super::options::{CheckpointUse, Checkpointing};
+use crate::engine::data::description::CheckpointUse;
+use crate::engine::data::options::Checkpointing;
+use crate::engine::llama::backend::{self, LogLevel};
 
 struct Checkpoint {
     /// The tokens the state has absorbed, position by position.

@@ -7,7 +7,7 @@
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::token::LlamaToken;
 
-use super::checkpoint::Checkpoints;
+use crate::engine::cache::checkpoint::Checkpoints;
 
 /// Exactly the tokens in the KV cache of one sequence, position by position.
 pub(crate) struct SeqCache {

@@ -7,10 +7,11 @@
 
 use serde_json::{json, Value};
 
-use super::chat::json_schema_to_grammar;
-use super::error::Result;
-use super::request::{Message, Role, Tool, ToolCall, ToolChoice};
-use super::tools::new_call_id;
+use crate::engine::data::message::{Message, Role};
+use crate::engine::data::tools::new_call_id;
+use crate::engine::data::tools::{Tool, ToolCall, ToolChoice};
+use crate::engine::error::Result;
+use crate::engine::llama::grammar::json_schema_to_grammar;
 
 /// Rewrites a conversation for a template that knows only system, user and assistant
 /// turns: tool calls become the assistant's JSON, tool results become a user turn (one for
@@ -222,7 +223,8 @@ mod tests {
     #[test]
     fn schemas_become_grammars() {
         for choice in [ToolChoice::Auto, ToolChoice::Required] {
-            super::super::chat::check_grammar(&grammar(&tools(), choice).unwrap()).unwrap();
+            crate::engine::llama::grammar::check_grammar(&grammar(&tools(), choice).unwrap())
+                .unwrap();
         }
     }
 }

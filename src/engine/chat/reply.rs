@@ -3,12 +3,12 @@
 //! reader turns what is new into events. Content and reasoning stream as they grow; each
 //! tool call is sent whole when the reply ends.
 
-use super::chat::{ParsedMessage, ReplyParser};
-use super::error::Result;
-use super::events::Event;
-use super::generic::{self, MAX_CALLS_PER_REPLY};
-use super::template::Reading;
-use super::tools::{new_call_id, ToolCall};
+use crate::engine::chat::common_chat::{ParsedMessage, ReplyParser};
+use crate::engine::chat::generic::{self, MAX_CALLS_PER_REPLY};
+use crate::engine::chat::template::Reading;
+use crate::engine::data::event::Event;
+use crate::engine::data::tools::{new_call_id, ToolCall};
+use crate::engine::error::Result;
 
 pub(crate) struct ReplyReader {
     parser: Option<ReplyParser>,
@@ -176,7 +176,8 @@ mod tests {
 
     fn thinking_reader() -> ReplyReader {
         let templates =
-            super::super::chat::JinjaTemplates::without_model(THINKING_TEMPLATE).unwrap();
+            crate::engine::chat::common_chat::JinjaTemplates::without_model(THINKING_TEMPLATE)
+                .unwrap();
         let params = templates
             .apply(&serde_json::json!({
                 "messages": [{"role": "user", "content": "hi"}],

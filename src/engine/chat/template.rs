@@ -7,11 +7,14 @@
 
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 
-use super::backend::{self, LogLevel};
-use super::chat::{enforceable_schema, json_schema_to_grammar, ChatParams, JinjaTemplates};
-use super::error::{Error, Result};
-use super::generic;
-use super::request::{Message, Prompt, Request, Role, Tool, ToolChoice};
+use crate::engine::chat::common_chat::{ChatParams, JinjaTemplates};
+use crate::engine::chat::generic;
+use crate::engine::data::message::{Message, Role};
+use crate::engine::data::request::{Prompt, Request};
+use crate::engine::data::tools::{Tool, ToolChoice};
+use crate::engine::error::{Error, Result};
+use crate::engine::llama::backend::{self, LogLevel};
+use crate::engine::llama::grammar::{enforceable_schema, json_schema_to_grammar};
 
 /// The built-in llama.cpp template used when a GGUF has no template llama.cpp can apply,
 /// keyed by the GGUF's `general.architecture`. Documented in the README.

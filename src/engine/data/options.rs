@@ -1,8 +1,8 @@
-//! How to load a model and size its context, and what the engine reports about it.
+//! How to load a model and size its context.
 
 use std::path::PathBuf;
 
-use super::error::{Error, Result};
+use crate::engine::error::{Error, Result};
 
 /// Called during model loading with progress in `0.0..=1.0`; returning `false` aborts the load.
 pub type ProgressFn<'a> = dyn FnMut(f32) -> bool + 'a;
@@ -169,13 +169,13 @@ pub const MAX_SEQ: u32 = 64;
 #[serde(rename_all = "snake_case")]
 pub enum ContextOverflow {
     /// The request fails with [`Error::ContextOverflow`] before decoding, or generation
-    /// stops with [`FinishReason::Length`](super::FinishReason::Length) when the reply fills it.
+    /// stops with [`FinishReason::Length`](crate::FinishReason::Length) when the reply fills it.
     #[default]
     Fail,
     /// Keep the system prompt and the latest turns: the oldest exchanges (a user turn and the
     /// replies after it) are dropped whole, before decoding or mid-reply, and the KV cache
     /// of what is kept is shifted rather than evaluated again where the model allows it.
-    /// [`Usage::dropped_tokens`](super::Usage::dropped_tokens) counts what was dropped.
+    /// [`Usage::dropped_tokens`](crate::Usage::dropped_tokens) counts what was dropped.
     Shift,
 }
 
@@ -219,8 +219,11 @@ impl EngineOptions {
             )));
         }
         if let Some(path) = &self.mmproj_path {
-            if let Some(error) = super::vision::mmproj_unsupported() {
-                return Err(error);
+            if !cfg!(feature = "mtmd") {
+                return Err(Error::invalid(
+                    "mmproj_path is set, but this library was built without vision: rebuild \
+                     rigllama with the cargo feature `mtmd`",
+                ));
             }
             if path.to_str().is_none_or(str::is_empty) {
                 return Err(Error::invalid(format!(
@@ -290,84 +293,6 @@ impl EngineOptions {
         }
         Ok(())
     }
-}
-
-/// Facts about the loaded model and engine, as `describe` reports them.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct Description {
-    pub model_path: String,
-    pub architecture: String,
-    pub n_ctx: u32,
-    pub n_ctx_train: u32,
-    pub n_batch: u32,
-    pub n_vocab: u32,
-    pub n_params: u64,
-    pub n_threads: u32,
-    pub n_gpu_layers: i32,
-    pub chat_template: String,
-    pub chat_template_source: &'static str,
-    /// "jinja" (the template runs in llama.cpp's Jinja engine, with tools and reasoning),
-    /// "built-in" (one of llama.cpp's fixed templates), or "none".
-    pub chat_template_engine: &'static str,
-    /// Embedding width of the model (the length of [`Engine::embed`](super::Engine::embed)'s
-    /// vectors).
-    pub n_embd: u32,
-    pub context_overflow: ContextOverflow,
-    pub n_seq: u32,
-    /// Whether the model's KV cache can be shifted in place (else SHIFT evaluates the kept
-    /// turns again).
-    pub can_shift: bool,
-    pub type_k: KvType,
-    pub type_v: KvType,
-    /// As asked for ("auto", "on", "off").
-    pub flash_attention: FlashAttention,
-    /// Bytes llama.cpp allocated for the weights, the KV cache, and compute buffers (all
-    /// devices).
-    pub memory: MemoryUse,
-    /// What fitting chose, when it was asked for.
-    pub fit: Option<FitReport>,
-    /// LoRA adapters applied, in the order they were added.
-    pub lora: Vec<LoraInfo>,
-    /// State checkpoints (recurrent and hybrid models): the bounds and what is kept now.
-    pub checkpoints: CheckpointUse,
-    /// The multimodal projector loaded beside the model (images are accepted), or "".
-    pub mmproj_path: String,
-}
-
-/// What the engine's state checkpoints hold.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct CheckpointUse {
-    /// Whether checkpoints are taken: the model's memory cannot be cut back to a prefix
-    /// (recurrent or hybrid) and `max_count` is not 0.
-    pub active: bool,
-    pub count: u32,
-    pub bytes: u64,
-    pub max_count: u32,
-    pub max_bytes: u64,
-}
-
-/// Bytes of memory by purpose, as llama.cpp accounts them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct MemoryUse {
-    pub model_bytes: u64,
-    pub kv_cache_bytes: u64,
-    pub compute_bytes: u64,
-}
-
-/// What fitting chose and why.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct FitReport {
-    pub n_ctx: u32,
-    pub n_gpu_layers: i32,
-    pub reason: String,
-}
-
-/// An applied LoRA adapter.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct LoraInfo {
-    pub id: u32,
-    pub path: String,
-    pub scale: f32,
 }
 
 #[cfg(test)]

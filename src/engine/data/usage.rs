@@ -30,10 +30,10 @@ pub struct Usage {
     /// From the first to the last generated token.
     pub generation_ms: f64,
     /// Tokens of the oldest turns dropped to make room
-    /// ([`ContextOverflow::Shift`](super::ContextOverflow::Shift)); 0 otherwise.
+    /// ([`ContextOverflow::Shift`](crate::ContextOverflow::Shift)); 0 otherwise.
     pub dropped_tokens: u32,
     /// Tokens guessed by prompt-lookup speculation
-    /// ([`Request::draft_max`](super::Request::draft_max)) and evaluated with the real ones.
+    /// ([`Request::draft_max`](crate::Request::draft_max)) and evaluated with the real ones.
     pub drafted_tokens: u32,
     /// Of those, the ones the sampler confirmed: each saved a decode of its own.
     pub accepted_tokens: u32,

@@ -8,7 +8,7 @@ use std::sync::{Arc, Once, OnceLock, RwLock};
 
 use llama_cpp_2::llama_backend::LlamaBackend;
 
-use super::error::{Error, Result};
+use crate::engine::error::{Error, Result};
 
 /// A log sink shared by the whole process.
 pub type LogFn = Arc<dyn Fn(LogLevel, &str) + Send + Sync>;

@@ -7,7 +7,7 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_sys_2::llama_context;
 
-use super::error::{Error, Result};
+use crate::engine::error::{Error, Result};
 
 /// The `llama_model` behind a [`LlamaModel`]: llama-cpp-2 keeps it private, but declares
 /// `LlamaModel` `#[repr(transparent)]` over a non-null pointer to it (the version is pinned in

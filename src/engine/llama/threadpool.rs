@@ -10,7 +10,7 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_sys_2::ggml_threadpool;
 
-use super::raw::raw_context;
+use crate::engine::llama::raw::raw_context;
 
 pub(crate) struct ThreadPool(NonNull<ggml_threadpool>);
 

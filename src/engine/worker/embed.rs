@@ -7,8 +7,8 @@ use std::num::NonZeroU32;
 use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
 use llama_cpp_2::llama_batch::LlamaBatch;
 
-use super::error::{Error, Result};
-use super::model::LoadedModel;
+use crate::engine::error::{Error, Result};
+use crate::engine::worker::model::LoadedModel;
 
 /// Longest text, in tokens, one embedding covers; the embedding context's size.
 pub const MAX_EMBED_TOKENS: u32 = 2048;
@@ -92,7 +92,7 @@ impl LoadedModel {
         // which LoadedModel's field order drops first.
         let model: &'static llama_cpp_2::model::LlamaModel =
             unsafe { &*(self.model.as_ref() as *const llama_cpp_2::model::LlamaModel) };
-        let backend = super::backend::backend()?;
+        let backend = crate::engine::llama::backend::backend()?;
         let ctx = model.new_context(backend, params).map_err(|e| {
             Error::Internal(format!(
                 "llama.cpp could not create an embedding context of {n_ctx} tokens ({e})"

@@ -10,10 +10,10 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_sys_2::{llama_adapter_lora, llama_context};
 
-use super::backend::capture_problems;
-use super::error::{Error, Result};
-use super::options::LoraInfo;
-use super::raw::{raw_context, raw_model};
+use crate::engine::data::description::LoraInfo;
+use crate::engine::error::{Error, Result};
+use crate::engine::llama::backend::capture_problems;
+use crate::engine::llama::raw::{raw_context, raw_model};
 
 /// What to change.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,57 +11,56 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaModel, RopeType};
 use snapshot_format::Shape;
 
-use super::backend::{self, available_cpus, capture_problems, LogLevel};
-use super::cancel::{install_abort_probe, AbortProbe};
-use super::checkpoint::Checkpoints;
-use super::error::{Error, Result};
-use super::fault;
-use super::kv_cache::Sequences;
-use super::loading::{LoadOrder, LoadReport};
-use super::lora::{Adapters, LoraChange};
-use super::options::{
-    ContextOverflow, Description, EngineOptions, Fit, FitReport, FlashAttention, KvType, MemoryUse,
-    DEFAULT_FIT_MARGIN_MIB,
-};
-use super::raw::raw_context;
-use super::template::ChatFormat;
-use super::threadpool::ThreadPool;
-use super::vision::Vision;
-use super::worker::WorkerShared;
+use crate::engine::cache::checkpoint::Checkpoints;
+use crate::engine::cache::sequences::Sequences;
+use crate::engine::cancel::{install_abort_probe, AbortProbe};
+use crate::engine::chat::template::ChatFormat;
+use crate::engine::data::description::{Description, FitReport};
+use crate::engine::data::options::{ContextOverflow, EngineOptions, FlashAttention, KvType};
+use crate::engine::error::{Error, Result};
+use crate::engine::fault;
+use crate::engine::llama::backend::{self, available_cpus, capture_problems, LogLevel};
+use crate::engine::llama::fit::fit_to_memory;
+use crate::engine::llama::memory::memory_use;
+use crate::engine::llama::threadpool::ThreadPool;
+use crate::engine::llama::vision::Vision;
+use crate::engine::worker::lora::{Adapters, LoraChange};
+use crate::engine::worker::protocol::WorkerShared;
+use crate::engine::worker::protocol::{LoadOrder, LoadReport};
 use llama_cpp_2::llama_batch::LlamaBatch;
 
 pub(crate) struct LoadedModel {
     // Field order is drop order: the contexts must go before the model they point into.
-    pub ctx: LlamaContext<'static>,
+    pub(super) ctx: LlamaContext<'static>,
     /// The embedding context, made on the first embed request (see `embed.rs`).
-    pub embed_ctx: Option<LlamaContext<'static>>,
+    pub(super) embed_ctx: Option<LlamaContext<'static>>,
     /// `ctx`'s thread pool: after the contexts, before the model.
     _threads: Option<ThreadPool>,
     /// The multimodal projector (`mmproj_path`): before the model it was loaded for.
-    pub vision: Option<Vision>,
-    pub model: Box<LlamaModel>,
-    pub format: Option<ChatFormat>,
+    pub(super) vision: Option<Vision>,
+    pub(super) model: Box<LlamaModel>,
+    pub(super) format: Option<ChatFormat>,
     /// The context's sequences and what each holds.
-    pub seqs: Sequences,
+    pub(super) seqs: Sequences,
     /// The batch every decode fills.
-    pub batch: LlamaBatch<'static>,
+    pub(super) batch: LlamaBatch<'static>,
     /// Requests served at once.
-    pub n_seq: u32,
-    pub n_ctx: u32,
-    pub n_batch: u32,
-    pub n_threads: u32,
-    pub context_overflow: ContextOverflow,
+    pub(super) n_seq: u32,
+    pub(super) n_ctx: u32,
+    pub(super) n_batch: u32,
+    pub(super) n_threads: u32,
+    pub(super) context_overflow: ContextOverflow,
     /// Whether llama.cpp can shift this model's KV cache in place (it aborts if asked to
     /// when it cannot).
-    pub can_shift: bool,
+    pub(super) can_shift: bool,
     /// Whether a sequence's cache can be cut back to any length (not a recurrent state):
     /// speculation evaluates guesses that may have to be removed again.
-    pub can_truncate: bool,
+    pub(super) can_truncate: bool,
     /// What a snapshot of this engine's cache must match (see `snapshot.rs`).
-    pub shape: Shape,
-    pub description: Description,
+    pub(super) shape: Shape,
+    pub(super) description: Description,
     /// LoRA adapters applied to `ctx`.
-    pub adapters: Adapters,
+    pub(super) adapters: Adapters,
 }
 
 impl LoadedModel {
@@ -94,7 +93,13 @@ impl LoadedModel {
         }
         let mut params = Box::pin(params);
         let fitted = match &options.fit {
-            Some(fit) => Some(fit_to_memory(path, options, params.as_mut(), fit)?),
+            Some(fit) => Some(fit_to_memory(
+                path,
+                params.as_mut(),
+                // n_ctx 0: the fit may choose (it leaves a context the caller set alone).
+                context_params(options, 0, options.n_batch),
+                fit,
+            )?),
             None => None,
         };
         let model = LlamaModel::load_from_file(backend, path, &params);
@@ -347,106 +352,6 @@ fn kv_cache_type(kv: KvType) -> KvCacheType {
         KvType::Q5_0 => KvCacheType::Q5_0,
         KvType::Q5_1 => KvCacheType::Q5_1,
         KvType::Iq4Nl => KvCacheType::IQ4_NL,
-    }
-}
-
-extern "C" {
-    /// `common` prints to stderr from its own thread; this pauses it for good (chat shim).
-    fn rl_silence_common_log();
-    fn rl_memory_use(
-        ctx: *const llama_cpp_sys_2::llama_context,
-        model: *mut u64,
-        context: *mut u64,
-        compute: *mut u64,
-    );
-}
-
-/// What llama.cpp allocated for the weights, the KV cache and compute buffers.
-fn memory_use(ctx: &LlamaContext<'static>, model: &LlamaModel) -> MemoryUse {
-    let Ok(raw) = raw_context(ctx, model) else {
-        return MemoryUse::default();
-    };
-    let mut memory = MemoryUse::default();
-    // SAFETY: a live context; the shim only reads it and catches every exception.
-    unsafe {
-        rl_memory_use(
-            raw.as_ptr(),
-            &mut memory.model_bytes,
-            &mut memory.kv_cache_bytes,
-            &mut memory.compute_bytes,
-        )
-    };
-    memory
-}
-
-/// llama.cpp's fitting swaps the process-wide log callback while it runs.
-static FIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Asks llama.cpp's `common_fit_params` for the GPU layers and the largest context (up to the
-/// model's training context, not below `fit.min_ctx`) that leave the margins free; it
-/// measures with the same context settings the engine then uses. Returns that context, or
-/// `None` when the whole training context fits.
-fn fit_to_memory(
-    path: &std::path::Path,
-    options: &EngineOptions,
-    params: std::pin::Pin<&mut LlamaModelParams>,
-    fit: &Fit,
-) -> Result<Option<u32>> {
-    let max_devices = unsafe { llama_cpp_sys_2::llama_max_devices() };
-    if fit.margins_mib.len() > max_devices.max(1) {
-        return Err(Error::invalid(format!(
-            "{} fit margins given, but llama.cpp handles at most {max_devices} devices",
-            fit.margins_mib.len()
-        )));
-    }
-    const MIB: usize = 1 << 20;
-    let mut margins: Vec<usize> = (0..max_devices.max(1))
-        .map(|i| {
-            let mib = if fit.margins_mib.len() == 1 {
-                fit.margins_mib[0]
-            } else {
-                fit.margins_mib
-                    .get(i)
-                    .copied()
-                    .unwrap_or(DEFAULT_FIT_MARGIN_MIB)
-            };
-            (mib as usize).saturating_mul(MIB)
-        })
-        .collect();
-    // n_ctx 0: the fit may choose (it leaves a context the caller set alone).
-    let mut cparams = context_params(options, 0, options.n_batch);
-    let c_path = std::ffi::CString::new(path.to_string_lossy().as_bytes())
-        .map_err(|_| Error::invalid("model_path contains NUL"))?;
-    let _one_at_a_time = FIT_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    // SAFETY: idempotent; only pauses common's logger.
-    unsafe { rl_silence_common_log() };
-    let (fitted, problems) = capture_problems(|| {
-        params.fit_params(
-            &c_path,
-            &mut cparams,
-            &mut margins,
-            fit.min_ctx,
-            llama_cpp_sys_2::GGML_LOG_LEVEL_INFO,
-        )
-    });
-    match fitted {
-        // n_ctx left at 0: the fit changed nothing.
-        Ok(result) => Ok((result.n_ctx != 0).then_some(result.n_ctx)),
-        Err(error) => {
-            let why = problems
-                .iter()
-                .rev()
-                .find(|line| line.contains("fit"))
-                .cloned()
-                .unwrap_or_else(|| error.to_string());
-            Err(Error::ModelLoadFailed(format!(
-                "fit: {} does not fit with a margin of {} MiB even with the context reduced to \
-                 fit_min_ctx {} tokens ({why}); lower the margin or fit_min_ctx",
-                path.display(),
-                fit.margins_mib[0],
-                fit.min_ctx
-            )))
-        }
     }
 }
 

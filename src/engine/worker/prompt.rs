@@ -5,12 +5,13 @@
 
 use llama_cpp_2::token::LlamaToken;
 
-use super::error::{Error, Result};
-use super::model::LoadedModel;
-use super::options::ContextOverflow;
-use super::request::{Message, Prompt, Request, Role};
-use super::template::{bos_text, plain_grammar, ChatFormat, Rendered, ReplyPlan};
-use super::vision::{images_of, no_vision_error, ImageSpan};
+use crate::engine::chat::template::{bos_text, plain_grammar, ChatFormat, Rendered, ReplyPlan};
+use crate::engine::data::message::{Message, Role};
+use crate::engine::data::options::ContextOverflow;
+use crate::engine::data::request::{Prompt, Request};
+use crate::engine::error::{Error, Result};
+use crate::engine::llama::vision::{no_vision_error, ImageSpan};
+use crate::engine::worker::model::LoadedModel;
 
 /// The tokens a request will evaluate, what SHIFT needs to know about them, and how its
 /// reply is constrained and read.
@@ -64,7 +65,8 @@ impl LoadedModel {
     ) -> Result<(Vec<LlamaToken>, Vec<ImageSpan>, ReplyPlan)> {
         let rendered = self.render(request)?;
         let images = match &request.prompt {
-            Prompt::Chat(messages) => images_of(messages),
+            // In the order their markers appear in the rendered prompt.
+            Prompt::Chat(messages) => messages.iter().flat_map(|m| m.images.iter()).collect(),
             Prompt::Raw(_) => Vec::new(),
         };
         let (tokens, spans) = if images.is_empty() {

@@ -8,14 +8,14 @@ use std::cmp::Reverse;
 
 use llama_cpp_2::token::LlamaToken;
 
-use super::cancel::{AbortProbe, CancelBoard};
-use super::error::Error;
-use super::events::Event;
-use super::generate::{Advance, Progress};
-use super::model::LoadedModel;
-use super::options::ContextOverflow;
-use super::usage::{FinishReason, Usage};
-use super::worker::Submission;
+use crate::engine::cancel::{AbortProbe, CancelBoard};
+use crate::engine::data::event::Event;
+use crate::engine::data::options::ContextOverflow;
+use crate::engine::data::usage::{FinishReason, Usage};
+use crate::engine::error::Error;
+use crate::engine::worker::model::LoadedModel;
+use crate::engine::worker::protocol::{panic_message, Submission};
+use crate::engine::worker::sequence::{Advance, Progress};
 
 /// With other requests running, a step evaluates at most this many prompt tokens, so their
 /// tokens keep flowing and a step (the cancel granularity) stays short; alone, a request
@@ -241,9 +241,9 @@ impl Scheduler {
             let started = match started {
                 Ok(started) => started,
                 Err(panic) => {
-                    let message = super::worker::panic_message(&panic);
-                    super::backend::log(
-                        super::backend::LogLevel::Error,
+                    let message = panic_message(&panic);
+                    crate::engine::llama::backend::log(
+                        crate::engine::llama::backend::LogLevel::Error,
                         &format!("worker panic: {message}"),
                     );
                     events.send(Event::Failed {
@@ -268,8 +268,8 @@ impl Scheduler {
     /// Plans a request's prompt and gives it a sequence with room for it.
     fn start(&mut self, model: &mut LoadedModel, task: Task) -> Start {
         #[cfg(feature = "fault-injection")]
-        if let super::request::Prompt::Raw(text) = &task.submission.request.prompt {
-            if text == super::fault::PANIC_PROMPT {
+        if let crate::engine::data::request::Prompt::Raw(text) = &task.submission.request.prompt {
+            if text == crate::engine::fault::PANIC_PROMPT {
                 panic!("fault injection: panic requested by the prompt");
             }
         }

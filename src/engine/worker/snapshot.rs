@@ -3,9 +3,9 @@
 
 use llama_cpp_2::context::session::LlamaStateSeqFlags;
 
-use super::error::{Error, Result};
-use super::model::LoadedModel;
-use super::request::Request;
+use crate::engine::data::request::Request;
+use crate::engine::error::{Error, Result};
+use crate::engine::worker::model::LoadedModel;
 
 impl LoadedModel {
     /// The cache of the longest cached prefix of `request`'s formatted prompt, as a blob.
@@ -24,7 +24,7 @@ impl LoadedModel {
         }
         if tokens[..prefix]
             .iter()
-            .any(|&t| super::vision::is_image_token(t))
+            .any(|&t| crate::engine::llama::vision::is_image_token(t))
         {
             return Err(Error::invalid(
                 "conversations with images are not saved as snapshots (a snapshot holds \

@@ -8,7 +8,7 @@
 //! `common_speculative` interface, which needs `common_params` and its own batch type; the
 //! scan is a dozen lines, so it lives here, next to the rest of the token bookkeeping.
 
-use super::vision::is_image_token;
+use crate::engine::llama::vision::is_image_token;
 use llama_cpp_2::token::LlamaToken;
 
 /// The longest run of latest tokens looked for: a longer match predicts better, and four

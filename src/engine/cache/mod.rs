@@ -1,0 +1,3 @@
+//! What a context's memory holds.
+pub(super) mod checkpoint;
+pub(super) mod sequences;

@@ -1,0 +1,81 @@
+//! What the engine reports about the loaded model and itself (`describe`).
+
+use crate::engine::data::options::{ContextOverflow, FlashAttention, KvType};
+
+/// Facts about the loaded model and engine, as `describe` reports them.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Description {
+    pub model_path: String,
+    pub architecture: String,
+    pub n_ctx: u32,
+    pub n_ctx_train: u32,
+    pub n_batch: u32,
+    pub n_vocab: u32,
+    pub n_params: u64,
+    pub n_threads: u32,
+    pub n_gpu_layers: i32,
+    pub chat_template: String,
+    pub chat_template_source: &'static str,
+    /// "jinja" (the template runs in llama.cpp's Jinja engine, with tools and reasoning),
+    /// "built-in" (one of llama.cpp's fixed templates), or "none".
+    pub chat_template_engine: &'static str,
+    /// Embedding width of the model (the length of [`Engine::embed`](crate::Engine::embed)'s
+    /// vectors).
+    pub n_embd: u32,
+    pub context_overflow: ContextOverflow,
+    pub n_seq: u32,
+    /// Whether the model's KV cache can be shifted in place (else SHIFT evaluates the kept
+    /// turns again).
+    pub can_shift: bool,
+    pub type_k: KvType,
+    pub type_v: KvType,
+    /// As asked for ("auto", "on", "off").
+    pub flash_attention: FlashAttention,
+    /// Bytes llama.cpp allocated for the weights, the KV cache, and compute buffers (all
+    /// devices).
+    pub memory: MemoryUse,
+    /// What fitting chose, when it was asked for.
+    pub fit: Option<FitReport>,
+    /// LoRA adapters applied, in the order they were added.
+    pub lora: Vec<LoraInfo>,
+    /// State checkpoints (recurrent and hybrid models): the bounds and what is kept now.
+    pub checkpoints: CheckpointUse,
+    /// The multimodal projector loaded beside the model (images are accepted), or "".
+    pub mmproj_path: String,
+}
+
+/// What the engine's state checkpoints hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CheckpointUse {
+    /// Whether checkpoints are taken: the model's memory cannot be cut back to a prefix
+    /// (recurrent or hybrid) and `max_count` is not 0.
+    pub active: bool,
+    pub count: u32,
+    pub bytes: u64,
+    pub max_count: u32,
+    pub max_bytes: u64,
+}
+
+/// Bytes of memory by purpose, as llama.cpp accounts them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MemoryUse {
+    pub model_bytes: u64,
+    pub kv_cache_bytes: u64,
+    pub compute_bytes: u64,
+}
+
+/// What fitting chose and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FitReport {
+    pub n_ctx: u32,
+    pub n_gpu_layers: i32,
+    pub reason: String,
+}
+
+/// An applied LoRA adapter.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LoraInfo {
+    pub id: u32,
+    pub path: String,
+    pub scale: f32,
+}

@@ -1,0 +1,11 @@
+//! Plain data every front end builds and reads.
+pub(super) mod description;
+pub(super) mod event;
+pub(super) mod logprobs;
+pub(super) mod message;
+pub(super) mod openai;
+pub(super) mod options;
+pub(super) mod request;
+pub(super) mod sampling;
+pub(super) mod tools;
+pub(super) mod usage;
