@@ -112,9 +112,7 @@ impl Reassemble<Event> for ReplyDocument {
             Event::Logprobs(logprobs) => self
                 .logprobs
                 .extend(logprobs.iter().map(TokenLogprob::to_openai_json)),
-            Event::Done(usage) => {
-                self.usage = Some(usage.to_json())
-            }
+            Event::Done(usage) => self.usage = Some(usage.to_json()),
             Event::Failed { .. } => {}
         }
     }
