@@ -26,7 +26,8 @@ use rig_core::error::ProviderError;
 use rig_core::operation::Embedding;
 use rig_core::wire::Capabilities;
 
-use super::{provider_error, EngineTransport, PROVIDER};
+use super::provider::{provider_error, PROVIDER};
+use super::transport::EngineTransport;
 use crate::engine::Engine;
 
 /// The most texts one Rig embedding call takes, and the batch size Rig's
