@@ -29,7 +29,7 @@ MMPROJ = $$(dirname "$(MODEL)")/gemma3-270m-mmproj-random.gguf
 # `make install PREFIX=... [DESTDIR=...]`
 PREFIX ?= /usr/local
 
-.PHONY: all demo test deps model lib header header-check examples c-tests rust-tests rig-examples \
+.PHONY: all demo test deps model lib import-check header header-check examples c-tests rust-tests rig-examples \
         run-examples lang-clients vision-build vision-tests test-valgrind-vision install install-test clean bench bench-quick bench-batched bench-structured bench-kv bench-lookup stress test-valgrind test-valgrind-quick
 
 all: lib
@@ -122,7 +122,11 @@ vision-tests: vision-build
 test-valgrind-vision: vision-build
 	RIGLLAMA_MODEL="$(MODEL)" RIGLLAMA_MMPROJ="$(MMPROJ)" RIGLLAMA_TEST_IMAGE=$(BUILD)/mtmd/picture.png scripts/run-valgrind $(BUILD)/mtmd test_vision
 
-test: deps model lib header-check rust-tests rig-examples c-tests lang-clients install-test vision-tests
+# No file under src/ imports a file that imports it back.
+import-check:
+	scripts/import-graph
+
+test: deps model lib import-check header-check rust-tests rig-examples c-tests lang-clients install-test vision-tests
 	@echo "make test: all passed"
 
 # The C examples and tests under valgrind memcheck (slow: tens of minutes).
