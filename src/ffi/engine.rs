@@ -3,9 +3,9 @@
 use std::ffi::{c_char, c_void, CString};
 
 use super::boundary::{boundary, boundary_void, non_null, Failure};
-use super::convert;
 use super::enums::rigllama_status;
-use super::structs::{
+use super::request as convert;
+use super::versioned::{
     check_output, rigllama_engine_options, rigllama_progress_callback, rigllama_request,
     rigllama_usage, write_usage, MIN_USAGE_SIZE,
 };

@@ -6,10 +6,10 @@ use std::sync::{Mutex, TryLockError};
 use std::time::Duration;
 
 use super::boundary::{boundary, boundary_void, non_null, Failure};
-use super::convert;
 use super::engine::rigllama_engine;
 use super::enums::{rigllama_event_kind, rigllama_status};
-use super::structs::{
+use super::request as convert;
+use super::versioned::{
     check_output, field_size, init_struct, rigllama_request, rigllama_usage, versioned_struct,
     write_usage, Versioned,
 };

@@ -6,14 +6,14 @@
 #![allow(clippy::missing_safety_doc)] // the safety contract is the C header's documentation
 
 mod boundary;
-mod convert;
 mod embed;
 mod engine;
 mod enums;
 mod job;
 mod lora;
+mod request;
 mod snapshot;
-mod structs;
+mod versioned;
 
 pub use boundary::*;
 pub use embed::*;
@@ -22,7 +22,7 @@ pub use enums::*;
 pub use job::*;
 pub use lora::*;
 pub use snapshot::*;
-pub use structs::{
+pub use versioned::{
     rigllama_engine_options, rigllama_engine_options_init, rigllama_progress_callback,
     rigllama_request, rigllama_request_init, rigllama_usage, rigllama_usage_init,
     RIGLLAMA_MAX_TOKENS_UNLIMITED, RIGLLAMA_SEED_RANDOM,

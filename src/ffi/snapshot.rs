@@ -1,10 +1,10 @@
 //! Snapshots ("save games") through the C ABI.
 
 use super::boundary::{boundary, boundary_void, non_null, Failure};
-use super::convert;
 use super::engine::rigllama_engine;
 use super::enums::rigllama_status;
-use super::structs::rigllama_request;
+use super::request as convert;
+use super::versioned::rigllama_request;
 use crate::engine::Error;
 
 /// Writes the KV cache of the longest cached prefix of `request`'s formatted prompt, with its

@@ -9,7 +9,7 @@ use super::enums::{
     rigllama_context_overflow, rigllama_flash_attention, rigllama_kv_type, rigllama_mirostat,
     rigllama_reasoning, rigllama_tool_choice,
 };
-use super::structs::{
+use super::versioned::{
     read_input, rigllama_engine_options, rigllama_request, RIGLLAMA_MAX_TOKENS_UNLIMITED,
     RIGLLAMA_SEED_RANDOM,
 };
