@@ -4,7 +4,7 @@ use std::ffi::c_char;
 
 use super::boundary::{boundary, non_null, required_str, Failure};
 use super::engine::rigllama_engine;
-use super::enums::rigllama_status;
+use super::status::rigllama_status;
 use crate::engine::Error;
 
 /// The pooled (the model's pooling type, mean when it declares none), L2-normalised

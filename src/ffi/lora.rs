@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::boundary::{boundary, non_null, required_str, Failure};
 use super::engine::rigllama_engine;
-use super::enums::rigllama_status;
+use super::status::rigllama_status;
 
 /// Loads the LoRA adapter GGUF at `path` (UTF-8; made for this engine's model) and applies it
 /// at `scale` (0 = no effect, 1 = as trained; finite, within ±100), beside any adapters

@@ -1,10 +1,9 @@
 //! Snapshots ("save games") through the C ABI.
 
-use super::boundary::{boundary, boundary_void, non_null, Failure};
+use super::boundary::{boundary, non_null, Failure};
 use super::engine::rigllama_engine;
-use super::enums::rigllama_status;
-use super::request as convert;
-use super::versioned::rigllama_request;
+use super::request::{self, rigllama_request};
+use super::status::rigllama_status;
 use crate::engine::Error;
 
 /// Writes the KV cache of the longest cached prefix of `request`'s formatted prompt, with its
@@ -28,7 +27,7 @@ pub unsafe extern "C" fn rigllama_engine_save_snapshot(
         let out_len = out_len.as_mut().ok_or_else(|| Failure::null("out_len"))?;
         *out_len = 0;
         let engine = non_null(engine.cast_const(), "engine")?.engine().clone();
-        let request = convert::request(request)?;
+        let request = request::request(request)?;
         let bytes = engine.save_snapshot(request)?;
         // malloc'd so rigllama_bytes_free needs only the pointer.
         let copy = libc::malloc(bytes.len().max(1)).cast::<u8>();
@@ -72,10 +71,4 @@ pub unsafe extern "C" fn rigllama_engine_load_snapshot(
         engine.load_snapshot(bytes)?;
         Ok(())
     })
-}
-
-/// Frees a blob returned by this library (`rigllama_engine_save_snapshot`). NULL is a no-op.
-#[no_mangle]
-pub unsafe extern "C" fn rigllama_bytes_free(data: *mut u8) {
-    boundary_void(|| unsafe { libc::free(data.cast()) })
 }
