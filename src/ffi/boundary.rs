@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::NonNull;
 
 use super::status::rigllama_status;
 use crate::engine::Error;
@@ -78,9 +79,18 @@ pub(crate) fn boundary_void(body: impl FnOnce()) {
     let _ = catch_unwind(AssertUnwindSafe(body));
 }
 
-/// `ptr` as a reference, or NULL_ARGUMENT naming `what`.
-pub(crate) unsafe fn non_null<'a, T>(ptr: *const T, what: &str) -> Result<&'a T, Failure> {
-    unsafe { ptr.as_ref() }.ok_or_else(|| Failure::null(what))
+/// The handle `ptr` (an engine or a job) as a reference, or NULL_ARGUMENT naming `what`. Any
+/// other pointer is, by the C contract, one that create or submit returned and that is not
+/// freed yet.
+pub(crate) unsafe fn handle<'a, T>(ptr: *mut T, what: &str) -> Result<&'a T, Failure> {
+    unsafe { ptr.cast_const().as_ref() }.ok_or_else(|| Failure::null(what))
+}
+
+/// The out-pointer `ptr`, where a result is written, or NULL_ARGUMENT naming `what`. It stays
+/// a pointer, written with `write`: the caller's memory may be uninitialised (`char *text;`),
+/// and a versioned struct may be smaller than `T`.
+pub(crate) fn out_ptr<T>(ptr: *mut T, what: &str) -> Result<NonNull<T>, Failure> {
+    NonNull::new(ptr).ok_or_else(|| Failure::null(what))
 }
 
 /// Copies a NUL-terminated UTF-8 string; NULL gives NULL_ARGUMENT, bad UTF-8 INVALID_ARGUMENT.

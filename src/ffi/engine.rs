@@ -2,9 +2,9 @@
 
 use std::ffi::{c_char, c_void, CString};
 
-use super::boundary::{boundary, boundary_void, non_null, Failure};
-use super::options::{self, progress_fn, rigllama_engine_options};
-use super::request::{self, rigllama_request};
+use super::boundary::{boundary, boundary_void, handle, out_ptr, Failure};
+use super::options::{progress_fn, read_options, rigllama_engine_options};
+use super::request::{read_request, rigllama_request};
 use super::status::rigllama_status;
 use super::usage::{check_usage_out, rigllama_usage, write_usage};
 use crate::engine::{Engine, Error, ProgressFn};
@@ -32,10 +32,6 @@ pub type rigllama_token_callback = Option<
     unsafe extern "C" fn(user_data: *mut c_void, piece: *const c_char, piece_len: usize) -> i32,
 >;
 
-unsafe fn engine_ref<'a>(engine: *mut rigllama_engine) -> Result<&'a Engine, Failure> {
-    unsafe { non_null(engine.cast_const(), "engine") }.map(|handle| &handle.engine)
-}
-
 /// Loads the model named by `options` on a new worker thread and returns once it is ready.
 /// Fails with MODEL_LOAD_FAILED (the message names the file and cause), INVALID_ARGUMENT, or
 /// CANCELLED when the progress callback aborted. `*out_engine` is NULL on failure.
@@ -45,14 +41,12 @@ pub unsafe extern "C" fn rigllama_engine_create(
     out_engine: *mut *mut rigllama_engine,
 ) -> rigllama_status {
     boundary(|| unsafe {
-        let out_engine = out_engine
-            .as_mut()
-            .ok_or_else(|| Failure::null("out_engine"))?;
-        *out_engine = std::ptr::null_mut();
-        let (options, raw) = options::engine_options(options)?;
+        let out_engine = out_ptr(out_engine, "out_engine")?;
+        out_engine.write(std::ptr::null_mut());
+        let (options, raw) = read_options(options)?;
         let mut progress = progress_fn(raw.on_progress, raw.progress_user_data);
         let engine = Engine::create(options, progress.as_mut().map(|p| p as &mut ProgressFn))?;
-        *out_engine = Box::into_raw(Box::new(rigllama_engine { engine }));
+        out_engine.write(Box::into_raw(Box::new(rigllama_engine { engine })));
         Ok(())
     })
 }
@@ -67,10 +61,10 @@ pub unsafe extern "C" fn rigllama_engine_complete(
     out_usage: *mut rigllama_usage,
 ) -> rigllama_status {
     boundary(|| unsafe {
-        let out_text = out_text.as_mut().ok_or_else(|| Failure::null("out_text"))?;
-        *out_text = std::ptr::null_mut();
-        let engine = engine_ref(engine)?.clone();
-        let request = request::request(request)?;
+        let out_text = out_ptr(out_text, "out_text")?;
+        out_text.write(std::ptr::null_mut());
+        let engine = handle(engine, "engine")?.engine().clone();
+        let request = read_request(request)?;
         check_usage_out(out_usage)?;
         let (text, usage) = engine.complete(request)?;
         let text =
@@ -78,7 +72,7 @@ pub unsafe extern "C" fn rigllama_engine_complete(
         if !out_usage.is_null() {
             write_usage(out_usage, &usage)?;
         }
-        *out_text = text.into_raw();
+        out_text.write(text.into_raw());
         Ok(())
     })
 }
@@ -99,12 +93,10 @@ pub unsafe extern "C" fn rigllama_engine_chat(
     out_usage: *mut rigllama_usage,
 ) -> rigllama_status {
     boundary(|| unsafe {
-        let out = out_message_json
-            .as_mut()
-            .ok_or_else(|| Failure::null("out_message_json"))?;
-        *out = std::ptr::null_mut();
-        let engine = engine_ref(engine)?.clone();
-        let request = request::request(request)?;
+        let out = out_ptr(out_message_json, "out_message_json")?;
+        out.write(std::ptr::null_mut());
+        let engine = handle(engine, "engine")?.engine().clone();
+        let request = read_request(request)?;
         check_usage_out(out_usage)?;
         let (message, usage) = engine.chat(request)?;
         let json = CString::new(message.to_openai_json().to_string())
@@ -112,7 +104,7 @@ pub unsafe extern "C" fn rigllama_engine_chat(
         if !out_usage.is_null() {
             write_usage(out_usage, &usage)?;
         }
-        *out = json.into_raw();
+        out.write(json.into_raw());
         Ok(())
     })
 }
@@ -128,16 +120,16 @@ pub unsafe extern "C" fn rigllama_engine_apply_template(
     out_prompt: *mut *mut c_char,
 ) -> rigllama_status {
     boundary(|| unsafe {
-        let out = out_prompt
-            .as_mut()
-            .ok_or_else(|| Failure::null("out_prompt"))?;
-        *out = std::ptr::null_mut();
-        let engine = engine_ref(engine)?.clone();
-        let request = request::request(request)?;
+        let out = out_ptr(out_prompt, "out_prompt")?;
+        out.write(std::ptr::null_mut());
+        let engine = handle(engine, "engine")?.engine().clone();
+        let request = read_request(request)?;
         let prompt = engine.apply_template(request)?;
-        *out = CString::new(prompt.replace('\0', ""))
-            .map_err(|_| Error::Internal("prompt contained NUL".into()))?
-            .into_raw();
+        out.write(
+            CString::new(prompt.replace('\0', ""))
+                .map_err(|_| Error::Internal("prompt contained NUL".into()))?
+                .into_raw(),
+        );
         Ok(())
     })
 }
@@ -155,9 +147,9 @@ pub unsafe extern "C" fn rigllama_engine_stream(
 ) -> rigllama_status {
     boundary(|| unsafe {
         // A clone: destroy from inside the callback frees the handle, not what we use.
-        let engine = engine_ref(engine)?.clone();
+        let engine = handle(engine, "engine")?.engine().clone();
         let on_token = on_token.ok_or_else(|| Failure::null("on_token"))?;
-        let request = request::request(request)?;
+        let request = read_request(request)?;
         check_usage_out(out_usage)?;
         let mut piece = Vec::with_capacity(64);
         let usage = engine.stream(request, |text| {
@@ -183,8 +175,8 @@ pub unsafe extern "C" fn rigllama_engine_reload(
     options: *const rigllama_engine_options,
 ) -> rigllama_status {
     boundary(|| unsafe {
-        let engine = engine_ref(engine)?.clone();
-        let (options, raw) = options::engine_options(options)?;
+        let engine = handle(engine, "engine")?.engine().clone();
+        let (options, raw) = read_options(options)?;
         let mut progress = progress_fn(raw.on_progress, raw.progress_user_data);
         engine.reload(options, progress.as_mut().map(|p| p as &mut ProgressFn))?;
         Ok(())
@@ -197,7 +189,7 @@ pub unsafe extern "C" fn rigllama_engine_reload(
 #[no_mangle]
 pub unsafe extern "C" fn rigllama_engine_cancel(engine: *mut rigllama_engine) -> rigllama_status {
     boundary(|| unsafe {
-        engine_ref(engine)?.cancel();
+        handle(engine, "engine")?.engine().cancel();
         Ok(())
     })
 }
@@ -210,7 +202,7 @@ pub unsafe extern "C" fn rigllama_engine_cancel(engine: *mut rigllama_engine) ->
 #[no_mangle]
 pub unsafe extern "C" fn rigllama_engine_pause(engine: *mut rigllama_engine) -> rigllama_status {
     boundary(|| unsafe {
-        let engine = engine_ref(engine)?.clone();
+        let engine = handle(engine, "engine")?.engine().clone();
         engine.pause()?;
         Ok(())
     })
@@ -221,7 +213,7 @@ pub unsafe extern "C" fn rigllama_engine_pause(engine: *mut rigllama_engine) -> 
 #[no_mangle]
 pub unsafe extern "C" fn rigllama_engine_resume(engine: *mut rigllama_engine) -> rigllama_status {
     boundary(|| unsafe {
-        engine_ref(engine)?.resume();
+        handle(engine, "engine")?.engine().resume();
         Ok(())
     })
 }
@@ -231,7 +223,7 @@ pub unsafe extern "C" fn rigllama_engine_resume(engine: *mut rigllama_engine) ->
 #[no_mangle]
 pub unsafe extern "C" fn rigllama_engine_reset(engine: *mut rigllama_engine) -> rigllama_status {
     boundary(|| unsafe {
-        let engine = engine_ref(engine)?.clone();
+        let engine = handle(engine, "engine")?.engine().clone();
         engine.reset()?;
         Ok(())
     })
@@ -247,12 +239,10 @@ pub unsafe extern "C" fn rigllama_engine_count_tokens(
     out_tokens: *mut u32,
 ) -> rigllama_status {
     boundary(|| unsafe {
-        let out_tokens = out_tokens
-            .as_mut()
-            .ok_or_else(|| Failure::null("out_tokens"))?;
-        let engine = engine_ref(engine)?.clone();
-        let request = request::request(request)?;
-        *out_tokens = engine.count_tokens(request)?;
+        let out_tokens = out_ptr(out_tokens, "out_tokens")?;
+        let engine = handle(engine, "engine")?.engine().clone();
+        let request = read_request(request)?;
+        out_tokens.write(engine.count_tokens(request)?);
         Ok(())
     })
 }
@@ -278,14 +268,16 @@ pub unsafe extern "C" fn rigllama_engine_describe(
     out_json: *mut *mut c_char,
 ) -> rigllama_status {
     boundary(|| unsafe {
-        let out_json = out_json.as_mut().ok_or_else(|| Failure::null("out_json"))?;
-        *out_json = std::ptr::null_mut();
-        let description = engine_ref(engine)?.describe();
+        let out_json = out_ptr(out_json, "out_json")?;
+        out_json.write(std::ptr::null_mut());
+        let description = handle(engine, "engine")?.engine().describe();
         let json = serde_json::to_string(&description)
             .map_err(|e| Error::Internal(format!("describe: {e}")))?;
-        *out_json = CString::new(json)
-            .map_err(|_| Error::Internal("describe: NUL in JSON".into()))?
-            .into_raw();
+        out_json.write(
+            CString::new(json)
+                .map_err(|_| Error::Internal("describe: NUL in JSON".into()))?
+                .into_raw(),
+        );
         Ok(())
     })
 }

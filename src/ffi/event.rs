@@ -1,12 +1,11 @@
 //! `rigllama_event`: one event of a polled job, and its `_init`.
 
 use std::ffi::c_char;
-use std::mem::size_of;
 
 use super::boundary::boundary;
 use super::enums::rigllama_event_kind;
 use super::status::rigllama_status;
-use super::versioned::{field_size, init_struct, versioned_struct, Versioned};
+use super::versioned::{frozen, init_struct, versioned_struct};
 
 /// One event of a job. `text` and `message` are borrowed until the next poll or free of the
 /// job. Events come in order: TEXT, REASONING and TOOL_CALL events as the reply has them,
@@ -29,7 +28,7 @@ pub struct rigllama_event {
 }
 
 versioned_struct!(output rigllama_event {
-    v0_1_size: if cfg!(target_pointer_width = "64") { 40 } else { 24 },
+    v0_1_size: frozen(40, 24),
     v0_1_last: message,
     kind: rigllama_event_kind::None,
     status: rigllama_status::Ok,

@@ -4,11 +4,11 @@ use std::ffi::CString;
 use std::sync::{Mutex, TryLockError};
 use std::time::Duration;
 
-use super::boundary::{boundary, boundary_void, non_null, Failure};
+use super::boundary::{boundary, boundary_void, handle, out_ptr, Failure};
 use super::engine::rigllama_engine;
 use super::enums::rigllama_event_kind;
 use super::event::rigllama_event;
-use super::request::{self, rigllama_request};
+use super::request::{read_request, rigllama_request};
 use super::status::rigllama_status;
 use super::usage::{rigllama_usage, write_usage};
 use super::versioned::{check_output, Versioned};
@@ -47,12 +47,12 @@ pub unsafe extern "C" fn rigllama_engine_submit(
     out_job: *mut *mut rigllama_job,
 ) -> rigllama_status {
     boundary(|| unsafe {
-        let out_job = out_job.as_mut().ok_or_else(|| Failure::null("out_job"))?;
-        *out_job = std::ptr::null_mut();
-        let engine = non_null(engine.cast_const(), "engine")?.engine();
-        let request = request::request(request)?;
+        let out_job = out_ptr(out_job, "out_job")?;
+        out_job.write(std::ptr::null_mut());
+        let engine = handle(engine, "engine")?.engine();
+        let request = read_request(request)?;
         let job = engine.submit(request)?;
-        *out_job = Box::into_raw(Box::new(rigllama_job {
+        out_job.write(Box::into_raw(Box::new(rigllama_job {
             canceller: job.canceller(),
             state: Mutex::new(JobState {
                 job,
@@ -60,7 +60,7 @@ pub unsafe extern "C" fn rigllama_engine_submit(
                 message: CString::default(),
                 usage: None,
             }),
-        }));
+        })));
         Ok(())
     })
 }
@@ -76,10 +76,8 @@ pub unsafe extern "C" fn rigllama_job_poll(
     out_event: *mut rigllama_event,
 ) -> rigllama_status {
     boundary(|| unsafe {
-        let job = non_null(job.cast_const(), "job")?;
-        if out_event.is_null() {
-            return Err(Failure::null("out_event"));
-        }
+        let job = handle(job, "job")?;
+        let out_event = out_ptr(out_event, "out_event")?.as_ptr();
         let struct_size = check_output(out_event, rigllama_event::V0_1_SIZE, "out_event")?;
         let mut state = match job.state.try_lock() {
             Ok(state) => state,
@@ -144,10 +142,8 @@ pub unsafe extern "C" fn rigllama_job_usage(
     out_usage: *mut rigllama_usage,
 ) -> rigllama_status {
     boundary(|| unsafe {
-        let job = non_null(job.cast_const(), "job")?;
-        if out_usage.is_null() {
-            return Err(Failure::null("out_usage"));
-        }
+        let job = handle(job, "job")?;
+        let out_usage = out_ptr(out_usage, "out_usage")?.as_ptr();
         let state = match job.state.try_lock() {
             Ok(state) => state,
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
@@ -169,7 +165,7 @@ pub unsafe extern "C" fn rigllama_job_usage(
 #[no_mangle]
 pub unsafe extern "C" fn rigllama_job_cancel(job: *mut rigllama_job) -> rigllama_status {
     boundary(|| unsafe {
-        non_null(job.cast_const(), "job")?.canceller.cancel();
+        handle(job, "job")?.canceller.cancel();
         Ok(())
     })
 }

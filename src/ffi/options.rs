@@ -2,15 +2,12 @@
 //! conversion (validated and copied) to the engine's [`EngineOptions`].
 
 use std::ffi::{c_char, c_void};
-use std::mem::size_of;
 use std::path::PathBuf;
 
 use super::boundary::{array, boundary, optional_str, required_str, Failure};
 use super::enums::{rigllama_context_overflow, rigllama_flash_attention, rigllama_kv_type};
 use super::status::rigllama_status;
-use super::versioned::{
-    field_size, frozen, init_struct, read_input, versioned_struct, Versioned, VersionedInput,
-};
+use super::versioned::{frozen, init_struct, read_input, versioned_struct};
 use crate::engine::{
     Checkpointing, ContextOverflow, EngineOptions, Error, Fit, FlashAttention, KvType,
 };
@@ -133,7 +130,7 @@ versioned_struct!(input rigllama_engine_options {
     mmproj_path: std::ptr::null(),
 });
 
-pub(crate) unsafe fn engine_options(
+pub(crate) unsafe fn read_options(
     options: *const rigllama_engine_options,
 ) -> Result<(EngineOptions, rigllama_engine_options), Failure> {
     let raw = unsafe { read_input(options) }?;

@@ -2,14 +2,11 @@
 //! (validated and copied, before anything reaches the worker) to the engine's [`Request`].
 
 use std::ffi::c_char;
-use std::mem::size_of;
 
 use super::boundary::{array, boundary, optional_str, required_str, Failure};
 use super::enums::{rigllama_mirostat, rigllama_reasoning, rigllama_tool_choice};
 use super::status::rigllama_status;
-use super::versioned::{
-    field_size, frozen, init_struct, read_input, versioned_struct, Versioned, VersionedInput,
-};
+use super::versioned::{frozen, init_struct, read_input, versioned_struct};
 use crate::engine::{
     Dry, Error, LogitBias, Message, Mirostat, Prompt, ReasoningMode, Request, Role, Sampling, Tool,
     ToolChoice, Xtc,
@@ -203,7 +200,7 @@ versioned_struct!(input rigllama_request {
 
 const SAMPLING: crate::engine::Sampling = crate::engine::Sampling::DEFAULT;
 
-pub(crate) unsafe fn request(request: *const rigllama_request) -> Result<Request, Failure> {
+pub(crate) unsafe fn read_request(request: *const rigllama_request) -> Result<Request, Failure> {
     let raw = unsafe { read_input(request) }?;
     let prompt = unsafe { optional_str(raw.prompt, "request->prompt") }?;
     let system = unsafe { optional_str(raw.system_prompt, "request->system_prompt") }?;

@@ -6,9 +6,7 @@ use std::mem::size_of;
 use super::boundary::{boundary, Failure};
 use super::enums::rigllama_finish_reason;
 use super::status::rigllama_status;
-use super::versioned::{
-    check_output, field_size, frozen, init_struct, versioned_struct, Versioned,
-};
+use super::versioned::{check_output, frozen, init_struct, versioned_struct, Versioned};
 use crate::engine::Usage;
 
 /// What a request cost and why it ended. Written by the library, field by field, only as far
@@ -73,7 +71,7 @@ versioned_struct!(output rigllama_usage {
 
 /// A usage report needs room for `struct_size` and `finish_reason`; v0.1 took any size from
 /// there on and wrote the whole fields that fit.
-pub(crate) const MIN_USAGE_SIZE: usize = 2 * size_of::<u32>();
+const MIN_USAGE_SIZE: usize = 2 * size_of::<u32>();
 
 /// Writes a usage report into the caller's struct, whole field by whole field, only as far as
 /// its `struct_size` reaches.

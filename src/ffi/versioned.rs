@@ -44,12 +44,12 @@ pub(crate) const fn frozen(size_64: usize, size_32: usize) -> usize {
 /// writes. `input` structs can also be read from the caller; `output` ones only written.
 macro_rules! versioned_struct {
     (@common $ty:ident, $v0_1_size:expr, $v0_1_last:ident, [$($field:ident: $default:expr),* $(,)?]) => {
-        impl Versioned for $ty {
+        impl $crate::ffi::versioned::Versioned for $ty {
             const NAME: &'static str = stringify!($ty);
             const V0_1_SIZE: usize = $v0_1_size;
             fn defaults() -> Self {
                 $ty {
-                    struct_size: size_of::<Self>() as u32,
+                    struct_size: ::std::mem::size_of::<Self>() as u32,
                     $($field: $default),*
                 }
             }
@@ -65,14 +65,14 @@ macro_rules! versioned_struct {
         }
         // The v0.1 fields end where v0.1's struct did: fields were only appended after them.
         const _: () = {
-            let end = std::mem::offset_of!($ty, $v0_1_last) + field_size!($ty, $v0_1_last);
+            let end = std::mem::offset_of!($ty, $v0_1_last) + $crate::ffi::versioned::field_size!($ty, $v0_1_last);
             let align = std::mem::align_of::<$ty>();
             assert!(end.div_ceil(align) * align == $v0_1_size);
         };
     };
     (input $ty:ident { v0_1_size: $v0_1_size:expr, v0_1_last: $v0_1_last:ident, $($field:ident: $default:expr),* $(,)? }) => {
-        versioned_struct!(@common $ty, $v0_1_size, $v0_1_last, [$($field: $default),*]);
-        impl VersionedInput for $ty {
+        $crate::ffi::versioned::versioned_struct!(@common $ty, $v0_1_size, $v0_1_last, [$($field: $default),*]);
+        impl $crate::ffi::versioned::VersionedInput for $ty {
             unsafe fn read_fields(&mut self, src: *const u8, limit: usize) -> Result<(), String> {
                 $(
                     let offset = std::mem::offset_of!($ty, $field);
@@ -96,7 +96,7 @@ macro_rules! versioned_struct {
         }
     };
     (output $ty:ident { v0_1_size: $v0_1_size:expr, v0_1_last: $v0_1_last:ident, $($field:ident: $default:expr),* $(,)? }) => {
-        versioned_struct!(@common $ty, $v0_1_size, $v0_1_last, [$($field: $default),*]);
+        $crate::ffi::versioned::versioned_struct!(@common $ty, $v0_1_size, $v0_1_last, [$($field: $default),*]);
     };
 }
 pub(crate) use versioned_struct;
@@ -105,7 +105,7 @@ pub(crate) use versioned_struct;
 macro_rules! field_size {
     ($ty:ident, $field:ident) => {{
         const fn size_of_field<T, F>(_: fn(&T) -> &F) -> usize {
-            size_of::<F>()
+            ::std::mem::size_of::<F>()
         }
         size_of_field(|value: &$ty| &value.$field)
     }};
