@@ -1,10 +1,12 @@
-//! The panic boundary, status codes and the per-thread last error.
+//! The panic boundary and the per-thread last error, and the checks every entry point makes
+//! on the caller's pointers before the Rust API sees them.
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::NonNull;
 
-use super::enums::rigllama_status;
+use super::status::rigllama_status;
 use crate::engine::Error;
 
 /// An error as the boundary reports it: a status and the message for `rigllama_last_error`.
@@ -77,9 +79,18 @@ pub(crate) fn boundary_void(body: impl FnOnce()) {
     let _ = catch_unwind(AssertUnwindSafe(body));
 }
 
-/// `ptr` as a reference, or NULL_ARGUMENT naming `what`.
-pub(crate) unsafe fn non_null<'a, T>(ptr: *const T, what: &str) -> Result<&'a T, Failure> {
-    unsafe { ptr.as_ref() }.ok_or_else(|| Failure::null(what))
+/// The handle `ptr` (an engine or a job) as a reference, or NULL_ARGUMENT naming `what`. Any
+/// other pointer is, by the C contract, one that create or submit returned and that is not
+/// freed yet.
+pub(crate) unsafe fn handle<'a, T>(ptr: *mut T, what: &str) -> Result<&'a T, Failure> {
+    unsafe { ptr.cast_const().as_ref() }.ok_or_else(|| Failure::null(what))
+}
+
+/// The out-pointer `ptr`, where a result is written, or NULL_ARGUMENT naming `what`. It stays
+/// a pointer, written with `write`: the caller's memory may be uninitialised (`char *text;`),
+/// and a versioned struct may be smaller than `T`.
+pub(crate) fn out_ptr<T>(ptr: *mut T, what: &str) -> Result<NonNull<T>, Failure> {
+    NonNull::new(ptr).ok_or_else(|| Failure::null(what))
 }
 
 /// Copies a NUL-terminated UTF-8 string; NULL gives NULL_ARGUMENT, bad UTF-8 INVALID_ARGUMENT.
@@ -106,13 +117,23 @@ pub(crate) unsafe fn optional_str(
     }
 }
 
-/// A static description of `status` (one of the `RIGLLAMA_STATUS_*` values); "unknown
-/// status" for any other number.
-#[no_mangle]
-pub extern "C" fn rigllama_status_str(status: i32) -> *const c_char {
-    rigllama_status::from_repr(status)
-        .map_or(c"unknown status", rigllama_status::description)
-        .as_ptr()
+/// The caller's array of `n` items at `items` (NULL is fine when `n` is 0).
+pub(crate) unsafe fn array<'a, T>(
+    items: *const T,
+    n: usize,
+    what: &str,
+) -> Result<&'a [T], Failure> {
+    if n == 0 {
+        return Ok(&[]);
+    }
+    if items.is_null() {
+        return Err(Failure::null(&format!("{what} (its count is {n})")));
+    }
+    if n > (1 << 16) {
+        return Err(Error::invalid(format!("{what} has {n} entries; that cannot be right")).into());
+    }
+    // SAFETY: the caller promises `n` readable items at `items`.
+    Ok(unsafe { std::slice::from_raw_parts(items, n) })
 }
 
 /// The message of the last status-returning call on this thread: "" after success, else the
@@ -122,10 +143,4 @@ pub extern "C" fn rigllama_last_error() -> *const c_char {
     LAST_ERROR
         .try_with(|slot| slot.borrow().as_ptr())
         .unwrap_or(c"".as_ptr())
-}
-
-/// The library version, e.g. "0.1.0" (a static string).
-#[no_mangle]
-pub extern "C" fn rigllama_version() -> *const c_char {
-    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
 }

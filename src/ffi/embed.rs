@@ -2,9 +2,9 @@
 
 use std::ffi::c_char;
 
-use super::boundary::{boundary, non_null, required_str, Failure};
+use super::boundary::{boundary, handle, out_ptr, required_str};
 use super::engine::rigllama_engine;
-use super::enums::rigllama_status;
+use super::status::rigllama_status;
 use crate::engine::Error;
 
 /// The pooled (the model's pooling type, mean when it declares none), L2-normalised
@@ -22,11 +22,11 @@ pub unsafe extern "C" fn rigllama_engine_embed(
     out_dims: *mut usize,
 ) -> rigllama_status {
     boundary(|| unsafe {
-        let engine = non_null(engine.cast_const(), "engine")?.engine().clone();
+        let engine = handle(engine, "engine")?.engine().clone();
         let text = required_str(text, "text")?;
-        let out_dims = out_dims.as_mut().ok_or_else(|| Failure::null("out_dims"))?;
+        let out_dims = out_ptr(out_dims, "out_dims")?;
         let dims = engine.describe().n_embd as usize;
-        *out_dims = dims;
+        out_dims.write(dims);
         if out_embedding.is_null() {
             return Ok(());
         }
@@ -40,7 +40,7 @@ pub unsafe extern "C" fn rigllama_engine_embed(
             .embed(&[text])?
             .pop()
             .ok_or_else(|| Error::Internal("no embedding returned".into()))?;
-        *out_dims = vector.len();
+        out_dims.write(vector.len());
         if vector.len() > capacity {
             return Err(Error::invalid(format!(
                 "capacity {capacity} is smaller than the embedding's {} floats",

@@ -2,14 +2,12 @@
 
 use std::ffi::{c_char, c_void, CString};
 
-use super::boundary::{boundary, boundary_void, non_null, Failure};
-use super::convert;
-use super::enums::rigllama_status;
-use super::structs::{
-    check_output, rigllama_engine_options, rigllama_progress_callback, rigllama_request,
-    rigllama_usage, write_usage, MIN_USAGE_SIZE,
-};
-use crate::engine::{Engine, Error, LogLevel, ProgressFn};
+use super::boundary::{boundary, boundary_void, handle, out_ptr, Failure};
+use super::options::{progress_fn, read_options, rigllama_engine_options};
+use super::request::{read_request, rigllama_request};
+use super::status::rigllama_status;
+use super::usage::{check_usage_out, rigllama_usage, write_usage};
+use crate::engine::{Engine, Error, ProgressFn};
 
 /// An engine: a worker thread that owns one loaded model and its context.
 /// Create with `rigllama_engine_create`, free with `rigllama_engine_destroy`.
@@ -34,26 +32,6 @@ pub type rigllama_token_callback = Option<
     unsafe extern "C" fn(user_data: *mut c_void, piece: *const c_char, piece_len: usize) -> i32,
 >;
 
-unsafe fn engine_ref<'a>(engine: *mut rigllama_engine) -> Result<&'a Engine, Failure> {
-    unsafe { non_null(engine.cast_const(), "engine") }.map(|handle| &handle.engine)
-}
-
-/// Wraps a C progress callback; it runs on the calling thread only.
-fn progress_fn(
-    callback: rigllama_progress_callback,
-    user_data: *mut c_void,
-) -> Option<impl FnMut(f32) -> bool> {
-    callback.map(|callback| move |progress| unsafe { callback(user_data, progress) } == 0)
-}
-
-/// Checks an optional usage struct before any work is done.
-unsafe fn check_usage_out(usage: *mut rigllama_usage) -> Result<(), Failure> {
-    if !usage.is_null() {
-        unsafe { check_output(usage, MIN_USAGE_SIZE, "out_usage") }?;
-    }
-    Ok(())
-}
-
 /// Loads the model named by `options` on a new worker thread and returns once it is ready.
 /// Fails with MODEL_LOAD_FAILED (the message names the file and cause), INVALID_ARGUMENT, or
 /// CANCELLED when the progress callback aborted. `*out_engine` is NULL on failure.
@@ -63,14 +41,12 @@ pub unsafe extern "C" fn rigllama_engine_create(
     out_engine: *mut *mut rigllama_engine,
 ) -> rigllama_status {
     boundary(|| unsafe {
-        let out_engine = out_engine
-            .as_mut()
-            .ok_or_else(|| Failure::null("out_engine"))?;
-        *out_engine = std::ptr::null_mut();
-        let (options, raw) = convert::engine_options(options)?;
+        let out_engine = out_ptr(out_engine, "out_engine")?;
+        out_engine.write(std::ptr::null_mut());
+        let (options, raw) = read_options(options)?;
         let mut progress = progress_fn(raw.on_progress, raw.progress_user_data);
         let engine = Engine::create(options, progress.as_mut().map(|p| p as &mut ProgressFn))?;
-        *out_engine = Box::into_raw(Box::new(rigllama_engine { engine }));
+        out_engine.write(Box::into_raw(Box::new(rigllama_engine { engine })));
         Ok(())
     })
 }
@@ -85,10 +61,10 @@ pub unsafe extern "C" fn rigllama_engine_complete(
     out_usage: *mut rigllama_usage,
 ) -> rigllama_status {
     boundary(|| unsafe {
-        let out_text = out_text.as_mut().ok_or_else(|| Failure::null("out_text"))?;
-        *out_text = std::ptr::null_mut();
-        let engine = engine_ref(engine)?.clone();
-        let request = convert::request(request)?;
+        let out_text = out_ptr(out_text, "out_text")?;
+        out_text.write(std::ptr::null_mut());
+        let engine = handle(engine, "engine")?.engine().clone();
+        let request = read_request(request)?;
         check_usage_out(out_usage)?;
         let (text, usage) = engine.complete(request)?;
         let text =
@@ -96,7 +72,7 @@ pub unsafe extern "C" fn rigllama_engine_complete(
         if !out_usage.is_null() {
             write_usage(out_usage, &usage)?;
         }
-        *out_text = text.into_raw();
+        out_text.write(text.into_raw());
         Ok(())
     })
 }
@@ -117,12 +93,10 @@ pub unsafe extern "C" fn rigllama_engine_chat(
     out_usage: *mut rigllama_usage,
 ) -> rigllama_status {
     boundary(|| unsafe {
-        let out = out_message_json
-            .as_mut()
-            .ok_or_else(|| Failure::null("out_message_json"))?;
-        *out = std::ptr::null_mut();
-        let engine = engine_ref(engine)?.clone();
-        let request = convert::request(request)?;
+        let out = out_ptr(out_message_json, "out_message_json")?;
+        out.write(std::ptr::null_mut());
+        let engine = handle(engine, "engine")?.engine().clone();
+        let request = read_request(request)?;
         check_usage_out(out_usage)?;
         let (message, usage) = engine.chat(request)?;
         let json = CString::new(message.to_openai_json().to_string())
@@ -130,7 +104,7 @@ pub unsafe extern "C" fn rigllama_engine_chat(
         if !out_usage.is_null() {
             write_usage(out_usage, &usage)?;
         }
-        *out = json.into_raw();
+        out.write(json.into_raw());
         Ok(())
     })
 }
@@ -146,16 +120,16 @@ pub unsafe extern "C" fn rigllama_engine_apply_template(
     out_prompt: *mut *mut c_char,
 ) -> rigllama_status {
     boundary(|| unsafe {
-        let out = out_prompt
-            .as_mut()
-            .ok_or_else(|| Failure::null("out_prompt"))?;
-        *out = std::ptr::null_mut();
-        let engine = engine_ref(engine)?.clone();
-        let request = convert::request(request)?;
+        let out = out_ptr(out_prompt, "out_prompt")?;
+        out.write(std::ptr::null_mut());
+        let engine = handle(engine, "engine")?.engine().clone();
+        let request = read_request(request)?;
         let prompt = engine.apply_template(request)?;
-        *out = CString::new(prompt.replace('\0', ""))
-            .map_err(|_| Error::Internal("prompt contained NUL".into()))?
-            .into_raw();
+        out.write(
+            CString::new(prompt.replace('\0', ""))
+                .map_err(|_| Error::Internal("prompt contained NUL".into()))?
+                .into_raw(),
+        );
         Ok(())
     })
 }
@@ -173,9 +147,9 @@ pub unsafe extern "C" fn rigllama_engine_stream(
 ) -> rigllama_status {
     boundary(|| unsafe {
         // A clone: destroy from inside the callback frees the handle, not what we use.
-        let engine = engine_ref(engine)?.clone();
+        let engine = handle(engine, "engine")?.engine().clone();
         let on_token = on_token.ok_or_else(|| Failure::null("on_token"))?;
-        let request = convert::request(request)?;
+        let request = read_request(request)?;
         check_usage_out(out_usage)?;
         let mut piece = Vec::with_capacity(64);
         let usage = engine.stream(request, |text| {
@@ -201,8 +175,8 @@ pub unsafe extern "C" fn rigllama_engine_reload(
     options: *const rigllama_engine_options,
 ) -> rigllama_status {
     boundary(|| unsafe {
-        let engine = engine_ref(engine)?.clone();
-        let (options, raw) = convert::engine_options(options)?;
+        let engine = handle(engine, "engine")?.engine().clone();
+        let (options, raw) = read_options(options)?;
         let mut progress = progress_fn(raw.on_progress, raw.progress_user_data);
         engine.reload(options, progress.as_mut().map(|p| p as &mut ProgressFn))?;
         Ok(())
@@ -215,7 +189,7 @@ pub unsafe extern "C" fn rigllama_engine_reload(
 #[no_mangle]
 pub unsafe extern "C" fn rigllama_engine_cancel(engine: *mut rigllama_engine) -> rigllama_status {
     boundary(|| unsafe {
-        engine_ref(engine)?.cancel();
+        handle(engine, "engine")?.engine().cancel();
         Ok(())
     })
 }
@@ -228,7 +202,7 @@ pub unsafe extern "C" fn rigllama_engine_cancel(engine: *mut rigllama_engine) ->
 #[no_mangle]
 pub unsafe extern "C" fn rigllama_engine_pause(engine: *mut rigllama_engine) -> rigllama_status {
     boundary(|| unsafe {
-        let engine = engine_ref(engine)?.clone();
+        let engine = handle(engine, "engine")?.engine().clone();
         engine.pause()?;
         Ok(())
     })
@@ -239,7 +213,7 @@ pub unsafe extern "C" fn rigllama_engine_pause(engine: *mut rigllama_engine) -> 
 #[no_mangle]
 pub unsafe extern "C" fn rigllama_engine_resume(engine: *mut rigllama_engine) -> rigllama_status {
     boundary(|| unsafe {
-        engine_ref(engine)?.resume();
+        handle(engine, "engine")?.engine().resume();
         Ok(())
     })
 }
@@ -249,7 +223,7 @@ pub unsafe extern "C" fn rigllama_engine_resume(engine: *mut rigllama_engine) ->
 #[no_mangle]
 pub unsafe extern "C" fn rigllama_engine_reset(engine: *mut rigllama_engine) -> rigllama_status {
     boundary(|| unsafe {
-        let engine = engine_ref(engine)?.clone();
+        let engine = handle(engine, "engine")?.engine().clone();
         engine.reset()?;
         Ok(())
     })
@@ -265,12 +239,10 @@ pub unsafe extern "C" fn rigllama_engine_count_tokens(
     out_tokens: *mut u32,
 ) -> rigllama_status {
     boundary(|| unsafe {
-        let out_tokens = out_tokens
-            .as_mut()
-            .ok_or_else(|| Failure::null("out_tokens"))?;
-        let engine = engine_ref(engine)?.clone();
-        let request = convert::request(request)?;
-        *out_tokens = engine.count_tokens(request)?;
+        let out_tokens = out_ptr(out_tokens, "out_tokens")?;
+        let engine = handle(engine, "engine")?.engine().clone();
+        let request = read_request(request)?;
+        out_tokens.write(engine.count_tokens(request)?);
         Ok(())
     })
 }
@@ -296,14 +268,16 @@ pub unsafe extern "C" fn rigllama_engine_describe(
     out_json: *mut *mut c_char,
 ) -> rigllama_status {
     boundary(|| unsafe {
-        let out_json = out_json.as_mut().ok_or_else(|| Failure::null("out_json"))?;
-        *out_json = std::ptr::null_mut();
-        let description = engine_ref(engine)?.describe();
+        let out_json = out_ptr(out_json, "out_json")?;
+        out_json.write(std::ptr::null_mut());
+        let description = handle(engine, "engine")?.engine().describe();
         let json = serde_json::to_string(&description)
             .map_err(|e| Error::Internal(format!("describe: {e}")))?;
-        *out_json = CString::new(json)
-            .map_err(|_| Error::Internal("describe: NUL in JSON".into()))?
-            .into_raw();
+        out_json.write(
+            CString::new(json)
+                .map_err(|_| Error::Internal("describe: NUL in JSON".into()))?
+                .into_raw(),
+        );
         Ok(())
     })
 }
@@ -320,65 +294,5 @@ pub unsafe extern "C" fn rigllama_engine_destroy(engine: *mut rigllama_engine) {
         }
         let handle = Box::from_raw(engine);
         handle.engine.shutdown();
-    })
-}
-
-/// Frees a string returned by this library. NULL is a no-op.
-#[no_mangle]
-pub unsafe extern "C" fn rigllama_string_free(text: *mut c_char) {
-    boundary_void(|| unsafe {
-        if !text.is_null() {
-            drop(CString::from_raw(text));
-        }
-    })
-}
-
-/// Receives log lines from llama.cpp and rigllama: `level` is 0 debug, 1 info, 2 warn,
-/// 3 error; `message` is one line without a newline, valid only during the call. May be
-/// called from any thread, including the engine's worker; must not call back into rigllama.
-pub type rigllama_log_callback =
-    Option<unsafe extern "C" fn(user_data: *mut c_void, level: i32, message: *const c_char)>;
-
-struct HostLogger {
-    callback: unsafe extern "C" fn(*mut c_void, i32, *const c_char),
-    user_data: *mut c_void,
-}
-// SAFETY: the host promises, by setting it, that its callback may run on any thread.
-unsafe impl Send for HostLogger {}
-unsafe impl Sync for HostLogger {}
-
-impl HostLogger {
-    fn log(&self, level: LogLevel, message: &str) {
-        let message = CString::new(message.replace('\0', " ")).unwrap_or_default();
-        unsafe { (self.callback)(self.user_data, level as i32, message.as_ptr()) };
-    }
-}
-
-/// Routes log lines at `min_level` and above to `on_log` (process-wide). Logging is off by
-/// default, and NULL turns it off again (do so before unloading the code `on_log` lives in,
-/// e.g. across a Unity domain reload): once this returns, the previous callback is never
-/// called again. Nothing is ever printed to stdout.
-#[no_mangle]
-pub unsafe extern "C" fn rigllama_set_log_callback(
-    on_log: rigllama_log_callback,
-    user_data: *mut c_void,
-    min_level: i32,
-) {
-    boundary_void(|| {
-        let min_level = match min_level {
-            i32::MIN..=0 => LogLevel::Debug,
-            1 => LogLevel::Info,
-            2 => LogLevel::Warn,
-            _ => LogLevel::Error,
-        };
-        let sink = on_log.map(|callback| {
-            let logger = HostLogger {
-                callback,
-                user_data,
-            };
-            std::sync::Arc::new(move |level: LogLevel, message: &str| logger.log(level, message))
-                as crate::engine::LogFn
-        });
-        crate::engine::set_log_sink(sink, min_level);
     })
 }

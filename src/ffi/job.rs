@@ -1,18 +1,17 @@
 //! Jobs: callback-free streaming for frame loops. A job is polled, never calls back.
 
-use std::ffi::{c_char, CString};
-use std::mem::size_of;
+use std::ffi::CString;
 use std::sync::{Mutex, TryLockError};
 use std::time::Duration;
 
-use super::boundary::{boundary, boundary_void, non_null, Failure};
-use super::convert;
+use super::boundary::{boundary, boundary_void, handle, out_ptr, Failure};
 use super::engine::rigllama_engine;
-use super::enums::{rigllama_event_kind, rigllama_status};
-use super::structs::{
-    check_output, field_size, init_struct, rigllama_request, rigllama_usage, versioned_struct,
-    write_usage, Versioned,
-};
+use super::enums::rigllama_event_kind;
+use super::event::rigllama_event;
+use super::request::{read_request, rigllama_request};
+use super::status::rigllama_status;
+use super::usage::{rigllama_usage, write_usage};
+use super::versioned::{check_output, Versioned};
 use crate::engine::{Error, Event, Job, JobCanceller, Usage};
 
 /// A submitted request, polled for its events. Create with `rigllama_engine_submit`, free with
@@ -39,45 +38,6 @@ impl JobState {
     }
 }
 
-/// One event of a job. `text` and `message` are borrowed until the next poll or free of the
-/// job. Events come in order: TEXT, REASONING and TOOL_CALL events as the reply has them,
-/// then exactly one DONE or ERROR, which later polls return again.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct rigllama_event {
-    /// Set by `rigllama_event_init`.
-    pub struct_size: u32,
-    /// What happened.
-    pub kind: rigllama_event_kind,
-    /// ERROR: the reason (e.g. `RIGLLAMA_STATUS_CANCELLED`); otherwise `RIGLLAMA_STATUS_OK`.
-    pub status: rigllama_status,
-    /// TEXT: whole UTF-8 characters, NUL-terminated; otherwise "".
-    pub text: *const c_char,
-    /// Bytes in `text`.
-    pub text_len: usize,
-    /// ERROR: what went wrong; otherwise "".
-    pub message: *const c_char,
-}
-
-versioned_struct!(output rigllama_event {
-    v0_1_size: if cfg!(target_pointer_width = "64") { 40 } else { 24 },
-    v0_1_last: message,
-    kind: rigllama_event_kind::None,
-    status: rigllama_status::Ok,
-    text: c"".as_ptr(),
-    text_len: 0,
-    message: c"".as_ptr(),
-});
-
-/// Prepares `event` to receive poll results (pass `sizeof *event`).
-#[no_mangle]
-pub unsafe extern "C" fn rigllama_event_init(
-    event: *mut rigllama_event,
-    struct_size: usize,
-) -> rigllama_status {
-    boundary(|| unsafe { init_struct(event, struct_size) })
-}
-
 /// Queues `request` and returns at once; `*out_job` receives the job (NULL on failure).
 /// Fails with BUSY when the engine's queue is full.
 #[no_mangle]
@@ -87,12 +47,12 @@ pub unsafe extern "C" fn rigllama_engine_submit(
     out_job: *mut *mut rigllama_job,
 ) -> rigllama_status {
     boundary(|| unsafe {
-        let out_job = out_job.as_mut().ok_or_else(|| Failure::null("out_job"))?;
-        *out_job = std::ptr::null_mut();
-        let engine = non_null(engine.cast_const(), "engine")?.engine();
-        let request = convert::request(request)?;
+        let out_job = out_ptr(out_job, "out_job")?;
+        out_job.write(std::ptr::null_mut());
+        let engine = handle(engine, "engine")?.engine();
+        let request = read_request(request)?;
         let job = engine.submit(request)?;
-        *out_job = Box::into_raw(Box::new(rigllama_job {
+        out_job.write(Box::into_raw(Box::new(rigllama_job {
             canceller: job.canceller(),
             state: Mutex::new(JobState {
                 job,
@@ -100,7 +60,7 @@ pub unsafe extern "C" fn rigllama_engine_submit(
                 message: CString::default(),
                 usage: None,
             }),
-        }));
+        })));
         Ok(())
     })
 }
@@ -116,10 +76,8 @@ pub unsafe extern "C" fn rigllama_job_poll(
     out_event: *mut rigllama_event,
 ) -> rigllama_status {
     boundary(|| unsafe {
-        let job = non_null(job.cast_const(), "job")?;
-        if out_event.is_null() {
-            return Err(Failure::null("out_event"));
-        }
+        let job = handle(job, "job")?;
+        let out_event = out_ptr(out_event, "out_event")?.as_ptr();
         let struct_size = check_output(out_event, rigllama_event::V0_1_SIZE, "out_event")?;
         let mut state = match job.state.try_lock() {
             Ok(state) => state,
@@ -184,10 +142,8 @@ pub unsafe extern "C" fn rigllama_job_usage(
     out_usage: *mut rigllama_usage,
 ) -> rigllama_status {
     boundary(|| unsafe {
-        let job = non_null(job.cast_const(), "job")?;
-        if out_usage.is_null() {
-            return Err(Failure::null("out_usage"));
-        }
+        let job = handle(job, "job")?;
+        let out_usage = out_ptr(out_usage, "out_usage")?.as_ptr();
         let state = match job.state.try_lock() {
             Ok(state) => state,
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
@@ -209,7 +165,7 @@ pub unsafe extern "C" fn rigllama_job_usage(
 #[no_mangle]
 pub unsafe extern "C" fn rigllama_job_cancel(job: *mut rigllama_job) -> rigllama_status {
     boundary(|| unsafe {
-        non_null(job.cast_const(), "job")?.canceller.cancel();
+        handle(job, "job")?.canceller.cancel();
         Ok(())
     })
 }

@@ -3,9 +3,9 @@
 use std::ffi::c_char;
 use std::path::PathBuf;
 
-use super::boundary::{boundary, non_null, required_str, Failure};
+use super::boundary::{boundary, handle, out_ptr, required_str};
 use super::engine::rigllama_engine;
-use super::enums::rigllama_status;
+use super::status::rigllama_status;
 
 /// Loads the LoRA adapter GGUF at `path` (UTF-8; made for this engine's model) and applies it
 /// at `scale` (0 = no effect, 1 = as trained; finite, within ±100), beside any adapters
@@ -25,12 +25,10 @@ pub unsafe extern "C" fn rigllama_engine_add_lora(
     out_lora_id: *mut u32,
 ) -> rigllama_status {
     boundary(|| unsafe {
-        let engine = non_null(engine.cast_const(), "engine")?.engine().clone();
+        let engine = handle(engine, "engine")?.engine().clone();
         let path = PathBuf::from(required_str(path, "path")?);
-        let out_lora_id = out_lora_id
-            .as_mut()
-            .ok_or_else(|| Failure::null("out_lora_id"))?;
-        *out_lora_id = engine.add_lora(path, scale)?;
+        let out_lora_id = out_ptr(out_lora_id, "out_lora_id")?;
+        out_lora_id.write(engine.add_lora(path, scale)?);
         Ok(())
     })
 }
@@ -44,7 +42,7 @@ pub unsafe extern "C" fn rigllama_engine_set_lora_scale(
     scale: f32,
 ) -> rigllama_status {
     boundary(|| unsafe {
-        let engine = non_null(engine.cast_const(), "engine")?.engine().clone();
+        let engine = handle(engine, "engine")?.engine().clone();
         engine.set_lora_scale(lora_id, scale)?;
         Ok(())
     })
@@ -58,7 +56,7 @@ pub unsafe extern "C" fn rigllama_engine_remove_lora(
     lora_id: u32,
 ) -> rigllama_status {
     boundary(|| unsafe {
-        let engine = non_null(engine.cast_const(), "engine")?.engine().clone();
+        let engine = handle(engine, "engine")?.engine().clone();
         engine.remove_lora(lora_id)?;
         Ok(())
     })

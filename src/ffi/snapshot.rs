@@ -1,10 +1,9 @@
 //! Snapshots ("save games") through the C ABI.
 
-use super::boundary::{boundary, boundary_void, non_null, Failure};
-use super::convert;
+use super::boundary::{boundary, handle, out_ptr, Failure};
 use super::engine::rigllama_engine;
-use super::enums::rigllama_status;
-use super::structs::rigllama_request;
+use super::request::{read_request, rigllama_request};
+use super::status::rigllama_status;
 use crate::engine::Error;
 
 /// Writes the KV cache of the longest cached prefix of `request`'s formatted prompt, with its
@@ -23,12 +22,12 @@ pub unsafe extern "C" fn rigllama_engine_save_snapshot(
     out_len: *mut usize,
 ) -> rigllama_status {
     boundary(|| unsafe {
-        let out_data = out_data.as_mut().ok_or_else(|| Failure::null("out_data"))?;
-        *out_data = std::ptr::null_mut();
-        let out_len = out_len.as_mut().ok_or_else(|| Failure::null("out_len"))?;
-        *out_len = 0;
-        let engine = non_null(engine.cast_const(), "engine")?.engine().clone();
-        let request = convert::request(request)?;
+        let out_data = out_ptr(out_data, "out_data")?;
+        out_data.write(std::ptr::null_mut());
+        let out_len = out_ptr(out_len, "out_len")?;
+        out_len.write(0);
+        let engine = handle(engine, "engine")?.engine().clone();
+        let request = read_request(request)?;
         let bytes = engine.save_snapshot(request)?;
         // malloc'd so rigllama_bytes_free needs only the pointer.
         let copy = libc::malloc(bytes.len().max(1)).cast::<u8>();
@@ -40,8 +39,8 @@ pub unsafe extern "C" fn rigllama_engine_save_snapshot(
             .into());
         }
         std::ptr::copy_nonoverlapping(bytes.as_ptr(), copy, bytes.len());
-        *out_len = bytes.len();
-        *out_data = copy;
+        out_len.write(bytes.len());
+        out_data.write(copy);
         Ok(())
     })
 }
@@ -61,7 +60,7 @@ pub unsafe extern "C" fn rigllama_engine_load_snapshot(
     len: usize,
 ) -> rigllama_status {
     boundary(|| unsafe {
-        let engine = non_null(engine.cast_const(), "engine")?.engine().clone();
+        let engine = handle(engine, "engine")?.engine().clone();
         if data.is_null() {
             return Err(Failure::null("data"));
         }
@@ -72,10 +71,4 @@ pub unsafe extern "C" fn rigllama_engine_load_snapshot(
         engine.load_snapshot(bytes)?;
         Ok(())
     })
-}
-
-/// Frees a blob returned by this library (`rigllama_engine_save_snapshot`). NULL is a no-op.
-#[no_mangle]
-pub unsafe extern "C" fn rigllama_bytes_free(data: *mut u8) {
-    boundary_void(|| unsafe { libc::free(data.cast()) })
 }

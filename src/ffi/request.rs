@@ -1,0 +1,388 @@
+//! `rigllama_request`: one generation request, its defaults and `_init`, and its conversion
+//! (validated and copied, before anything reaches the worker) to the engine's [`Request`].
+
+use std::ffi::c_char;
+
+use super::boundary::{array, boundary, optional_str, required_str, Failure};
+use super::enums::{rigllama_mirostat, rigllama_reasoning, rigllama_tool_choice};
+use super::status::rigllama_status;
+use super::versioned::{frozen, init_struct, read_input, versioned_struct};
+use crate::engine::{
+    Dry, Error, LogitBias, Message, Mirostat, Prompt, ReasoningMode, Request, Role, Sampling, Tool,
+    ToolChoice, Xtc,
+};
+
+/// Pass as `max_tokens` to generate until the context window is full.
+pub const RIGLLAMA_MAX_TOKENS_UNLIMITED: u32 = u32::MAX;
+/// Pass as `seed` to use a random seed (reported back in `rigllama_usage.seed`).
+pub const RIGLLAMA_SEED_RANDOM: u32 = u32::MAX;
+
+/// One generation request. Initialise with `rigllama_request_init`, then set `prompt` (or
+/// `messages_json`). Strings are UTF-8 and copied before the call returns.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct rigllama_request {
+    /// `sizeof(rigllama_request)`, set by `rigllama_request_init`.
+    pub struct_size: u32,
+    /// Most tokens to generate. Default 512; `RIGLLAMA_MAX_TOKENS_UNLIMITED` = until the
+    /// context is full; 0 is invalid.
+    pub max_tokens: u32,
+    /// Default 0.8; 0 = greedy (deterministic). Finite and >= 0.
+    pub temperature: f32,
+    /// Default 0.95; 0 < top_p <= 1.
+    pub top_p: f32,
+    /// Default 40; 0 = off.
+    pub top_k: i32,
+    /// Default 0.05; 0 <= min_p <= 1; 0 = off.
+    pub min_p: f32,
+    /// Default 1.0 (off); > 0. Applies to the last `penalty_last_n` tokens (64 by default).
+    pub repeat_penalty: f32,
+    /// Default `RIGLLAMA_SEED_RANDOM`; any other value is a fixed seed.
+    pub seed: u32,
+    /// 0 (default) = format turns with the chat template; 1 = send `prompt` verbatim (text
+    /// completion: special tokens in it are parsed, BOS is added as the model's vocabulary
+    /// says). 1 together with `messages_json` or `system_prompt` is invalid.
+    pub raw_prompt: u32,
+    /// One user turn. May be NULL when `messages_json` is set.
+    pub prompt: *const c_char,
+    /// Optional system turn. Invalid together with a system message in `messages_json`.
+    pub system_prompt: *const c_char,
+    /// Optional conversation: `[{"role":"system|user|assistant","content":"..."}]` (content a
+    /// string; only the first turn may be a system turn). v0.2: also an assistant turn with
+    /// `"tool_calls":[{"id":"...","type":"function","function":{"name":"...","arguments":
+    /// "{...}"}}]` (content null or absent) and `{"role":"tool","tool_call_id":"...",
+    /// "content":"..."}` (the tool's result). `prompt`, if also set, is appended as the last
+    /// user turn. The conversation must end with a user or tool turn.
+    pub messages_json: *const c_char,
+    /// Optional stop strings (`n_stop` of them). A stop string and everything after it are
+    /// never emitted. NULL entries or "" are invalid.
+    pub stop: *const *const c_char,
+    /// Number of entries in `stop`.
+    pub n_stop: usize,
+    /// v0.2. Default 0; higher runs first. On an engine with n_seq > 1, a waiting request of
+    /// higher priority than a running one takes its place: the running one pauses, its KV
+    /// cache kept, and resumes after, losing nothing. Ties: arrival order.
+    pub priority: i32,
+    /// v0.2. Optional GBNF grammar (llama.cpp's format, start rule `root`) the reply must
+    /// match. Invalid GBNF is refused with the parser's reason before decoding. Not with
+    /// `json_schema`, nor with tools the model may call.
+    pub grammar: *const c_char,
+    /// v0.2. Optional JSON Schema: the reply is one JSON value valid against it (through a
+    /// grammar made from it). Not with `grammar`, nor with tools the model may call.
+    pub json_schema: *const c_char,
+    /// v0.2. Optional tools, OpenAI's shape:
+    /// `[{"type":"function","function":{"name":"...","description":"...","parameters":{JSON
+    /// Schema}}}, ...]`. Rendered by the chat template's own tool format (or the generic JSON
+    /// format for templates without one); the calls come back as `tool_calls` in
+    /// `rigllama_engine_chat`, TOOL_CALL job events and finish reason TOOL_CALLS.
+    pub tools_json: *const c_char,
+    /// v0.2. One of `RIGLLAMA_TOOL_CHOICE_*`; default AUTO.
+    pub tool_choice: i32,
+    /// v0.2. One of `RIGLLAMA_REASONING_*`; default AUTO.
+    pub reasoning: i32,
+    /// v0.2. Subtracted from the logit of every token seen in the last `penalty_last_n`
+    /// tokens (prompt included). Default 0 (off); -2..2.
+    pub presence_penalty: f32,
+    /// v0.2. Subtracted from a token's logit once per time it was seen in that window.
+    /// Default 0 (off); -2..2.
+    pub frequency_penalty: f32,
+    /// v0.2. The window of `repeat_penalty`, `presence_penalty` and `frequency_penalty`, in
+    /// tokens. Default 64 (v0.1's); -1 = the whole context; 0 = penalties off.
+    pub penalty_last_n: i32,
+    /// v0.2. DRY: penalises tokens that would extend a repetition of earlier text beyond
+    /// `dry_allowed_length` tokens by `dry_multiplier * dry_base^(length - allowed)`.
+    /// Default 0 (off); finite, >= 0 (0.8 is a common choice).
+    pub dry_multiplier: f32,
+    /// v0.2. Default 1.75; >= 1.
+    pub dry_base: f32,
+    /// v0.2. Repetitions up to this many tokens are free. Default 2; >= 0.
+    pub dry_allowed_length: i32,
+    /// v0.2. Tokens DRY scans for repetitions. Default -1 = the whole context; 0 = off.
+    pub dry_penalty_last_n: i32,
+    /// v0.2. XTC: with this probability per token, removes every candidate above
+    /// `xtc_threshold` except the least likely of them. Default 0 (off); 0..1.
+    pub xtc_probability: f32,
+    /// v0.2. Default 0.1; 0..1 (above 0.5 nothing is ever removed).
+    pub xtc_threshold: f32,
+    /// v0.2. Locally typical sampling. Default 1 (off); 0 < typical_p <= 1.
+    pub typical_p: f32,
+    /// v0.2. Keeps tokens within this many standard deviations of the highest logit.
+    /// Default 0 (off); >= 0.
+    pub top_n_sigma: f32,
+    /// v0.2. One of `RIGLLAMA_MIROSTAT_*`; default OFF.
+    pub mirostat: i32,
+    /// v0.2. Mirostat's target surprise. Default 5; > 0.
+    pub mirostat_tau: f32,
+    /// v0.2. Mirostat's learning rate. Default 0.1; 0 < eta <= 1.
+    pub mirostat_eta: f32,
+    /// v0.2. 0 (default) = none; 1..20 = each generated token's log-probability and this
+    /// many most likely alternatives, from the distribution the token was drawn from (at
+    /// temperature 0: the model's own, after the bias and penalties). Delivered as
+    /// RIGLLAMA_EVENT_KIND_LOGPROBS job events and as `"logprobs":{"content":[...]}` in
+    /// `rigllama_engine_chat`'s JSON.
+    pub n_logprobs: u32,
+    /// v0.2. Optional logit bias as JSON, applied before every other sampler: an object of
+    /// token ids, `{"15043": -1.5, "9": 2}` (OpenAI's shape), or an array of pairs whose first
+    /// element is a token id or a text (each token of the text, tokenized alone, is biased):
+    /// `[[15043, -1.5], ["Paris", false]]`. A bias is a finite number; `false` bans.
+    pub logit_bias_json: *const c_char,
+    /// v0.2. DRY's sequence breakers (`n_dry_sequence_breakers` non-empty strings): texts that
+    /// end a repetition. NULL (default) = llama.cpp's `"\n"`, `":"`, `"\""`, `"*"`.
+    pub dry_sequence_breakers: *const *const c_char,
+    /// v0.2. Entries in `dry_sequence_breakers`.
+    pub n_dry_sequence_breakers: usize,
+    /// v0.2. Prompt-lookup speculative decoding: up to this many tokens, guessed from the
+    /// conversation's earlier text (what followed the reply's latest tokens where they
+    /// occurred before), are evaluated in the same decode as the next token; the ones the
+    /// sampler confirms cost no decode of their own, so replies that repeat their prompt
+    /// (edits, quotes, extraction) come about twice as fast. Each token is still sampled from
+    /// its own position's logits with the same random draws, but those logits come from a
+    /// batch, which llama.cpp's CPU kernels round differently from a single token: where two
+    /// tokens are nearly tied, the choice can differ from plain decoding's. Only as many
+    /// guesses as the reply's record of right ones makes worth their cost are evaluated, so a
+    /// reply whose guesses keep failing runs at plain speed. Default 0 (off); at most 64; 8 is
+    /// what the bench measures. `rigllama_usage.drafted_tokens` and `accepted_tokens` report
+    /// what it did.
+    pub draft_max: u32,
+}
+
+/// Fills `request` with defaults for `struct_size` bytes (pass `sizeof *request`).
+#[no_mangle]
+pub unsafe extern "C" fn rigllama_request_init(
+    request: *mut rigllama_request,
+    struct_size: usize,
+) -> rigllama_status {
+    boundary(|| unsafe { init_struct(request, struct_size) })
+}
+
+versioned_struct!(input rigllama_request {
+    v0_1_size: frozen(80, 56),
+    v0_1_last: n_stop,
+    max_tokens: crate::engine::DEFAULT_MAX_TOKENS,
+    temperature: SAMPLING.temperature,
+    top_p: SAMPLING.top_p,
+    top_k: SAMPLING.top_k,
+    min_p: SAMPLING.min_p,
+    repeat_penalty: SAMPLING.repeat_penalty,
+    seed: RIGLLAMA_SEED_RANDOM,
+    raw_prompt: 0,
+    prompt: std::ptr::null(),
+    system_prompt: std::ptr::null(),
+    messages_json: std::ptr::null(),
+    stop: std::ptr::null(),
+    n_stop: 0,
+    priority: 0,
+    grammar: std::ptr::null(),
+    json_schema: std::ptr::null(),
+    tools_json: std::ptr::null(),
+    tool_choice: rigllama_tool_choice::Auto as i32,
+    reasoning: rigllama_reasoning::Auto as i32,
+    presence_penalty: SAMPLING.presence_penalty,
+    frequency_penalty: SAMPLING.frequency_penalty,
+    penalty_last_n: SAMPLING.penalty_last_n,
+    dry_multiplier: SAMPLING.dry.multiplier,
+    dry_base: SAMPLING.dry.base,
+    dry_allowed_length: SAMPLING.dry.allowed_length,
+    dry_penalty_last_n: SAMPLING.dry.penalty_last_n,
+    xtc_probability: SAMPLING.xtc.probability,
+    xtc_threshold: SAMPLING.xtc.threshold,
+    typical_p: SAMPLING.typical_p,
+    top_n_sigma: SAMPLING.top_n_sigma,
+    mirostat: rigllama_mirostat::Off as i32,
+    mirostat_tau: crate::engine::Mirostat::DEFAULT_TAU,
+    mirostat_eta: crate::engine::Mirostat::DEFAULT_ETA,
+    n_logprobs: 0,
+    logit_bias_json: std::ptr::null(),
+    dry_sequence_breakers: std::ptr::null(),
+    n_dry_sequence_breakers: 0,
+    draft_max: crate::engine::DEFAULT_DRAFT_MAX,
+});
+
+const SAMPLING: crate::engine::Sampling = crate::engine::Sampling::DEFAULT;
+
+pub(crate) unsafe fn read_request(request: *const rigllama_request) -> Result<Request, Failure> {
+    let raw = unsafe { read_input(request) }?;
+    let prompt = unsafe { optional_str(raw.prompt, "request->prompt") }?;
+    let system = unsafe { optional_str(raw.system_prompt, "request->system_prompt") }?;
+    let messages_json = unsafe { optional_str(raw.messages_json, "request->messages_json") }?;
+    let prompt = match raw.raw_prompt {
+        0 => {
+            let mut messages = match &messages_json {
+                Some(json) => Message::parse_openai_list(json)?,
+                None => Vec::new(),
+            };
+            if let Some(system) = system {
+                if messages.first().is_some_and(|m| m.role == Role::System) {
+                    return Err(Error::invalid(
+                        "system_prompt is set and messages_json also has a system message; use one",
+                    )
+                    .into());
+                }
+                messages.insert(0, Message::new(Role::System, system));
+            }
+            if let Some(prompt) = prompt {
+                messages.push(Message::new(Role::User, prompt));
+            }
+            if messages_json.is_none() && messages.iter().all(|m| m.role != Role::User) {
+                return Err(Failure::null(
+                    "request->prompt (and request->messages_json)",
+                ));
+            }
+            if messages.is_empty() {
+                return Err(Error::invalid(
+                    "messages_json is an empty array and prompt is NULL; set prompt or add a \
+                     user message to messages_json",
+                )
+                .into());
+            }
+            Prompt::Chat(messages)
+        }
+        1 => {
+            if messages_json.is_some() || system.is_some() {
+                return Err(Error::invalid(
+                    "raw_prompt 1 sends prompt verbatim; it cannot be combined with \
+                     messages_json or system_prompt",
+                )
+                .into());
+            }
+            Prompt::Raw(prompt.ok_or_else(|| Failure::null("request->prompt"))?)
+        }
+        other => {
+            return Err(Error::invalid(format!("raw_prompt {other} must be 0 or 1")).into());
+        }
+    };
+    if raw.max_tokens == 0 {
+        return Err(Error::invalid(
+            "max_tokens 0 is not allowed; use a positive count or RIGLLAMA_MAX_TOKENS_UNLIMITED",
+        )
+        .into());
+    }
+    let stop = unsafe { string_array(raw.stop, raw.n_stop, "request->stop") }?;
+    let request = Request {
+        prompt,
+        max_tokens: (raw.max_tokens != RIGLLAMA_MAX_TOKENS_UNLIMITED).then_some(raw.max_tokens),
+        sampling: Sampling {
+            temperature: raw.temperature,
+            top_p: raw.top_p,
+            top_k: raw.top_k,
+            min_p: raw.min_p,
+            repeat_penalty: raw.repeat_penalty,
+            presence_penalty: raw.presence_penalty,
+            frequency_penalty: raw.frequency_penalty,
+            penalty_last_n: raw.penalty_last_n,
+            dry: Dry {
+                multiplier: raw.dry_multiplier,
+                base: raw.dry_base,
+                allowed_length: raw.dry_allowed_length,
+                penalty_last_n: raw.dry_penalty_last_n,
+                sequence_breakers: if raw.dry_sequence_breakers.is_null()
+                    && raw.n_dry_sequence_breakers == 0
+                {
+                    None
+                } else {
+                    Some(unsafe {
+                        string_array(
+                            raw.dry_sequence_breakers,
+                            raw.n_dry_sequence_breakers,
+                            "request->dry_sequence_breakers",
+                        )
+                    }?)
+                },
+            },
+            xtc: Xtc {
+                probability: raw.xtc_probability,
+                threshold: raw.xtc_threshold,
+            },
+            typical_p: raw.typical_p,
+            top_n_sigma: raw.top_n_sigma,
+            mirostat: match rigllama_mirostat::from_repr(raw.mirostat) {
+                Some(rigllama_mirostat::Off) => Mirostat::Off,
+                Some(rigllama_mirostat::V1) => Mirostat::V1 {
+                    tau: raw.mirostat_tau,
+                    eta: raw.mirostat_eta,
+                },
+                Some(rigllama_mirostat::V2) => Mirostat::V2 {
+                    tau: raw.mirostat_tau,
+                    eta: raw.mirostat_eta,
+                },
+                None => {
+                    return Err(Error::invalid(format!(
+                        "mirostat {} is not a RIGLLAMA_MIROSTAT_* value (0 OFF, 1 V1, 2 V2)",
+                        raw.mirostat
+                    ))
+                    .into())
+                }
+            },
+            logit_bias: match unsafe {
+                optional_str(raw.logit_bias_json, "request->logit_bias_json")
+            }? {
+                Some(json) => LogitBias::parse_json(&json)?,
+                None => Vec::new(),
+            },
+            seed: (raw.seed != RIGLLAMA_SEED_RANDOM).then_some(raw.seed),
+        },
+        logprobs: raw.n_logprobs,
+        draft_max: raw.draft_max,
+        stop,
+        priority: raw.priority,
+        grammar: unsafe { optional_str(raw.grammar, "request->grammar") }?,
+        json_schema: unsafe { optional_str(raw.json_schema, "request->json_schema") }?,
+        tools: match unsafe { optional_str(raw.tools_json, "request->tools_json") }? {
+            Some(json) => Tool::parse_openai_list(&json)?,
+            None => Vec::new(),
+        },
+        tool_choice: match rigllama_tool_choice::from_repr(raw.tool_choice) {
+            Some(rigllama_tool_choice::Auto) => ToolChoice::Auto,
+            Some(rigllama_tool_choice::None) => ToolChoice::None,
+            Some(rigllama_tool_choice::Required) => ToolChoice::Required,
+            None => {
+                return Err(Error::invalid(format!(
+                "tool_choice {} is not a RIGLLAMA_TOOL_CHOICE_* value (0 AUTO, 1 NONE, 2 REQUIRED)",
+                raw.tool_choice
+            ))
+                .into())
+            }
+        },
+        reasoning: match rigllama_reasoning::from_repr(raw.reasoning) {
+            Some(rigllama_reasoning::Auto) => ReasoningMode::Auto,
+            Some(rigllama_reasoning::Off) => ReasoningMode::Off,
+            Some(rigllama_reasoning::On) => ReasoningMode::On,
+            None => {
+                return Err(Error::invalid(format!(
+                    "reasoning {} is not a RIGLLAMA_REASONING_* value (0 AUTO, 1 OFF, 2 ON)",
+                    raw.reasoning
+                ))
+                .into())
+            }
+        },
+    };
+    request.validate()?;
+    Ok(request)
+}
+
+/// Stop strings and DRY sequence breakers beyond this count are refused (each is scanned
+/// for every generated piece).
+const MAX_STRINGS: usize = 64;
+
+/// `n` strings at `strings` (an array of non-NULL UTF-8 pointers), copied.
+unsafe fn string_array(
+    strings: *const *const c_char,
+    n: usize,
+    what: &str,
+) -> Result<Vec<String>, Failure> {
+    if n > MAX_STRINGS {
+        return Err(
+            Error::invalid(format!("{what} has {n} entries, more than {MAX_STRINGS}")).into(),
+        );
+    }
+    unsafe { array(strings, n, what) }?
+        .iter()
+        .enumerate()
+        .map(|(i, &entry)| {
+            if entry.is_null() {
+                return Err(Error::invalid(format!("{what}[{i}] is NULL")).into());
+            }
+            unsafe { required_str(entry, &format!("{what}[{i}]")) }
+        })
+        .collect()
+}
