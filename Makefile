@@ -14,7 +14,7 @@ CXX ?= c++
 CFLAGS := -std=c99 -Wall -Wextra -Wpedantic -Werror -O2 -g -Iinclude
 LDLIBS := -L$(LIBDIR) -Wl,-rpath,$(LIBDIR) -lrigllama -lpthread
 EXAMPLES := complete stream chat cancel reload frame_loop save_game json_output npc_tools describe_image
-C_TESTS := test_contract test_jobs test_memcheck test_snapshot test_batching test_structured test_knobs test_speculation test_checkpoints test_vision
+C_TESTS := test_contract test_jobs test_memcheck test_snapshot test_batching test_structured test_knobs test_speculation test_checkpoints test_vision test_host
 MODEL = $$(scripts/fetch-model)
 # Model-loading tests run one at a time: two thread pools on these cores collapse ggml.
 TEST_THREADS := --test-threads=1
@@ -30,7 +30,7 @@ MMPROJ = $$(dirname "$(MODEL)")/gemma3-270m-mmproj-random.gguf
 PREFIX ?= /usr/local
 
 .PHONY: all demo test deps model lib import-check header header-check examples c-tests rust-tests rig-examples \
-        run-examples lang-clients vision-build vision-tests test-valgrind-vision install install-test clean bench bench-quick bench-batched bench-structured bench-kv bench-lookup stress test-valgrind test-valgrind-quick
+        run-examples lang-clients vision-build vision-tests test-valgrind-vision install install-test clean bench bench-quick bench-batched bench-host bench-structured bench-kv bench-lookup stress test-valgrind test-valgrind-quick
 
 all: lib
 
@@ -154,6 +154,12 @@ bench-quick: model lib
 # rigllama with 1, 2, 4, 8 streams at once vs llama.cpp's batched-bench (a few minutes).
 bench-batched: model lib
 	python3 bench/run.py --batched
+
+# rigllama as a guest in a host's process (about 2 minutes): one, two and three engines
+# generating at once, idle CPU after a reply, and a 60 Hz loop's frame work beside an engine.
+bench-host: model lib | $(BUILD)
+	$(CC) $(CFLAGS) -D_GNU_SOURCE bench/host.c -o $(BUILD)/bench_host $(LDLIBS) -lm
+	$(BUILD)/bench_host "$(MODEL)"
 
 # What json_schema and GBNF constraints cost per generated token (about a minute).
 bench-structured: model lib

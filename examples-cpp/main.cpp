@@ -5,9 +5,10 @@
 // resumed midway; then has a grammar decide a chat reply and shows the prompt a tool list
 // makes; then checks the log-probabilities a job reports; then has prompt-lookup speculation
 // (draft_max) guess a reply that repeats its prompt. Also checks the engine options' defaults
-// for state checkpoints (32, 512 MiB) and mmproj_path (NULL) and what describe reports of
-// checkpoints, that this library (built without the mtmd cargo feature) refuses a projector,
-// and that a text request counts no image tokens. Exits non-zero on any failure.
+// for state checkpoints (32, 512 MiB), mmproj_path (NULL) and thread_priority (NORMAL) and what
+// describe reports of checkpoints and thread priority, that an unknown thread_priority is
+// refused, that this library (built without the mtmd cargo feature) refuses a projector, and
+// that a text request counts no image tokens. Exits non-zero on any failure.
 //
 //   usage: rigllama-cpp MODEL.gguf
 #include <chrono>
@@ -38,21 +39,23 @@ static_assert(sizeof(void *) != 8 || (sizeof(rigllama_usage) == 56 && offsetof(r
 static_assert(sizeof(void *) != 4 || (sizeof(rigllama_usage) == 56 && offsetof(rigllama_usage, image_tokens) == 52),
               "rigllama_usage layout (i686)");
 static_assert(sizeof(void *) != 8 ||
-                  (sizeof(rigllama_engine_options) == 128 && offsetof(rigllama_engine_options, context_overflow) == 56 &&
+                  (sizeof(rigllama_engine_options) == 136 && offsetof(rigllama_engine_options, context_overflow) == 56 &&
                    offsetof(rigllama_engine_options, n_seq) == 60 && offsetof(rigllama_engine_options, type_k) == 64 &&
                    offsetof(rigllama_engine_options, fit_min_ctx) == 80 &&
                    offsetof(rigllama_engine_options, fit_margins_mib) == 88 &&
                    offsetof(rigllama_engine_options, n_fit_margins_mib) == 96 &&
                    offsetof(rigllama_engine_options, max_checkpoint_bytes) == 104 &&
                    offsetof(rigllama_engine_options, max_checkpoints) == 112 &&
-                   offsetof(rigllama_engine_options, mmproj_path) == 120),
+                   offsetof(rigllama_engine_options, mmproj_path) == 120 &&
+                   offsetof(rigllama_engine_options, thread_priority) == 128),
               "rigllama_engine_options layout");
 // i686 (uint64_t is 4-aligned in structs there), as tests/c/test_contract checks it.
 static_assert(sizeof(void *) != 4 ||
-                  (sizeof(rigllama_engine_options) == 88 &&
+                  (sizeof(rigllama_engine_options) == 92 &&
                    offsetof(rigllama_engine_options, max_checkpoint_bytes) == 72 &&
                    offsetof(rigllama_engine_options, max_checkpoints) == 80 &&
-                   offsetof(rigllama_engine_options, mmproj_path) == 84),
+                   offsetof(rigllama_engine_options, mmproj_path) == 84 &&
+                   offsetof(rigllama_engine_options, thread_priority) == 88),
               "rigllama_engine_options layout (i686)");
 static_assert(sizeof(void *) != 8 || (sizeof(rigllama_request) == 216 && offsetof(rigllama_request, n_stop) == 72 &&
                                       offsetof(rigllama_request, priority) == 80 &&
@@ -466,6 +469,19 @@ int main(int argc, char **argv) {
                "options_init's checkpoint defaults: max_checkpoints " + std::to_string(defaults.max_checkpoints) +
                    " (32), max_checkpoint_bytes " + std::to_string(defaults.max_checkpoint_bytes) + " (512 MiB)");
         expect(defaults.mmproj_path == nullptr, "options_init's mmproj_path is NULL");
+        expect(defaults.thread_priority == RIGLLAMA_THREAD_PRIORITY_NORMAL,
+               "options_init's thread_priority is NORMAL (" + std::to_string(defaults.thread_priority) + ")");
+        // Refused before any model loads, naming the value.
+        try {
+            rigllama::EngineOptions bad_priority;
+            bad_priority.model_path = model.c_str();
+            bad_priority.thread_priority = 7;
+            rigllama::Engine::open(bad_priority);
+            expect(false, "thread_priority 7 throws");
+        } catch (const rigllama::Error &e) {
+            expect(e.status() == RIGLLAMA_STATUS_INVALID_ARGUMENT && std::strstr(e.what(), "thread_priority 7") != nullptr,
+                   std::string("thread_priority 7 throws INVALID_ARGUMENT: ") + e.what());
+        }
         // The default build has no vision: a projector is refused before any model loads.
         try {
             rigllama::EngineOptions with_projector;
@@ -492,6 +508,10 @@ int main(int argc, char **argv) {
         expect(checkpoints ==
                    R"("checkpoints":{"active":false,"count":0,"bytes":0,"max_count":32,"max_bytes":536870912})",
                "describe's checkpoints: none for this model, the default bounds (" + checkpoints + ")");
+        // Whether NORMAL was applied depends on the system, so only the request is checked.
+        expect(described.find(R"("thread_priority":"normal")") != std::string::npos &&
+                   described.find(R"("thread_priority_applied":)") != std::string::npos,
+               "describe reports thread_priority normal and whether it was applied (" + described + ")");
         stream_a_reply(engine);
         cancel_a_stream_from_another_thread(engine);
         cancel_a_job(engine);

@@ -23,6 +23,7 @@
 //   options.max_checkpoints = 8;                 // recurrent/hybrid models' state copies (default
 //   options.max_checkpoint_bytes = 256ull << 20; // 32 and 512 MiB; describe() reports them)
 //   options.mmproj_path = "mmproj.gguf";         // images in messages (needs the mtmd feature)
+//   options.thread_priority = RIGLLAMA_THREAD_PRIORITY_LOW;   // v0.3: a game keeps its frames
 //   auto small = rigllama::Engine::open(options);
 //   rigllama::Job job = small.submit(request.n_logprobs(3));   // LOGPROBS events: JSON arrays
 //   uint32_t lora = small.add_lora("adapter.gguf", 0.5f);       // small.remove_lora(lora)
@@ -106,6 +107,9 @@ struct Usage : rigllama_usage {
 // v0.2: mmproj_path (default NULL) names the multimodal projector (mmproj GGUF) made for the
 // model, loaded with it so that images in messages_json reach it; a library built without the
 // mtmd cargo feature refuses it (Error with RIGLLAMA_STATUS_INVALID_ARGUMENT).
+// v0.3: thread_priority (default RIGLLAMA_THREAD_PRIORITY_NORMAL); _LOW makes the engine's
+// threads yield to the host's, so a game's frame loop keeps its frames. describe() reports
+// "thread_priority" and whether the system applied it ("thread_priority_applied").
 struct EngineOptions : rigllama_engine_options {
     EngineOptions() : rigllama_engine_options() {
         detail::check(rigllama_engine_options_init(this, sizeof(rigllama_engine_options)));
@@ -274,7 +278,7 @@ public:
 
     // v0.2: every option (model_path included): type_k/type_v (RIGLLAMA_KV_TYPE_*),
     // flash_attention (RIGLLAMA_FLASH_ATTENTION_*), fit, fit_min_ctx, fit_margins_mib,
-    // max_checkpoints, max_checkpoint_bytes, mmproj_path, ...
+    // max_checkpoints, max_checkpoint_bytes, mmproj_path, thread_priority (v0.3), ...
     static Engine open(const EngineOptions &options) {
         rigllama_engine *raw = nullptr;
         detail::check(rigllama_engine_create(&options, &raw));

@@ -4,9 +4,10 @@
 // A grammar decides a chat reply, and apply_template shows the prompt a tool list makes. A job
 // with n_logprobs 3 reports its tokens' log-probabilities as JSON, checked with a small reader.
 // With draft_max 8, prompt-lookup speculation guesses a reply that repeats its prompt.
-// options_init's defaults for state checkpoints (32, 512 MiB) and mmproj_path (NULL) are
-// checked, that this library (built without the mtmd cargo feature) refuses a projector, and
-// that a text request counts no image tokens.
+// options_init's defaults for state checkpoints (32, 512 MiB), mmproj_path (NULL) and
+// thread_priority (Normal) are checked, that an unknown thread_priority is refused, that this
+// library (built without the mtmd cargo feature) refuses a projector, and that a text request
+// counts no image tokens.
 // Loading reports progress through a static [MonoPInvokeCallback] method with user_data. Exits
 // non-zero on any failure.
 //
@@ -44,7 +45,9 @@ static class Program
         return 0;   // 0 = keep loading
     }
 
-    static IntPtr CreateEngine(string modelPath, List<float> progress, uint nSeq = 0, string mmprojPath = null)
+    // EngineThreadPriority, not ThreadPriority: System.Threading and UnityEngine have one.
+    static IntPtr CreateEngine(string modelPath, List<float> progress, uint nSeq = 0, string mmprojPath = null,
+                               int threadPriority = (int)Rigllama.EngineThreadPriority.Normal)
     {
         var options = new EngineOptions();
         Native.Check(Native.rigllama_engine_options_init(ref options, Native.SizeOf<EngineOptions>()));
@@ -56,6 +59,7 @@ static class Program
         {
             options.model_path = path;
             options.mmproj_path = mmproj;   // IntPtr.Zero: none
+            options.thread_priority = threadPriority;
             options.on_progress = Marshal.GetFunctionPointerForDelegate(ProgressDelegate);
             options.progress_user_data = GCHandle.ToIntPtr(progressHandle);
             IntPtr engine;
@@ -414,6 +418,21 @@ static class Program
                    "options_init's checkpoint defaults: max_checkpoints " + defaults.max_checkpoints + " (32), max_checkpoint_bytes "
                    + defaults.max_checkpoint_bytes + " (512 MiB)");
             Expect(defaults.mmproj_path == IntPtr.Zero, "options_init's mmproj_path is NULL (" + defaults.mmproj_path + ")");
+            Expect(defaults.thread_priority == (int)Rigllama.EngineThreadPriority.Normal,
+                   "options_init's thread_priority is Normal (" + defaults.thread_priority + ")");
+
+            // A value outside EngineThreadPriority is refused, naming it: the field reaches C at its offset.
+            try
+            {
+                IntPtr refused = CreateEngine(model, new List<float>(), 0, null, 7);
+                Native.rigllama_engine_destroy(refused);
+                Expect(false, "thread_priority 7 fails");
+            }
+            catch (RigllamaException e)
+            {
+                Expect(e.Status == Status.InvalidArgument && e.Message.Contains("thread_priority 7"),
+                       "thread_priority 7 fails with INVALID_ARGUMENT: " + e.Message);
+            }
 
             // The default build has no vision: a projector is refused before any model loads.
             try

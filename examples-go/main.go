@@ -4,9 +4,10 @@
 // midway, has a grammar decide a Chat reply and shows the prompt a tool list makes, checks
 // the log-probabilities a job reports, and has prompt-lookup speculation (DraftMax) guess a
 // reply that repeats its prompt. Also checks the defaults DefaultOptions reads from
-// rigllama_engine_options_init (state checkpoints: 32, 512 MiB; no MmprojPath), that this
-// library (built without the mtmd cargo feature) refuses a projector, and that a text request
-// counts no image tokens. Exits non-zero on any failure.
+// rigllama_engine_options_init (state checkpoints: 32, 512 MiB; no MmprojPath; ThreadPriority
+// normal), that an unknown ThreadPriority is refused, that this library (built without the
+// mtmd cargo feature) refuses a projector, and that a text request counts no image tokens.
+// Exits non-zero on any failure.
 //
 //	usage: rigllama-go MODEL.gguf
 package main
@@ -337,9 +338,17 @@ func main() {
 		"options_init's checkpoint defaults: MaxCheckpoints %d (32), MaxCheckpointBytes %d (512 MiB) (%v)",
 		defaults.MaxCheckpoints, defaults.MaxCheckpointBytes, err)
 	expect(err == nil && defaults.MmprojPath == "", "options_init's mmproj_path is NULL (MmprojPath %q)", defaults.MmprojPath)
+	expect(err == nil && defaults.ThreadPriority == rigllama.ThreadPriorityNormal,
+		"options_init's thread_priority is NORMAL (ThreadPriority %d)", defaults.ThreadPriority)
+
+	// OpenWith passes ThreadPriority through: a value C does not know is refused, naming it.
+	var rerr *rigllama.Error
+	_, err = rigllama.OpenWith(model, rigllama.Options{ThreadPriority: 7})
+	expect(errors.As(err, &rerr) && rerr.Status == rigllama.StatusInvalidArgument &&
+		strings.Contains(rerr.Message, "thread_priority 7"), "ThreadPriority 7 fails with INVALID_ARGUMENT: %v", err)
 
 	// The default build has no vision: a projector is refused before any model loads.
-	var rerr *rigllama.Error
+	rerr = nil
 	_, err = rigllama.OpenWith(model, rigllama.Options{MmprojPath: "/nonexistent/mmproj.gguf"})
 	expect(errors.As(err, &rerr) && rerr.Status == rigllama.StatusInvalidArgument && strings.Contains(rerr.Message, "mtmd"),
 		"a projector without the mtmd feature fails with INVALID_ARGUMENT: %v", err)

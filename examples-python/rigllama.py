@@ -22,6 +22,7 @@
         json.loads(engine.describe())["checkpoints"]         # the state copies kept to resume from
     rigllama.Engine("vlm.gguf", mmproj_path="mmproj.gguf")  # images in messages: needs a library
                                                              # built with the cargo feature mtmd
+    rigllama.Engine("model.gguf", thread_priority=rigllama.THREAD_PRIORITY_LOW)  # a game keeps its frames
 
 The library is loaded from $RIGLLAMA_LIBRARY if set, else as librigllama.so through the
 dynamic linker (LD_LIBRARY_PATH, the ld.so cache). Structures mirror the C structs field by
@@ -54,6 +55,7 @@ KV_TYPE_F16, KV_TYPE_F32, KV_TYPE_BF16, KV_TYPE_Q8_0, KV_TYPE_Q4_0 = 0, 1, 2, 3,
 KV_TYPE_Q4_1, KV_TYPE_Q5_0, KV_TYPE_Q5_1, KV_TYPE_IQ4_NL = 5, 6, 7, 8
 FLASH_ATTENTION_AUTO, FLASH_ATTENTION_OFF, FLASH_ATTENTION_ON = 0, 1, 2  # v0.2
 MIROSTAT_OFF, MIROSTAT_V1, MIROSTAT_V2 = 0, 1, 2  # v0.2
+THREAD_PRIORITY_NORMAL, THREAD_PRIORITY_LOW = 0, 1  # v0.3: LOW: the engine's threads yield to the host's
 MAX_TOKENS_UNLIMITED = SEED_RANDOM = 0xFFFFFFFF
 
 c_status = ctypes.c_int32
@@ -90,6 +92,7 @@ class EngineOptions(ctypes.Structure):
         # v0.2: UTF-8 path of a multimodal projector (mmproj GGUF) for this model, or None
         # (default); a library built without the mtmd cargo feature refuses it (INVALID_ARGUMENT).
         ("mmproj_path", ctypes.c_char_p),
+        ("thread_priority", ctypes.c_int32),  # v0.3: THREAD_PRIORITY_* (default NORMAL)
     ]
 
 
@@ -171,11 +174,12 @@ class Event(ctypes.Structure):
 
 # sizeof and offsetof of the C structs on x86-64 (tests/c/test_contract prints them).
 C_LAYOUT_X86_64 = {
-    EngineOptions: (128, {"struct_size": 0, "n_ctx": 4, "n_batch": 8, "n_threads": 12, "n_gpu_layers": 16,
+    EngineOptions: (136, {"struct_size": 0, "n_ctx": 4, "n_batch": 8, "n_threads": 12, "n_gpu_layers": 16,
                           "model_path": 24, "chat_template": 32, "on_progress": 40, "progress_user_data": 48,
                           "context_overflow": 56, "n_seq": 60, "type_k": 64, "type_v": 68, "flash_attention": 72,
                           "fit": 76, "fit_min_ctx": 80, "fit_margins_mib": 88, "n_fit_margins_mib": 96,
-                          "max_checkpoint_bytes": 104, "max_checkpoints": 112, "mmproj_path": 120}),
+                          "max_checkpoint_bytes": 104, "max_checkpoints": 112, "mmproj_path": 120,
+                          "thread_priority": 128}),
     Request: (216, {"struct_size": 0, "max_tokens": 4, "temperature": 8, "top_p": 12, "top_k": 16, "min_p": 20,
                     "repeat_penalty": 24, "seed": 28, "raw_prompt": 32, "prompt": 40, "system_prompt": 48,
                     "messages_json": 56, "stop": 64, "n_stop": 72, "priority": 80, "grammar": 88,
@@ -376,7 +380,7 @@ class Engine:
 
     def __init__(self, model_path, *, n_ctx=None, on_progress=None, context_overflow=None, n_seq=None,
                  type_k=None, type_v=None, flash_attention=None, fit=None, fit_min_ctx=None, fit_margins_mib=None,
-                 max_checkpoints=None, max_checkpoint_bytes=None, mmproj_path=None):
+                 max_checkpoints=None, max_checkpoint_bytes=None, mmproj_path=None, thread_priority=None):
         """context_overflow: CONTEXT_OVERFLOW_FAIL (default) or CONTEXT_OVERFLOW_SHIFT (drop the
         oldest turns of a conversation that outgrows n_ctx). n_seq: requests served at once,
         advancing together (default 1, at most 64); more wait, in priority order.
@@ -392,7 +396,10 @@ class Engine:
         (mmproj GGUF) made for this model, loaded with it, so that images in messages (OpenAI
         image_url parts) reach it; usage.image_tokens counts the prompt tokens standing for
         them. Needs a library built with the cargo feature mtmd: otherwise RigllamaError
-        (INVALID_ARGUMENT), before any model loads."""
+        (INVALID_ARGUMENT), before any model loads.
+        v0.3: thread_priority: THREAD_PRIORITY_NORMAL (default) or THREAD_PRIORITY_LOW (the
+        engine's threads yield to the host's, so a game's frame loop keeps its frames);
+        describe()'s "thread_priority_applied" says whether the system applied it."""
         options = default_options()
         options.model_path = os.fsencode(model_path)
         if n_ctx is not None:
@@ -421,6 +428,8 @@ class Engine:
             options.max_checkpoint_bytes = max_checkpoint_bytes
         if mmproj_path is not None:
             options.mmproj_path = os.fsencode(mmproj_path)  # kept alive by options until create returns
+        if thread_priority is not None:
+            options.thread_priority = thread_priority
         if on_progress is not None:
             # Kept referenced until create returns: the library calls it only during create.
             progress = ProgressCallback(lambda _user_data, fraction: 0 if on_progress(fraction) is not False else 1)
@@ -511,7 +520,8 @@ class Engine:
 
     def describe(self):
         """The engine as JSON text (rigllama_engine_describe): the model, n_ctx, n_seq, memory,
-        checkpoints ({"active", "count", "bytes", "max_count", "max_bytes"}), ..."""
+        checkpoints ({"active", "count", "bytes", "max_count", "max_bytes"}), n_threads (the
+        threads used), thread_priority ("normal" or "low") and thread_priority_applied, ..."""
         out = ctypes.c_void_p()
         _check(_lib.rigllama_engine_describe(self._handle, ctypes.byref(out)))
         return _take_string(out)

@@ -4,8 +4,9 @@ checks the log-probabilities a job reports, has prompt-lookup speculation (draft
 a reply that repeats its prompt, embeds two sentences and prints their similarity, saves and
 reloads a conversation's snapshot, and runs two requests at once (an NPC's chatter and the
 player's line, at different priorities) on an n_seq=2 engine, paused and resumed midway.
-Also checks the engine options' defaults (state checkpoints: 32, 512 MiB; no mmproj_path) and
-what describe reports of them, that this library (built without the mtmd cargo feature) refuses
+Also checks the engine options' defaults (state checkpoints: 32, 512 MiB; no mmproj_path;
+thread_priority NORMAL) and what describe reports of them and of the threads, that an unknown
+thread_priority is refused, that this library (built without the mtmd cargo feature) refuses
 a projector, and that a text request counts no image tokens. Exits non-zero on any failure.
 
     usage: stream_and_cancel.py MODEL.gguf     (librigllama.so on LD_LIBRARY_PATH, or
@@ -198,6 +199,16 @@ def main():
            f"options_init's checkpoint defaults: max_checkpoints {defaults.max_checkpoints} (32), "
            f"max_checkpoint_bytes {defaults.max_checkpoint_bytes} (512 MiB)")
     expect(defaults.mmproj_path is None, f"options_init's mmproj_path is NULL ({defaults.mmproj_path!r})")
+    expect(defaults.thread_priority == rigllama.THREAD_PRIORITY_NORMAL,
+           f"options_init's thread_priority is NORMAL ({defaults.thread_priority})")
+
+    # Refused before any model loads, naming the value: the field reaches C at its offset.
+    try:
+        rigllama.Engine(model, thread_priority=7)
+        expect(False, "thread_priority 7 raises")
+    except rigllama.RigllamaError as e:
+        expect(e.status == rigllama.INVALID_ARGUMENT and "thread_priority 7" in e.message,
+               f"thread_priority 7 raises INVALID_ARGUMENT: {e}")
 
     # The default build has no vision: a projector is refused before any model loads.
     try:
@@ -218,9 +229,19 @@ def main():
     with rigllama.Engine(model, on_progress=progress.append) as engine:
         expect(len(progress) > 0 and progress[-1] >= 0.99, f"progress callback ran {len(progress)} times")
         # A transformer's cache can be cut back to a prefix: no state checkpoints, default bounds.
-        checkpoints = json.loads(engine.describe()).get("checkpoints")
+        described = json.loads(engine.describe())
+        checkpoints = described.get("checkpoints")
         expect(checkpoints == {"active": False, "count": 0, "bytes": 0, "max_count": 32, "max_bytes": 512 << 20},
                f"describe's checkpoints: none for this model, the default bounds ({checkpoints})")
+        # n_threads is the threads used: never more than the cores this process may run on.
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        threads = described.get("n_threads")
+        expect(isinstance(threads, int) and 1 <= threads <= cores,
+               f"describe's n_threads {threads} is within this process's {cores} cores")
+        expect(described.get("thread_priority") == "normal"
+               and isinstance(described.get("thread_priority_applied"), bool),
+               f"describe's thread_priority {described.get('thread_priority')!r}, "
+               f"applied {described.get('thread_priority_applied')!r}")
         stream_reply(engine)
         cancel_job(engine)
 

@@ -366,6 +366,15 @@ const (
 	FlashAttentionOn   FlashAttention = C.RIGLLAMA_FLASH_ATTENTION_ON
 )
 
+// ThreadPriority is Options.ThreadPriority (v0.3): how the engine's threads are scheduled
+// beside the host's.
+type ThreadPriority int32
+
+const (
+	ThreadPriorityNormal ThreadPriority = C.RIGLLAMA_THREAD_PRIORITY_NORMAL // as the host's threads (the default)
+	ThreadPriorityLow    ThreadPriority = C.RIGLLAMA_THREAD_PRIORITY_LOW    // yield to the host's: a game keeps its frames
+)
+
 // Options are the engine options that differ from the library's defaults (zero: default).
 type Options struct {
 	NCtx            uint32
@@ -395,6 +404,9 @@ type Options struct {
 	// Needs a library built with the cargo feature mtmd; otherwise OpenWith fails with
 	// StatusInvalidArgument before any model loads.
 	MmprojPath string
+	// v0.3: ThreadPriorityLow makes the engine's threads yield to the host's (zero: normal).
+	// rigllama_engine_describe reports "thread_priority" and "thread_priority_applied".
+	ThreadPriority ThreadPriority
 }
 
 // DefaultOptions returns the library's defaults (rigllama_engine_options_init) as Options;
@@ -426,6 +438,7 @@ func DefaultOptions() (Options, error) {
 		MaxCheckpoints:     uint32(options.max_checkpoints),
 		NoCheckpoints:      options.max_checkpoints == 0,
 		MmprojPath:         C.GoString(options.mmproj_path), // NULL: ""
+		ThreadPriority:     ThreadPriority(options.thread_priority),
 	}, nil
 }
 
@@ -483,6 +496,7 @@ func OpenWith(path string, opts Options) (*Engine, error) {
 		defer C.free(unsafe.Pointer(mmproj))
 		options.mmproj_path = mmproj
 	}
+	options.thread_priority = C.int32_t(opts.ThreadPriority)
 	var ptr *C.rigllama_engine
 	if err := call(func() C.rigllama_status { return C.rigllama_engine_create(&options, &ptr) }); err != nil {
 		return nil, err

@@ -261,7 +261,9 @@ pub unsafe extern "C" fn rigllama_engine_count_tokens(
 /// ([{"id","path","scale"}]: the adapters applied), checkpoints ({"active","count","bytes",
 /// "max_count","max_bytes"}: the state copies a recurrent or hybrid model keeps now; active is
 /// false for other models), mmproj_path (the projector loaded, or "": images are accepted only
-/// with one).
+/// with one); v0.3: n_threads is the threads used (as asked, capped at the process's cores),
+/// thread_priority ("normal" or "low") and thread_priority_applied (whether the system
+/// applied it).
 #[no_mangle]
 pub unsafe extern "C" fn rigllama_engine_describe(
     engine: *mut rigllama_engine,

@@ -134,6 +134,20 @@ pub enum rigllama_flash_attention {
     On = 2,
 }
 
+/// How an engine's threads are scheduled beside the host's
+/// (`rigllama_engine_options.thread_priority`).
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::FromRepr)]
+pub enum rigllama_thread_priority {
+    /// As the host's threads (the default).
+    Normal = 0,
+    /// Below the host's: the engine computes with the cycles the host leaves idle, so a
+    /// game's frame loop keeps its frames. Linux: nice 19 for the engine's worker and every
+    /// thread it starts. Other systems: accepted, not applied yet
+    /// (`"thread_priority_applied": false` in `rigllama_engine_describe`).
+    Low = 1,
+}
+
 /// Mirostat sampling (`rigllama_request.mirostat`): keeps the text's surprise near
 /// `mirostat_tau`. It replaces top-k, typical-p, top-p, min-p and XTC.
 #[repr(i32)]

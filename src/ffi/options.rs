@@ -5,11 +5,14 @@ use std::ffi::{c_char, c_void};
 use std::path::PathBuf;
 
 use super::boundary::{array, boundary, optional_str, required_str, Failure};
-use super::enums::{rigllama_context_overflow, rigllama_flash_attention, rigllama_kv_type};
+use super::enums::{
+    rigllama_context_overflow, rigllama_flash_attention, rigllama_kv_type, rigllama_thread_priority,
+};
 use super::status::rigllama_status;
 use super::versioned::{frozen, init_struct, read_input, versioned_struct};
 use crate::engine::{
     Checkpointing, ContextOverflow, EngineOptions, Error, Fit, FlashAttention, KvType,
+    ThreadPriority,
 };
 
 /// Load progress, called on the thread that called `rigllama_engine_create` or
@@ -29,9 +32,11 @@ pub struct rigllama_engine_options {
     pub n_ctx: u32,
     /// Most prompt tokens per decode call. Default 512.
     pub n_batch: u32,
-    /// Threads for generation and prompt evaluation. Default 0 = the CPUs this process may
-    /// run on (affinity and cgroup limits included), never more: more threads than cores
-    /// makes llama.cpp ~100x slower. Engines do not coordinate; with several engines, set it.
+    /// Threads for generation and prompt evaluation, at most. Default 0 = the CPUs this
+    /// process may run on (affinity and cgroup limits included); a larger value is capped to
+    /// those: more threads than cores makes llama.cpp ~100x slower. Engines in one process
+    /// share the cores: their computations take turns (in order of asking), so the threads
+    /// computing at once never exceed the cores, however many engines there are.
     pub n_threads: i32,
     /// Layers offloaded to a GPU: 0 (default) = CPU only, -1 = all, N = the first N.
     pub n_gpu_layers: i32,
@@ -92,6 +97,9 @@ pub struct rigllama_engine_options {
     /// `messages_json` then reach the model. A library built without the `mtmd` cargo
     /// feature refuses a non-NULL path with INVALID_ARGUMENT.
     pub mmproj_path: *const c_char,
+    /// v0.3. One of `RIGLLAMA_THREAD_PRIORITY_*`; default NORMAL. LOW lets a game keep its
+    /// frame rate: the engine's threads yield to the host's (see README, "Games").
+    pub thread_priority: i32,
 }
 
 /// Fills `options` with defaults for `struct_size` bytes (pass `sizeof *options`): whole
@@ -128,6 +136,7 @@ versioned_struct!(input rigllama_engine_options {
     max_checkpoint_bytes: crate::engine::DEFAULT_MAX_CHECKPOINT_BYTES,
     max_checkpoints: crate::engine::DEFAULT_MAX_CHECKPOINTS,
     mmproj_path: std::ptr::null(),
+    thread_priority: rigllama_thread_priority::Normal as i32,
 });
 
 pub(crate) unsafe fn read_options(
@@ -210,6 +219,17 @@ pub(crate) unsafe fn read_options(
             max_bytes: raw.max_checkpoint_bytes,
         },
         mmproj_path: mmproj_path.map(PathBuf::from),
+        thread_priority: match rigllama_thread_priority::from_repr(raw.thread_priority) {
+            Some(rigllama_thread_priority::Normal) => ThreadPriority::Normal,
+            Some(rigllama_thread_priority::Low) => ThreadPriority::Low,
+            None => {
+                return Err(Error::invalid(format!(
+                    "thread_priority {} is not a RIGLLAMA_THREAD_PRIORITY_* value (0 NORMAL, 1 LOW)",
+                    raw.thread_priority
+                ))
+                .into())
+            }
+        },
     };
     options.validate()?;
     Ok((options, raw))

@@ -59,6 +59,7 @@ static void test_layout_is_printed_for_bindings(void) {
     FIELD(rigllama_engine_options, max_checkpoint_bytes);
     FIELD(rigllama_engine_options, max_checkpoints);
     FIELD(rigllama_engine_options, mmproj_path);
+    FIELD(rigllama_engine_options, thread_priority);
     printf("  sizeof(rigllama_request) = %zu\n", sizeof(rigllama_request));
     FIELD(rigllama_request, struct_size);
     FIELD(rigllama_request, max_tokens);
@@ -150,7 +151,9 @@ static void test_layout_is_printed_for_bindings(void) {
     AT(rigllama_engine_options, max_checkpoint_bytes, 104, 72);
     AT(rigllama_engine_options, max_checkpoints, 112, 80);
     AT(rigllama_engine_options, mmproj_path, 120, 84);
-    CHECK(sizeof(rigllama_engine_options) == (sizeof(void *) == 8 ? 128 : 88), "sizeof options %zu",
+    /* v0.3: appended; x86-64 pads the struct to 136 (a multiple of its 8-byte alignment). */
+    AT(rigllama_engine_options, thread_priority, 128, 88);
+    CHECK(sizeof(rigllama_engine_options) == (sizeof(void *) == 8 ? 136 : 92), "sizeof options %zu",
           sizeof(rigllama_engine_options));
     AT(rigllama_request, presence_penalty, 120, 80);
     AT(rigllama_request, frequency_penalty, 124, 84);
@@ -184,6 +187,7 @@ static void test_layout_is_printed_for_bindings(void) {
     CHECK(RIGLLAMA_FINISH_REASON_TOOL_CALLS == 3 && RIGLLAMA_EVENT_KIND_REASONING == 4 &&
               RIGLLAMA_EVENT_KIND_TOOL_CALL == 5,
           "v0.2 enum numbers");
+    CHECK(RIGLLAMA_THREAD_PRIORITY_NORMAL == 0 && RIGLLAMA_THREAD_PRIORITY_LOW == 1, "v0.3 enum numbers");
 }
 
 /* ---- version, status, last error ---------------------------------------------------- */
@@ -216,6 +220,8 @@ static void test_init_writes_defaults_and_respects_struct_size(void) {
     CHECK(options.n_ctx == 4096 && options.n_batch == 512 && options.n_threads == 0 &&
               options.n_gpu_layers == 0 && options.model_path == NULL && options.on_progress == NULL,
           "options defaults");
+    CHECK(options.thread_priority == RIGLLAMA_THREAD_PRIORITY_NORMAL, "thread_priority default %d",
+          options.thread_priority);
 
     /* Smaller than v0.1's request (which ended where priority begins): refused, and nothing
      * written. */
@@ -365,6 +371,11 @@ static void test_bad_model_files_fail_cleanly(void) {
     options.n_threads = -3;
     CHECK(rigllama_engine_create(&options, &engine) == RIGLLAMA_STATUS_INVALID_ARGUMENT, "negative threads");
     options.n_threads = 0;
+    options.thread_priority = 7;
+    CHECK(rigllama_engine_create(&options, &engine) == RIGLLAMA_STATUS_INVALID_ARGUMENT && engine == NULL,
+          "unknown thread_priority");
+    CHECK(strstr(rigllama_last_error(), "thread_priority 7") != NULL, "names thread_priority: %s", rigllama_last_error());
+    options.thread_priority = RIGLLAMA_THREAD_PRIORITY_NORMAL;
     options.struct_size = 8;
     CHECK(rigllama_engine_create(&options, &engine) == RIGLLAMA_STATUS_INVALID_ARGUMENT, "small struct_size");
     CHECK(strstr(rigllama_last_error(), "rigllama_engine_options_init") != NULL, "says call init: %s", rigllama_last_error());
@@ -745,6 +756,14 @@ static void test_describe_reports_the_model(rigllama_engine *engine) {
     CHECK(json && strstr(json, "\"architecture\":\"gemma3\"") && strstr(json, "\"n_ctx\":4096") &&
               strstr(json, "\"chat_template\":\"gemma\"") && strstr(json, "\"n_threads\":"),
           "json %s", json ? json : "(null)");
+    /* Whether NORMAL could be applied depends on the system (a niced host), so either is fine. */
+    CHECK(json && strstr(json, "\"thread_priority\":\"normal\"") && strstr(json, "\"thread_priority_applied\":"),
+          "thread_priority in %s", json ? json : "(null)");
+    /* n_threads is the threads used: at least one, never more than the cores online. */
+    const char *threads = json ? strstr(json, "\"n_threads\":") : NULL;
+    long used = threads ? strtol(threads + strlen("\"n_threads\":"), NULL, 10) : 0;
+    CHECK(used >= 1 && used <= sysconf(_SC_NPROCESSORS_ONLN), "n_threads %ld of %ld cores", used,
+          sysconf(_SC_NPROCESSORS_ONLN));
     rigllama_string_free(json);
 }
 

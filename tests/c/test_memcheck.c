@@ -382,6 +382,33 @@ int main(int argc, char **argv) {
     CHECK(rigllama_engine_pause(NULL) == RIGLLAMA_STATUS_NULL_ARGUMENT, "pause NULL");
     rigllama_engine_destroy(engine);
 
+    /* Two engines generating at once through the process's CPU share (one thread each, so
+     * they may compute side by side), one of them at thread_priority LOW; one job cancelled
+     * while the other runs. */
+    rigllama_engine *both[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        rigllama_engine_options_init(&options, sizeof options);
+        options.model_path = model;
+        options.n_ctx = 256;
+        options.n_threads = 1;
+        options.thread_priority = i ? RIGLLAMA_THREAD_PRIORITY_LOW : RIGLLAMA_THREAD_PRIORITY_NORMAL;
+        CHECK(rigllama_engine_create(&options, &both[i]) == RIGLLAMA_STATUS_OK, "engine %d of two", i);
+        /* The second is cancelled at once: long enough that it cannot end first. */
+        request = greedy(i ? "The sea was" : "Once upon a time", i ? 64 : 3);
+        CHECK(rigllama_engine_submit(both[i], &request, &pair[i]) == RIGLLAMA_STATUS_OK, "submit to engine %d", i);
+    }
+    rigllama_job_cancel(pair[1]);
+    for (int i = 0; i < 2; i++) {
+        do
+            rigllama_job_poll(pair[i], 1000, &event);
+        while (event.kind == RIGLLAMA_EVENT_KIND_TEXT || event.kind == RIGLLAMA_EVENT_KIND_NONE);
+        CHECK(event.kind == (i ? RIGLLAMA_EVENT_KIND_ERROR : RIGLLAMA_EVENT_KIND_DONE), "engine %d's job ended (kind %d)",
+              i, event.kind);
+        rigllama_job_free(pair[i]);
+    }
+    rigllama_engine_destroy(both[1]);
+    rigllama_engine_destroy(both[0]);
+
     /* State checkpoints (a recurrent model): taken, restored for a repeated prompt, evicted
      * by the count bound, dropped by reset. */
     const char *recurrent = getenv("RIGLLAMA_RECURRENT_MODEL");

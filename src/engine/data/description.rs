@@ -1,6 +1,6 @@
 //! What the engine reports about the loaded model and itself (`describe`).
 
-use crate::engine::data::options::{ContextOverflow, FlashAttention, KvType};
+use crate::engine::data::options::{ContextOverflow, FlashAttention, KvType, ThreadPriority};
 
 /// Facts about the loaded model and engine, as `describe` reports them.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -12,7 +12,13 @@ pub struct Description {
     pub n_batch: u32,
     pub n_vocab: u32,
     pub n_params: u64,
+    /// Threads the engine computes with: `n_threads` as asked, capped at the cores this
+    /// process may use.
     pub n_threads: u32,
+    /// As asked for ("normal" or "low").
+    pub thread_priority: ThreadPriority,
+    /// Whether the operating system applied `thread_priority` to the engine's threads.
+    pub thread_priority_applied: bool,
     pub n_gpu_layers: i32,
     pub chat_template: String,
     pub chat_template_source: &'static str,

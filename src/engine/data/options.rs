@@ -15,8 +15,12 @@ pub struct EngineOptions {
     pub n_ctx: u32,
     /// Most prompt tokens per decode call.
     pub n_batch: u32,
-    /// Threads for generation and prompt evaluation; `None` = the CPUs this process may use.
+    /// Threads for generation and prompt evaluation, at most: `None` = the CPUs this process
+    /// may use, and never more than those. Engines in one process share the cores: their
+    /// graphs take turns, so the threads computing at once never exceed the cores.
     pub n_threads: Option<u32>,
+    /// How the engine's threads are scheduled beside the host's.
+    pub thread_priority: ThreadPriority,
     /// Layers to offload to a GPU: `None` = all, `Some(0)` = CPU only.
     pub n_gpu_layers: Option<u32>,
     /// A llama.cpp built-in template name or a template string; `None` = the model's own.
@@ -126,6 +130,20 @@ impl serde::Serialize for KvType {
     }
 }
 
+/// How the engine's threads (its worker and the compute threads it starts) are scheduled
+/// beside the host's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThreadPriority {
+    /// As the host's threads.
+    #[default]
+    Normal,
+    /// Below the host's: the engine uses the cycles the host leaves idle, so a game's frame
+    /// loop keeps its frames. On Linux, nice 19 for the worker and every thread it starts
+    /// (they inherit it); elsewhere accepted but not applied yet (`describe` says which).
+    Low,
+}
+
 /// Whether attention uses llama.cpp's fused flash-attention kernels.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -193,6 +211,7 @@ impl EngineOptions {
             n_ctx: DEFAULT_N_CTX,
             n_batch: DEFAULT_N_BATCH,
             n_threads: None,
+            thread_priority: ThreadPriority::Normal,
             n_gpu_layers: Some(0),
             chat_template: None,
             context_overflow: ContextOverflow::Fail,

@@ -14,14 +14,20 @@ use crate::engine::llama::raw::raw_context;
 
 pub(crate) struct ThreadPool(NonNull<ggml_threadpool>);
 
+/// ggml's polling level between graphs (0-100; llama.cpp's default 50 spins ~150 ms after
+/// every graph before sleeping).
+const POLL: u32 = 0;
+
 // SAFETY: ggml's pool is made for use from whichever thread computes a graph; the engine only
 // touches it from its worker.
 unsafe impl Send for ThreadPool {}
 
 impl ThreadPool {
-    /// A pool of `n_threads` (llama.cpp's default polling, as llama-bench uses) attached to
-    /// `ctx` for generation and prompt batches. `None` when it cannot be made; the context
-    /// then keeps ggml's per-graph pools, which work, only slower.
+    /// A pool of `n_threads` attached to `ctx` for generation and prompt batches, whose
+    /// threads sleep as soon as a graph is done (no polling): an idle engine burns no CPU,
+    /// and while another engine in the process computes, this one's threads leave it the
+    /// cores. `None` when it cannot be made; the context then keeps ggml's per-graph pools,
+    /// which work, only slower.
     pub fn attach(
         ctx: &LlamaContext<'static>,
         model: &LlamaModel,
@@ -32,6 +38,7 @@ impl ThreadPool {
         // context only borrows it (the field order of LoadedModel drops the context first).
         unsafe {
             let mut params = llama_cpp_sys_2::ggml_threadpool_params_default(n_threads as i32);
+            params.poll = POLL;
             let pool = NonNull::new(llama_cpp_sys_2::ggml_threadpool_new(&mut params))?;
             llama_cpp_sys_2::llama_attach_threadpool(raw.as_ptr(), pool.as_ptr(), pool.as_ptr());
             Some(ThreadPool(pool))

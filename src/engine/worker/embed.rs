@@ -8,6 +8,7 @@ use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
 use llama_cpp_2::llama_batch::LlamaBatch;
 
 use crate::engine::error::{Error, Result};
+use crate::engine::worker::cpu_share::cpu_share;
 use crate::engine::worker::model::LoadedModel;
 
 /// Longest text, in tokens, one embedding covers; the embedding context's size.
@@ -60,8 +61,12 @@ impl LoadedModel {
                     .add_sequence(&tokenized[index], seq as i32, false)
                     .map_err(|e| Error::Internal(format!("embedding batch: {e}")))?;
             }
-            ctx.decode(&mut batch)
-                .map_err(|e| Error::Internal(format!("embedding decode failed: {e}")))?;
+            // In a turn of the process's CPU share, as generation steps are (see cpu_share).
+            // Nothing cancels an embedding, so it waits for its turn however long it takes.
+            let turn = cpu_share().take_turn(self.n_threads, &|| false);
+            let decoded = ctx.decode(&mut batch);
+            drop(turn);
+            decoded.map_err(|e| Error::Internal(format!("embedding decode failed: {e}")))?;
             for seq in 0..group.len() {
                 let pooled = ctx.embeddings_seq_ith(seq as i32).map_err(|e| {
                     Error::Internal(format!("llama.cpp gave no pooled embedding: {e}"))

@@ -12,3 +12,5 @@ pub(super) mod snapshot;
 pub(super) mod speculation;
 pub(super) mod thread;
 pub(super) mod token_choice;
+pub(super) mod cpu_share;
+pub(super) mod thread_priority;

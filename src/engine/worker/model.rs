@@ -19,13 +19,15 @@ use crate::engine::data::description::{Description, FitReport};
 use crate::engine::data::options::{ContextOverflow, EngineOptions, FlashAttention, KvType};
 use crate::engine::error::{Error, Result};
 use crate::engine::fault;
-use crate::engine::llama::backend::{self, available_cpus, capture_problems, LogLevel};
+use crate::engine::llama::backend::{self, capture_problems, LogLevel};
 use crate::engine::llama::fit::fit_to_memory;
 use crate::engine::llama::memory::memory_use;
 use crate::engine::llama::threadpool::ThreadPool;
 use crate::engine::llama::vision::Vision;
 use crate::engine::worker::lora::{Adapters, LoraChange};
+use crate::engine::worker::cpu_share::cpu_share;
 use crate::engine::worker::protocol::WorkerShared;
+use crate::engine::worker::thread_priority;
 use crate::engine::worker::protocol::{LoadOrder, LoadReport};
 use llama_cpp_2::llama_batch::LlamaBatch;
 
@@ -142,7 +144,9 @@ impl LoadedModel {
             }
         });
         let n_batch = options.n_batch.min(n_ctx);
-        let n_threads = options.n_threads.unwrap_or_else(available_cpus);
+        // Never more threads than the cores: ggml's spinning barriers collapse beyond them.
+        let cores = cpu_share().cores();
+        let n_threads = options.n_threads.map_or(cores, |n| n.min(cores));
         let mut ctx_params = context_params(options, n_ctx, n_batch)
             .with_n_threads(n_threads as i32)
             .with_n_threads_batch(n_threads as i32);
@@ -210,6 +214,8 @@ impl LoadedModel {
             n_vocab: model.n_vocab().max(0) as u32,
             n_params: model.n_params(),
             n_threads,
+            thread_priority: options.thread_priority,
+            thread_priority_applied: false,
             n_gpu_layers: options.n_gpu_layers.map_or(-1, |n| n as i32),
             chat_template: format
                 .as_ref()
@@ -233,6 +239,21 @@ impl LoadedModel {
                 .as_ref()
                 .map(|p| p.to_string_lossy().into_owned())
                 .unwrap_or_default(),
+        };
+        // Nothing fails from here on, so an engine whose reload fails keeps its priority. The
+        // pool made next, and every thread the worker starts later, inherits it.
+        let mut description = description;
+        description.thread_priority_applied = match thread_priority::apply_to_current_thread(
+            options.thread_priority,
+        ) {
+            Ok(()) => true,
+            Err(why) => {
+                backend::log(
+                    LogLevel::Warn,
+                    &format!("thread_priority {:?} not applied: {why}", options.thread_priority),
+                );
+                false
+            }
         };
         *shared.description.lock().unwrap_or_else(|p| p.into_inner()) = description.clone();
         let threads = ThreadPool::attach(&ctx, &model, n_threads);

@@ -13,6 +13,7 @@ use crate::engine::data::event::Event;
 use crate::engine::data::options::ContextOverflow;
 use crate::engine::data::usage::{FinishReason, Usage};
 use crate::engine::error::Error;
+use crate::engine::worker::cpu_share::cpu_share;
 use crate::engine::worker::model::LoadedModel;
 use crate::engine::worker::protocol::{panic_message, Submission};
 use crate::engine::worker::sequence::{Advance, Progress};
@@ -98,13 +99,32 @@ impl Scheduler {
         }
     }
 
-    /// One step: sweep cancels, admit, then one decode for every running request.
-    pub fn step(&mut self, model: &mut LoadedModel, probe: &AbortProbe, board: &CancelBoard) {
+    /// One step: sweep cancels, admit, then one decode for every running request, in a turn
+    /// of the process's CPU share. While other engines hold the cores, it waits for its turn
+    /// unless a running request is cancelled or `stop_waiting` says so (pause, destroy): then
+    /// it returns having done nothing, and the caller's loop deals with that first.
+    pub fn step(
+        &mut self,
+        model: &mut LoadedModel,
+        probe: &AbortProbe,
+        board: &CancelBoard,
+        stop_waiting: &dyn Fn() -> bool,
+    ) {
         self.sweep_cancelled(board);
         self.admit(model);
         if self.running.is_empty() {
             return;
         }
+        let give_up = || {
+            stop_waiting()
+                || self
+                    .running
+                    .iter()
+                    .any(|task| task.submission.cancel.is_cancelled(board))
+        };
+        let Some(_turn) = cpu_share().take_turn(model.n_threads, &give_up) else {
+            return;
+        };
         self.make_room_for_next_tokens(model);
         self.evaluate_images(model, probe, board);
         let in_batch = self.fill_batch(model);

@@ -128,7 +128,9 @@ pub(crate) fn run(
         }
         if !scheduler.is_idle() {
             let stepped = catch_unwind(AssertUnwindSafe(|| {
-                scheduler.step(&mut loaded, &probe, &shared.board)
+                scheduler.step(&mut loaded, &probe, &shared.board, &|| {
+                    shared.pause.is_requested() || shared.shutting_down.load(Ordering::SeqCst)
+                })
             }));
             if let Err(panic) = stepped {
                 // The context may be mid-decode: fail what ran, start again from clean caches.
