@@ -13,7 +13,9 @@
  * something does not run.
  *
  *   usage: bench_host MODEL.gguf */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <math.h>
 #include <sched.h>
 #include <stdio.h>

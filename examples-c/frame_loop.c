@@ -31,6 +31,9 @@ int main(int argc, char **argv) {
     rigllama_engine_options options;
     rigllama_engine_options_init(&options, sizeof options);
     options.model_path = argv[1];
+    /* The engine's threads yield to this loop's: frames keep their time (README, "Living
+     * inside a host's process"). */
+    options.thread_priority = RIGLLAMA_THREAD_PRIORITY_LOW;
     rigllama_engine *engine = NULL;
     if (rigllama_engine_create(&options, &engine) != RIGLLAMA_STATUS_OK) {
         fprintf(stderr, "create failed: %s\n", rigllama_last_error());

@@ -50,8 +50,7 @@ pub use data::logprobs::{Alternative, TokenLogprob};
 pub use data::message::{AssistantMessage, Image, Message, Role, MEDIA_MARKER};
 pub use data::options::{
     Checkpointing, ContextOverflow, EngineOptions, Fit, FlashAttention, KvType, ProgressFn,
-    ThreadPriority,
-    DEFAULT_FIT_MARGIN_MIB, DEFAULT_FIT_MIN_CTX, DEFAULT_MAX_CHECKPOINTS,
+    ThreadPriority, DEFAULT_FIT_MARGIN_MIB, DEFAULT_FIT_MIN_CTX, DEFAULT_MAX_CHECKPOINTS,
     DEFAULT_MAX_CHECKPOINT_BYTES, DEFAULT_N_BATCH, DEFAULT_N_CTX, MAX_N_CTX, MAX_SEQ, MAX_THREADS,
 };
 pub use data::request::{

@@ -155,9 +155,9 @@ mod tests {
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut waiters = Vec::new();
         for id in 0..4 {
-            let (share, order) = (share.clone(), order.clone());
+            let (waiter_share, order) = (share.clone(), order.clone());
             waiters.push(std::thread::spawn(move || {
-                let _turn = share.take_turn(1, &|| false).unwrap();
+                let _turn = waiter_share.take_turn(1, &|| false).unwrap();
                 order.lock().unwrap().push(id);
             }));
             // Each asks after the one before is queued.

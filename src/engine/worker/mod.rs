@@ -1,4 +1,5 @@
 //! The thread that owns llama.cpp.
+pub(super) mod cpu_share;
 pub(super) mod embed;
 pub(super) mod event_channel;
 pub(super) mod lora;
@@ -11,6 +12,5 @@ pub(super) mod sequence;
 pub(super) mod snapshot;
 pub(super) mod speculation;
 pub(super) mod thread;
-pub(super) mod token_choice;
-pub(super) mod cpu_share;
 pub(super) mod thread_priority;
+pub(super) mod token_choice;

@@ -24,11 +24,11 @@ use crate::engine::llama::fit::fit_to_memory;
 use crate::engine::llama::memory::memory_use;
 use crate::engine::llama::threadpool::ThreadPool;
 use crate::engine::llama::vision::Vision;
-use crate::engine::worker::lora::{Adapters, LoraChange};
 use crate::engine::worker::cpu_share::cpu_share;
+use crate::engine::worker::lora::{Adapters, LoraChange};
 use crate::engine::worker::protocol::WorkerShared;
-use crate::engine::worker::thread_priority;
 use crate::engine::worker::protocol::{LoadOrder, LoadReport};
+use crate::engine::worker::thread_priority;
 use llama_cpp_2::llama_batch::LlamaBatch;
 
 pub(crate) struct LoadedModel {
@@ -243,18 +243,20 @@ impl LoadedModel {
         // Nothing fails from here on, so an engine whose reload fails keeps its priority. The
         // pool made next, and every thread the worker starts later, inherits it.
         let mut description = description;
-        description.thread_priority_applied = match thread_priority::apply_to_current_thread(
-            options.thread_priority,
-        ) {
-            Ok(()) => true,
-            Err(why) => {
-                backend::log(
-                    LogLevel::Warn,
-                    &format!("thread_priority {:?} not applied: {why}", options.thread_priority),
-                );
-                false
-            }
-        };
+        description.thread_priority_applied =
+            match thread_priority::apply_to_current_thread(options.thread_priority) {
+                Ok(()) => true,
+                Err(why) => {
+                    backend::log(
+                        LogLevel::Warn,
+                        &format!(
+                            "thread_priority {:?} not applied: {why}",
+                            options.thread_priority
+                        ),
+                    );
+                    false
+                }
+            };
         *shared.description.lock().unwrap_or_else(|p| p.into_inner()) = description.clone();
         let threads = ThreadPool::attach(&ctx, &model, n_threads);
         if threads.is_none() {
