@@ -14,7 +14,7 @@ CXX ?= c++
 CFLAGS := -std=c99 -Wall -Wextra -Wpedantic -Werror -O2 -g -Iinclude
 LDLIBS := -L$(LIBDIR) -Wl,-rpath,$(LIBDIR) -lrigllama -lpthread
 EXAMPLES := complete stream chat cancel reload frame_loop save_game json_output npc_tools describe_image
-C_TESTS := test_contract test_jobs test_memcheck test_snapshot test_batching test_structured test_knobs test_speculation test_checkpoints test_vision test_host
+C_TESTS := test_contract test_jobs test_memcheck test_snapshot test_batching test_structured test_knobs test_speculation test_checkpoints test_vision test_host test_tokens
 MODEL = $$(scripts/fetch-model)
 # Model-loading tests run one at a time: two thread pools on these cores collapse ggml.
 TEST_THREADS := --test-threads=1

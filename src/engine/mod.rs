@@ -46,6 +46,9 @@ pub use api::job::{Job, JobCanceller};
 pub use chat::template::ARCHITECTURE_TEMPLATES;
 pub use data::description::{CheckpointUse, Description, FitReport, LoraInfo, MemoryUse};
 pub use data::event::Event;
+pub use data::grammar_limits::{
+    MAX_GRAMMAR_NESTING, MAX_GRAMMAR_RULES, MAX_PATTERN_NESTING, MAX_SCHEMA_NESTING,
+};
 pub use data::logprobs::{Alternative, TokenLogprob};
 pub use data::message::{AssistantMessage, Image, Message, Role, MEDIA_MARKER};
 pub use data::options::{
@@ -57,6 +60,7 @@ pub use data::request::{
     Prompt, Request, DEFAULT_DRAFT_MAX, DEFAULT_MAX_TOKENS, MAX_DRAFT, MAX_LOGPROBS,
 };
 pub use data::sampling::{BiasTarget, Dry, LogitBias, Mirostat, Sampling, Xtc};
+pub use data::tokens::{SpecialTokens, TokenFlags};
 pub use data::tools::{ReasoningMode, Tool, ToolCall, ToolChoice};
 pub use data::usage::{FinishReason, Usage};
 pub use error::{Error, Result};

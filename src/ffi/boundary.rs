@@ -136,6 +136,29 @@ pub(crate) unsafe fn array<'a, T>(
     Ok(unsafe { std::slice::from_raw_parts(items, n) })
 }
 
+/// `n` token ids at `ids` (up to a context window's worth: more than `array` allows).
+pub(crate) unsafe fn token_ids<'a>(
+    ids: *const i32,
+    n: usize,
+    what: &str,
+) -> Result<&'a [i32], Failure> {
+    if n == 0 {
+        return Err(Error::invalid(format!("{what} is set but its count is 0")).into());
+    }
+    if ids.is_null() {
+        return Err(Failure::null(&format!("{what} (its count is {n})")));
+    }
+    if n > crate::engine::MAX_N_CTX as usize {
+        return Err(Error::invalid(format!(
+            "{what} has {n} ids, more than any context ({})",
+            crate::engine::MAX_N_CTX
+        ))
+        .into());
+    }
+    // SAFETY: the caller promises `n` readable ids at `ids`.
+    Ok(unsafe { std::slice::from_raw_parts(ids, n) })
+}
+
 /// The message of the last status-returning call on this thread: "" after success, else the
 /// cause and the value. Valid until the next `rigllama_` call on this thread; never NULL.
 #[no_mangle]

@@ -36,6 +36,8 @@ mod engine;
 mod event;
 // rigllama_job: submit, poll, usage, cancel, free
 mod job;
+// rigllama_engine_tokenize, _detokenize, RIGLLAMA_TOKENIZE_*
+mod tokens;
 // rigllama_engine_embed
 mod embed;
 // rigllama_engine_add_lora, _set_lora_scale, _remove_lora
@@ -56,6 +58,7 @@ pub use options::*;
 pub use request::*;
 pub use snapshot::*;
 pub use status::*;
+pub use tokens::*;
 pub use usage::*;
 pub use version::*;
 

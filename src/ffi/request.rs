@@ -3,7 +3,7 @@
 
 use std::ffi::c_char;
 
-use super::boundary::{array, boundary, optional_str, required_str, Failure};
+use super::boundary::{array, boundary, optional_str, required_str, token_ids, Failure};
 use super::enums::{rigllama_mirostat, rigllama_reasoning, rigllama_tool_choice};
 use super::status::rigllama_status;
 use super::versioned::{frozen, init_struct, read_input, versioned_struct};
@@ -144,6 +144,13 @@ pub struct rigllama_request {
     /// what the bench measures. `rigllama_usage.drafted_tokens` and `accepted_tokens` report
     /// what it did.
     pub draft_max: u32,
+    /// v0.3. The prompt as token ids, sent verbatim: nothing is added (tokenize with
+    /// `RIGLLAMA_TOKENIZE_ADD_SPECIAL` for the BOS a raw prompt gets). Leave `prompt`,
+    /// `messages_json` and `system_prompt` NULL. An id outside the vocabulary is refused with
+    /// INVALID_ARGUMENT naming its index and value. Default NULL.
+    pub prompt_tokens: *const i32,
+    /// v0.3. Entries in `prompt_tokens` (at most 1,048,576); default 0.
+    pub n_prompt_tokens: usize,
 }
 
 /// Fills `request` with defaults for `struct_size` bytes (pass `sizeof *request`).
@@ -196,6 +203,8 @@ versioned_struct!(input rigllama_request {
     dry_sequence_breakers: std::ptr::null(),
     n_dry_sequence_breakers: 0,
     draft_max: crate::engine::DEFAULT_DRAFT_MAX,
+    prompt_tokens: std::ptr::null(),
+    n_prompt_tokens: 0,
 });
 
 const SAMPLING: crate::engine::Sampling = crate::engine::Sampling::DEFAULT;
@@ -205,50 +214,69 @@ pub(crate) unsafe fn read_request(request: *const rigllama_request) -> Result<Re
     let prompt = unsafe { optional_str(raw.prompt, "request->prompt") }?;
     let system = unsafe { optional_str(raw.system_prompt, "request->system_prompt") }?;
     let messages_json = unsafe { optional_str(raw.messages_json, "request->messages_json") }?;
-    let prompt = match raw.raw_prompt {
-        0 => {
-            let mut messages = match &messages_json {
-                Some(json) => Message::parse_openai_list(json)?,
-                None => Vec::new(),
-            };
-            if let Some(system) = system {
-                if messages.first().is_some_and(|m| m.role == Role::System) {
-                    return Err(Error::invalid(
+    let prompt = if !raw.prompt_tokens.is_null() || raw.n_prompt_tokens > 0 {
+        if prompt.is_some() || messages_json.is_some() || system.is_some() {
+            return Err(Error::invalid(
+                "prompt_tokens is set: leave prompt, messages_json and system_prompt NULL",
+            )
+            .into());
+        }
+        Prompt::Tokens(
+            unsafe {
+                token_ids(
+                    raw.prompt_tokens,
+                    raw.n_prompt_tokens,
+                    "request->prompt_tokens",
+                )
+            }?
+            .to_vec(),
+        )
+    } else {
+        match raw.raw_prompt {
+            0 => {
+                let mut messages = match &messages_json {
+                    Some(json) => Message::parse_openai_list(json)?,
+                    None => Vec::new(),
+                };
+                if let Some(system) = system {
+                    if messages.first().is_some_and(|m| m.role == Role::System) {
+                        return Err(Error::invalid(
                         "system_prompt is set and messages_json also has a system message; use one",
                     )
                     .into());
+                    }
+                    messages.insert(0, Message::new(Role::System, system));
                 }
-                messages.insert(0, Message::new(Role::System, system));
-            }
-            if let Some(prompt) = prompt {
-                messages.push(Message::new(Role::User, prompt));
-            }
-            if messages_json.is_none() && messages.iter().all(|m| m.role != Role::User) {
-                return Err(Failure::null(
-                    "request->prompt (and request->messages_json)",
-                ));
-            }
-            if messages.is_empty() {
-                return Err(Error::invalid(
-                    "messages_json is an empty array and prompt is NULL; set prompt or add a \
+                if let Some(prompt) = prompt {
+                    messages.push(Message::new(Role::User, prompt));
+                }
+                if messages_json.is_none() && messages.iter().all(|m| m.role != Role::User) {
+                    return Err(Failure::null(
+                        "request->prompt (and request->messages_json)",
+                    ));
+                }
+                if messages.is_empty() {
+                    return Err(Error::invalid(
+                        "messages_json is an empty array and prompt is NULL; set prompt or add a \
                      user message to messages_json",
-                )
-                .into());
+                    )
+                    .into());
+                }
+                Prompt::Chat(messages)
             }
-            Prompt::Chat(messages)
-        }
-        1 => {
-            if messages_json.is_some() || system.is_some() {
-                return Err(Error::invalid(
-                    "raw_prompt 1 sends prompt verbatim; it cannot be combined with \
+            1 => {
+                if messages_json.is_some() || system.is_some() {
+                    return Err(Error::invalid(
+                        "raw_prompt 1 sends prompt verbatim; it cannot be combined with \
                      messages_json or system_prompt",
-                )
-                .into());
+                    )
+                    .into());
+                }
+                Prompt::Raw(prompt.ok_or_else(|| Failure::null("request->prompt"))?)
             }
-            Prompt::Raw(prompt.ok_or_else(|| Failure::null("request->prompt"))?)
-        }
-        other => {
-            return Err(Error::invalid(format!("raw_prompt {other} must be 0 or 1")).into());
+            other => {
+                return Err(Error::invalid(format!("raw_prompt {other} must be 0 or 1")).into());
+            }
         }
     };
     if raw.max_tokens == 0 {

@@ -100,6 +100,8 @@ static void test_layout_is_printed_for_bindings(void) {
     FIELD(rigllama_request, dry_sequence_breakers);
     FIELD(rigllama_request, n_dry_sequence_breakers);
     FIELD(rigllama_request, draft_max);
+    FIELD(rigllama_request, prompt_tokens);
+    FIELD(rigllama_request, n_prompt_tokens);
     printf("  sizeof(rigllama_usage) = %zu\n", sizeof(rigllama_usage));
     FIELD(rigllama_usage, struct_size);
     FIELD(rigllama_usage, finish_reason);
@@ -174,11 +176,13 @@ static void test_layout_is_printed_for_bindings(void) {
     AT(rigllama_request, dry_sequence_breakers, 192, 144);
     AT(rigllama_request, n_dry_sequence_breakers, 200, 148);
     AT(rigllama_request, draft_max, 208, 152);
+    AT(rigllama_request, prompt_tokens, 216, 156);
+    AT(rigllama_request, n_prompt_tokens, 224, 160);
     AT(rigllama_usage, drafted_tokens, 44, 44);
     AT(rigllama_usage, accepted_tokens, 48, 48);
     AT(rigllama_usage, image_tokens, 52, 52);
 #undef AT
-    CHECK(sizeof(rigllama_request) == (sizeof(void *) == 8 ? 216 : 156), "sizeof request %zu", sizeof(rigllama_request));
+    CHECK(sizeof(rigllama_request) == (sizeof(void *) == 8 ? 232 : 164), "sizeof request %zu", sizeof(rigllama_request));
     CHECK(sizeof(rigllama_usage) == 56, "sizeof usage %zu", sizeof(rigllama_usage));
     CHECK(RIGLLAMA_EVENT_KIND_LOGPROBS == 6 && RIGLLAMA_KV_TYPE_F16 == 0 && RIGLLAMA_KV_TYPE_Q8_0 == 3 &&
               RIGLLAMA_KV_TYPE_IQ4_NL == 8 && RIGLLAMA_FLASH_ATTENTION_AUTO == 0 && RIGLLAMA_FLASH_ATTENTION_ON == 2 &&
@@ -187,7 +191,9 @@ static void test_layout_is_printed_for_bindings(void) {
     CHECK(RIGLLAMA_FINISH_REASON_TOOL_CALLS == 3 && RIGLLAMA_EVENT_KIND_REASONING == 4 &&
               RIGLLAMA_EVENT_KIND_TOOL_CALL == 5,
           "v0.2 enum numbers");
-    CHECK(RIGLLAMA_THREAD_PRIORITY_NORMAL == 0 && RIGLLAMA_THREAD_PRIORITY_LOW == 1, "v0.3 enum numbers");
+    CHECK(RIGLLAMA_THREAD_PRIORITY_NORMAL == 0 && RIGLLAMA_THREAD_PRIORITY_LOW == 1 &&
+              RIGLLAMA_TOKENIZE_ADD_SPECIAL == 1 && RIGLLAMA_TOKENIZE_PARSE_SPECIAL == 2,
+          "v0.3 numbers");
 }
 
 /* ---- version, status, last error ---------------------------------------------------- */

@@ -16,6 +16,7 @@ use crate::engine::data::event::Event;
 use crate::engine::data::message::AssistantMessage;
 use crate::engine::data::options::{EngineOptions, ProgressFn};
 use crate::engine::data::request::Request;
+use crate::engine::data::tokens::TokenFlags;
 use crate::engine::data::usage::{FinishReason, Usage};
 use crate::engine::error::{Error, Result};
 use crate::engine::fault;
@@ -23,6 +24,11 @@ use crate::engine::worker::event_channel;
 use crate::engine::worker::lora::LoraChange;
 use crate::engine::worker::protocol::{Command, LoadOrder, Submission, WorkerShared};
 use crate::engine::worker::thread;
+
+/// The worker's stack: llama.cpp's grammar checks recurse once per rule of a chain, and the
+/// grammar limits (`data/grammar_limits.rs`) are sized for this much. Only the pages used are
+/// ever committed.
+const WORKER_STACK_BYTES: usize = 64 << 20;
 
 /// Requests waiting for the worker beyond this make `submit` return [`Error::Busy`].
 pub const QUEUE_LIMIT: usize = 1024;
@@ -63,6 +69,7 @@ impl Engine {
         fault::check("spawn_worker")?;
         let worker = std::thread::Builder::new()
             .name("rigllama-worker".into())
+            .stack_size(WORKER_STACK_BYTES)
             .spawn(move || thread::run(worker_shared, order, receiver))
             .map_err(|e| Error::ModelLoadFailed(format!("cannot start the worker thread: {e}")))?;
         let worker_thread = worker.thread().id();
@@ -249,6 +256,31 @@ impl Engine {
         request.validate()?;
         let (reply, receiver) = std::sync::mpsc::channel();
         self.send_and_wait(Command::CountTokens { request, reply }, receiver)
+    }
+
+    /// `text` as the model's token ids (see [`TokenFlags`]). Runs between decode steps.
+    pub fn tokenize(&self, text: &str, flags: TokenFlags) -> Result<Vec<i32>> {
+        if text.contains('\0') {
+            return Err(Error::invalid("the text contains a NUL character"));
+        }
+        let (reply, receiver) = std::sync::mpsc::channel();
+        let text = text.to_owned();
+        self.send_and_wait(Command::Tokenize { text, flags, reply }, receiver)
+    }
+
+    /// Token ids back to text (see [`TokenFlags`]); an id outside the vocabulary is refused
+    /// naming its index and value. Bytes that are not whole UTF-8 characters become U+FFFD.
+    pub fn detokenize(&self, tokens: &[i32], flags: TokenFlags) -> Result<String> {
+        let (reply, receiver) = std::sync::mpsc::channel();
+        let tokens = tokens.to_vec();
+        self.send_and_wait(
+            Command::Detokenize {
+                tokens,
+                flags,
+                reply,
+            },
+            receiver,
+        )
     }
 
     /// The KV cache of the longest cached prefix of `request`'s formatted prompt, with its

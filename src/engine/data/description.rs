@@ -1,6 +1,7 @@
 //! What the engine reports about the loaded model and itself (`describe`).
 
 use crate::engine::data::options::{ContextOverflow, FlashAttention, KvType, ThreadPriority};
+use crate::engine::data::tokens::SpecialTokens;
 
 /// Facts about the loaded model and engine, as `describe` reports them.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -11,6 +12,8 @@ pub struct Description {
     pub n_ctx_train: u32,
     pub n_batch: u32,
     pub n_vocab: u32,
+    /// The vocabulary's special tokens (those it has).
+    pub special_tokens: SpecialTokens,
     pub n_params: u64,
     /// Threads the engine computes with: `n_threads` as asked, capped at the cores this
     /// process may use.

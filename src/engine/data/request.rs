@@ -13,6 +13,9 @@ pub enum Prompt {
     Chat(Vec<Message>),
     /// Text sent verbatim (special tokens in it are parsed, BOS added as the vocab says).
     Raw(String),
+    /// Token ids sent verbatim (nothing added): a prompt the caller tokenized itself with
+    /// [`Engine::tokenize`](crate::Engine::tokenize).
+    Tokens(Vec<i32>),
 }
 
 /// One generation request.
@@ -105,6 +108,16 @@ impl Request {
                 }
                 reject_nul("prompt", text)?;
             }
+            Prompt::Tokens(tokens) => {
+                if tokens.is_empty() {
+                    return Err(Error::invalid("prompt_tokens is empty"));
+                }
+                if let Some((i, id)) = tokens.iter().enumerate().find(|(_, id)| **id < 0) {
+                    return Err(Error::invalid(format!(
+                        "prompt_tokens[{i}] = {id} is not a token id (ids are 0 to n_vocab - 1)"
+                    )));
+                }
+            }
             Prompt::Chat(messages) => {
                 let Some(last) = messages.last() else {
                     return Err(Error::invalid(
@@ -192,9 +205,10 @@ impl Request {
                 "tool_choice REQUIRED needs at least one tool in tools_json",
             ));
         }
-        if matches!(self.prompt, Prompt::Raw(_)) && !self.tools.is_empty() {
+        if !matches!(self.prompt, Prompt::Chat(_)) && !self.tools.is_empty() {
             return Err(Error::invalid(
-                "tools need a chat request (the template renders them); raw_prompt is set",
+                "tools need a chat request (the template renders them); this one is raw text or \
+                 token ids",
             ));
         }
         if let Some(grammar) = &self.grammar {
@@ -203,8 +217,7 @@ impl Request {
         }
         if let Some(schema) = &self.json_schema {
             reject_nul("json_schema", schema)?;
-            let value: serde_json::Value = serde_json::from_str(schema)
-                .map_err(|e| Error::invalid(format!("json_schema is not valid JSON: {e}")))?;
+            let value = crate::engine::data::grammar_limits::parse_schema(schema)?;
             if !(value.is_object() || value.is_boolean()) {
                 return Err(Error::invalid(
                     "json_schema must be a JSON Schema object (or true/false)",

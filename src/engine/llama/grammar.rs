@@ -2,6 +2,9 @@
 //! keep the parser's reason) and the JSON Schema to GBNF converter, with the schema adjusted
 //! first so that every reply the grammar allows is valid against it.
 
+use crate::engine::data::grammar_limits::{
+    check_gbnf_limits, parse_schema, MAX_GENERATED_GRAMMAR_NESTING, MAX_GRAMMAR_NESTING,
+};
 use crate::engine::error::{Error, Result};
 use crate::engine::llama::chat_shim::{
     c_string, call, rl_grammar_check, rl_json_schema_to_grammar, take,
@@ -20,8 +23,7 @@ pub(crate) fn json_schema_to_grammar(schema: &str) -> Result<String> {
 
 /// `schema` as llama.cpp's converters should see it (see [`whole_numbers_for_bounded_reals`]).
 pub(crate) fn enforceable_schema(schema: &str) -> Result<String> {
-    let mut value: serde_json::Value = serde_json::from_str(schema)
-        .map_err(|e| Error::invalid(format!("json_schema is not valid JSON: {e}")))?;
+    let mut value = parse_schema(schema)?;
     whole_numbers_for_bounded_reals(&mut value);
     anchor_patterns(&mut value);
     Ok(value.to_string())
@@ -114,8 +116,21 @@ fn whole_numbers_for_bounded_reals(schema: &mut serde_json::Value) {
     }
 }
 
-/// Checks that `gbnf` parses and has a `root` rule, with the parser's reason when not.
+/// Checks that a request's `gbnf` parses and has a `root` rule, with the parser's reason when
+/// not; any thread may call it (see [`MAX_GRAMMAR_NESTING`]).
 pub(crate) fn check_grammar(gbnf: &str) -> Result<()> {
+    check_gbnf_limits(gbnf, "grammar", MAX_GRAMMAR_NESTING)?;
+    parse_check(gbnf)
+}
+
+/// [`check_grammar`] for any grammar about to be used, on the worker thread only (whose
+/// stack the looser nesting bound of generated grammars is sized for).
+pub(crate) fn check_grammar_on_worker(gbnf: &str) -> Result<()> {
+    check_gbnf_limits(gbnf, "the grammar", MAX_GENERATED_GRAMMAR_NESTING)?;
+    parse_check(gbnf)
+}
+
+fn parse_check(gbnf: &str) -> Result<()> {
     let text = c_string("grammar", gbnf)?;
     let mut err = std::ptr::null_mut();
     let ok = unsafe { rl_grammar_check(text.as_ptr(), c"root".as_ptr(), &mut err) };

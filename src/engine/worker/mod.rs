@@ -14,3 +14,4 @@ pub(super) mod speculation;
 pub(super) mod thread;
 pub(super) mod thread_priority;
 pub(super) mod token_choice;
+pub(super) mod tokens;

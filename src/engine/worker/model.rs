@@ -9,6 +9,7 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaModel, RopeType};
+use llama_cpp_2::token::LlamaToken;
 use snapshot_format::Shape;
 
 use crate::engine::cache::checkpoint::Checkpoints;
@@ -17,6 +18,7 @@ use crate::engine::cancel::{install_abort_probe, AbortProbe};
 use crate::engine::chat::template::ChatFormat;
 use crate::engine::data::description::{Description, FitReport};
 use crate::engine::data::options::{ContextOverflow, EngineOptions, FlashAttention, KvType};
+use crate::engine::data::tokens::SpecialTokens;
 use crate::engine::error::{Error, Result};
 use crate::engine::fault;
 use crate::engine::llama::backend::{self, capture_problems, LogLevel};
@@ -212,6 +214,7 @@ impl LoadedModel {
             n_ctx_train,
             n_batch,
             n_vocab: model.n_vocab().max(0) as u32,
+            special_tokens: special_tokens(&model),
             n_params: model.n_params(),
             n_threads,
             thread_priority: options.thread_priority,
@@ -405,5 +408,25 @@ fn sequence_count(n_seq: u32) -> u32 {
         2 * n_seq
     } else {
         1
+    }
+}
+
+/// The special tokens `model`'s vocabulary has.
+fn special_tokens(model: &LlamaModel) -> SpecialTokens {
+    let vocab = model.vocab();
+    let id = |t: LlamaToken| (t.0 >= 0).then_some(t.0);
+    SpecialTokens {
+        bos: id(vocab.bos()),
+        eos: id(vocab.eos()),
+        eot: id(vocab.eot()),
+        sep: id(vocab.sep()),
+        nl: id(vocab.nl()),
+        pad: id(vocab.pad()),
+        fim_pre: id(vocab.fim_pre()),
+        fim_suf: id(vocab.fim_suf()),
+        fim_mid: id(vocab.fim_mid()),
+        fim_pad: id(vocab.fim_pad()),
+        fim_rep: id(vocab.fim_rep()),
+        fim_sep: id(vocab.fim_sep()),
     }
 }

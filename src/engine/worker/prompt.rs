@@ -9,9 +9,11 @@ use crate::engine::chat::template::{bos_text, plain_grammar, ChatFormat, Rendere
 use crate::engine::data::message::{Message, Role};
 use crate::engine::data::options::ContextOverflow;
 use crate::engine::data::request::{Prompt, Request};
+use crate::engine::data::tokens::TokenFlags;
 use crate::engine::error::{Error, Result};
 use crate::engine::llama::vision::{no_vision_error, ImageSpan};
 use crate::engine::worker::model::LoadedModel;
+use crate::engine::worker::tokens::checked_tokens;
 
 /// The tokens a request will evaluate, what SHIFT needs to know about them, and how its
 /// reply is constrained and read.
@@ -43,6 +45,22 @@ impl LoadedModel {
                 },
             }),
             Prompt::Chat(_) => self.chat_format()?.render(&self.model, request, true),
+            // The ids' own text, special tokens written out: what apply_template shows.
+            Prompt::Tokens(ids) => Ok(Rendered {
+                text: checked_tokens(&self.model, ids, "prompt_tokens").and_then(|_| {
+                    self.detokenize(
+                        ids,
+                        TokenFlags {
+                            add_special: false,
+                            parse_special: true,
+                        },
+                    )
+                })?,
+                reply: ReplyPlan {
+                    grammar: plain_grammar(request)?,
+                    ..ReplyPlan::default()
+                },
+            }),
         }
     }
 
@@ -50,6 +68,9 @@ impl LoadedModel {
     /// tokenizer adds one (`rigllama_engine_apply_template`).
     pub fn apply_template(&self, request: &Request) -> Result<String> {
         let rendered = self.render(request)?;
+        if let Prompt::Tokens(_) = request.prompt {
+            return Ok(rendered.text); // nothing is added to ids
+        }
         Ok(bos_text(&self.model).unwrap_or_default() + &rendered.text)
     }
 
@@ -64,10 +85,14 @@ impl LoadedModel {
         request: &Request,
     ) -> Result<(Vec<LlamaToken>, Vec<ImageSpan>, ReplyPlan)> {
         let rendered = self.render(request)?;
+        if let Prompt::Tokens(ids) = &request.prompt {
+            let tokens = checked_tokens(&self.model, ids, "prompt_tokens")?;
+            return Ok((tokens, Vec::new(), rendered.reply));
+        }
         let images = match &request.prompt {
             // In the order their markers appear in the rendered prompt.
             Prompt::Chat(messages) => messages.iter().flat_map(|m| m.images.iter()).collect(),
-            Prompt::Raw(_) => Vec::new(),
+            Prompt::Raw(_) | Prompt::Tokens(_) => Vec::new(),
         };
         let (tokens, spans) = if images.is_empty() {
             (self.tokenize_text(&rendered.text), Vec::new())

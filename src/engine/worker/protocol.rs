@@ -10,6 +10,7 @@ use crate::engine::cancel::{CancelBoard, RequestCancel};
 use crate::engine::data::description::{CheckpointUse, Description};
 use crate::engine::data::options::EngineOptions;
 use crate::engine::data::request::Request;
+use crate::engine::data::tokens::TokenFlags;
 use crate::engine::error::Result;
 use crate::engine::worker::event_channel::EventSender;
 use crate::engine::worker::lora::LoraChange;
@@ -26,6 +27,16 @@ pub(crate) enum Command {
     CountTokens {
         request: Request,
         reply: std::sync::mpsc::Sender<Result<u32>>,
+    },
+    Tokenize {
+        text: String,
+        flags: TokenFlags,
+        reply: std::sync::mpsc::Sender<Result<Vec<i32>>>,
+    },
+    Detokenize {
+        tokens: Vec<i32>,
+        flags: TokenFlags,
+        reply: std::sync::mpsc::Sender<Result<String>>,
     },
     ApplyTemplate {
         request: Request,

@@ -83,6 +83,16 @@ pub(crate) fn run(
                     let counted = guarded(|| loaded.tokenize(&request).map(|t| t.len() as u32));
                     let _ = reply.send(counted);
                 }
+                Command::Tokenize { text, flags, reply } => {
+                    let _ = reply.send(guarded(|| Ok(loaded.tokenize_with(&text, flags))));
+                }
+                Command::Detokenize {
+                    tokens,
+                    flags,
+                    reply,
+                } => {
+                    let _ = reply.send(guarded(|| loaded.detokenize(&tokens, flags)));
+                }
                 Command::Embed { texts, reply } => {
                     let _ = reply.send(guarded(|| loaded.embed(&texts)));
                 }
@@ -187,6 +197,12 @@ fn fail_unrun(command: Command) {
             let _ = reply.send(Err(shut()));
         }
         Command::ApplyTemplate { reply, .. } => {
+            let _ = reply.send(Err(shut()));
+        }
+        Command::Tokenize { reply, .. } => {
+            let _ = reply.send(Err(shut()));
+        }
+        Command::Detokenize { reply, .. } => {
             let _ = reply.send(Err(shut()));
         }
         Command::Reset { reply } => {

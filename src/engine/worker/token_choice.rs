@@ -263,7 +263,7 @@ impl TokenChoice {
 pub(super) fn grammar_sampler(model: &LlamaModel, plan: &GrammarPlan) -> Result<LlamaSampler> {
     let refused = |why: String| Error::invalid(format!("the grammar cannot be used: {why}"));
     // Parsed here first: llama.cpp's loader prints its reason to stderr and keeps it.
-    crate::engine::llama::grammar::check_grammar(&plan.gbnf)?;
+    crate::engine::llama::grammar::check_grammar_on_worker(&plan.gbnf)?;
     let mut sampler = if plan.lazy {
         let tokens: Vec<LlamaToken> = plan.trigger_tokens.iter().map(|&t| LlamaToken(t)).collect();
         LlamaSampler::grammar_lazy_patterns(
