@@ -30,7 +30,7 @@ MMPROJ = $$(dirname "$(MODEL)")/gemma3-270m-mmproj-random.gguf
 PREFIX ?= /usr/local
 
 .PHONY: all demo test deps model lib import-check header header-check examples c-tests rust-tests rig-examples \
-        run-examples lang-clients cmake-test vision-build vision-tests test-valgrind-vision install install-test clean bench bench-quick bench-batched bench-host bench-structured bench-kv bench-lookup stress test-valgrind test-valgrind-quick
+        run-examples lang-clients cmake-test dist dist-test vision-build vision-tests test-valgrind-vision install install-test clean bench bench-quick bench-batched bench-host bench-structured bench-kv bench-lookup stress test-valgrind test-valgrind-quick
 
 all: lib
 
@@ -112,6 +112,17 @@ install-test: model lib
 cmake-test: model lib
 	RIGLLAMA_MODEL="$(MODEL)" RIGLLAMA_LIBDIR="$(LIBDIR)" tests/cmake/run
 
+# The release archive: dist/rigllama-VERSION-linux-ARCH.tar.gz (stripped .so with its SONAME and
+# links, .a, headers, pkg-config and CMake files, licenses, a README) and its .sha256.
+dist: lib
+	RIGLLAMA_LIBDIR="$(LIBDIR)" scripts/dist dist
+
+# Builds the archive (twice: the same bytes) into a temporary directory, unpacks it into an empty
+# one, checks its contents, builds and runs a C program and tests/cmake against it. A given
+# archive: tests/dist/run dist/rigllama-....tar.gz
+dist-test: model lib
+	RIGLLAMA_MODEL="$(MODEL)" RIGLLAMA_LIBDIR="$(LIBDIR)" tests/dist/run
+
 # The mtmd library, the C programs built against it, and the fixture projector and picture.
 vision-build: model | $(BUILD)
 	CARGO_TARGET_DIR=$(MTMD_TARGET_DIR) cargo build --release --features $(MTMD_FEATURES)
@@ -135,7 +146,7 @@ test-valgrind-vision: vision-build
 import-check:
 	scripts/import-graph
 
-test: deps model lib import-check header-check rust-tests rig-examples c-tests lang-clients install-test cmake-test vision-tests
+test: deps model lib import-check header-check rust-tests rig-examples c-tests lang-clients install-test cmake-test dist-test vision-tests
 	@echo "make test: all passed"
 
 # The C examples and tests under valgrind memcheck (slow: tens of minutes).
