@@ -30,7 +30,7 @@ MMPROJ = $$(dirname "$(MODEL)")/gemma3-270m-mmproj-random.gguf
 PREFIX ?= /usr/local
 
 .PHONY: all demo test deps model lib import-check header header-check examples c-tests rust-tests rig-examples \
-        run-examples lang-clients cmake-test dist dist-test vision-build vision-tests test-valgrind-vision install install-test clean bench bench-quick bench-batched bench-host bench-structured bench-kv bench-lookup stress test-valgrind test-valgrind-quick
+        run-examples lang-clients cmake-test dist dist-test go-test vision-build vision-tests test-valgrind-vision install install-test clean bench bench-quick bench-batched bench-host bench-structured bench-kv bench-lookup stress test-valgrind test-valgrind-quick
 
 all: lib
 
@@ -112,6 +112,12 @@ install-test: model lib
 cmake-test: model lib
 	RIGLLAMA_MODEL="$(MODEL)" RIGLLAMA_LIBDIR="$(LIBDIR)" tests/cmake/run
 
+# The Go module (bindings/go): go vet, go test ./... against the model through pkg-config from
+# a temporary prefix, the build without pkg-config, examples-go (golang-go installed with apt
+# when root, else SKIPPED).
+go-test: model lib
+	RIGLLAMA_MODEL="$(MODEL)" RIGLLAMA_LIBDIR="$(LIBDIR)" tests/go/run
+
 # The release archive: dist/rigllama-VERSION-linux-ARCH.tar.gz (stripped .so with its SONAME and
 # links, .a, headers, pkg-config and CMake files, licenses, a README) and its .sha256.
 dist: lib
@@ -146,7 +152,7 @@ test-valgrind-vision: vision-build
 import-check:
 	scripts/import-graph
 
-test: deps model lib import-check header-check rust-tests rig-examples c-tests lang-clients install-test cmake-test dist-test vision-tests
+test: deps model lib import-check header-check rust-tests rig-examples c-tests lang-clients install-test cmake-test dist-test go-test vision-tests
 	@echo "make test: all passed"
 
 # The C examples and tests under valgrind memcheck (slow: tens of minutes).

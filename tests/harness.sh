@@ -6,8 +6,14 @@
 #                           or "FAIL  NAME" and the log's last lines
 #   contains FILE TEXT      succeeds when FILE contains TEXT, else prints FILE
 #   finish RUNNER           prints "RUNNER: N passed, N failed"; returns non-zero on a failure
+#   ensure COMMAND PACKAGE...  makes COMMAND available, installing the Debian PACKAGEs with apt
+#                           when running as root; on failure sets $reason (what to do) and fails
+#   skip_runner RUNNER REASON  prints "SKIPPED RUNNER: REASON" and exits: 0, or 1 when
+#                           RIGLLAMA_REQUIRE_ALL_CLIENTS=1 (CI that must not skip a language)
 passed=0
 failed=0
+reason=""
+apt_updated=0
 version="$("$root/scripts/version")"
 abi_series="$("$root/scripts/version" --abi)"
 soname="librigllama.so.$abi_series"
@@ -31,4 +37,38 @@ contains() {
 finish() {
     echo "$1: $passed passed, $failed failed"
     [ "$failed" -eq 0 ]
+}
+
+ensure() {
+    local cmd="$1"; shift
+    command -v "$cmd" >/dev/null 2>&1 && return 0
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        reason="$cmd not found; install it with: sudo apt-get install -y $*"
+        return 1
+    fi
+    local log="$work/apt.log"
+    if [ "$apt_updated" = 0 ]; then
+        echo "      installing $* (apt-get update first) ..."
+        if ! DEBIAN_FRONTEND=noninteractive timeout 900 apt-get update -qq >>"$log" 2>&1; then
+            reason="apt-get update failed: $(tail -n 3 "$log" | tr '\n' ' ')"
+            return 1
+        fi
+        apt_updated=1
+    else
+        echo "      installing $* ..."
+    fi
+    if ! DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq "$@" >>"$log" 2>&1; then
+        reason="apt-get install $* failed: $(tail -n 3 "$log" | tr '\n' ' ')"
+        return 1
+    fi
+    if ! command -v "$cmd" >/dev/null 2>&1; then
+        reason="$cmd still not found after apt-get install $*"
+        return 1
+    fi
+}
+
+skip_runner() {
+    echo "SKIPPED $1: $2"
+    [ "${RIGLLAMA_REQUIRE_ALL_CLIENTS:-0}" = 1 ] && exit 1
+    exit 0
 }
