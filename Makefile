@@ -30,7 +30,7 @@ MMPROJ = $$(dirname "$(MODEL)")/gemma3-270m-mmproj-random.gguf
 PREFIX ?= /usr/local
 
 .PHONY: all demo test deps model lib import-check header header-check examples c-tests rust-tests rig-examples \
-        run-examples lang-clients cmake-test dist dist-test go-test vision-build vision-tests test-valgrind-vision install install-test clean bench bench-quick bench-batched bench-host bench-structured bench-kv bench-lookup stress test-valgrind test-valgrind-quick
+        run-examples lang-clients cmake-test dist dist-test go-test python-test vision-build vision-tests test-valgrind-vision install install-test clean bench bench-quick bench-batched bench-host bench-structured bench-kv bench-lookup stress test-valgrind test-valgrind-quick
 
 all: lib
 
@@ -118,6 +118,12 @@ cmake-test: model lib
 go-test: model lib
 	RIGLLAMA_MODEL="$(MODEL)" RIGLLAMA_LIBDIR="$(LIBDIR)" tests/go/run
 
+# The Python package (bindings/python): the wheel (librigllama.so inside) built with pip, checked
+# with auditwheel, installed into a fresh venv; mypy --strict and pytest against the model there,
+# then examples-python. Needs the package index (hatchling, pytest, mypy, auditwheel).
+python-test: model lib
+	RIGLLAMA_MODEL="$(MODEL)" RIGLLAMA_LIBDIR="$(LIBDIR)" tests/python/run
+
 # The release archive: dist/rigllama-VERSION-linux-ARCH.tar.gz (stripped .so with its SONAME and
 # links, .a, headers, pkg-config and CMake files, licenses, a README) and its .sha256.
 dist: lib
@@ -152,7 +158,7 @@ test-valgrind-vision: vision-build
 import-check:
 	scripts/import-graph
 
-test: deps model lib import-check header-check rust-tests rig-examples c-tests lang-clients install-test cmake-test dist-test go-test vision-tests
+test: deps model lib import-check header-check rust-tests rig-examples c-tests lang-clients install-test cmake-test dist-test go-test python-test vision-tests
 	@echo "make test: all passed"
 
 # The C examples and tests under valgrind memcheck (slow: tens of minutes).
