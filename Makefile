@@ -30,7 +30,7 @@ MMPROJ = $$(dirname "$(MODEL)")/gemma3-270m-mmproj-random.gguf
 PREFIX ?= /usr/local
 
 .PHONY: all demo test deps model lib import-check header header-check examples c-tests rust-tests rig-examples \
-        run-examples lang-clients cmake-test dist dist-test go-test python-test vision-build vision-tests test-valgrind-vision install install-test clean bench bench-quick bench-batched bench-host bench-structured bench-kv bench-lookup stress test-valgrind test-valgrind-quick
+        run-examples lang-clients cmake-test dist dist-test go-test python-test nuget csharp-test package-tests vision-build vision-tests test-valgrind-vision install install-test clean bench bench-quick bench-batched bench-host bench-structured bench-kv bench-lookup stress test-valgrind test-valgrind-quick
 
 all: lib
 
@@ -124,6 +124,19 @@ go-test: model lib
 python-test: model lib
 	RIGLLAMA_MODEL="$(MODEL)" RIGLLAMA_LIBDIR="$(LIBDIR)" tests/python/run
 
+# The C# package: dist/Rigllama.VERSION/ (lib/netstandard2.0/Rigllama.dll, runtimes/linux-x64/native/
+# librigllama.so, the .nuspec) and dist/Rigllama.VERSION.nupkg (nuget pack), built with Mono.
+nuget: lib
+	RIGLLAMA_LIBDIR="$(LIBDIR)" scripts/nuget-package dist
+
+# Builds that package, then runs its NUnit tests and examples-csharp against the unpacked .nupkg
+# (mono-devel, nuget, nunit-console installed with apt when root).
+csharp-test: model lib
+	RIGLLAMA_MODEL="$(MODEL)" RIGLLAMA_LIBDIR="$(LIBDIR)" tests/csharp/run
+
+# Every package's own test runner: CMake, the release archive, Go, Python, C#.
+package-tests: cmake-test dist-test go-test python-test csharp-test
+
 # The release archive: dist/rigllama-VERSION-linux-ARCH.tar.gz (stripped .so with its SONAME and
 # links, .a, headers, pkg-config and CMake files, licenses, a README) and its .sha256.
 dist: lib
@@ -158,7 +171,7 @@ test-valgrind-vision: vision-build
 import-check:
 	scripts/import-graph
 
-test: deps model lib import-check header-check rust-tests rig-examples c-tests lang-clients install-test cmake-test dist-test go-test python-test vision-tests
+test: deps model lib import-check header-check rust-tests rig-examples c-tests lang-clients install-test package-tests vision-tests
 	@echo "make test: all passed"
 
 # The C examples and tests under valgrind memcheck (slow: tens of minutes).
