@@ -4,7 +4,6 @@
 #
 #   check NAME COMMAND...   runs COMMAND, its output kept in $work/last.log; prints "ok    NAME"
 #                           or "FAIL  NAME" and the log's last lines
-#   contains FILE TEXT      succeeds when FILE contains TEXT, else prints FILE
 #   finish RUNNER           prints "RUNNER: N passed, N failed"; returns non-zero on a failure
 #   ensure COMMAND PACKAGE...  makes COMMAND available, installing the Debian PACKAGEs with apt
 #                           when running as root; on failure sets $reason (what to do) and fails
@@ -28,10 +27,6 @@ check() {
         echo "FAIL  $name; last lines:"
         tail -n 20 "$work/last.log" | sed 's/^/      /'
     fi
-}
-
-contains() {
-    grep -qF -- "$2" "$1" || { echo "'$2' not found in $1:"; cat "$1"; return 1; }
 }
 
 finish() {
