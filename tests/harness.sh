@@ -1,6 +1,7 @@
-# Sourced by the shell test runners (tests/install/run, tests/cmake/run, tests/dist/run): a
-# counting check helper and the version numbers. The sourcing script sets $work (a scratch
-# directory) and $root (the repository) first.
+# Sourced by the shell test runners (tests/{install,cmake,dist,go,python,csharp}/run, and
+# scripts/run-lang-clients for ensure): a counting check helper, toolchain installation, and the
+# version numbers. The sourcing script sets $work (a scratch directory) and $root (the
+# repository) first.
 #
 #   check NAME COMMAND...   runs COMMAND, its output kept in $work/last.log; prints "ok    NAME"
 #                           or "FAIL  NAME" and the log's last lines
