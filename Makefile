@@ -30,7 +30,7 @@ MMPROJ = $$(dirname "$(MODEL)")/gemma3-270m-mmproj-random.gguf
 PREFIX ?= /usr/local
 
 .PHONY: all demo test deps model lib import-check header header-check examples c-tests rust-tests rig-examples \
-        run-examples lang-clients vision-build vision-tests test-valgrind-vision install install-test clean bench bench-quick bench-batched bench-host bench-structured bench-kv bench-lookup stress test-valgrind test-valgrind-quick
+        run-examples lang-clients cmake-test dist dist-test go-test python-test nuget csharp-test package-tests vision-build vision-tests test-valgrind-vision install install-test clean bench bench-quick bench-batched bench-host bench-structured bench-kv bench-lookup stress test-valgrind test-valgrind-quick
 
 all: lib
 
@@ -67,12 +67,15 @@ demo: model examples
 	@echo "== streaming a reply from C (examples-c/stream.c) =="
 	@$(BUILD)/stream "$(MODEL)" "Once upon a time, in a small village by the sea,"
 
-# The header compiles alone as C99 and as C++17, and the library exports only rigllama_*.
+# The header compiles alone as C99 and as C++17, so does rigllama.hpp as C++17, and the library
+# exports only rigllama_*.
 header-check: lib | $(BUILD)
 	cargo test --release --test header
 	printf '#include "rigllama.h"\nint main(void) { return 0; }\n' > $(BUILD)/header_only.c
 	$(CC) -std=c99 -Wall -Wextra -Wpedantic -Werror -Iinclude -c $(BUILD)/header_only.c -o $(BUILD)/header_only.o
 	$(CXX) -std=c++17 -Wall -Wextra -Wpedantic -Werror -Iinclude -x c++ -c $(BUILD)/header_only.c -o $(BUILD)/header_only_cpp.o
+	printf '#include "rigllama.hpp"\nint main() { return 0; }\n' > $(BUILD)/hpp_only.cpp
+	$(CXX) -std=c++17 -Wall -Wextra -Wpedantic -Werror -Iinclude -c $(BUILD)/hpp_only.cpp -o $(BUILD)/hpp_only.o
 	@leaked=$$(nm -D --defined-only $(LIBDIR)/librigllama.so | awk '{print $$3}' | grep -v '^rigllama_' || true); \
 	if [ -n "$$leaked" ]; then echo "symbols other than rigllama_* exported:"; echo "$$leaked" | head; exit 1; fi; \
 	echo "header-check: header compiles as C99 and C++17; librigllama.so exports only rigllama_* ($$(nm -D --defined-only $(LIBDIR)/librigllama.so | grep -c ' rigllama_') symbols)"
@@ -95,13 +98,55 @@ lang-clients: model lib | $(BUILD)
 	RIGLLAMA_MODEL="$(MODEL)" RIGLLAMA_LIBDIR="$(LIBDIR)" scripts/run-lang-clients $(BUILD)
 
 # lib/librigllama.so.X.Y.Z (SONAME librigllama.so.X) + symlinks, lib/librigllama.a,
-# include/rigllama.h, lib/pkgconfig/rigllama.pc under $(PREFIX).
+# include/rigllama.h and rigllama.hpp, lib/pkgconfig/rigllama.pc, lib/cmake/rigllama/ (CMake
+# package), share/doc/rigllama/ (licenses) under $(PREFIX).
 install: lib
 	DESTDIR="$(DESTDIR)" RIGLLAMA_LIBDIR="$(LIBDIR)" scripts/install "$(PREFIX)"
 
 # Installs into a temporary prefix and builds a C example with nothing but pkg-config.
 install-test: model lib
 	RIGLLAMA_MODEL="$(MODEL)" RIGLLAMA_LIBDIR="$(LIBDIR)" tests/install/run
+
+# The CMake package: tests/cmake configured with find_package(rigllama 0.x CONFIG REQUIRED) against
+# a temporary prefix, built, and run against the model (shared, static, C++).
+cmake-test: model lib
+	RIGLLAMA_MODEL="$(MODEL)" RIGLLAMA_LIBDIR="$(LIBDIR)" tests/cmake/run
+
+# The Go module (bindings/go): go vet, go test ./... against the model through pkg-config from
+# a temporary prefix, the build without pkg-config, examples-go (golang-go installed with apt
+# when root, else SKIPPED).
+go-test: model lib
+	RIGLLAMA_MODEL="$(MODEL)" RIGLLAMA_LIBDIR="$(LIBDIR)" tests/go/run
+
+# The Python package (bindings/python): the wheel (librigllama.so inside) built with pip, checked
+# with auditwheel, installed into a fresh venv; mypy --strict and pytest against the model there,
+# then examples-python. Needs the package index (hatchling, pytest, mypy, auditwheel).
+python-test: model lib
+	RIGLLAMA_MODEL="$(MODEL)" RIGLLAMA_LIBDIR="$(LIBDIR)" tests/python/run
+
+# The C# package: dist/Rigllama.VERSION/ (lib/netstandard2.0/Rigllama.dll, runtimes/linux-x64/native/
+# librigllama.so, the .nuspec) and dist/Rigllama.VERSION.nupkg (nuget pack), built with Mono.
+nuget: lib
+	RIGLLAMA_LIBDIR="$(LIBDIR)" scripts/nuget-package dist
+
+# Builds that package, then runs its NUnit tests and examples-csharp against the unpacked .nupkg
+# (mono-devel, nuget, nunit-console installed with apt when root).
+csharp-test: model lib
+	RIGLLAMA_MODEL="$(MODEL)" RIGLLAMA_LIBDIR="$(LIBDIR)" tests/csharp/run
+
+# Every package's own test runner: CMake, the release archive, Go, Python, C#.
+package-tests: cmake-test dist-test go-test python-test csharp-test
+
+# The release archive: dist/rigllama-VERSION-linux-ARCH.tar.gz (stripped .so with its SONAME and
+# links, .a, headers, pkg-config and CMake files, licenses, a README) and its .sha256.
+dist: lib
+	RIGLLAMA_LIBDIR="$(LIBDIR)" scripts/dist dist
+
+# Builds the archive (twice: the same bytes) into a temporary directory, unpacks it into an empty
+# one, checks its contents, builds and runs a C program and tests/cmake against it. A given
+# archive: tests/dist/run dist/rigllama-....tar.gz
+dist-test: model lib
+	RIGLLAMA_MODEL="$(MODEL)" RIGLLAMA_LIBDIR="$(LIBDIR)" tests/dist/run
 
 # The mtmd library, the C programs built against it, and the fixture projector and picture.
 vision-build: model | $(BUILD)
@@ -126,7 +171,7 @@ test-valgrind-vision: vision-build
 import-check:
 	scripts/import-graph
 
-test: deps model lib import-check header-check rust-tests rig-examples c-tests lang-clients install-test vision-tests
+test: deps model lib import-check header-check rust-tests rig-examples c-tests lang-clients install-test package-tests vision-tests
 	@echo "make test: all passed"
 
 # The C examples and tests under valgrind memcheck (slow: tens of minutes).

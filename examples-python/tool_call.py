@@ -5,8 +5,7 @@ assistant's message and the tool's result to the conversation, and asks again wi
 withdrawn (tool_choice NONE) for an answer in words. The same request as a job delivers the
 call as a TOOL_CALL event. Exits non-zero on any failure.
 
-    usage: tool_call.py MODEL.gguf     (librigllama.so on LD_LIBRARY_PATH, or
-                                        RIGLLAMA_LIBRARY=/path/to/librigllama.so)
+    usage: tool_call.py MODEL.gguf     (pip install rigllama-*.whl first)
 
 REQUIRED constrains sampling with a grammar made from the tools' schemas, so even the tiny
 default model returns a call whose arguments are valid JSON with the required keys; a model
@@ -16,7 +15,6 @@ whose template has no tool format of its own gets the tools in a generic JSON fo
 import json
 import os
 import sys
-import time
 
 import rigllama
 
@@ -72,21 +70,18 @@ def checked_arguments(call):
 def tool_call_as_a_job(engine, messages):
     """The same request through the job API: the call arrives as one TOOL_CALL event whose text is
     {"id", "name", "arguments": {...}} (arguments an object here, not JSON text)."""
-    with engine.submit(None, messages=messages, tools=TOOLS, tool_choice=rigllama.TOOL_CHOICE_REQUIRED,
+    with engine.submit(messages=messages, tools=TOOLS, tool_choice=rigllama.ToolChoice.REQUIRED,
                        temperature=0.8, seed=SEED, max_tokens=200) as job:
         calls, texts = [], 0
-        deadline = time.monotonic() + 120
-        kind = rigllama.EVENT_NONE
-        while kind not in (rigllama.EVENT_DONE, rigllama.EVENT_ERROR) and time.monotonic() < deadline:
-            kind, status, text, message = job.poll(1000)
-            if kind == rigllama.EVENT_TOOL_CALL:
-                calls.append(json.loads(text))
-            elif kind == rigllama.EVENT_TEXT:
+        for event in job:  # waits for each event, ends after the final one
+            if event.kind == rigllama.EventKind.TOOL_CALL:
+                calls.append(json.loads(event.text))
+            elif event.kind == rigllama.EventKind.TEXT:
                 texts += 1
-        usage = job.usage() if kind == rigllama.EVENT_DONE else None
+        usage = job.usage() if event.kind == rigllama.EventKind.DONE else None
         print(f"[job] events: {calls}")
-        expect(kind == rigllama.EVENT_DONE and usage.finish_reason == rigllama.FINISH_TOOL_CALLS,
-               f"the job ended with DONE and TOOL_CALLS (kind {kind}, {message or 'ok'})")
+        expect(usage is not None and usage.finish_reason == rigllama.FinishReason.TOOL_CALLS,
+               f"the job ended with DONE and TOOL_CALLS ({event.kind.name}, {event.message or 'ok'})")
         expect(len(calls) >= 1 and texts == 0 and all(c.get("name") == "get_weather" and isinstance(c.get("arguments"), dict)
                                                       for c in calls),
                f"{len(calls)} TOOL_CALL events with object arguments, {texts} TEXT events")
@@ -103,13 +98,13 @@ def main():
 
     with rigllama.Engine(model) as engine:
         messages = [{"role": "user", "content": "What is the weather like in Paris right now?"}]
-        prompt = engine.apply_template(messages=messages, tools=TOOLS, tool_choice=rigllama.TOOL_CHOICE_REQUIRED)
+        prompt = engine.apply_template(messages=messages, tools=TOOLS, tool_choice=rigllama.ToolChoice.REQUIRED)
         expect("get_weather" in prompt, f"the prompt describes the tool ({len(prompt)} characters)")
 
-        reply, usage = engine.chat(messages=messages, tools=TOOLS, tool_choice=rigllama.TOOL_CHOICE_REQUIRED,
+        reply, usage = engine.chat(messages=messages, tools=TOOLS, tool_choice=rigllama.ToolChoice.REQUIRED,
                                    temperature=0.8, seed=SEED, max_tokens=200)
         print(f"[turn 1] {json.dumps(reply)}")
-        expect(usage.finish_reason == rigllama.FINISH_TOOL_CALLS, f"finish_reason = {usage.finish_reason} (TOOL_CALLS is 3)")
+        expect(usage.finish_reason == rigllama.FinishReason.TOOL_CALLS, f"finish_reason = {usage.finish_reason.name}")
         calls = reply.get("tool_calls") or []
         expect(reply.get("role") == "assistant" and len(calls) >= 1 and reply.get("content") is None,
                f"the reply is {len(calls)} tool call(s) and no content")
@@ -126,15 +121,15 @@ def main():
         # The reply goes back as it came (content null, arguments as JSON text), then one result
         # per call; the tools stay listed, but NONE means the model may not call them again.
         messages += [reply] + results
-        prompt = engine.apply_template(messages=messages, tools=TOOLS, tool_choice=rigllama.TOOL_CHOICE_NONE)
+        prompt = engine.apply_template(messages=messages, tools=TOOLS, tool_choice=rigllama.ToolChoice.NONE)
         expect(all(r["content"] in prompt for r in results), "the next prompt holds the tool results")
-        answer, usage = engine.chat(messages=messages, tools=TOOLS, tool_choice=rigllama.TOOL_CHOICE_NONE,
+        answer, usage = engine.chat(messages=messages, tools=TOOLS, tool_choice=rigllama.ToolChoice.NONE,
                                     temperature=0.8, seed=SEED, max_tokens=60)
         print(f"[turn 2] {json.dumps(answer)}")
         expect(not answer.get("tool_calls") and isinstance(answer.get("content"), str) and answer["content"].strip() != "",
-               f"with tool_choice NONE the answer is words, no calls (finish_reason {usage.finish_reason})")
-        expect(usage.finish_reason in (rigllama.FINISH_STOP, rigllama.FINISH_LENGTH),
-               f"finish_reason = {usage.finish_reason}")
+               f"with tool_choice NONE the answer is words, no calls (finish_reason {usage.finish_reason.name})")
+        expect(usage.finish_reason in (rigllama.FinishReason.STOP, rigllama.FinishReason.LENGTH),
+               f"finish_reason = {usage.finish_reason.name}")
 
         tool_call_as_a_job(engine, messages[:1])
 

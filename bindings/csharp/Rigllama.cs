@@ -1,11 +1,19 @@
-// P/Invoke bindings for rigllama.h, written the way Unity and Mono code talks to native
-// plugins: blittable structs (only integers, floats and IntPtr, so they are passed by
+// Rigllama.dll: P/Invoke bindings for rigllama.h, written the way Unity and Mono code talks to
+// native plugins: blittable structs (only integers, floats and IntPtr, so they are passed by
 // reference with no marshalling copy), strings converted to and from UTF-8 by hand (Mono's
 // and Unity's LPUTF8Str support varies; Encoding.UTF8 is everywhere), callbacks as static
 // methods tagged [MonoPInvokeCallback] whose delegates are kept alive in static fields, and
-// the job API polled once per frame instead of callbacks from a native thread.
+// the job API polled once per frame instead of callbacks from a native thread. Engine and Job
+// at the end wrap the handles as IDisposable for code that wants no IntPtr.
 //
-// The library is found as "rigllama": librigllama.so on LD_LIBRARY_PATH (or a <dllmap>).
+// The native library is imported as "rigllama". In the NuGet package it is
+// runtimes/linux-x64/native/librigllama.so: .NET (Core) resolves it from there; Mono reads
+// lib/netstandard2.0/Rigllama.dll.config, whose <dllmap> points there; Unity takes it as a
+// plugin. Otherwise librigllama.so is found beside the program or on LD_LIBRARY_PATH.
+//
+// Built with Mono's mcs against the .NET Framework 4.6.1 reference assemblies (the API level
+// of .NET Standard 2.0), so it references mscorlib: Mono and Unity load it as is, .NET through
+// its mscorlib facade (bindings/csharp/build says why it is not a netstandard.dll build).
 using System;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -314,5 +322,146 @@ namespace Rigllama
     {
         public Status Status { get; private set; }
         public RigllamaException(Status status, string message) : base(status + ": " + message) { Status = status; }
+    }
+
+    // An engine as an IDisposable: Dispose destroys it (cancelling what runs). options (from
+    // Engine.DefaultOptions(), then changed) may set on_progress/progress_user_data; its
+    // model_path and mmproj_path are set from the strings here, UTF-8, for the call only.
+    public sealed class Engine : IDisposable
+    {
+        public IntPtr Handle { get; private set; }
+
+        public static EngineOptions DefaultOptions()
+        {
+            var options = new EngineOptions();
+            Native.Check(Native.rigllama_engine_options_init(ref options, Native.SizeOf<EngineOptions>()));
+            return options;
+        }
+
+        public Engine(string modelPath) : this(modelPath, DefaultOptions()) { }
+
+        public Engine(string modelPath, EngineOptions options, string mmprojPath = null)
+        {
+            IntPtr path = Native.Utf8Alloc(modelPath);
+            IntPtr mmproj = Native.Utf8Alloc(mmprojPath);   // null: IntPtr.Zero, none
+            try
+            {
+                options.model_path = path;
+                options.mmproj_path = mmproj;
+                IntPtr engine;
+                Native.Check(Native.rigllama_engine_create(ref options, out engine));
+                Handle = engine;
+            }
+            finally
+            {
+                Marshal.FreeHGlobal(path);   // the library copied both
+                Marshal.FreeHGlobal(mmproj);
+            }
+        }
+
+        public static Request DefaultRequest()
+        {
+            var request = new Request();
+            Native.Check(Native.rigllama_request_init(ref request, Native.SizeOf<Request>()));
+            return request;
+        }
+
+        // Queues request (from DefaultRequest(), then changed) with prompt as its prompt; returns
+        // at once. Poll the job, once per frame if need be.
+        public Job Submit(string prompt, Request request)
+        {
+            request.prompt = Native.Utf8Alloc(prompt);
+            try
+            {
+                IntPtr job;
+                Native.Check(Native.rigllama_engine_submit(Handle, ref request, out job));
+                return new Job(job);
+            }
+            finally
+            {
+                Marshal.FreeHGlobal(request.prompt);
+            }
+        }
+
+        // The whole reply's content.
+        public string Complete(string prompt, Request request, out Usage usage)
+        {
+            usage = new Usage();
+            Native.Check(Native.rigllama_usage_init(ref usage, Native.SizeOf<Usage>()));
+            request.prompt = Native.Utf8Alloc(prompt);
+            try
+            {
+                IntPtr text;
+                Native.Check(Native.rigllama_engine_complete(Handle, ref request, out text, ref usage));
+                try { return Native.Utf8ReadZ(text); }
+                finally { Native.rigllama_string_free(text); }
+            }
+            finally
+            {
+                Marshal.FreeHGlobal(request.prompt);
+            }
+        }
+
+        public void Cancel() { Native.Check(Native.rigllama_engine_cancel(Handle)); }
+        public void Pause() { Native.Check(Native.rigllama_engine_pause(Handle)); }
+        public void Resume() { Native.Check(Native.rigllama_engine_resume(Handle)); }
+
+        public void Dispose()
+        {
+            Native.rigllama_engine_destroy(Handle);   // IntPtr.Zero: a no-op
+            Handle = IntPtr.Zero;
+        }
+    }
+
+    // One event of a job, copied out of the library's buffers.
+    public struct JobEvent
+    {
+        public EventKind Kind;
+        public Status Status;   // Error: why
+        public string Text;     // Text, Reasoning, ToolCall, Logprobs
+        public string Message;  // Error
+        public bool Final { get { return Kind == EventKind.Done || Kind == EventKind.Error; } }
+    }
+
+    // A submitted request as an IDisposable: Dispose frees it (cancelling it if it runs).
+    public sealed class Job : IDisposable
+    {
+        Event ev;
+
+        public IntPtr Handle { get; private set; }
+
+        public Job(IntPtr handle)
+        {
+            Handle = handle;
+            ev = new Event();
+            Native.Check(Native.rigllama_event_init(ref ev, Native.SizeOf<Event>()));
+        }
+
+        // The next event; Kind None when nothing arrived within timeoutMs (0: never blocks).
+        public JobEvent Poll(uint timeoutMs)
+        {
+            Native.Check(Native.rigllama_job_poll(Handle, timeoutMs, ref ev));
+            var result = new JobEvent { Kind = (EventKind)ev.kind, Status = (Status)ev.status, Text = "", Message = "" };
+            if (ev.text != IntPtr.Zero) result.Text = Native.Utf8Read(ev.text, (int)(ulong)ev.text_len);
+            if (ev.message != IntPtr.Zero) result.Message = Native.Utf8ReadZ(ev.message);
+            return result;
+        }
+
+        public void Cancel() { Native.Check(Native.rigllama_job_cancel(Handle)); }
+
+        // The usage, once the job has ended.
+        public Usage Usage()
+        {
+            var usage = new Usage();
+            Native.Check(Native.rigllama_usage_init(ref usage, Native.SizeOf<Usage>()));
+            Native.Check(Native.rigllama_job_usage(Handle, ref usage));
+            return usage;
+        }
+
+        public void Dispose()
+        {
+            Native.rigllama_job_free(Handle);   // IntPtr.Zero: a no-op
+            Handle = IntPtr.Zero;
+        }
     }
 }

@@ -1,4 +1,6 @@
-// rigllama.hpp — a header-only C++17 wrapper over rigllama.h.
+// rigllama.hpp — a header-only C++17 wrapper over rigllama.h, installed beside it
+// (`make install`, the release archive; CMake: link rigllama::rigllama or rigllama::static).
+// Hand-written, unlike rigllama.h: update it with the C API (examples-cpp/main.cpp tests it).
 //
 //   auto engine = rigllama::Engine::open("model.gguf");
 //   rigllama::Request request("The three primary colors are");

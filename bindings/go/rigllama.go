@@ -1,11 +1,25 @@
-// Package rigllama is a cgo binding for rigllama.h: local GGUF models through llama.cpp.
+// Package rigllama runs local GGUF language models through llama.cpp, with cgo over the C
+// library rigllama (rigllama.h, librigllama.so).
 //
-// Build with the header and library on cgo's paths, for example
+//	engine, err := rigllama.Open("model.gguf")
+//	if err != nil { ... }
+//	defer engine.Close()
+//	request := rigllama.NewRequest("The sea is")
+//	usage, err := engine.Stream(ctx, request, func(piece string) bool { fmt.Print(piece); return true })
 //
-//	CGO_CFLAGS="-I$RIGLLAMA/include" \
-//	CGO_LDFLAGS="-L$LIBDIR -Wl,-rpath,$LIBDIR" go build
+// The C library is found with pkg-config (#cgo pkg-config: rigllama): after `make install`
+// into /usr/local nothing is needed; for another prefix or an unpacked release archive, set
+// PKG_CONFIG_PATH=<prefix>/lib/pkgconfig. Without pkg-config, build with the tag
+// rigllama_no_pkgconfig and give cgo the paths yourself:
 //
-// or, after `make install` into /usr/local, with no flags at all (the compiler's default paths).
+//	CGO_CFLAGS="-I<prefix>/include" CGO_LDFLAGS="-L<prefix>/lib" go build -tags rigllama_no_pkgconfig
+//
+// At run time the program needs librigllama.so where the dynamic linker looks: a system
+// directory, LD_LIBRARY_PATH, or an rpath (CGO_LDFLAGS="-Wl,-rpath,<prefix>/lib").
+//
+// Errors are *Error values carrying the library's status and message; errors.Is(err,
+// StatusCancelled) and the other Status values test the status. A call cancelled through its
+// context.Context also matches context.Canceled or context.DeadlineExceeded.
 //
 // Every call that returns a status runs with runtime.LockOSThread held until the message of
 // rigllama_last_error() (which is per OS thread) has been read, so a failed call's error
@@ -13,7 +27,6 @@
 package rigllama
 
 /*
-#cgo LDFLAGS: -lrigllama
 #include <stdint.h>
 #include <stdlib.h>
 #include "rigllama.h"
@@ -34,9 +47,11 @@ static rigllama_status rigllama_go_stream(rigllama_engine *engine, const rigllam
 import "C"
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"runtime/cgo"
+	"sync"
 	"time"
 	"unsafe"
 )
@@ -58,13 +73,29 @@ const (
 
 func (s Status) String() string { return C.GoString(C.rigllama_status_str(C.rigllama_status(s))) }
 
+// Error makes a Status an error, so that errors.Is(err, StatusCancelled) tests a failed call's
+// status (as errors.Is(err, fs.ErrNotExist) does for files). It is String's text.
+func (s Status) Error() string { return s.String() }
+
 // Error is a failed call: its status and the library's message for it.
 type Error struct {
 	Status  Status
 	Message string
+	// cause is the context's error when a context cancelled the call.
+	cause error
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("rigllama: %s: %s", e.Status, e.Message) }
+func (e *Error) Error() string { return fmt.Sprintf("rigllama: %s: %s", e.Status.String(), e.Message) }
+
+// Is reports whether target is this error's Status.
+func (e *Error) Is(target error) bool {
+	status, ok := target.(Status)
+	return ok && status == e.Status
+}
+
+// Unwrap returns context.Canceled or context.DeadlineExceeded when the call's context ended
+// it, else nil.
+func (e *Error) Unwrap() error { return e.cause }
 
 // call runs f and, if it failed, reads the last error on the same OS thread.
 func call(f func() C.rigllama_status) error {
@@ -504,10 +535,12 @@ func OpenWith(path string, opts Options) (*Engine, error) {
 	return &Engine{ptr: ptr}, nil
 }
 
-// Close cancels what is running, joins the worker and frees the engine.
-func (e *Engine) Close() {
-	C.rigllama_engine_destroy(e.ptr)
+// Close cancels what is running, joins the worker and frees the engine. Closing a closed
+// engine does nothing. It always returns nil (io.Closer's signature).
+func (e *Engine) Close() error {
+	C.rigllama_engine_destroy(e.ptr) // NULL: a no-op
 	e.ptr = nil
+	return nil
 }
 
 // Complete generates the whole reply.
@@ -610,10 +643,53 @@ type streamState struct {
 	panicked interface{}
 }
 
-// Stream generates the reply, calling onPiece with each piece on this goroutine's thread.
-// onPiece returns false to stop (FinishCallback). A panic in onPiece stops generation and is
-// re-raised here, after the C call has returned.
-func (e *Engine) Stream(r Request, onPiece func(piece string) bool) (Usage, error) {
+// Stream generates the reply, calling onPiece with each piece of its content on this
+// goroutine. onPiece returns false to stop (FinishCallback, no error). A panic in onPiece stops
+// generation and is re-raised here.
+//
+// When ctx ends first, the request is cancelled (within one decode step, or inside a prompt
+// chunk) and the error matches StatusCancelled and ctx.Err(). Other requests on the engine go
+// on. A ctx that can never end (context.Background()) takes the C library's callback path;
+// any other runs the request as a job, so that it alone can be cancelled.
+func (e *Engine) Stream(ctx context.Context, r Request, onPiece func(piece string) bool) (Usage, error) {
+	if ctx.Done() == nil {
+		return e.streamCallback(r, onPiece)
+	}
+	job, err := e.Submit(ctx, r)
+	if err != nil {
+		return Usage{}, err
+	}
+	defer job.Close()
+	for {
+		ev, err := job.Poll(time.Second) // ctx ending cancels the job: an ERROR event follows
+		if err != nil {
+			return Usage{}, err
+		}
+		switch {
+		case ev.Kind == EventText && !onPiece(ev.Text):
+			// As the callback path: stopped by the caller, not an error.
+			if err := job.Cancel(); err != nil {
+				return Usage{}, err
+			}
+			for !ev.Final() {
+				if ev, err = job.Poll(time.Second); err != nil {
+					return Usage{}, err
+				}
+			}
+			usage, err := job.Usage()
+			usage.FinishReason = FinishCallback
+			return usage, err
+		case ev.Kind == EventDone:
+			return job.Usage()
+		case ev.Kind == EventError:
+			return Usage{}, job.eventError(ev)
+		}
+	}
+}
+
+// streamCallback is Stream through rigllama_engine_stream: pieces arrive through the
+// exported goTokenCallback with a cgo.Handle as user_data.
+func (e *Engine) streamCallback(r Request, onPiece func(piece string) bool) (Usage, error) {
 	c, free := r.toC()
 	defer free()
 	state := &streamState{onPiece: onPiece}
@@ -707,20 +783,69 @@ type Event struct {
 // Final reports whether this is the job's last event (DONE or ERROR).
 func (ev Event) Final() bool { return ev.Kind == EventDone || ev.Kind == EventError }
 
-// Job is a submitted request whose events are polled. Free it when done.
+// Job is a submitted request whose events are polled. Close it when done.
 type Job struct {
 	ptr *C.rigllama_job
+	ctx context.Context
+	// mu keeps the context's watcher from cancelling a job Close has freed.
+	mu     sync.Mutex
+	closed chan struct{}
 }
 
-// Submit queues r and returns at once.
-func (e *Engine) Submit(r Request) (*Job, error) {
+// Submit queues r and returns at once. When ctx ends before the job does, the job is
+// cancelled: its last event is EventError with StatusCancelled. A ctx that has already ended
+// submits nothing and returns ctx.Err().
+func (e *Engine) Submit(ctx context.Context, r Request) (*Job, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	c, free := r.toC()
 	defer free()
 	var ptr *C.rigllama_job
 	if err := call(func() C.rigllama_status { return C.rigllama_engine_submit(e.ptr, &c, &ptr) }); err != nil {
 		return nil, err
 	}
-	return &Job{ptr: ptr}, nil
+	job := &Job{ptr: ptr, ctx: ctx, closed: make(chan struct{})}
+	if done := ctx.Done(); done != nil {
+		go func() {
+			select {
+			case <-done:
+				job.mu.Lock()
+				if job.ptr != nil {
+					C.rigllama_job_cancel(job.ptr)
+				}
+				job.mu.Unlock()
+			case <-job.closed:
+			}
+		}()
+	}
+	return job, nil
+}
+
+// Next waits for the job's next event (after the final one, it repeats it). When ctx ends
+// first it returns ctx.Err() and leaves the job running: cancel it through Submit's context
+// or Cancel.
+func (j *Job) Next(ctx context.Context) (Event, error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return Event{}, err
+		}
+		// Short waits, so that ctx ending is seen within one of them.
+		ev, err := j.Poll(100 * time.Millisecond)
+		if err != nil || ev.Kind != EventNone {
+			return ev, err
+		}
+	}
+}
+
+// eventError is the error an EventError stands for; it matches Submit's ctx.Err() when that
+// context cancelled the job.
+func (j *Job) eventError(ev Event) error {
+	err := &Error{Status: ev.Status, Message: ev.Message}
+	if ev.Status == StatusCancelled && j.ctx != nil {
+		err.cause = j.ctx.Err()
+	}
+	return err
 }
 
 // Poll returns the next event, waiting up to timeout (0 = never block: EventNone if nothing
@@ -760,8 +885,15 @@ func (j *Job) Usage() (Usage, error) {
 	return usageFromC(usage), nil
 }
 
-// Free frees the job, cancelling it if it is still running.
-func (j *Job) Free() {
-	C.rigllama_job_free(j.ptr)
-	j.ptr = nil
+// Close frees the job, cancelling it if it is still running. Closing a closed job does
+// nothing. It always returns nil (io.Closer's signature).
+func (j *Job) Close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.ptr != nil {
+		C.rigllama_job_free(j.ptr)
+		j.ptr = nil
+		close(j.closed)
+	}
+	return nil
 }

@@ -1,0 +1,467 @@
+// NUnit tests of Rigllama.dll against a real model ($RIGLLAMA_MODEL; the tests that load it are
+// ignored without it, saying how to run them). Built against the DLL in the package layout and
+// run with MONO_PATH pointing there, so DllImport reaches the package's librigllama.so through
+// Rigllama.dll.config. Tests that load a model run one at a time (NUnit 2 runs them in order).
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Globalization;
+using System.IO;
+using System.Runtime.InteropServices;
+using System.Text;
+using AOT;
+using NUnit.Framework;
+using Rigllama;
+
+[TestFixture]
+public class RigllamaTests
+{
+    static string ModelPath()
+    {
+        string model = Environment.GetEnvironmentVariable("RIGLLAMA_MODEL");
+        if (string.IsNullOrEmpty(model))
+            Assert.Ignore("RIGLLAMA_MODEL is not set: set it to a GGUF model file to run the tests that load one "
+                          + "(in the rigllama repository, scripts/fetch-model fetches the default model and prints its path)");
+        return model;
+    }
+
+    Engine shared;
+
+    // One engine for the tests that can share it (loading takes a moment).
+    Engine Shared()
+    {
+        if (shared == null) shared = new Engine(ModelPath());
+        return shared;
+    }
+
+    [TestFixtureTearDown]
+    public void CloseShared()
+    {
+        if (shared != null) shared.Dispose();
+    }
+
+    static Request Greedy(uint maxTokens)
+    {
+        var request = Engine.DefaultRequest();
+        request.raw_prompt = 1;
+        request.temperature = 0f;
+        request.max_tokens = maxTokens;
+        return request;
+    }
+
+    // Waits for the job's final event, collecting the text.
+    static JobEvent UntilFinal(Job job, StringBuilder text)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            JobEvent ev = job.Poll(1000);
+            if (ev.Kind == EventKind.Text && text != null) text.Append(ev.Text);
+            if (ev.Final) return ev;
+        }
+        Assert.Fail("no final event within 60 s");
+        return new JobEvent();
+    }
+
+    [Test]
+    public void TheStructsMatchTheCLayout()
+    {
+        Assert.AreEqual("", Native.CheckLayout());
+    }
+
+    [Test]
+    public void TheNativeLibraryComesFromThePackage()
+    {
+        string version = Native.Utf8ReadZ(Native.rigllama_version());
+        StringAssert.IsMatch(@"^\d+\.\d+\.\d+", version);
+        string loaded = null;
+        foreach (string line in File.ReadAllLines("/proc/self/maps"))
+            if (line.Contains("librigllama")) { loaded = line.Substring(line.IndexOf('/')); break; }
+        string expected = Environment.GetEnvironmentVariable("RIGLLAMA_EXPECT_LIBRARY");
+        if (!string.IsNullOrEmpty(expected))
+            Assert.AreEqual(Path.GetFullPath(expected), Path.GetFullPath(loaded));
+        Assert.IsNotNull(loaded);
+    }
+
+    [Test]
+    public void TheLibraryDefaults()
+    {
+        EngineOptions defaults = Engine.DefaultOptions();
+        Assert.AreEqual(32, defaults.max_checkpoints);
+        Assert.AreEqual(512UL << 20, defaults.max_checkpoint_bytes);
+        Assert.AreEqual(IntPtr.Zero, defaults.mmproj_path);
+        Assert.AreEqual((int)EngineThreadPriority.Normal, defaults.thread_priority);
+    }
+
+    [Test]
+    public void AMissingModelThrowsWithItsPathIntact()
+    {
+        const string missing = "/nonexistent/modèle-ü.gguf";   // UTF-8 in, UTF-8 back in the message
+        var e = Assert.Throws<RigllamaException>(() => new Engine(missing));
+        Assert.AreEqual(Status.ModelLoadFailed, e.Status);
+        StringAssert.Contains(missing, e.Message);
+    }
+
+    [TestCase(7, null, "thread_priority 7")]                      // the field reaches C at its offset
+    [TestCase(0, "/nonexistent/mmproj.gguf", "mtmd")]             // this library has no vision
+    public void BadOptionsAreRefusedNamingTheValue(int threadPriority, string mmproj, string named)
+    {
+        EngineOptions options = Engine.DefaultOptions();
+        options.thread_priority = threadPriority;
+        var e = Assert.Throws<RigllamaException>(() => new Engine(ModelPath(), options, mmproj).Dispose());
+        Assert.AreEqual(Status.InvalidArgument, e.Status);
+        StringAssert.Contains(named, e.Message);
+    }
+
+    // The Unity pattern: a static [MonoPInvokeCallback] method whose delegate lives in a static
+    // field, with a GCHandle as user_data.
+    static readonly ProgressCallback ProgressDelegate = OnProgress;
+
+    [MonoPInvokeCallback(typeof(ProgressCallback))]
+    static int OnProgress(IntPtr userData, float progress)
+    {
+        ((List<float>)GCHandle.FromIntPtr(userData).Target).Add(progress);
+        return 0;   // keep loading
+    }
+
+    [Test]
+    public void TheProgressCallbackRunsWhileLoading()
+    {
+        var progress = new List<float>();
+        GCHandle handle = GCHandle.Alloc(progress);
+        try
+        {
+            EngineOptions options = Engine.DefaultOptions();
+            options.on_progress = Marshal.GetFunctionPointerForDelegate(ProgressDelegate);
+            options.progress_user_data = GCHandle.ToIntPtr(handle);
+            using (new Engine(ModelPath(), options)) { }
+        }
+        finally
+        {
+            handle.Free();
+        }
+        Assert.IsTrue(progress.Count > 0 && progress[progress.Count - 1] >= 0.99f, "progress: " + progress.Count + " calls");
+    }
+
+    [Test]
+    public void AJobPolledOncePerFrameDeliversWhatCompleteReturns()
+    {
+        Engine engine = Shared();
+        Usage completed;
+        string expected = engine.Complete("The three primary colors are", Greedy(16), out completed);
+        var text = new StringBuilder();
+        int frames = 0;
+        using (Job job = engine.Submit("The three primary colors are", Greedy(16)))
+        {
+            JobEvent ev;
+            do
+            {
+                frames++;
+                do { ev = job.Poll(0); if (ev.Kind == EventKind.Text) text.Append(ev.Text); }   // never blocks
+                while (ev.Kind == EventKind.Text);
+                if (!ev.Final) System.Threading.Thread.Sleep(16);                                 // the rest of the frame
+            }
+            while (!ev.Final && frames < 60 * 60);
+            Assert.AreEqual(EventKind.Done, ev.Kind, ev.Message);
+            Usage usage = job.Usage();
+            Assert.IsTrue(usage.completion_tokens > 0 && usage.completion_tokens <= 16);
+            Assert.AreEqual(0, usage.image_tokens);
+        }
+        Assert.AreEqual(expected, text.ToString());
+        Assert.IsTrue(completed.finish_reason == (int)FinishReason.Length || completed.finish_reason == (int)FinishReason.Stop);
+    }
+
+    [Test]
+    public void ACancelledJobEndsWithErrorCancelledAndTheEngineGoesOn()
+    {
+        Engine engine = Shared();
+        using (Job job = engine.Submit("Once upon a time", Greedy(256)))
+        {
+            var clock = Stopwatch.StartNew();
+            JobEvent ev;
+            do ev = job.Poll(1000); while (ev.Kind == EventKind.None && clock.Elapsed < TimeSpan.FromSeconds(60));
+            Assert.AreEqual(EventKind.Text, ev.Kind);
+            job.Cancel();
+            ev = UntilFinal(job, null);
+            Assert.AreEqual(EventKind.Error, ev.Kind);
+            Assert.AreEqual(Status.Cancelled, ev.Status, ev.Message);
+            Assert.IsTrue(job.Usage().completion_tokens < 256);
+        }
+        Usage usage;
+        Assert.IsNotEmpty(engine.Complete("Two plus two is", Greedy(4), out usage));
+    }
+
+    [Test]
+    public void DisposingTwiceIsHarmless()
+    {
+        Job job = Shared().Submit("Once upon a time", Greedy(4));
+        job.Dispose();   // cancels it
+        job.Dispose();
+        Assert.AreEqual(IntPtr.Zero, job.Handle);
+    }
+
+    [Test]
+    public void AnEmbeddingIsNormalised()
+    {
+        IntPtr sentence = Native.Utf8Alloc("The cat sat on the mat.");
+        try
+        {
+            UIntPtr dims;
+            Native.Check(Native.rigllama_engine_embed(Shared().Handle, sentence, null, UIntPtr.Zero, out dims));
+            var vector = new float[(int)dims];
+            Native.Check(Native.rigllama_engine_embed(Shared().Handle, sentence, vector, dims, out dims));
+            double norm = 0;
+            foreach (float x in vector) norm += (double)x * x;
+            Assert.IsTrue(vector.Length > 0);
+            Assert.AreEqual(1.0, Math.Sqrt(norm), 1e-3);
+        }
+        finally
+        {
+            Marshal.FreeHGlobal(sentence);
+        }
+    }
+
+    const string WeatherTools =
+        "[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":\"Weather in a city\"," +
+        "\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}},\"required\":[\"city\"]}}}]";
+
+    [Test]
+    public void AGrammarDecidesTheChatReply()
+    {
+        Request request = Engine.DefaultRequest();
+        request.temperature = 0f;
+        request.max_tokens = 8;
+        request.reasoning = (int)Reasoning.Off;
+        request.prompt = Native.Utf8Alloc("Is the sky blue?");
+        request.grammar = Native.Utf8Alloc("root ::= (\"yes\" | \"no\") \".\"");
+        var usage = new Usage();
+        Native.Check(Native.rigllama_usage_init(ref usage, Native.SizeOf<Usage>()));
+        try
+        {
+            IntPtr message;
+            Native.Check(Native.rigllama_engine_chat(Shared().Handle, ref request, out message, ref usage));
+            var reply = (Dictionary<string, object>)MiniJson.Parse(Native.Utf8ReadZ(message));
+            Native.rigllama_string_free(message);
+            Assert.AreEqual("assistant", reply["role"]);
+            Assert.That(reply["content"], Is.EqualTo("yes.").Or.EqualTo("no."));
+            Assert.AreEqual((int)FinishReason.Stop, usage.finish_reason);
+        }
+        finally
+        {
+            Marshal.FreeHGlobal(request.grammar);
+            Marshal.FreeHGlobal(request.prompt);
+        }
+    }
+
+    [Test]
+    public void ToolsAreRenderedAndAGrammarBesideRequiredToolsIsRefused()
+    {
+        Request ask = Engine.DefaultRequest();
+        ask.prompt = Native.Utf8Alloc("What is the weather in Paris?");
+        ask.tools_json = Native.Utf8Alloc(WeatherTools);
+        ask.tool_choice = (int)ToolChoice.Required;
+        try
+        {
+            IntPtr prompt;
+            Native.Check(Native.rigllama_engine_apply_template(Shared().Handle, ref ask, out prompt));
+            string text = Native.Utf8ReadZ(prompt);
+            Native.rigllama_string_free(prompt);
+            StringAssert.Contains("get_weather", text);
+
+            ask.grammar = Native.Utf8Alloc("root ::= \"a\"");
+            var usage = new Usage();
+            Native.Check(Native.rigllama_usage_init(ref usage, Native.SizeOf<Usage>()));
+            IntPtr refused;
+            int status = Native.rigllama_engine_chat(Shared().Handle, ref ask, out refused, ref usage);
+            Assert.AreEqual((int)Status.InvalidArgument, status, Native.Utf8ReadZ(Native.rigllama_last_error()));
+            Assert.AreEqual(IntPtr.Zero, refused);   // outputs are NULL on failure
+        }
+        finally
+        {
+            Marshal.FreeHGlobal(ask.grammar);
+            Marshal.FreeHGlobal(ask.tools_json);
+            Marshal.FreeHGlobal(ask.prompt);
+        }
+    }
+
+    [Test]
+    public void LogprobsComeAsJsonAndTheGreedyTokenIsTheLikeliest()
+    {
+        Request request = Greedy(8);
+        request.n_logprobs = 3;
+        var entries = new List<object>();
+        using (Job job = Shared().Submit("The capital of France is", request))
+        {
+            var clock = Stopwatch.StartNew();
+            JobEvent ev;
+            do
+            {
+                ev = job.Poll(1000);
+                if (ev.Kind == EventKind.Logprobs) entries.AddRange((List<object>)MiniJson.Parse(ev.Text));
+            }
+            while (!ev.Final && clock.Elapsed < TimeSpan.FromSeconds(60));
+            Assert.AreEqual(EventKind.Done, ev.Kind, ev.Message);
+        }
+        Assert.IsNotEmpty(entries);
+        foreach (Dictionary<string, object> entry in entries)
+        {
+            var top = (List<object>)entry["top_logprobs"];
+            Assert.IsTrue((double)entry["logprob"] <= 0 && top.Count >= 1 && top.Count <= 3);
+            double previous = 0;
+            foreach (Dictionary<string, object> alternative in top)
+            {
+                Assert.IsTrue((double)alternative["logprob"] <= previous, "alternatives in descending order");
+                previous = (double)alternative["logprob"];
+            }
+            var first = (Dictionary<string, object>)top[0];
+            Assert.AreEqual(first["id"], entry["id"]);
+            Assert.AreEqual(first["token"], entry["token"]);
+        }
+    }
+
+    [TestCase(0u, false)]
+    [TestCase(8u, true)]
+    public void PromptLookupGuessesOnlyWithDraftMax(uint draftMax, bool guesses)
+    {
+        Request request = Greedy(48);
+        request.draft_max = draftMax;
+        Usage usage;
+        Shared().Complete("Repeat exactly: the quick brown fox jumps over the lazy dog. the quick brown fox jumps over the lazy dog.",
+                          request, out usage);
+        Assert.AreEqual(guesses, usage.drafted_tokens > 0, "drafted " + usage.drafted_tokens);
+        Assert.IsTrue(usage.accepted_tokens <= usage.drafted_tokens);
+    }
+
+    [Test]
+    public void TwoJobsRunAtOnceOnAnNSeq2Engine()
+    {
+        EngineOptions options = Engine.DefaultOptions();
+        options.n_seq = 2;
+        using (var engine = new Engine(ModelPath(), options))
+        {
+            engine.Pause();   // both start together on resume
+            Request npc = Greedy(12), player = Greedy(12);
+            player.priority = 10;
+            using (Job first = engine.Submit("The blacksmith told a long story about", npc))
+            using (Job second = engine.Submit("The guard pointed to the exit and said", player))
+            {
+                engine.Resume();
+                var jobs = new[] { first, second };
+                var texts = new int[2];
+                var final = new JobEvent?[2];
+                bool pausedWhileBothRan = false;
+                var clock = Stopwatch.StartNew();
+                while ((final[0] == null || final[1] == null) && clock.Elapsed < TimeSpan.FromSeconds(60))
+                {
+                    for (int i = 0; i < 2; i++)
+                    {
+                        if (final[i] != null) continue;
+                        JobEvent ev = jobs[i].Poll(0);
+                        if (ev.Kind == EventKind.Text) texts[i]++;
+                        else if (ev.Final) final[i] = ev;
+                    }
+                    if (!pausedWhileBothRan && texts[0] > 0 && texts[1] > 0 && final[0] == null && final[1] == null)
+                    {
+                        engine.Pause();   // a level load holds both
+                        engine.Resume();
+                        pausedWhileBothRan = true;
+                    }
+                    System.Threading.Thread.Sleep(1);
+                }
+                Assert.IsTrue(pausedWhileBothRan, "both ran at once: " + texts[0] + " and " + texts[1] + " pieces");
+                for (int i = 0; i < 2; i++)
+                {
+                    Assert.AreEqual(EventKind.Done, final[i].Value.Kind, final[i].Value.Message);
+                    Assert.AreEqual(12, jobs[i].Usage().completion_tokens);
+                }
+            }
+        }
+    }
+}
+
+// The smallest JSON reader the checks need (Mono has no JSON parser in its default references):
+// objects become Dictionary<string, object>, arrays List<object>, numbers double, strings
+// string, true and false bool, null null. Malformed text throws FormatException.
+static class MiniJson
+{
+    public static object Parse(string text)
+    {
+        int i = 0;
+        object value = Value(text, ref i);
+        SkipSpace(text, ref i);
+        if (i != text.Length) throw new FormatException("text after the value at " + i);
+        return value;
+    }
+
+    static void SkipSpace(string s, ref int i) { while (i < s.Length && " \t\r\n".IndexOf(s[i]) >= 0) i++; }
+
+    static char Take(string s, ref int i)
+    {
+        if (i >= s.Length) throw new FormatException("unexpected end of the JSON text");
+        return s[i++];
+    }
+
+    static object Value(string s, ref int i)
+    {
+        SkipSpace(s, ref i);
+        char c = Take(s, ref i);
+        if (c == '"') return Str(s, ref i);
+        if (c == '{' || c == '[')
+        {
+            char close = c == '{' ? '}' : ']';
+            var obj = new Dictionary<string, object>();
+            var list = new List<object>();
+            SkipSpace(s, ref i);
+            if (i < s.Length && s[i] == close) i++;
+            else
+                do
+                {
+                    if (close == '}')
+                    {
+                        SkipSpace(s, ref i);
+                        if (Take(s, ref i) != '"') throw new FormatException("expected a key at " + (i - 1));
+                        string key = Str(s, ref i);
+                        SkipSpace(s, ref i);
+                        if (Take(s, ref i) != ':') throw new FormatException("expected ':' at " + (i - 1));
+                        obj[key] = Value(s, ref i);
+                    }
+                    else
+                        list.Add(Value(s, ref i));
+                    SkipSpace(s, ref i);
+                    c = Take(s, ref i);
+                    if (c != ',' && c != close) throw new FormatException("expected ',' or '" + close + "' at " + (i - 1));
+                }
+                while (c == ',');
+            return close == '}' ? (object)obj : list;
+        }
+        int start = --i;   // true, false, null or a number
+        while (i < s.Length && "+-.0123456789eEtruefalsn".IndexOf(s[i]) >= 0) i++;
+        string word = s.Substring(start, i - start);
+        if (word == "true" || word == "false") return word == "true";
+        if (word == "null") return null;
+        return double.Parse(word, NumberStyles.Float, CultureInfo.InvariantCulture);
+    }
+
+    // A string's characters after its opening quote, through the closing one.
+    static string Str(string s, ref int i)
+    {
+        var sb = new StringBuilder();
+        while (true)
+        {
+            char c = Take(s, ref i);
+            if (c == '"') return sb.ToString();
+            if (c != '\\') { sb.Append(c); continue; }
+            c = Take(s, ref i);
+            int escape = "\"\\/bfnrt".IndexOf(c);
+            if (escape >= 0)
+                sb.Append("\"\\/\b\f\n\r\t"[escape]);
+            else if (c == 'u' && i + 4 <= s.Length)
+            {
+                sb.Append((char)int.Parse(s.Substring(i, 4), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture));
+                i += 4;
+            }
+            else
+                throw new FormatException("bad escape at " + (i - 1));
+        }
+    }
+}

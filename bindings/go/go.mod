@@ -1,0 +1,3 @@
+module github.com/rigllama/rigllama/bindings/go
+
+go 1.19

@@ -1,0 +1,593 @@
+package rigllama_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	rigllama "github.com/rigllama/rigllama/bindings/go"
+)
+
+// The tests that load a model run against $RIGLLAMA_MODEL, one at a time (go test runs a
+// package's tests sequentially unless they call t.Parallel, and none does: two engines
+// generating at once on a small machine slow each other down a hundredfold).
+
+var (
+	shared     *rigllama.Engine
+	sharedErr  error
+	sharedOnce sync.Once
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared != nil {
+		shared.Close()
+	}
+	os.Exit(code)
+}
+
+// modelPath returns $RIGLLAMA_MODEL or skips the test, saying how to run it.
+func modelPath(t *testing.T) string {
+	t.Helper()
+	path := os.Getenv("RIGLLAMA_MODEL")
+	if path == "" {
+		t.Skip("RIGLLAMA_MODEL is not set: set it to a GGUF model file to run the tests that load one " +
+			"(in the rigllama repository, scripts/fetch-model fetches the default model and prints its path)")
+	}
+	return path
+}
+
+// engine returns one engine on the model, shared by the tests (loading takes a moment).
+func engine(t *testing.T) *rigllama.Engine {
+	t.Helper()
+	path := modelPath(t)
+	sharedOnce.Do(func() { shared, sharedErr = rigllama.Open(path) })
+	if sharedErr != nil {
+		t.Fatalf("Open(%q): %v", path, sharedErr)
+	}
+	return shared
+}
+
+// greedy is a short, deterministic text completion.
+func greedy(prompt string, maxTokens uint32) rigllama.Request {
+	r := rigllama.NewRequest(prompt)
+	r.Raw = true
+	r.MaxTokens = maxTokens
+	r.Temperature = 0
+	return r
+}
+
+// untilFinal polls a job to its final event, collecting the text.
+func untilFinal(t *testing.T, job *rigllama.Job) (rigllama.Event, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var text strings.Builder
+	for {
+		ev, err := job.Next(ctx)
+		if err != nil {
+			t.Fatalf("Next: %v", err)
+		}
+		if ev.Kind == rigllama.EventText {
+			text.WriteString(ev.Text)
+		}
+		if ev.Final() {
+			return ev, text.String()
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	if v := rigllama.Version(); !regexp.MustCompile(`^\d+\.\d+\.\d+`).MatchString(v) {
+		t.Fatalf("Version() = %q, want X.Y.Z", v)
+	}
+}
+
+func TestStatusIsAnError(t *testing.T) {
+	statuses := []rigllama.Status{rigllama.StatusNullArgument, rigllama.StatusInvalidArgument,
+		rigllama.StatusModelLoadFailed, rigllama.StatusContextOverflow, rigllama.StatusCancelled,
+		rigllama.StatusBusy, rigllama.StatusShutDown, rigllama.StatusInternal}
+	seen := map[string]bool{}
+	for _, status := range statuses {
+		err := error(&rigllama.Error{Status: status, Message: "the message"})
+		if !errors.Is(err, status) {
+			t.Errorf("errors.Is(%v, %v) = false", err, status)
+		}
+		if want := "rigllama: " + status.String() + ": the message"; err.Error() != want || status.Error() != status.String() {
+			t.Errorf("the error reads %q (want %q), its status %q", err.Error(), want, status.Error())
+		}
+		for _, other := range statuses {
+			if other != status && errors.Is(err, other) {
+				t.Errorf("errors.Is(%v, %v) = true", err, other)
+			}
+		}
+		if text := status.String(); text == "" || seen[text] {
+			t.Errorf("status %d has the text %q, empty or not unique", int32(status), text)
+		} else {
+			seen[text] = true
+		}
+	}
+}
+
+// Each bad option is refused by OpenWith with its status, and the message names the cause.
+func TestOpenRefuses(t *testing.T) {
+	cases := []struct {
+		name      string
+		path      string // "" = the model
+		options   rigllama.Options
+		status    rigllama.Status
+		inMessage string
+	}{
+		{"a missing model file", "/nonexistent/model.gguf", rigllama.Options{}, rigllama.StatusModelLoadFailed, "/nonexistent/model.gguf"},
+		{"an unknown ThreadPriority", "", rigllama.Options{ThreadPriority: 7}, rigllama.StatusInvalidArgument, "thread_priority 7"},
+		{"a projector without the mtmd feature", "", rigllama.Options{MmprojPath: "/nonexistent/mmproj.gguf"}, rigllama.StatusInvalidArgument, "mtmd"},
+		{"NSeq 65", "", rigllama.Options{NSeq: 65}, rigllama.StatusInvalidArgument, "n_seq 65"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := tc.path
+			if path == "" {
+				path = modelPath(t)
+			}
+			engine, err := rigllama.OpenWith(path, tc.options)
+			if err == nil {
+				engine.Close()
+				t.Fatalf("OpenWith succeeded, want %v", tc.status)
+			}
+			var rerr *rigllama.Error
+			if !errors.As(err, &rerr) || !errors.Is(err, tc.status) || !strings.Contains(rerr.Message, tc.inMessage) {
+				t.Fatalf("OpenWith: %v; want %v with %q in the message", err, tc.status, tc.inMessage)
+			}
+		})
+	}
+}
+
+func TestDefaultOptions(t *testing.T) {
+	defaults, err := rigllama.DefaultOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if defaults.MaxCheckpoints != 32 || defaults.MaxCheckpointBytes != 512<<20 || defaults.NoCheckpoints {
+		t.Errorf("checkpoints: MaxCheckpoints %d (want 32), MaxCheckpointBytes %d (want 512 MiB), NoCheckpoints %v",
+			defaults.MaxCheckpoints, defaults.MaxCheckpointBytes, defaults.NoCheckpoints)
+	}
+	if defaults.MmprojPath != "" {
+		t.Errorf("MmprojPath = %q, want none", defaults.MmprojPath)
+	}
+	if defaults.ThreadPriority != rigllama.ThreadPriorityNormal {
+		t.Errorf("ThreadPriority = %d, want normal", defaults.ThreadPriority)
+	}
+}
+
+// A context that cannot end takes the C callback path, one that can takes the job path: both
+// deliver the text Complete returns.
+func TestStream(t *testing.T) {
+	e := engine(t)
+	request := greedy("The three primary colors are", 16)
+	want, _, err := e.Complete(request)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancellable, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+	}{{"context.Background", context.Background()}, {"a cancellable context", cancellable}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var text strings.Builder
+			pieces := 0
+			usage, err := e.Stream(tc.ctx, request, func(piece string) bool {
+				text.WriteString(piece)
+				pieces++
+				return true
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if text.String() != want || pieces == 0 {
+				t.Errorf("streamed %q in %d pieces, Complete returned %q", text.String(), pieces, want)
+			}
+			if usage.CompletionTokens == 0 || usage.CompletionTokens > 16 || usage.ImageTokens != 0 ||
+				(usage.FinishReason != rigllama.FinishLength && usage.FinishReason != rigllama.FinishStop) {
+				t.Errorf("usage %+v", usage)
+			}
+		})
+	}
+}
+
+// onPiece returning false stops the reply on both paths: FinishCallback, no error.
+func TestStreamStoppedByCallback(t *testing.T) {
+	e := engine(t)
+	cancellable, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, ctx := range []context.Context{context.Background(), cancellable} {
+		pieces := 0
+		usage, err := e.Stream(ctx, greedy("Once upon a time", 64), func(string) bool {
+			pieces++
+			return false
+		})
+		if err != nil || pieces != 1 || usage.FinishReason != rigllama.FinishCallback || usage.CompletionTokens >= 64 {
+			t.Errorf("stopped after the first piece: %d pieces, usage %+v, %v", pieces, usage, err)
+		}
+	}
+}
+
+// A panic in onPiece stops generation and reaches the caller of Stream, on both paths.
+func TestStreamPanic(t *testing.T) {
+	e := engine(t)
+	cancellable, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, ctx := range []context.Context{context.Background(), cancellable} {
+		func() {
+			defer func() {
+				if p := recover(); p != "boom" {
+					t.Errorf("recovered %v, want the callback's panic", p)
+				}
+			}()
+			e.Stream(ctx, greedy("Once upon a time", 64), func(string) bool { panic("boom") })
+			t.Error("Stream returned after its callback panicked")
+		}()
+	}
+	if _, _, err := e.Complete(greedy("Two plus two is", 4)); err != nil {
+		t.Errorf("the engine serves a request after the panics: %v", err)
+	}
+}
+
+// Cancelling the context mid-reply cancels that request only, promptly.
+func TestStreamContextCancel(t *testing.T) {
+	e := engine(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var cancelledAt time.Time
+	pieces := 0
+	_, err := e.Stream(ctx, greedy("Once upon a time", 256), func(string) bool {
+		pieces++
+		if pieces == 1 {
+			cancelledAt = time.Now()
+			cancel()
+		}
+		return true
+	})
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, rigllama.StatusCancelled) {
+		t.Fatalf("Stream after cancel: %v; want context.Canceled and StatusCancelled", err)
+	}
+	if took := time.Since(cancelledAt); took > 2*time.Second || pieces > 64 {
+		t.Errorf("the cancel took %v and %d pieces", took, pieces)
+	}
+	if _, _, err := e.Complete(greedy("Two plus two is", 4)); err != nil {
+		t.Errorf("the engine serves a request after the cancel: %v", err)
+	}
+}
+
+func TestStreamContextAlreadyEnded(t *testing.T) {
+	e := engine(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
+	defer cancel()
+	<-ctx.Done()
+	_, err := e.Stream(ctx, greedy("Once upon a time", 8), func(string) bool {
+		t.Error("a piece arrived for a request whose context had ended")
+		return true
+	})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Stream: %v, want context.DeadlineExceeded", err)
+	}
+}
+
+// Submit's context cancels the job: its final event is ERROR/CANCELLED.
+func TestSubmitContextCancel(t *testing.T) {
+	e := engine(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	job, err := e.Submit(ctx, greedy("Once upon a time", 256))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer job.Close()
+	deadline, stop := context.WithTimeout(context.Background(), 60*time.Second)
+	defer stop()
+	ev, err := job.Next(deadline)
+	if err != nil || ev.Kind != rigllama.EventText {
+		t.Fatalf("first event %+v, %v; want text", ev, err)
+	}
+	cancel()
+	ev, _ = untilFinal(t, job)
+	if ev.Kind != rigllama.EventError || ev.Status != rigllama.StatusCancelled {
+		t.Fatalf("final event %+v, want ERROR/CANCELLED", ev)
+	}
+	if usage, err := job.Usage(); err != nil || usage.CompletionTokens >= 256 {
+		t.Errorf("usage after the cancel: %+v, %v", usage, err)
+	}
+}
+
+// Next's context bounds the wait only; the job goes on.
+func TestJobNextContext(t *testing.T) {
+	e := engine(t)
+	if err := e.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	job, err := e.Submit(context.Background(), greedy("The guard pointed to the exit and said", 6))
+	if err != nil {
+		e.Resume()
+		t.Fatal(err)
+	}
+	defer job.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	_, err = job.Next(ctx)
+	if resumeErr := e.Resume(); resumeErr != nil {
+		t.Fatal(resumeErr)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Next on a paused engine: %v, want context.DeadlineExceeded", err)
+	}
+	if ev, text := untilFinal(t, job); ev.Kind != rigllama.EventDone || text == "" {
+		t.Fatalf("after Resume the job ends with %+v and %q", ev, text)
+	}
+}
+
+func TestJobCancel(t *testing.T) {
+	e := engine(t)
+	job, err := e.Submit(context.Background(), greedy("Once upon a time", 256))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer job.Close()
+	if err := job.Cancel(); err != nil {
+		t.Fatal(err)
+	}
+	if ev, _ := untilFinal(t, job); ev.Kind != rigllama.EventError || ev.Status != rigllama.StatusCancelled {
+		t.Fatalf("final event %+v, want ERROR/CANCELLED", ev)
+	}
+	job.Close()
+	if err := job.Close(); err != nil {
+		t.Errorf("a second Close: %v", err)
+	}
+}
+
+func TestEmbed(t *testing.T) {
+	e := engine(t)
+	var vectors [3][]float32
+	for i, text := range []string{"The cat sat on the mat.", "A cat was sitting on the mat.",
+		"Quarterly tax filings are due in April."} {
+		var err error
+		if vectors[i], err = e.Embed(text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dot := func(a, b []float32) (sum float64) {
+		for i := range a {
+			sum += float64(a[i]) * float64(b[i])
+		}
+		return sum
+	}
+	if norm := math.Sqrt(dot(vectors[0], vectors[0])); len(vectors[0]) == 0 || math.Abs(norm-1) > 1e-3 {
+		t.Errorf("%d dimensions with norm %f, want L2-normalised", len(vectors[0]), norm)
+	}
+	if similar, unrelated := dot(vectors[0], vectors[1]), dot(vectors[0], vectors[2]); similar <= unrelated {
+		t.Errorf("cat/cat %.3f is not above cat/tax %.3f", similar, unrelated)
+	}
+}
+
+type message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+func messagesJSON(t *testing.T, messages ...message) string {
+	b, err := json.Marshal(messages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// A "save game": a snapshot of one turn, a damaged copy refused, the whole one loaded, the
+// next turn served from it.
+func TestSnapshot(t *testing.T) {
+	e := engine(t)
+	turn := rigllama.NewRequest("")
+	turn.MessagesJSON = messagesJSON(t, message{"user", "Name three rivers in Europe."})
+	turn.MaxTokens = 8
+	turn.Temperature = 0
+	reply, _, err := e.Complete(turn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := turn
+	next.MessagesJSON = messagesJSON(t, message{"user", "Name three rivers in Europe."},
+		message{"assistant", reply}, message{"user", "Which is the longest?"})
+	snapshot, err := e.SaveSnapshot(next)
+	if err != nil || len(snapshot) == 0 {
+		t.Fatalf("SaveSnapshot: %d bytes, %v", len(snapshot), err)
+	}
+	if err := e.LoadSnapshot(snapshot[:len(snapshot)-1]); !errors.Is(err, rigllama.StatusInvalidArgument) {
+		t.Errorf("a truncated snapshot: %v, want StatusInvalidArgument", err)
+	}
+	if err := e.LoadSnapshot(snapshot); err != nil {
+		t.Fatal(err)
+	}
+	if _, usage, err := e.Complete(next); err != nil || usage.CachedPromptTokens == 0 {
+		t.Errorf("the next turn reused %d of %d prompt tokens (%v)", usage.CachedPromptTokens, usage.PromptTokens, err)
+	}
+}
+
+// Two jobs on an NSeq 2 engine run at once; a pause while both run holds them.
+func TestTwoJobsAtOnce(t *testing.T) {
+	e, err := rigllama.OpenWith(modelPath(t), rigllama.Options{NSeq: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.Pause(); err != nil { // both start together when it resumes
+		t.Fatal(err)
+	}
+	var jobs [2]*rigllama.Job
+	for i, prompt := range []string{"The blacksmith told a long story about", "The guard pointed to the exit and said"} {
+		request := greedy(prompt, 12)
+		request.Priority = int32(10 * i)
+		if jobs[i], err = e.Submit(context.Background(), request); err != nil {
+			t.Fatal(err)
+		}
+		defer jobs[i].Close()
+	}
+	if err := e.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	var texts [2]int
+	var done [2]bool
+	paused := false
+	deadline := time.Now().Add(60 * time.Second)
+	for !(done[0] && done[1]) && time.Now().Before(deadline) {
+		for i, job := range jobs {
+			for !done[i] {
+				ev, err := job.Poll(0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ev.Kind == rigllama.EventNone {
+					break
+				}
+				if ev.Kind == rigllama.EventText {
+					texts[i]++
+					continue
+				}
+				done[i] = true
+				if usage, _ := job.Usage(); ev.Kind != rigllama.EventDone || usage.CompletionTokens != 12 {
+					t.Errorf("job %d ended with %+v after %d tokens", i, ev, usage.CompletionTokens)
+				}
+			}
+		}
+		if !paused && texts[0] > 0 && texts[1] > 0 {
+			paused = true
+			if done[0] || done[1] {
+				t.Error("one job ended before the other started")
+			}
+			if err := e.Pause(); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Resume(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if !paused || !done[0] || !done[1] {
+		t.Errorf("both running: %v, done: %v", paused, done)
+	}
+}
+
+// A grammar decides Chat's reply; ApplyTemplate shows the tools; a grammar beside tools the
+// model must call is refused.
+func TestGrammarAndTools(t *testing.T) {
+	e := engine(t)
+	question := rigllama.NewRequest("Is the sky blue?")
+	question.Grammar = `root ::= ("yes" | "no") "."`
+	question.Reasoning = rigllama.ReasoningOff
+	question.MaxTokens = 8
+	question.Temperature = 0
+	reply, usage, err := e.Chat(question)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Role      string            `json:"role"`
+		Content   *string           `json:"content"`
+		ToolCalls []json.RawMessage `json:"tool_calls"`
+	}
+	if err := json.Unmarshal([]byte(reply), &m); err != nil || m.Role != "assistant" || m.Content == nil ||
+		(*m.Content != "yes." && *m.Content != "no.") || len(m.ToolCalls) != 0 || usage.FinishReason != rigllama.FinishStop {
+		t.Errorf("Chat with a grammar: %s (finish reason %d, %v)", reply, usage.FinishReason, err)
+	}
+
+	ask := rigllama.NewRequest("What is the weather in Paris?")
+	ask.ToolsJSON = `[{"type":"function","function":{"name":"get_weather","description":"Weather in a city",` +
+		`"parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}]`
+	ask.ToolChoice = rigllama.ToolChoiceRequired
+	if prompt, err := e.ApplyTemplate(ask); err != nil || !strings.Contains(prompt, "get_weather") {
+		t.Errorf("ApplyTemplate: %d characters without the tool (%v)", len(prompt), err)
+	}
+	ask.Grammar = `root ::= "a"`
+	if _, _, err := e.Chat(ask); !errors.Is(err, rigllama.StatusInvalidArgument) {
+		t.Errorf("a grammar beside required tools: %v, want StatusInvalidArgument", err)
+	}
+}
+
+// With NLogprobs 3 a job sends EventLogprobs; at temperature 0 each chosen token is the first
+// of its alternatives.
+func TestLogprobs(t *testing.T) {
+	e := engine(t)
+	request := greedy("The capital of France is", 8)
+	request.NLogprobs = 3
+	job, err := e.Submit(context.Background(), request)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer job.Close()
+	type logprob struct {
+		Token       string    `json:"token"`
+		ID          int32     `json:"id"`
+		Logprob     float64   `json:"logprob"`
+		TopLogprobs []logprob `json:"top_logprobs"`
+	}
+	var entries []logprob
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var ev rigllama.Event
+	for !ev.Final() {
+		if ev, err = job.Next(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Kind == rigllama.EventLogprobs {
+			var batch []logprob
+			if err := json.Unmarshal([]byte(ev.Text), &batch); err != nil {
+				t.Fatalf("LOGPROBS text %q: %v", ev.Text, err)
+			}
+			entries = append(entries, batch...)
+		}
+	}
+	if ev.Kind != rigllama.EventDone || len(entries) == 0 {
+		t.Fatalf("final %+v after %d entries", ev, len(entries))
+	}
+	for _, entry := range entries {
+		top := entry.TopLogprobs
+		if entry.Logprob > 0 || len(top) < 1 || len(top) > 3 || top[0].ID != entry.ID || top[0].Token != entry.Token {
+			t.Errorf("entry %+v", entry)
+		}
+		for i := 1; i < len(top); i++ {
+			if top[i].Logprob > top[i-1].Logprob {
+				t.Errorf("alternatives out of order: %+v", top)
+			}
+		}
+	}
+}
+
+// DraftMax 8 guesses tokens from a prompt that repeats itself; without it nothing is guessed.
+func TestPromptLookup(t *testing.T) {
+	e := engine(t)
+	prompt := "Repeat exactly: the quick brown fox jumps over the lazy dog. the quick brown fox jumps over the lazy dog."
+	for _, tc := range []struct {
+		draftMax uint32
+		guesses  bool
+	}{{0, false}, {8, true}} {
+		t.Run(fmt.Sprintf("DraftMax %d", tc.draftMax), func(t *testing.T) {
+			request := greedy(prompt, 48)
+			request.DraftMax = tc.draftMax
+			_, usage, err := e.Complete(request)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (usage.DraftedTokens > 0) != tc.guesses || usage.AcceptedTokens > usage.DraftedTokens {
+				t.Errorf("drafted %d, accepted %d", usage.DraftedTokens, usage.AcceptedTokens)
+			}
+		})
+	}
+}

@@ -1,0 +1,245 @@
+"""The package against a real model ($RIGLLAMA_MODEL): each promise of the API, one test."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Dict, List
+
+import pytest
+
+import rigllama
+from rigllama import Engine, EventKind, FinishReason, Request, RigllamaError, Status
+
+GREEDY: Dict[str, Any] = {"raw_prompt": True, "temperature": 0.0}
+
+
+@pytest.mark.parametrize("options, named", [
+    ({"thread_priority": 7}, "thread_priority 7"),
+    ({"mmproj_path": "/nonexistent/mmproj.gguf"}, "mtmd"),  # this library is built without mtmd
+    ({"n_seq": 65}, "n_seq 65"),
+])
+def test_bad_options_are_refused_naming_the_value(model: str, options: Dict[str, Any], named: str) -> None:
+    with pytest.raises(RigllamaError) as raised:
+        Engine(model, **options)
+    assert raised.value.status == Status.INVALID_ARGUMENT
+    assert named in raised.value.message
+
+
+def test_options_as_a_dataclass_and_progress(model: str) -> None:
+    progress: List[float] = []
+    with Engine(model, rigllama.EngineOptions(n_ctx=1024), on_progress=progress.append) as engine:
+        assert engine.describe()["n_ctx"] == 1024
+    assert progress and progress[-1] >= 0.99
+
+
+def test_describe(engine: Engine) -> None:
+    described = engine.describe()
+    assert described["checkpoints"] == {"active": False, "count": 0, "bytes": 0, "max_count": 32,
+                                        "max_bytes": 512 << 20}
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert 1 <= described["n_threads"] <= (cores or 1)
+    assert described["thread_priority"] == "normal"
+    assert isinstance(described["thread_priority_applied"], bool)
+
+
+@pytest.mark.parametrize("way", ["stream", "stream_to", "submit"])
+def test_every_way_of_streaming_gives_what_complete_returns(engine: Engine, way: str) -> None:
+    request = Request("The three primary colors are", max_tokens=16, **GREEDY)
+    expected, usage = engine.complete(request)
+    pieces: List[str] = []
+    if way == "stream":
+        pieces = list(engine.stream(request))
+    elif way == "stream_to":
+        usage = engine.stream_to(request, pieces.append)
+    else:
+        with engine.submit(request) as job:
+            pieces = list(job.pieces())
+            usage = job.usage()
+    assert pieces and "".join(pieces) == expected
+    assert 0 < usage.completion_tokens <= 16
+    assert usage.finish_reason in (FinishReason.LENGTH, FinishReason.STOP)
+    assert usage.image_tokens == 0
+
+
+def test_keyword_arguments_override_a_request(engine: Engine) -> None:
+    request = Request("Once upon a time", max_tokens=16, **GREEDY)
+    _, usage = engine.complete(request, max_tokens=2)
+    assert usage.completion_tokens == 2
+    with pytest.raises(TypeError, match="maxtokens"):
+        engine.complete("Once upon a time", maxtokens=2)
+
+
+def test_leaving_the_stream_early_cancels_the_request(engine: Engine) -> None:
+    for piece in engine.stream("Once upon a time", max_tokens=256, **GREEDY):
+        assert piece
+        break
+    # Requests run in order: had the 255 tokens left not been cancelled, this would wait for them
+    # (about 5 s here).
+    started = time.monotonic()
+    text, _ = engine.complete("Two plus two is", max_tokens=2, **GREEDY)
+    assert text and time.monotonic() - started < 2.5
+
+
+def test_a_stream_ended_by_an_error_raises(engine: Engine) -> None:
+    with pytest.raises(RigllamaError) as raised:
+        for _ in engine.stream("Once upon a time", max_tokens=256, **GREEDY):
+            engine.cancel()
+    assert raised.value.status == Status.CANCELLED
+
+
+def test_stream_to_stops_when_the_callback_returns_false(engine: Engine) -> None:
+    seen: List[str] = []
+    usage = engine.stream_to("Once upon a time", lambda piece: seen.append(piece) or len(seen) < 3,
+                             max_tokens=16, **GREEDY)
+    assert usage.finish_reason == FinishReason.CALLBACK and usage.completion_tokens == 3
+
+
+def test_an_exception_in_the_callback_reaches_the_caller(engine: Engine) -> None:
+    def boom(piece: str) -> None:
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        engine.stream_to("Once upon a time", boom, max_tokens=16, **GREEDY)
+    assert engine.complete("Two plus two is", max_tokens=2, **GREEDY)[0]
+
+
+def test_a_cancelled_job_ends_with_error_cancelled(engine: Engine) -> None:
+    with engine.submit("Once upon a time", max_tokens=256, **GREEDY) as job:
+        events = []
+        for event in job:
+            events.append(event)
+            if event.kind == EventKind.TEXT and len(events) == 1:
+                job.cancel()
+        assert events[0].kind == EventKind.TEXT
+        assert events[-1].final and events[-1].kind == EventKind.ERROR and events[-1].status == Status.CANCELLED
+        assert job.poll(0) == events[-1]  # the final event repeats
+        assert job.usage().completion_tokens < 256
+
+
+def test_a_job_polled_without_blocking(engine: Engine) -> None:
+    engine.pause()
+    try:
+        with engine.submit("The guard said", max_tokens=4, **GREEDY) as job:
+            started = time.monotonic()
+            assert job.poll(0).kind == EventKind.NONE
+            assert time.monotonic() - started < 0.05
+            engine.resume()
+            assert [event.kind for event in job][-1] == EventKind.DONE
+    finally:
+        engine.resume()
+
+
+def test_logprobs(engine: Engine) -> None:
+    entries: List[Dict[str, Any]] = []
+    with engine.submit("The capital of France is", max_tokens=8, n_logprobs=3, **GREEDY) as job:
+        for event in job:
+            if event.kind == EventKind.LOGPROBS:
+                entries += json.loads(event.text)
+        assert event.kind == EventKind.DONE
+    assert entries
+    for entry in entries:
+        top = [alternative["logprob"] for alternative in entry["top_logprobs"]]
+        assert entry["logprob"] <= 0 and 0 < len(top) <= 3 and top == sorted(top, reverse=True)
+        # Greedy: the chosen token is the likeliest.
+        assert (entry["id"], entry["token"]) == (entry["top_logprobs"][0]["id"], entry["top_logprobs"][0]["token"])
+
+
+@pytest.mark.parametrize("draft_max, guesses", [(0, False), (8, True)])
+def test_prompt_lookup(engine: Engine, draft_max: int, guesses: bool) -> None:
+    prompt = ("Repeat exactly: the quick brown fox jumps over the lazy dog. "
+              "the quick brown fox jumps over the lazy dog.")
+    _, usage = engine.complete(prompt, max_tokens=48, draft_max=draft_max, **GREEDY)
+    assert (usage.drafted_tokens > 0) == guesses
+    assert usage.accepted_tokens <= usage.drafted_tokens
+
+
+def test_embeddings(engine: Engine) -> None:
+    cat, cat2, tax = (engine.embed(text) for text in (
+        "The cat sat on the mat.", "A cat was sitting on the mat.", "Quarterly tax filings are due in April."))
+    assert abs(sum(x * x for x in cat) ** 0.5 - 1.0) < 1e-3
+    assert sum(x * y for x, y in zip(cat, cat2)) > sum(x * y for x, y in zip(cat, tax))
+
+
+def test_a_snapshot_restores_the_conversation(engine: Engine) -> None:
+    messages = [{"role": "user", "content": "Name three rivers in Europe."}]
+    reply, _ = engine.complete(messages=messages, max_tokens=16, temperature=0.0)
+    messages += [{"role": "assistant", "content": reply}, {"role": "user", "content": "Which is the longest?"}]
+    blob = engine.save_snapshot(messages=messages)
+    engine.reset()
+    engine.load_snapshot(blob)
+    _, usage = engine.complete(messages=messages, max_tokens=8, temperature=0.0)
+    assert usage.cached_prompt_tokens > usage.prompt_tokens // 2
+    with pytest.raises(RigllamaError) as raised:
+        engine.load_snapshot(blob[:-1])
+    assert raised.value.status == Status.INVALID_ARGUMENT
+
+
+def test_two_requests_at_once_pause_and_resume(model: str) -> None:
+    with Engine(model, n_seq=2) as engine:
+        engine.pause()  # both start together on resume
+        with engine.submit("The blacksmith told a long story about", max_tokens=12, **GREEDY) as npc, \
+                engine.submit("The guard pointed to the exit and said", max_tokens=12, priority=10, **GREEDY) as player:
+            engine.resume()
+            texts = {"npc": 0, "player": 0}
+            final: Dict[str, rigllama.Event] = {}
+            paused_while_both_ran = False
+            deadline = time.monotonic() + 60
+            while len(final) < 2 and time.monotonic() < deadline:
+                for name, job in (("npc", npc), ("player", player)):
+                    event = job.poll(0)
+                    if event.kind == EventKind.TEXT:
+                        texts[name] += 1
+                    elif event.final:
+                        final.setdefault(name, event)
+                if texts["npc"] and texts["player"] and not final and not paused_while_both_ran:
+                    engine.pause()  # both running: a level load holds them
+                    engine.resume()
+                    paused_while_both_ran = True
+                time.sleep(0.001)
+            assert paused_while_both_ran, f"never both running: {texts}"
+            assert all(event.kind == EventKind.DONE for event in final.values()) and len(final) == 2
+            assert npc.usage().completion_tokens == player.usage().completion_tokens == 12
+
+
+def test_a_grammar_decides_the_chat_reply(engine: Engine) -> None:
+    reply, usage = engine.chat("Is the sky blue?", grammar='root ::= ("yes" | "no") "."',
+                               reasoning=rigllama.Reasoning.OFF, max_tokens=8, temperature=0.0)
+    assert reply["role"] == "assistant" and reply["content"] in ("yes.", "no.") and not reply.get("tool_calls")
+    assert usage.finish_reason == FinishReason.STOP
+
+
+WEATHER = [{"type": "function", "function": {
+    "name": "get_weather", "description": "The current weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string", "minLength": 1, "maxLength": 20},
+                                                    "unit": {"enum": ["celsius", "fahrenheit"]}},
+                   "required": ["city", "unit"]}}}]
+
+
+def test_a_tool_call_end_to_end(engine: Engine) -> None:
+    messages: List[Dict[str, Any]] = [{"role": "user", "content": "What is the weather like in Paris right now?"}]
+    assert "get_weather" in engine.apply_template(messages=messages, tools=WEATHER,
+                                                  tool_choice=rigllama.ToolChoice.REQUIRED)
+    reply, usage = engine.chat(messages=messages, tools=WEATHER, tool_choice=rigllama.ToolChoice.REQUIRED,
+                               temperature=0.8, seed=42, max_tokens=200)
+    assert usage.finish_reason == FinishReason.TOOL_CALLS and reply["content"] is None and reply["tool_calls"]
+    results = []
+    for call in reply["tool_calls"]:
+        arguments = json.loads(call["function"]["arguments"])
+        assert call["function"]["name"] == "get_weather" and arguments["unit"] in ("celsius", "fahrenheit")
+        results.append({"role": "tool", "tool_call_id": call["id"], "content": "18 degrees, sunny"})
+    answer, usage = engine.chat(messages=messages + [reply] + results, tools=WEATHER,
+                                tool_choice=rigllama.ToolChoice.NONE, temperature=0.8, seed=42, max_tokens=40)
+    assert not answer.get("tool_calls") and answer["content"].strip()
+    # As a job, the call is one TOOL_CALL event and no text.
+    with engine.submit(messages=messages, tools=WEATHER, tool_choice=rigllama.ToolChoice.REQUIRED,
+                       temperature=0.8, seed=42, max_tokens=200) as job:
+        events = list(job)
+    calls = [json.loads(event.text) for event in events if event.kind == EventKind.TOOL_CALL]
+    assert calls and all(isinstance(call["arguments"], dict) for call in calls)
+    assert not any(event.kind == EventKind.TEXT for event in events) and events[-1].kind == EventKind.DONE
+
+
+def test_count_tokens(engine: Engine) -> None:
+    assert engine.count_tokens("Hello there", raw_prompt=True) > 0

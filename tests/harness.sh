@@ -1,0 +1,70 @@
+# Sourced by the shell test runners (tests/{install,cmake,dist,go,python,csharp}/run, and
+# scripts/run-lang-clients for ensure): a counting check helper, toolchain installation, and the
+# version numbers. The sourcing script sets $work (a scratch directory) and $root (the
+# repository) first.
+#
+#   check NAME COMMAND...   runs COMMAND, its output kept in $work/last.log; prints "ok    NAME"
+#                           or "FAIL  NAME" and the log's last lines
+#   finish RUNNER           prints "RUNNER: N passed, N failed"; returns non-zero on a failure
+#   ensure COMMAND PACKAGE...  makes COMMAND available, installing the Debian PACKAGEs with apt
+#                           when running as root; on failure sets $reason (what to do) and fails
+#   skip_runner RUNNER REASON  prints "SKIPPED RUNNER: REASON" and exits: 0, or 1 when
+#                           RIGLLAMA_REQUIRE_ALL_CLIENTS=1 (CI that must not skip a language)
+passed=0
+failed=0
+reason=""
+apt_updated=0
+version="$("$root/scripts/version")"
+abi_series="$("$root/scripts/version" --abi)"
+soname="librigllama.so.$abi_series"
+
+check() {
+    local name="$1"; shift
+    if "$@" >"$work/last.log" 2>&1; then
+        passed=$((passed + 1))
+        echo "ok    $name"
+    else
+        failed=$((failed + 1))
+        echo "FAIL  $name; last lines:"
+        tail -n 20 "$work/last.log" | sed 's/^/      /'
+    fi
+}
+
+finish() {
+    echo "$1: $passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+}
+
+ensure() {
+    local cmd="$1"; shift
+    command -v "$cmd" >/dev/null 2>&1 && return 0
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        reason="$cmd not found; install it with: sudo apt-get install -y $*"
+        return 1
+    fi
+    local log="$work/apt.log"
+    if [ "$apt_updated" = 0 ]; then
+        echo "      installing $* (apt-get update first) ..."
+        if ! DEBIAN_FRONTEND=noninteractive timeout 900 apt-get update -qq >>"$log" 2>&1; then
+            reason="apt-get update failed: $(tail -n 3 "$log" | tr '\n' ' ')"
+            return 1
+        fi
+        apt_updated=1
+    else
+        echo "      installing $* ..."
+    fi
+    if ! DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq "$@" >>"$log" 2>&1; then
+        reason="apt-get install $* failed: $(tail -n 3 "$log" | tr '\n' ' ')"
+        return 1
+    fi
+    if ! command -v "$cmd" >/dev/null 2>&1; then
+        reason="$cmd still not found after apt-get install $*"
+        return 1
+    fi
+}
+
+skip_runner() {
+    echo "SKIPPED $1: $2"
+    [ "${RIGLLAMA_REQUIRE_ALL_CLIENTS:-0}" = 1 ] && exit 1
+    exit 0
+}
