@@ -57,7 +57,7 @@ static_assert(sizeof(void *) != 4 ||
                    offsetof(rigllama_engine_options, mmproj_path) == 84 &&
                    offsetof(rigllama_engine_options, thread_priority) == 88),
               "rigllama_engine_options layout (i686)");
-static_assert(sizeof(void *) != 8 || (sizeof(rigllama_request) == 216 && offsetof(rigllama_request, n_stop) == 72 &&
+static_assert(sizeof(void *) != 8 || (sizeof(rigllama_request) == 232 && offsetof(rigllama_request, n_stop) == 72 &&
                                       offsetof(rigllama_request, priority) == 80 &&
                                       offsetof(rigllama_request, grammar) == 88 &&
                                       offsetof(rigllama_request, json_schema) == 96 &&
@@ -70,7 +70,9 @@ static_assert(sizeof(void *) != 8 || (sizeof(rigllama_request) == 216 && offseto
                                       offsetof(rigllama_request, logit_bias_json) == 184 &&
                                       offsetof(rigllama_request, dry_sequence_breakers) == 192 &&
                                       offsetof(rigllama_request, n_dry_sequence_breakers) == 200 &&
-                                      offsetof(rigllama_request, draft_max) == 208),
+                                      offsetof(rigllama_request, draft_max) == 208 &&
+                                      offsetof(rigllama_request, prompt_tokens) == 216 &&
+                                      offsetof(rigllama_request, n_prompt_tokens) == 224),
               "rigllama_request layout");
 
 namespace {
