@@ -117,10 +117,20 @@ pub(crate) unsafe fn optional_str(
     }
 }
 
-/// The caller's array of `n` items at `items` (NULL is fine when `n` is 0).
+/// `n` items at `items` (NULL allowed when `n` is 0); at most 65,536, more is refused.
 pub(crate) unsafe fn array<'a, T>(
     items: *const T,
     n: usize,
+    what: &str,
+) -> Result<&'a [T], Failure> {
+    unsafe { array_of_at_most(items, n, 1 << 16, what) }
+}
+
+/// `n` items at `items` (NULL allowed when `n` is 0); more than `max` is refused.
+pub(crate) unsafe fn array_of_at_most<'a, T>(
+    items: *const T,
+    n: usize,
+    max: usize,
     what: &str,
 ) -> Result<&'a [T], Failure> {
     if n == 0 {
@@ -129,34 +139,14 @@ pub(crate) unsafe fn array<'a, T>(
     if items.is_null() {
         return Err(Failure::null(&format!("{what} (its count is {n})")));
     }
-    if n > (1 << 16) {
-        return Err(Error::invalid(format!("{what} has {n} entries; that cannot be right")).into());
-    }
-    // SAFETY: the caller promises `n` readable items at `items`.
-    Ok(unsafe { std::slice::from_raw_parts(items, n) })
-}
-
-/// `n` token ids at `ids` (up to a context window's worth: more than `array` allows).
-pub(crate) unsafe fn token_ids<'a>(
-    ids: *const i32,
-    n: usize,
-    what: &str,
-) -> Result<&'a [i32], Failure> {
-    if n == 0 {
-        return Err(Error::invalid(format!("{what} is set but its count is 0")).into());
-    }
-    if ids.is_null() {
-        return Err(Failure::null(&format!("{what} (its count is {n})")));
-    }
-    if n > crate::engine::MAX_N_CTX as usize {
+    if n > max {
         return Err(Error::invalid(format!(
-            "{what} has {n} ids, more than any context ({})",
-            crate::engine::MAX_N_CTX
+            "{what} has {n} entries, more than the {max} allowed"
         ))
         .into());
     }
-    // SAFETY: the caller promises `n` readable ids at `ids`.
-    Ok(unsafe { std::slice::from_raw_parts(ids, n) })
+    // SAFETY: the caller promises `n` readable items at `items`.
+    Ok(unsafe { std::slice::from_raw_parts(items, n) })
 }
 
 /// The message of the last status-returning call on this thread: "" after success, else the

@@ -3,7 +3,7 @@
 
 use std::ffi::c_char;
 
-use super::boundary::{array, boundary, optional_str, required_str, token_ids, Failure};
+use super::boundary::{array, array_of_at_most, boundary, optional_str, required_str, Failure};
 use super::enums::{rigllama_mirostat, rigllama_reasoning, rigllama_tool_choice};
 use super::status::rigllama_status;
 use super::versioned::{frozen, init_struct, read_input, versioned_struct};
@@ -221,16 +221,18 @@ pub(crate) unsafe fn read_request(request: *const rigllama_request) -> Result<Re
             )
             .into());
         }
-        Prompt::Tokens(
-            unsafe {
-                token_ids(
-                    raw.prompt_tokens,
-                    raw.n_prompt_tokens,
-                    "request->prompt_tokens",
-                )
-            }?
-            .to_vec(),
-        )
+        if raw.n_prompt_tokens == 0 {
+            return Err(Error::invalid("request->prompt_tokens is set but its count is 0").into());
+        }
+        let ids = unsafe {
+            array_of_at_most(
+                raw.prompt_tokens,
+                raw.n_prompt_tokens,
+                crate::engine::MAX_N_CTX as usize,
+                "request->prompt_tokens",
+            )
+        }?;
+        Prompt::Tokens(ids.to_vec())
     } else {
         match raw.raw_prompt {
             0 => {

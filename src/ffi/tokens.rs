@@ -2,7 +2,7 @@
 
 use std::ffi::{c_char, CString};
 
-use super::boundary::{boundary, handle, out_ptr, token_ids};
+use super::boundary::{array_of_at_most, boundary, handle, out_ptr};
 use super::engine::rigllama_engine;
 use super::status::rigllama_status;
 use crate::engine::{Error, TokenFlags};
@@ -48,23 +48,14 @@ pub unsafe extern "C" fn rigllama_engine_tokenize(
         let out_n = out_ptr(out_n, "out_n")?;
         let engine = handle(engine, "engine")?.engine().clone();
         let flags = token_flags(flags)?;
-        let text = if len == 0 && text.is_null() {
-            ""
-        } else {
-            if text.is_null() {
-                return Err(super::boundary::Failure::null(&format!(
-                    "text (its len is {len})"
-                )));
-            }
-            // SAFETY: the caller promises `len` readable bytes at `text`.
-            let bytes = std::slice::from_raw_parts(text.cast::<u8>(), len);
-            std::str::from_utf8(bytes).map_err(|e| {
-                Error::invalid(format!(
-                    "text is not valid UTF-8 (at byte {})",
-                    e.valid_up_to()
-                ))
-            })?
-        };
+        // Bytes, not a C string: `len` bounds them (NULL is fine when `len` is 0).
+        let bytes = array_of_at_most(text.cast::<u8>(), len, usize::MAX, "text")?;
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            Error::invalid(format!(
+                "text is not valid UTF-8 (at byte {})",
+                e.valid_up_to()
+            ))
+        })?;
         let ids = engine.tokenize(text, flags)?;
         out_n.write(ids.len());
         if out_tokens.is_null() {
@@ -100,11 +91,7 @@ pub unsafe extern "C" fn rigllama_engine_detokenize(
         out_text.write(std::ptr::null_mut());
         let engine = handle(engine, "engine")?.engine().clone();
         let flags = token_flags(flags)?;
-        let ids = if n == 0 {
-            &[][..]
-        } else {
-            token_ids(tokens, n, "tokens")?
-        };
+        let ids = array_of_at_most(tokens, n, crate::engine::MAX_N_CTX as usize, "tokens")?;
         let text = engine.detokenize(ids, flags)?;
         // A NUL byte token cannot cross a C string: it ends the text there.
         let text = match CString::new(text) {

@@ -39,27 +39,20 @@ impl LoadedModel {
         match &request.prompt {
             Prompt::Raw(text) => Ok(Rendered {
                 text: text.clone(),
-                reply: ReplyPlan {
-                    grammar: plain_grammar(request)?,
-                    ..ReplyPlan::default()
-                },
+                reply: plain_reply(request)?,
             }),
             Prompt::Chat(_) => self.chat_format()?.render(&self.model, request, true),
             // The ids' own text, special tokens written out: what apply_template shows.
             Prompt::Tokens(ids) => Ok(Rendered {
-                text: checked_tokens(&self.model, ids, "prompt_tokens").and_then(|_| {
-                    self.detokenize(
-                        ids,
-                        TokenFlags {
-                            add_special: false,
-                            parse_special: true,
-                        },
-                    )
-                })?,
-                reply: ReplyPlan {
-                    grammar: plain_grammar(request)?,
-                    ..ReplyPlan::default()
-                },
+                text: self.detokenize(
+                    ids,
+                    TokenFlags {
+                        add_special: false,
+                        parse_special: true,
+                    },
+                    "prompt_tokens",
+                )?,
+                reply: plain_reply(request)?,
             }),
         }
     }
@@ -84,11 +77,13 @@ impl LoadedModel {
         &self,
         request: &Request,
     ) -> Result<(Vec<LlamaToken>, Vec<ImageSpan>, ReplyPlan)> {
-        let rendered = self.render(request)?;
         if let Prompt::Tokens(ids) = &request.prompt {
+            // Evaluated as they are: checked, never rendered to text and back.
+            request.validate()?;
             let tokens = checked_tokens(&self.model, ids, "prompt_tokens")?;
-            return Ok((tokens, Vec::new(), rendered.reply));
+            return Ok((tokens, Vec::new(), plain_reply(request)?));
         }
+        let rendered = self.render(request)?;
         let images = match &request.prompt {
             // In the order their markers appear in the rendered prompt.
             Prompt::Chat(messages) => messages.iter().flat_map(|m| m.images.iter()).collect(),
@@ -218,6 +213,14 @@ impl LoadedModel {
         }
         Ok(starts)
     }
+}
+
+/// The reply plan of a prompt sent as it is (raw text or ids): the request's own grammar only.
+fn plain_reply(request: &Request) -> Result<ReplyPlan> {
+    Ok(ReplyPlan {
+        grammar: plain_grammar(request)?,
+        ..ReplyPlan::default()
+    })
 }
 
 /// Removes the oldest exchange after any system turn: its user turn and everything up to the

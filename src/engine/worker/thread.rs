@@ -91,7 +91,7 @@ pub(crate) fn run(
                     flags,
                     reply,
                 } => {
-                    let _ = reply.send(guarded(|| loaded.detokenize(&tokens, flags)));
+                    let _ = reply.send(guarded(|| loaded.detokenize(&tokens, flags, "tokens")));
                 }
                 Command::Embed { texts, reply } => {
                     let _ = reply.send(guarded(|| loaded.embed(&texts)));

@@ -20,9 +20,9 @@ impl LoadedModel {
     }
 
     /// `tokens` as text; bytes that are not whole UTF-8 characters (ids cut in the middle of
-    /// one) become U+FFFD.
-    pub fn detokenize(&self, tokens: &[i32], flags: TokenFlags) -> Result<String> {
-        let tokens = checked_tokens(&self.model, tokens, "tokens")?;
+    /// one) become U+FFFD. An id outside the vocabulary is refused as `what[index]`.
+    pub fn detokenize(&self, tokens: &[i32], flags: TokenFlags, what: &str) -> Result<String> {
+        let tokens = checked_tokens(&self.model, tokens, what)?;
         if tokens.is_empty() {
             return Ok(String::new());
         }
