@@ -71,6 +71,65 @@ common_chat_tool_choice parse_tool_choice(const std::string & s) {
     return COMMON_CHAT_TOOL_CHOICE_AUTO;
 }
 
+// Renders `messages` with the template alone (no llama.cpp workarounds around it), with
+// `enable_thinking` set as given or left undefined. NULL when the template raises.
+std::unique_ptr<std::string> render_plain(const common_chat_template & tmpl, const json & messages,
+                                          const json & thinking) {
+    try {
+        jinja::context ctx(tmpl.source());
+        json inputs = {
+            { "messages", messages },
+            { "bos_token", "" },
+            { "eos_token", "" },
+            { "add_generation_prompt", true },
+        };
+        if (!thinking.is_null()) {
+            inputs["enable_thinking"] = thinking;
+        }
+        jinja::global_from_json(ctx, inputs, false);
+        jinja::runtime runtime(ctx);
+        auto parts = jinja::runtime::gather_string_parts(runtime.execute(tmpl.prog));
+        return std::make_unique<std::string>(parts->as_string().str());
+    } catch (const std::exception &) {
+        return nullptr;
+    }
+}
+
+// What the template does when the caller leaves `enable_thinking` undefined (as transformers
+// does unless asked): true when that renders as enable_thinking=true (or the template has no
+// switch), false when it renders as false. llama.cpp's chat layer always defines it, so
+// rigllama's AUTO passes this value to get the template's own default. Decided on a few
+// probe conversations; a template that renders "undefined" unlike both is taken as true,
+// as llama-server would.
+bool thinking_default(const std::string & source) {
+    const common_chat_template tmpl(source, "", "");
+    const json probes = json::array({
+        json::array({ { { "role", "user" }, { "content", "Hello" } } }),
+        json::array({ { { "role", "system" }, { "content", "Be brief." } },
+                      { { "role", "user" }, { "content", "Hello" } },
+                      { { "role", "assistant" }, { "content", "Hi." } },
+                      { { "role", "user" }, { "content", "Bye" } } }),
+    });
+    bool seen_off = false;
+    for (const auto & messages : probes) {
+        const auto unset = render_plain(tmpl, messages, nullptr);
+        const auto on    = render_plain(tmpl, messages, true);
+        const auto off   = render_plain(tmpl, messages, false);
+        if (!unset || !on || !off) {
+            continue;
+        }
+        if (*unset == *on) {
+            return true;  // undefined behaves as true, or there is no switch
+        }
+        if (*unset == *off) {
+            seen_off = true;
+        } else {
+            return true;
+        }
+    }
+    return !seen_off;
+}
+
 }  // namespace
 
 struct rl_chat {
@@ -101,9 +160,22 @@ rl_chat * rl_chat_init(const llama_model * model, const char * template_override
         set_error(err, "no model and no template");  // common would assert
         return nullptr;
     }
+    const std::string override_src = template_override ? template_override : "";
     return guarded<rl_chat *>(err, nullptr, [&] {
-        auto templates = common_chat_templates_init(model, template_override ? template_override : "");
-        return new rl_chat{ std::move(templates) };
+        try {
+            return new rl_chat{ common_chat_templates_init(model, override_src) };
+        } catch (const std::exception &) {
+            // common_chat_templates_init rethrows a parse error by value (`throw e;`), which
+            // leaves only "std::exception": parse the same text again to keep the parser's
+            // own message (line, column and the offending text).
+            std::string src = override_src;
+            if (src.empty() && model) {
+                const char * own = llama_model_chat_template(model, nullptr);
+                src = own ? own : "";
+            }
+            common_chat_template reparsed(src, "", "");  // throws the real reason
+            throw;
+        }
     });
 }
 
@@ -111,7 +183,8 @@ void rl_chat_free(rl_chat * chat) {
     delete chat;
 }
 
-// {"source": "...", "tool_use_source": "..." | "", "caps": {"supports_tool_calls": true, ...}}
+// {"source": "...", "tool_use_source": "..." | "", "caps": {"supports_tool_calls": true, ...},
+//  "thinking_default": bool}
 char * rl_chat_info(const rl_chat * chat, char ** err) {
     return guarded(err, [&] {
         json caps = json::object();
@@ -122,6 +195,7 @@ char * rl_chat_info(const rl_chat * chat, char ** err) {
             { "source", common_chat_templates_source(chat->templates.get()) },
             { "tool_use_source", common_chat_templates_source(chat->templates.get(), "tool_use") },
             { "caps", caps },
+            { "thinking_default", thinking_default(common_chat_templates_source(chat->templates.get())) },
         };
         return dup_string(info.dump());
     });

@@ -263,7 +263,10 @@ pub unsafe extern "C" fn rigllama_engine_count_tokens(
 /// false for other models), mmproj_path (the projector loaded, or "": images are accepted only
 /// with one); v0.3: n_threads is the threads used (as asked, capped at the process's cores),
 /// thread_priority ("normal" or "low") and thread_priority_applied (whether the system
-/// applied it).
+/// applied it), special_tokens ({"bos","eos","eot","fim_pre",...}: the ids the vocabulary
+/// has), chat_template_error (null, or why a Jinja template — the chat_template option's, else
+/// the GGUF's — could not be used, in llama.cpp's parser's words; chats then use
+/// chat_template_source's template).
 #[no_mangle]
 pub unsafe extern "C" fn rigllama_engine_describe(
     engine: *mut rigllama_engine,

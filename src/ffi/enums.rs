@@ -73,8 +73,8 @@ pub enum rigllama_tool_choice {
 #[repr(i32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::FromRepr)]
 pub enum rigllama_reasoning {
-    /// As llama-server: the template's `enable_thinking` is true (templates without the
-    /// switch ignore it).
+    /// The template's own default: as it renders when `enable_thinking` is not passed
+    /// (thinking on for Qwen3 and DeepSeek-R1, off for Gemma 4).
     Auto = 0,
     /// `enable_thinking` false: thinking disabled where the template supports it.
     Off = 1,

@@ -762,6 +762,7 @@ static void test_describe_reports_the_model(rigllama_engine *engine) {
     CHECK(json && strstr(json, "\"architecture\":\"gemma3\"") && strstr(json, "\"n_ctx\":4096") &&
               strstr(json, "\"chat_template\":\"gemma\"") && strstr(json, "\"n_threads\":"),
           "json %s", json ? json : "(null)");
+    CHECK(json && strstr(json, "\"chat_template_error\":null"), "no template error in %s", json ? json : "(null)");
     /* Whether NORMAL could be applied depends on the system (a niced host), so either is fine. */
     CHECK(json && strstr(json, "\"thread_priority\":\"normal\"") && strstr(json, "\"thread_priority_applied\":"),
           "thread_priority in %s", json ? json : "(null)");
@@ -771,6 +772,41 @@ static void test_describe_reports_the_model(rigllama_engine *engine) {
     CHECK(used >= 1 && used <= sysconf(_SC_NPROCESSORS_ONLN), "n_threads %ld of %ld cores", used,
           sysconf(_SC_NPROCESSORS_ONLN));
     rigllama_string_free(json);
+}
+
+/* A Jinja chat_template that llama.cpp cannot parse: describe and chat requests carry the
+   parser's own message; raw prompts still work. */
+static void test_a_template_that_does_not_parse_says_why(void) {
+    rigllama_engine_options options;
+    rigllama_engine_options_init(&options, sizeof options);
+    options.model_path = model_path;
+    options.n_ctx = 512;
+    options.chat_template = "{% for m in messages %}{{ m.content }}{% endfor";
+    rigllama_engine *engine = NULL;
+    CHECK(rigllama_engine_create(&options, &engine) == RIGLLAMA_STATUS_OK, "create: %s", rigllama_last_error());
+    if (!engine)
+        return;
+    char *json = NULL;
+    CHECK(rigllama_engine_describe(engine, &json) == RIGLLAMA_STATUS_OK, "describe");
+    CHECK(json && strstr(json, "\"chat_template_error\":\"") && strstr(json, "Parser Error") &&
+              strstr(json, "\"chat_template_source\":\"none\""),
+          "describe says why: %s", json ? json : "(null)");
+    rigllama_string_free(json);
+
+    rigllama_request request;
+    rigllama_request_init(&request, sizeof request);
+    request.prompt = "Hi";
+    char *text = NULL;
+    CHECK(rigllama_engine_apply_template(engine, &request, &text) == RIGLLAMA_STATUS_INVALID_ARGUMENT,
+          "a chat request is refused");
+    CHECK(strstr(rigllama_last_error(), "Parser Error") && strstr(rigllama_last_error(), "chat_template"),
+          "the message gives the parser's reason and the fix: %s", rigllama_last_error());
+    request.raw_prompt = 1;
+    request.max_tokens = 2;
+    CHECK(rigllama_engine_complete(engine, &request, &text, NULL) == RIGLLAMA_STATUS_OK, "raw still works: %s",
+          rigllama_last_error());
+    rigllama_string_free(text);
+    rigllama_engine_destroy(engine);
 }
 
 int main(int argc, char **argv) {
@@ -802,6 +838,7 @@ int main(int argc, char **argv) {
     test_progress_callback_runs_on_the_calling_thread_and_can_abort();
     test_destroy_inside_the_callback();
     test_destroy_from_another_thread_mid_stream();
+    test_a_template_that_does_not_parse_says_why();
 
     printf("test_contract: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

@@ -18,6 +18,8 @@ pub(crate) struct JinjaTemplates {
     raw: NonNull<RawChat>,
     pub source: String,
     pub supports_tool_calls: bool,
+    /// Whether the template thinks when `enable_thinking` is not passed (what AUTO means).
+    pub thinking_default: bool,
 }
 
 // The templates are immutable after init and only used by the worker that owns the model.
@@ -33,6 +35,7 @@ impl Drop for JinjaTemplates {
 struct Info {
     source: String,
     caps: std::collections::HashMap<String, bool>,
+    thinking_default: bool,
 }
 
 /// What the chat layer makes of one request: the prompt, and how to constrain and read the
@@ -120,6 +123,7 @@ impl JinjaTemplates {
             raw,
             source: String::new(),
             supports_tool_calls: false,
+            thinking_default: true,
         };
         let info = call("chat template info", |err| unsafe {
             rl_chat_info(templates.raw.as_ptr(), err)
@@ -128,6 +132,7 @@ impl JinjaTemplates {
             .map_err(|e| Error::Internal(format!("chat template info: {e}")))?;
         templates.source = info.source;
         templates.supports_tool_calls = info.caps.get("supports_tool_calls") == Some(&true);
+        templates.thinking_default = info.thinking_default;
         Ok(templates)
     }
 

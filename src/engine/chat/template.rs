@@ -9,6 +9,7 @@ use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 
 use crate::engine::chat::common_chat::{ChatParams, JinjaTemplates};
 use crate::engine::chat::generic;
+use crate::engine::chat::python_escapes::python_string_escapes;
 use crate::engine::data::message::{Message, Role};
 use crate::engine::data::request::{Prompt, Request};
 use crate::engine::data::tools::{Tool, ToolChoice};
@@ -119,9 +120,15 @@ pub(crate) struct Rendered {
 
 impl ChatFormat {
     /// Picks the template: the caller's (a built-in name, or Jinja text), else the GGUF's own
-    /// (Jinja), else the built-in one for the model's architecture. `None` when there is
-    /// nothing usable; chat requests then fail while raw prompts still work.
-    pub fn choose(model: &LlamaModel, requested: Option<&str>, architecture: &str) -> Option<Self> {
+    /// (Jinja), else the built-in one for the model's architecture. The format is `None` when
+    /// there is nothing usable (chat requests then fail while raw prompts still work); the
+    /// message is why a Jinja template (the caller's or the GGUF's) could not be used, in
+    /// llama.cpp's parser's words, for `describe` and the log.
+    pub fn choose(
+        model: &LlamaModel,
+        requested: Option<&str>,
+        architecture: &str,
+    ) -> (Option<Self>, Option<String>) {
         let builtin = |text: &str, source| {
             LlamaChatTemplate::new(text)
                 .ok()
@@ -133,37 +140,62 @@ impl ChatFormat {
         };
         if let Some(requested) = requested {
             if !looks_like_jinja(requested) {
-                return builtin(requested, "options");
+                return (builtin(requested, "options"), None);
             }
-            return match JinjaTemplates::new(model, Some(requested)) {
-                Ok(templates) => Some(ChatFormat::Jinja {
-                    templates,
-                    source: "options",
-                }),
+            return match jinja(model, Some(requested)) {
+                Ok(templates) => (
+                    Some(ChatFormat::Jinja {
+                        templates,
+                        source: "options",
+                    }),
+                    None,
+                ),
                 Err(e) => {
                     backend::log(LogLevel::Warn, &format!("chat_template option: {e}"));
-                    None
+                    (None, Some(e.to_string()))
                 }
             };
         }
-        if model.chat_template(None).is_ok() {
-            match JinjaTemplates::new(model, None) {
+        let mut error = None;
+        if let Ok(own) = model.chat_template(None) {
+            let own = own.to_string().unwrap_or_default();
+            match jinja(
+                model,
+                Some(own.as_str()).filter(|s| python_string_escapes(s).is_some()),
+            ) {
                 Ok(templates) => {
-                    return Some(ChatFormat::Jinja {
-                        templates,
-                        source: "gguf",
-                    })
+                    return (
+                        Some(ChatFormat::Jinja {
+                            templates,
+                            source: "gguf",
+                        }),
+                        None,
+                    )
                 }
-                Err(e) => backend::log(
-                    LogLevel::Warn,
-                    &format!("the GGUF's chat template cannot be used ({e}); using a built-in one"),
-                ),
+                Err(e) => {
+                    let fallback = ARCHITECTURE_TEMPLATES
+                        .iter()
+                        .find(|(arch, _)| *arch == architecture)
+                        .map_or("none".to_owned(), |(_, name)| {
+                            format!("the built-in \"{name}\"")
+                        });
+                    backend::log(
+                        LogLevel::Warn,
+                        &format!(
+                            "the GGUF's chat template cannot be used ({e}); chats use {fallback} \
+                             template for architecture {architecture}; pass the engine option \
+                             chat_template to choose another"
+                        ),
+                    );
+                    error = Some(e.to_string());
+                }
             }
         }
-        ARCHITECTURE_TEMPLATES
+        let format = ARCHITECTURE_TEMPLATES
             .iter()
             .find(|(arch, _)| *arch == architecture)
-            .and_then(|(_, name)| builtin(name, "built-in for architecture"))
+            .and_then(|(_, name)| builtin(name, "built-in for architecture"));
+        (format, error)
     }
 
     pub fn text(&self) -> &str {
@@ -228,7 +260,7 @@ impl ChatFormat {
                     "messages": messages.iter().map(Message::to_openai_json).collect::<Vec<_>>(),
                     "tool_choice": request.tool_choice.as_str(),
                     "add_generation_prompt": open_reply,
-                    "enable_thinking": request.reasoning.enable_thinking(),
+                    "enable_thinking": request.reasoning.enable_thinking(templates.thinking_default),
                     // With REQUIRED the grammar then ends after one call: small models otherwise
                     // add calls (or whitespace between them) until max_tokens.
                     "parallel_tool_calls": request.tool_choice != ToolChoice::Required,
@@ -404,6 +436,26 @@ fn top_level_items(rule: &str) -> Vec<&str> {
 
 /// Jinja templates use `{{ }}` or `{% %}`; built-in names and llama.cpp's recognised
 /// template texts are matched by llama.cpp itself.
+/// A Jinja template (`source` None: the GGUF's own, with its `tool_use` variant), its
+/// Python-only string escapes rewritten for llama.cpp's lexer first.
+fn jinja(model: &LlamaModel, source: Option<&str>) -> Result<JinjaTemplates> {
+    let Some(source) = source else {
+        return JinjaTemplates::new(model, None);
+    };
+    match python_string_escapes(source) {
+        Some(rewritten) => {
+            backend::log(
+                LogLevel::Info,
+                "the chat template's string literals use Python escapes llama.cpp's Jinja \
+                 lexer lacks (such as a backslash at the end of a line); they were rewritten \
+                 to the same text",
+            );
+            JinjaTemplates::new(model, Some(&rewritten))
+        }
+        None => JinjaTemplates::new(model, Some(source)),
+    }
+}
+
 fn looks_like_jinja(text: &str) -> bool {
     text.contains("{{") || text.contains("{%")
 }

@@ -28,6 +28,10 @@ pub struct Description {
     /// "jinja" (the template runs in llama.cpp's Jinja engine, with tools and reasoning),
     /// "built-in" (one of llama.cpp's fixed templates), or "none".
     pub chat_template_engine: &'static str,
+    /// Why a Jinja template (the `chat_template` option's, else the GGUF's) could not be
+    /// used, in llama.cpp's parser's words; chats then use the built-in template of
+    /// `chat_template_source` (or none). Pass `chat_template` to choose one.
+    pub chat_template_error: Option<String>,
     /// Embedding width of the model (the length of [`Engine::embed`](crate::Engine::embed)'s
     /// vectors).
     pub n_embd: u32,

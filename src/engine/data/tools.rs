@@ -38,7 +38,8 @@ pub enum ToolChoice {
 /// The template's thinking switch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ReasoningMode {
-    /// As llama-server: `enable_thinking` true, which templates without a switch ignore.
+    /// The template's own default: as the template renders when `enable_thinking` is not
+    /// passed (thinking on for Qwen3 and DeepSeek-R1, off for Gemma 4).
     #[default]
     Auto,
     /// `enable_thinking` false.
@@ -48,8 +49,14 @@ pub enum ReasoningMode {
 }
 
 impl ReasoningMode {
-    pub(crate) fn enable_thinking(self) -> bool {
-        self != ReasoningMode::Off
+    /// The value of the template's `enable_thinking`; `template_default` is what the template
+    /// does when it is not passed (llama.cpp's chat layer always passes it).
+    pub(crate) fn enable_thinking(self, template_default: bool) -> bool {
+        match self {
+            ReasoningMode::Auto => template_default,
+            ReasoningMode::Off => false,
+            ReasoningMode::On => true,
+        }
     }
 }
 

@@ -179,7 +179,8 @@ impl LoadedModel {
         let architecture = model
             .meta_val_str("general.architecture")
             .unwrap_or_default();
-        let format = ChatFormat::choose(&model, options.chat_template.as_deref(), &architecture);
+        let (format, chat_template_error) =
+            ChatFormat::choose(&model, options.chat_template.as_deref(), &architecture);
         let can_truncate = !model.is_recurrent() && !model.is_hybrid();
         let can_shift = can_truncate
             && !matches!(model.rope_type(), Some(RopeType::MRope | RopeType::IMRope))
@@ -226,6 +227,7 @@ impl LoadedModel {
                 .unwrap_or_default(),
             chat_template_source: format.as_ref().map_or("none", |f| f.source()),
             chat_template_engine: format.as_ref().map_or("none", |f| f.engine_name()),
+            chat_template_error,
             n_embd: model.n_embd_out().max(0) as u32,
             context_overflow: options.context_overflow,
             n_seq: options.n_seq,

@@ -112,8 +112,13 @@ impl LoadedModel {
 
     fn chat_format(&self) -> Result<&ChatFormat> {
         self.format.as_ref().ok_or_else(|| {
+            let why = self
+                .description
+                .chat_template_error
+                .as_ref()
+                .map_or(String::new(), |e| format!(" ({e})"));
             Error::invalid(format!(
-                "the model ({}) has no chat template llama.cpp can apply; choose a \
+                "the model ({}) has no chat template llama.cpp can apply{why}; choose a \
                  built-in template such as \"chatml\" in the engine options' \
                  chat_template, or send a raw prompt",
                 self.description.architecture
