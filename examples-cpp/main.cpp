@@ -4,11 +4,12 @@
 // then runs two jobs at once with different priorities on an n_seq 2 engine, paused and
 // resumed midway; then has a grammar decide a chat reply and shows the prompt a tool list
 // makes; then checks the log-probabilities a job reports; then has prompt-lookup speculation
-// (draft_max) guess a reply that repeats its prompt. Also checks the engine options' defaults
-// for state checkpoints (32, 512 MiB), mmproj_path (NULL) and thread_priority (NORMAL) and what
-// describe reports of checkpoints and thread priority, that an unknown thread_priority is
-// refused, that this library (built without the mtmd cargo feature) refuses a projector, and
-// that a text request counts no image tokens. Exits non-zero on any failure.
+// (draft_max) guess a reply that repeats its prompt; then turns text into token ids and back
+// (tokenize, detokenize) and sends ids as a request's prompt_tokens. Also checks the engine
+// options' defaults for state checkpoints (32, 512 MiB), mmproj_path (NULL) and thread_priority
+// (NORMAL) and what describe reports of checkpoints and thread priority, that an unknown
+// thread_priority is refused, that this library (built without the mtmd cargo feature) refuses
+// a projector, and that a text request counts no image tokens. Exits non-zero on any failure.
 //
 //   usage: rigllama-cpp MODEL.gguf
 #include <chrono>
@@ -455,6 +456,71 @@ void prompt_lookup(rigllama::Engine &engine, const rigllama::Usage &plain) {
                ", accepted " + std::to_string(usage.accepted_tokens) + ")");
 }
 
+// v0.3 token ids: text -> ids -> text is exact in every script, tokenize's count is
+// count_tokens' for the same raw prompt, text that makes more ids than tokenize's first buffer
+// holds comes back whole, an id outside the vocabulary throws INVALID_ARGUMENT naming it, and
+// the ids as prompt_tokens give the reply the text gives as a raw prompt.
+void token_ids(rigllama::Engine &engine) {
+    const char *corpus[] = {"Hello, world!", "Übergrößenträger naïve café", "日本語のテキスト", "emoji 🦀🚀",
+                            "Привет, мир! مرحبا بالعالم", "<start_of_turn>user\nHi<end_of_turn>\n"};
+    for (const char *text : corpus) {
+        std::vector<int32_t> ids = engine.tokenize(text);
+        std::string back = engine.detokenize(ids);
+        rigllama::Request raw(text);
+        uint32_t counted = engine.count_tokens(raw.raw());
+        expect(back == text && !ids.empty() && ids.size() == counted,
+               "tokenize " + json_string(text) + ": " + std::to_string(ids.size()) + " ids (count_tokens " +
+                   std::to_string(counted) + "), detokenize gives " + json_string(back));
+    }
+    // Digits are one id each here: more ids than the first buffer (size / 2 + 8) holds.
+    std::string digits;
+    for (int i = 0; i < 20; i++)
+        digits += "0123456789";
+    std::vector<int32_t> many = engine.tokenize(digits);
+    expect(many.size() > digits.size() / 2 + 8 && engine.detokenize(many) == digits,
+           "tokenize grows its buffer: " + std::to_string(many.size()) + " ids for " +
+               std::to_string(digits.size()) + " digits, round trip exact");
+    std::vector<int32_t> plain = engine.tokenize("<start_of_turn>", 0);
+    expect(plain.size() > 1 && engine.detokenize(plain, 0) == "<start_of_turn>",
+           "flags 0: special-token text is plain text (" + std::to_string(plain.size()) + " ids)");
+    expect(engine.detokenize(std::vector<int32_t>{}).empty(), "no ids: empty text");
+
+    try {
+        engine.detokenize(std::vector<int32_t>{many[0], 10000000});
+        expect(false, "an id outside the vocabulary throws");
+    } catch (const rigllama::Error &e) {
+        expect(e.status() == RIGLLAMA_STATUS_INVALID_ARGUMENT && std::strstr(e.what(), "tokens[1] = 10000000"),
+               std::string("an id outside the vocabulary throws INVALID_ARGUMENT: ") + e.what());
+    }
+
+    // Each from an empty cache: a prompt whose first tokens are cached evaluates only its last
+    // one, and a single token's logits round differently from a batch's (this prompt has a
+    // near tie that such rounding flips).
+    const char *prompt = "The old lighthouse keeper looked out at the storm and";
+    rigllama::Request as_text(prompt);
+    as_text.raw().max_tokens(16).temperature(0.0f);
+    engine.reset();
+    std::string from_text = engine.complete(as_text);
+    std::vector<int32_t> ids = engine.tokenize(prompt);
+    rigllama::Request as_ids;
+    as_ids.prompt_tokens(ids).max_tokens(16).temperature(0.0f);
+    rigllama::Usage usage;
+    engine.reset();
+    std::string from_ids = engine.complete(as_ids, &usage);
+    expect(from_ids == from_text && usage.prompt_tokens == ids.size(),
+           "prompt_tokens (" + std::to_string(usage.prompt_tokens) + " ids) give the raw text's reply: " +
+               json_string(from_ids) + (from_ids == from_text ? "" : ", the text's: " + json_string(from_text)));
+    try {
+        as_ids.prompt_tokens({ids[0], 10000000});
+        engine.complete(as_ids);
+        expect(false, "a prompt_tokens id outside the vocabulary throws");
+    } catch (const rigllama::Error &e) {
+        expect(e.status() == RIGLLAMA_STATUS_INVALID_ARGUMENT &&
+                   std::strstr(e.what(), "prompt_tokens[1] = 10000000"),
+               std::string("a prompt_tokens id outside the vocabulary throws INVALID_ARGUMENT: ") + e.what());
+    }
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -527,6 +593,7 @@ int main(int argc, char **argv) {
         grammar_and_tools(engine);
         logprobs_of_a_job(engine);
         prompt_lookup(engine, plain);
+        token_ids(engine);
     } catch (const std::exception &e) {
         std::cout << "FAIL  unexpected exception: " << e.what() << std::endl;
         return 1;

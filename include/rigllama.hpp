@@ -33,6 +33,11 @@
 //   small.complete(request.draft_max(8), &usage);   // usage.drafted_tokens, usage.accepted_tokens
 //                                                   // (usage.image_tokens: prompt tokens for images)
 //
+//   std::vector<int32_t> ids = engine.tokenize("The sea is");   // v0.3: what a raw prompt evaluates
+//   std::string text = engine.detokenize(ids);                   // "The sea is" again
+//   rigllama::Request by_id;
+//   engine.complete(by_id.prompt_tokens(ids).max_tokens(24));    // the ids, sent verbatim
+//
 // Handles are std::unique_ptr with deleters that call the library's own free functions, so
 // engines, jobs and returned strings are released exactly once, even when an exception
 // unwinds. A failed call throws rigllama::Error carrying the status and the thread's
@@ -180,6 +185,11 @@ public:
     // 64; 8 is what the bench measures). usage.drafted_tokens and accepted_tokens report what
     // it did. Near ties can resolve differently from plain decoding (a batch rounds differently).
     Request &draft_max(uint32_t n) { c_.draft_max = n; return *this; }
+    // v0.3: the prompt as token ids (Engine::tokenize), sent verbatim: nothing is added, so
+    // tokenize with RIGLLAMA_TOKENIZE_ADD_SPECIAL (the default) for the BOS a raw prompt gets.
+    // Leave the prompt, system() and messages() unset; raw() does not matter. An id outside
+    // the vocabulary throws Error (INVALID_ARGUMENT) naming its index and value.
+    Request &prompt_tokens(std::vector<int32_t> ids) { prompt_tokens_ = std::move(ids); return *this; }
 
     // A view of the C struct whose pointers refer into this object.
     const rigllama_request &c() const {
@@ -200,6 +210,8 @@ public:
             breaker_ptrs_.push_back(s.c_str());
         c_.dry_sequence_breakers = breaker_ptrs_.empty() ? nullptr : breaker_ptrs_.data();
         c_.n_dry_sequence_breakers = breaker_ptrs_.size();
+        c_.prompt_tokens = prompt_tokens_ ? prompt_tokens_->data() : nullptr;
+        c_.n_prompt_tokens = prompt_tokens_ ? prompt_tokens_->size() : 0;
         return c_;
     }
 
@@ -216,7 +228,15 @@ private:
     std::optional<std::string> logit_bias_json_;
     std::vector<std::string> breakers_;
     mutable std::vector<const char *> breaker_ptrs_;
+    std::optional<std::vector<int32_t>> prompt_tokens_;
 };
+
+// v0.3: rigllama_engine_tokenize's flags, OR-ed. Both (the default of Engine::tokenize and
+// detokenize) are what a raw prompt gets, and with the same flags both ways text -> ids -> text
+// is exact.
+inline constexpr uint32_t TOKENIZE_ADD_SPECIAL = RIGLLAMA_TOKENIZE_ADD_SPECIAL;
+inline constexpr uint32_t TOKENIZE_PARSE_SPECIAL = RIGLLAMA_TOKENIZE_PARSE_SPECIAL;
+inline constexpr uint32_t TOKENIZE_RAW_PROMPT = TOKENIZE_ADD_SPECIAL | TOKENIZE_PARSE_SPECIAL;
 
 // One event of a job, copied out of the library's borrowed buffers. text: TEXT a piece of
 // content, REASONING a piece of reasoning, TOOL_CALL one whole call as JSON
@@ -365,6 +385,40 @@ public:
         uint32_t n = 0;
         detail::check(rigllama_engine_count_tokens(handle_.get(), &request.c(), &n));
         return n;
+    }
+
+    // v0.3: the token ids of text (UTF-8; a NUL byte in it throws Error, INVALID_ARGUMENT).
+    // flags: TOKENIZE_* OR-ed; the default, TOKENIZE_RAW_PROMPT, gives what a raw prompt
+    // evaluates (as many ids as count_tokens says). The first call passes a buffer of
+    // text.size() / 2 + 8 ids, enough for most text; when the text makes more, the library says
+    // how many and the call is made again with that many.
+    std::vector<int32_t> tokenize(std::string_view text, uint32_t flags = TOKENIZE_RAW_PROMPT) {
+        std::vector<int32_t> ids(text.size() / 2 + 8);
+        while (true) {
+            size_t needed = 0;
+            rigllama_status status = rigllama_engine_tokenize(handle_.get(), text.data(), text.size(), flags,
+                                                              ids.data(), ids.size(), &needed);
+            if (status == RIGLLAMA_STATUS_OK) {
+                ids.resize(needed);
+                return ids;
+            }
+            // Too small: *out_n says how many; any other failure leaves it below the capacity.
+            if (status != RIGLLAMA_STATUS_INVALID_ARGUMENT || needed <= ids.size())
+                detail::check(status);
+            ids.resize(needed);
+        }
+    }
+
+    // v0.3: the text of token ids (TOKENIZE_* flags: the inverse of the same flags in
+    // tokenize). Bytes that are not whole characters (ids cut inside one) come out as U+FFFD;
+    // an id outside the vocabulary throws Error (INVALID_ARGUMENT) naming its index and value.
+    std::string detokenize(const int32_t *ids, size_t n, uint32_t flags = TOKENIZE_RAW_PROMPT) {
+        char *raw = nullptr;
+        detail::check(rigllama_engine_detokenize(handle_.get(), ids, n, flags, &raw));
+        return std::string(StringHandle(raw).get());
+    }
+    std::string detokenize(const std::vector<int32_t> &ids, uint32_t flags = TOKENIZE_RAW_PROMPT) {
+        return detokenize(ids.data(), ids.size(), flags);
     }
 
     // The KV cache of the longest cached prefix of request's prompt (pass the conversation's

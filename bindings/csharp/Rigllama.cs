@@ -71,6 +71,14 @@ namespace Rigllama
     // v0.2: Request.mirostat; it replaces top-k, typical-p, top-p, min-p and XTC.
     public enum Mirostat { Off = 0, V1 = 1, V2 = 2 }
 
+    // v0.3: Engine.Tokenize's and Detokenize's flags (RIGLLAMA_TOKENIZE_*). AddSpecial: tokenize
+    // adds BOS/EOS as the vocabulary wants, detokenize leaves out the BOS/EOS such a tokenization
+    // added. ParseSpecial: tokenize makes special-token text ("<start_of_turn>") its token, else
+    // it is plain text; detokenize writes special tokens out as their text, else as nothing.
+    // RawPrompt, both (the default): what a raw prompt is tokenized with, and its exact inverse.
+    [Flags]
+    public enum TokenizeFlags : uint { None = 0, AddSpecial = 1, ParseSpecial = 2, RawPrompt = AddSpecial | ParseSpecial }
+
     // The C structs, field for field. x86-64 layout (Native.CheckLayout compares it with the
     // sizes and offsets that tests/c/test_contract prints).
     [StructLayout(LayoutKind.Sequential)]
@@ -205,6 +213,8 @@ namespace Rigllama
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_cancel(IntPtr engine);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_pause(IntPtr engine);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_resume(IntPtr engine);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_reset(IntPtr engine);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_count_tokens(IntPtr engine, ref Request request, out uint tokens);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern void rigllama_string_free(IntPtr text);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_submit(IntPtr engine, ref Request request, out IntPtr job);
@@ -217,6 +227,11 @@ namespace Rigllama
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_load_snapshot(IntPtr engine, byte[] data, UIntPtr length);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern void rigllama_bytes_free(IntPtr data);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_embed(IntPtr engine, IntPtr text, float[] embedding, UIntPtr capacity, out UIntPtr dims);
+
+        // v0.3: token ids. text is len bytes of UTF-8 (not NUL-terminated); flags are (uint)TokenizeFlags.
+        // detokenize's text is freed with rigllama_string_free.
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_tokenize(IntPtr engine, byte[] text, UIntPtr len, uint flags, int[] tokens, UIntPtr capacity, out UIntPtr n);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_detokenize(IntPtr engine, int[] tokens, UIntPtr n, uint flags, out IntPtr text);
 
         // v0.2: LoRA adapters. add_lora's path is UTF-8 (Utf8Alloc); each call empties the KV cache.
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_add_lora(IntPtr engine, IntPtr path, float scale, out uint loraId);
@@ -233,6 +248,16 @@ namespace Rigllama
             IntPtr p = Marshal.AllocHGlobal(bytes.Length + 1);
             Marshal.Copy(bytes, 0, p, bytes.Length);
             Marshal.WriteByte(p, bytes.Length, 0);
+            return p;
+        }
+
+        // A copy of values in unmanaged memory (room for one at least, so that an empty array
+        // reaches C as set, not as NULL); free with Marshal.FreeHGlobal.
+        public static IntPtr Int32Alloc(int[] values)
+        {
+            if (values == null) return IntPtr.Zero;
+            IntPtr p = Marshal.AllocHGlobal(Math.Max(values.Length, 1) * sizeof(int));
+            Marshal.Copy(values, 0, p, values.Length);
             return p;
         }
 
@@ -386,6 +411,27 @@ namespace Rigllama
             }
         }
 
+        // v0.3: Submit with the prompt as token ids (Tokenize) in request.prompt_tokens, sent
+        // verbatim: nothing is added (Tokenize's default adds the BOS a raw prompt gets). Leave
+        // request.prompt, messages_json and system_prompt unset; raw_prompt does not matter. An id
+        // outside the vocabulary throws RigllamaException (InvalidArgument) naming its index and
+        // value. Named apart from Submit so that Submit(null, request) stays unambiguous.
+        public Job SubmitTokens(int[] promptTokens, Request request)
+        {
+            request.prompt_tokens = Native.Int32Alloc(promptTokens);
+            request.n_prompt_tokens = (UIntPtr)(promptTokens == null ? 0 : promptTokens.Length);
+            try
+            {
+                IntPtr job;
+                Native.Check(Native.rigllama_engine_submit(Handle, ref request, out job));
+                return new Job(job);
+            }
+            finally
+            {
+                Marshal.FreeHGlobal(request.prompt_tokens);   // the library copied them
+            }
+        }
+
         // The whole reply's content.
         public string Complete(string prompt, Request request, out Usage usage)
         {
@@ -405,9 +451,87 @@ namespace Rigllama
             }
         }
 
+        // v0.3: Complete with the prompt as token ids (see SubmitTokens).
+        public string CompleteTokens(int[] promptTokens, Request request, out Usage usage)
+        {
+            usage = new Usage();
+            Native.Check(Native.rigllama_usage_init(ref usage, Native.SizeOf<Usage>()));
+            request.prompt_tokens = Native.Int32Alloc(promptTokens);
+            request.n_prompt_tokens = (UIntPtr)(promptTokens == null ? 0 : promptTokens.Length);
+            try
+            {
+                IntPtr text;
+                Native.Check(Native.rigllama_engine_complete(Handle, ref request, out text, ref usage));
+                try { return Native.Utf8ReadZ(text); }
+                finally { Native.rigllama_string_free(text); }
+            }
+            finally
+            {
+                Marshal.FreeHGlobal(request.prompt_tokens);
+            }
+        }
+
+        // The prompt's size in tokens, formatted and tokenized exactly as Complete would, without
+        // running it (an image counts as its tokens): compare it with n_ctx to trim history.
+        public uint CountTokens(string prompt, Request request)
+        {
+            request.prompt = Native.Utf8Alloc(prompt);
+            try
+            {
+                uint tokens;
+                Native.Check(Native.rigllama_engine_count_tokens(Handle, ref request, out tokens));
+                return tokens;
+            }
+            finally
+            {
+                Marshal.FreeHGlobal(request.prompt);
+            }
+        }
+
+        // v0.3: the token ids of text (a NUL character in it throws RigllamaException,
+        // InvalidArgument). With TokenizeFlags.RawPrompt, the default, they are what a raw prompt
+        // evaluates (as many as CountTokens says), and Detokenize with the same flags gives text
+        // back exactly. The first call has room for (UTF-8 bytes) / 2 + 8 ids, enough for most
+        // text; when the text makes more, the library says how many and the call is made again
+        // with that many.
+        public int[] Tokenize(string text, TokenizeFlags flags = TokenizeFlags.RawPrompt)
+        {
+            byte[] bytes = Encoding.UTF8.GetBytes(text);
+            var ids = new int[bytes.Length / 2 + 8];
+            while (true)
+            {
+                UIntPtr needed;
+                int status = Native.rigllama_engine_tokenize(Handle, bytes, (UIntPtr)bytes.Length, (uint)flags,
+                                                             ids, (UIntPtr)ids.Length, out needed);
+                int n = (int)(ulong)needed;
+                if (status == (int)Status.Ok)
+                {
+                    Array.Resize(ref ids, n);
+                    return ids;
+                }
+                // Too small: needed says how many ids the text makes; any other failure leaves it below.
+                if (status != (int)Status.InvalidArgument || n <= ids.Length) Native.Check(status);
+                ids = new int[n];
+            }
+        }
+
+        // v0.3: the text of token ids (flags: the inverse of the same flags in Tokenize). Bytes
+        // that are not whole characters (ids cut inside one) come out as U+FFFD. An id outside the
+        // vocabulary throws RigllamaException (InvalidArgument) naming its index and value.
+        public string Detokenize(int[] ids, TokenizeFlags flags = TokenizeFlags.RawPrompt)
+        {
+            IntPtr text;
+            Native.Check(Native.rigllama_engine_detokenize(Handle, ids, (UIntPtr)(ids == null ? 0 : ids.Length), (uint)flags, out text));
+            try { return Native.Utf8ReadZ(text); }
+            finally { Native.rigllama_string_free(text); }
+        }
+
         public void Cancel() { Native.Check(Native.rigllama_engine_cancel(Handle)); }
         public void Pause() { Native.Check(Native.rigllama_engine_pause(Handle)); }
         public void Resume() { Native.Check(Native.rigllama_engine_resume(Handle)); }
+        // Empties the KV cache (after the requests submitted before it), so the next request is
+        // evaluated from scratch.
+        public void Reset() { Native.Check(Native.rigllama_engine_reset(Handle)); }
 
         public void Dispose()
         {

@@ -24,6 +24,14 @@
 // Every call that returns a status runs with runtime.LockOSThread held until the message of
 // rigllama_last_error() (which is per OS thread) has been read, so a failed call's error
 // always carries its own message.
+//
+// Token ids (v0.3): Tokenize and Detokenize turn text into the model's ids and back, and
+// Request.PromptTokens sends ids as the prompt:
+//
+//	ids, err := engine.Tokenize("The sea is", rigllama.TokenizeRawPrompt) // what a raw prompt evaluates
+//	text, err := engine.Detokenize(ids, rigllama.TokenizeRawPrompt)       // "The sea is" again
+//	request := rigllama.NewRequest("")
+//	request.PromptTokens = ids                                            // sent verbatim
 package rigllama
 
 /*
@@ -48,6 +56,7 @@ import "C"
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"runtime/cgo"
@@ -243,6 +252,11 @@ type Request struct {
 	// 8 is what the bench measures). Usage.DraftedTokens and AcceptedTokens report what it did.
 	// Near ties can resolve differently from plain decoding (a batch rounds differently).
 	DraftMax uint32
+	// v0.3: the prompt as token ids (Engine.Tokenize), sent verbatim: nothing is added, so
+	// tokenize with TokenizeAddSpecial (in TokenizeRawPrompt) for the BOS a raw prompt gets.
+	// Leave Prompt, SystemPrompt and MessagesJSON empty; Raw does not matter. nil: unused. An id
+	// outside the vocabulary fails with StatusInvalidArgument naming its index and value.
+	PromptTokens []int32
 }
 
 // NewRequest returns a request for prompt with the defaults of rigllama_request_init.
@@ -351,6 +365,19 @@ func (r Request) toC() (c C.rigllama_request, free func()) {
 		}
 		c.dry_sequence_breakers = array
 		c.n_dry_sequence_breakers = C.size_t(n)
+	}
+	if r.PromptTokens != nil {
+		// C memory as well; one entry at least, so that an empty slice reaches C as set (and is
+		// refused there, naming the count) rather than as NULL.
+		n := len(r.PromptTokens)
+		array := (*C.int32_t)(C.malloc(C.size_t(n+1) * C.size_t(unsafe.Sizeof(C.int32_t(0)))))
+		owned = append(owned, (*C.char)(unsafe.Pointer(array)))
+		ids := unsafe.Slice(array, n)
+		for i, id := range r.PromptTokens {
+			ids[i] = C.int32_t(id)
+		}
+		c.prompt_tokens = array
+		c.n_prompt_tokens = C.size_t(n)
 	}
 	return c, func() {
 		for _, p := range owned {
@@ -586,6 +613,83 @@ func (e *Engine) ApplyTemplate(r Request) (string, error) {
 	return C.GoString(prompt), nil
 }
 
+// CountTokens formats and tokenizes r exactly as Complete would, without running it, and
+// returns the prompt's size in tokens (an image counting as its tokens): compare it with the
+// context size to trim history.
+func (e *Engine) CountTokens(r Request) (uint32, error) {
+	c, free := r.toC()
+	defer free()
+	var n C.uint32_t
+	if err := call(func() C.rigllama_status { return C.rigllama_engine_count_tokens(e.ptr, &c, &n) }); err != nil {
+		return 0, err
+	}
+	return uint32(n), nil
+}
+
+// TokenFlags are Tokenize's and Detokenize's flags (v0.3), OR-ed.
+type TokenFlags uint32
+
+const (
+	// TokenizeAddSpecial: Tokenize adds BOS/EOS as the vocabulary wants; Detokenize leaves out
+	// the BOS/EOS such a tokenization added.
+	TokenizeAddSpecial TokenFlags = C.RIGLLAMA_TOKENIZE_ADD_SPECIAL
+	// TokenizeParseSpecial: Tokenize makes special-token text ("<start_of_turn>") its token,
+	// else it is plain text; Detokenize writes special tokens out as their text, else as nothing.
+	TokenizeParseSpecial TokenFlags = C.RIGLLAMA_TOKENIZE_PARSE_SPECIAL
+	// TokenizeRawPrompt is both: what a raw prompt (Request.Raw) is tokenized with, and its
+	// exact inverse.
+	TokenizeRawPrompt = TokenizeAddSpecial | TokenizeParseSpecial
+)
+
+// Tokenize returns the token ids of text (UTF-8; a NUL byte in it fails with
+// StatusInvalidArgument). With TokenizeRawPrompt they are what a raw prompt evaluates: as
+// many as CountTokens says, and Detokenize with the same flags gives text back exactly. It runs
+// on the engine's worker between decode steps. The first call passes room for len(text)/2+8
+// ids, enough for most text; when the text makes more, the library says how many and the call
+// is made again with that many.
+func (e *Engine) Tokenize(text string, flags TokenFlags) ([]int32, error) {
+	var ctext *C.char
+	if text != "" {
+		ctext = C.CString(text)
+		defer C.free(unsafe.Pointer(ctext))
+	}
+	ids := make([]int32, len(text)/2+8)
+	for {
+		var n C.size_t
+		// ids holds no Go pointers, so C may write into it during the call.
+		err := call(func() C.rigllama_status {
+			return C.rigllama_engine_tokenize(e.ptr, ctext, C.size_t(len(text)), C.uint32_t(flags),
+				(*C.int32_t)(unsafe.Pointer(&ids[0])), C.size_t(len(ids)), &n)
+		})
+		if err == nil {
+			return ids[:int(n)], nil
+		}
+		// Too small: n says how many ids the text makes; any other failure leaves n below.
+		if !errors.Is(err, StatusInvalidArgument) || int(n) <= len(ids) {
+			return nil, err
+		}
+		ids = make([]int32, int(n))
+	}
+}
+
+// Detokenize returns the text of token ids (flags: the inverse of the same flags in Tokenize).
+// Bytes that are not whole characters (ids cut inside one) come out as U+FFFD. An id outside
+// the vocabulary fails with StatusInvalidArgument naming its index and value.
+func (e *Engine) Detokenize(ids []int32, flags TokenFlags) (string, error) {
+	var first *C.int32_t
+	if len(ids) > 0 {
+		first = (*C.int32_t)(unsafe.Pointer(&ids[0])) // no Go pointers in it: C may read it
+	}
+	var text *C.char
+	if err := call(func() C.rigllama_status {
+		return C.rigllama_engine_detokenize(e.ptr, first, C.size_t(len(ids)), C.uint32_t(flags), &text)
+	}); err != nil {
+		return "", err
+	}
+	defer C.rigllama_string_free(text)
+	return C.GoString(text), nil
+}
+
 // SaveSnapshot returns the KV cache of the longest cached prefix of r's prompt (pass the
 // conversation's next request) as a self-checking blob. Keep the messages yourself: the
 // snapshot only saves evaluating them again.
@@ -723,6 +827,12 @@ func (e *Engine) Pause() error {
 // Resume lets a paused engine go on exactly where it stopped. A no-op when not paused.
 func (e *Engine) Resume() error {
 	return call(func() C.rigllama_status { return C.rigllama_engine_resume(e.ptr) })
+}
+
+// Reset empties the KV cache (after the requests submitted before it), so the next request is
+// evaluated from scratch.
+func (e *Engine) Reset() error {
+	return call(func() C.rigllama_status { return C.rigllama_engine_reset(e.ptr) })
 }
 
 // AddLora (v0.2) loads the LoRA adapter GGUF at path (made for this engine's model) and

@@ -591,3 +591,125 @@ func TestPromptLookup(t *testing.T) {
 		})
 	}
 }
+
+// Text -> ids -> text is exact in every script, and with TokenizeRawPrompt the ids are as many
+// as CountTokens says for the same raw prompt.
+func TestTokenizeRoundTrip(t *testing.T) {
+	e := engine(t)
+	for _, text := range []string{"Hello, world!", "Übergrößenträger naïve café", "日本語のテキスト", "emoji 🦀🚀",
+		"Привет, мир! مرحبا بالعالم", "<start_of_turn>user\nHi<end_of_turn>\n"} {
+		t.Run(text, func(t *testing.T) {
+			ids, err := e.Tokenize(text, rigllama.TokenizeRawPrompt)
+			if err != nil || len(ids) == 0 {
+				t.Fatalf("Tokenize: %v, %v", ids, err)
+			}
+			if back, err := e.Detokenize(ids, rigllama.TokenizeRawPrompt); err != nil || back != text {
+				t.Errorf("Detokenize(%v) = %q, %v", ids, back, err)
+			}
+			if counted, err := e.CountTokens(greedy(text, 1)); err != nil || int(counted) != len(ids) {
+				t.Errorf("CountTokens = %d (%v), Tokenize made %d ids", counted, err, len(ids))
+			}
+		})
+	}
+}
+
+// Text that makes more ids than Tokenize's first buffer (len/2+8) holds comes back whole.
+func TestTokenizeGrowsItsBuffer(t *testing.T) {
+	e := engine(t)
+	digits := strings.Repeat("0123456789", 20) // one id per digit with this model
+	ids, err := e.Tokenize(digits, rigllama.TokenizeRawPrompt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) <= len(digits)/2+8 {
+		t.Fatalf("%d ids for %d digits: the first buffer was enough, nothing grew", len(ids), len(digits))
+	}
+	if back, err := e.Detokenize(ids, rigllama.TokenizeRawPrompt); err != nil || back != digits {
+		t.Errorf("Detokenize: %q, %v", back, err)
+	}
+	if counted, err := e.CountTokens(greedy(digits, 1)); err != nil || int(counted) != len(ids) {
+		t.Errorf("CountTokens = %d (%v), Tokenize made %d ids", counted, err, len(ids))
+	}
+}
+
+// Without TokenizeParseSpecial special-token text is plain text; an unknown flag is refused.
+func TestTokenizeFlags(t *testing.T) {
+	e := engine(t)
+	special, err := e.Tokenize("<start_of_turn>", rigllama.TokenizeParseSpecial)
+	if err != nil || len(special) != 1 {
+		t.Errorf("with TokenizeParseSpecial: %v, %v; want one id", special, err)
+	}
+	plain, err := e.Tokenize("<start_of_turn>", 0)
+	if err != nil || len(plain) < 2 {
+		t.Errorf("without flags: %v, %v; want the text's pieces", plain, err)
+	}
+	if back, err := e.Detokenize(plain, 0); err != nil || back != "<start_of_turn>" {
+		t.Errorf("Detokenize(%v, 0) = %q, %v", plain, back, err)
+	}
+	if text, err := e.Detokenize(nil, rigllama.TokenizeRawPrompt); err != nil || text != "" {
+		t.Errorf("Detokenize(nil) = %q, %v; want \"\"", text, err)
+	}
+	var rerr *rigllama.Error
+	if _, err := e.Tokenize("x", 4); !errors.As(err, &rerr) || rerr.Status != rigllama.StatusInvalidArgument ||
+		!strings.Contains(rerr.Message, "0x4") {
+		t.Errorf("flags 4: %v; want StatusInvalidArgument naming 0x4", err)
+	}
+	if _, err := e.Tokenize("a\x00b", rigllama.TokenizeRawPrompt); !errors.Is(err, rigllama.StatusInvalidArgument) {
+		t.Errorf("a NUL byte: %v; want StatusInvalidArgument", err)
+	}
+}
+
+// An id outside the vocabulary is refused, naming its index and value.
+func TestDetokenizeRefusesAnIdOutsideTheVocabulary(t *testing.T) {
+	e := engine(t)
+	_, err := e.Detokenize([]int32{2, 10_000_000}, rigllama.TokenizeRawPrompt)
+	var rerr *rigllama.Error
+	if !errors.As(err, &rerr) || !errors.Is(err, rigllama.StatusInvalidArgument) ||
+		!strings.Contains(rerr.Message, "tokens[1] = 10000000") {
+		t.Fatalf("Detokenize: %v; want StatusInvalidArgument naming tokens[1] = 10000000", err)
+	}
+}
+
+// PromptTokens: the raw prompt's ids give the reply its text gives, greedily.
+func TestPromptTokens(t *testing.T) {
+	e := engine(t)
+	const prompt = "The old lighthouse keeper looked out at the storm and"
+	// Each from an empty cache: a prompt whose first tokens are cached evaluates only its last
+	// one, whose logits round differently from a batch's, and this prompt has a near tie.
+	if err := e.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	want, _, err := e.Complete(greedy(prompt, 16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := e.Tokenize(prompt, rigllama.TokenizeRawPrompt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	request := greedy("", 16)
+	request.PromptTokens = ids
+	got, usage, err := e.Complete(request)
+	if err != nil || got != want || int(usage.PromptTokens) != len(ids) {
+		t.Errorf("from ids %q (%d prompt tokens, %v), from the text %q", got, usage.PromptTokens, err, want)
+	}
+
+	request.PromptTokens = []int32{ids[0], 10_000_000}
+	var rerr *rigllama.Error
+	if _, _, err := e.Complete(request); !errors.As(err, &rerr) || rerr.Status != rigllama.StatusInvalidArgument ||
+		!strings.Contains(rerr.Message, "prompt_tokens[1] = 10000000") {
+		t.Errorf("an id outside the vocabulary: %v; want StatusInvalidArgument naming prompt_tokens[1]", err)
+	}
+	request.PromptTokens = []int32{}
+	if _, _, err := e.Complete(request); !errors.Is(err, rigllama.StatusInvalidArgument) {
+		t.Errorf("an empty, non-nil PromptTokens: %v; want StatusInvalidArgument", err)
+	}
+	request.PromptTokens = ids
+	request.Prompt = "and text too"
+	if _, _, err := e.Complete(request); !errors.Is(err, rigllama.StatusInvalidArgument) {
+		t.Errorf("PromptTokens beside Prompt: %v; want StatusInvalidArgument", err)
+	}
+}

@@ -377,6 +377,78 @@ public class RigllamaTests
             }
         }
     }
+
+    [TestCase("Hello, world!")]
+    [TestCase("Übergrößenträger naïve café")]
+    [TestCase("日本語のテキスト")]
+    [TestCase("emoji 🦀🚀")]
+    [TestCase("Привет, мир! مرحبا بالعالم")]
+    [TestCase("<start_of_turn>user\nHi<end_of_turn>\n")]
+    public void TextToIdsToTextIsExactAndCountsAsARawPrompt(string text)
+    {
+        int[] ids = Shared().Tokenize(text);
+        Assert.IsNotEmpty(ids);
+        Assert.AreEqual(text, Shared().Detokenize(ids));
+        Assert.AreEqual((uint)ids.Length, Shared().CountTokens(text, Greedy(1)));
+    }
+
+    [Test]
+    public void TokenizeGrowsItsBufferForTextThatMakesManyIds()
+    {
+        string digits = new StringBuilder().Insert(0, "0123456789", 20).ToString();   // one id per digit here
+        int[] ids = Shared().Tokenize(digits);
+        Assert.Greater(ids.Length, digits.Length / 2 + 8, "the first buffer was enough: nothing grew");
+        Assert.AreEqual(digits, Shared().Detokenize(ids));
+        Assert.AreEqual((uint)ids.Length, Shared().CountTokens(digits, Greedy(1)));
+    }
+
+    [Test]
+    public void TokenizeFlags()
+    {
+        Assert.AreEqual(1, Shared().Tokenize("<start_of_turn>", Rigllama.TokenizeFlags.ParseSpecial).Length);
+        int[] plain = Shared().Tokenize("<start_of_turn>", Rigllama.TokenizeFlags.None);
+        Assert.Greater(plain.Length, 1);
+        Assert.AreEqual("<start_of_turn>", Shared().Detokenize(plain, Rigllama.TokenizeFlags.None));
+        Assert.AreEqual("", Shared().Detokenize(new int[0]));
+        var e = Assert.Throws<RigllamaException>(() => Shared().Tokenize("a\0b"));
+        Assert.AreEqual(Status.InvalidArgument, e.Status);
+    }
+
+    [TestCase(10000000)]
+    [TestCase(-3)]
+    public void AnIdOutsideTheVocabularyIsRefusedNamingIt(int bad)
+    {
+        var e = Assert.Throws<RigllamaException>(() => Shared().Detokenize(new[] { 2, bad }));
+        Assert.AreEqual(Status.InvalidArgument, e.Status);
+        StringAssert.Contains("tokens[1] = " + bad, e.Message);
+    }
+
+    [Test]
+    public void PromptTokensGiveTheReplyTheRawTextGives()
+    {
+        Engine engine = Shared();
+        const string prompt = "The old lighthouse keeper looked out at the storm and";
+        // Each from an empty cache: a prompt whose first tokens are cached evaluates only its last
+        // one, whose logits round differently from a batch's, and this prompt has a near tie.
+        engine.Reset();
+        Usage usage;
+        string expected = engine.Complete(prompt, Greedy(16), out usage);
+        int[] ids = engine.Tokenize(prompt);
+        engine.Reset();
+        Assert.AreEqual(expected, engine.CompleteTokens(ids, Greedy(16), out usage));
+        Assert.AreEqual((uint)ids.Length, usage.prompt_tokens);
+        engine.Reset();
+        var text = new StringBuilder();
+        using (Job job = engine.SubmitTokens(ids, Greedy(16)))
+            Assert.AreEqual(EventKind.Done, UntilFinal(job, text).Kind);
+        Assert.AreEqual(expected, text.ToString(), "as a job");
+
+        var e = Assert.Throws<RigllamaException>(() => engine.CompleteTokens(new[] { ids[0], 10000000 }, Greedy(1), out usage));
+        Assert.AreEqual(Status.InvalidArgument, e.Status);
+        StringAssert.Contains("prompt_tokens[1] = 10000000", e.Message);
+        e = Assert.Throws<RigllamaException>(() => engine.CompleteTokens(new int[0], Greedy(1), out usage));
+        Assert.AreEqual(Status.InvalidArgument, e.Status);
+    }
 }
 
 // The smallest JSON reader the checks need (Mono has no JSON parser in its default references):

@@ -243,3 +243,59 @@ def test_a_tool_call_end_to_end(engine: Engine) -> None:
 
 def test_count_tokens(engine: Engine) -> None:
     assert engine.count_tokens("Hello there", raw_prompt=True) > 0
+
+
+@pytest.mark.parametrize("text", ["Hello, world!", "Übergrößenträger naïve café", "日本語のテキスト", "emoji 🦀🚀",
+                                  "Привет, мир! مرحبا بالعالم", "<start_of_turn>user\nHi<end_of_turn>\n"])
+def test_text_to_ids_to_text_is_exact_and_counts_as_a_raw_prompt(engine: Engine, text: str) -> None:
+    ids = engine.tokenize(text)
+    assert ids and all(isinstance(token, int) for token in ids)
+    assert engine.detokenize(ids) == text
+    assert len(ids) == engine.count_tokens(text, raw_prompt=True)
+
+
+def test_tokenize_grows_its_buffer_for_text_that_makes_many_ids(engine: Engine) -> None:
+    digits = "0123456789" * 20  # one id per digit with this model
+    ids = engine.tokenize(digits)
+    assert len(ids) > len(digits) // 2 + 8, "the first buffer was enough: nothing grew"
+    assert engine.detokenize(ids) == digits
+    assert len(ids) == engine.count_tokens(digits, raw_prompt=True)
+
+
+def test_tokenize_flags(engine: Engine) -> None:
+    assert len(engine.tokenize("<start_of_turn>", add_special=False)) == 1
+    plain = engine.tokenize("<start_of_turn>", add_special=False, parse_special=False)
+    assert len(plain) > 1
+    assert engine.detokenize(plain, add_special=False, parse_special=False) == "<start_of_turn>"
+    assert engine.detokenize([]) == ""
+    with pytest.raises(RigllamaError) as raised:
+        engine.tokenize("a\0b")
+    assert raised.value.status == Status.INVALID_ARGUMENT
+
+
+@pytest.mark.parametrize("bad", [10_000_000, -3, 2**40])
+def test_an_id_outside_the_vocabulary_is_refused_naming_it(engine: Engine, bad: int) -> None:
+    with pytest.raises(RigllamaError) as raised:
+        engine.detokenize([2, bad])
+    assert raised.value.status == Status.INVALID_ARGUMENT
+    assert f"tokens[1] = {bad}" in raised.value.message
+
+
+def test_prompt_tokens_give_the_reply_the_raw_text_gives(engine: Engine) -> None:
+    prompt = "The old lighthouse keeper looked out at the storm and"
+    # Each from an empty cache: a prompt whose first tokens are cached evaluates only its last
+    # one, whose logits round differently from a batch's, and this prompt has a near tie.
+    engine.reset()
+    expected, _ = engine.complete(prompt, max_tokens=16, **GREEDY)
+    ids = engine.tokenize(prompt)
+    engine.reset()
+    text, usage = engine.complete(prompt_tokens=ids, max_tokens=16, temperature=0.0)
+    assert text == expected
+    assert usage.prompt_tokens == len(ids)
+    with pytest.raises(RigllamaError) as raised:
+        engine.complete(prompt_tokens=[ids[0], 10_000_000], max_tokens=1)
+    assert raised.value.status == Status.INVALID_ARGUMENT
+    assert "prompt_tokens[1] = 10000000" in raised.value.message
+    with pytest.raises(RigllamaError) as raised:
+        engine.complete(prompt, prompt_tokens=ids, max_tokens=1)
+    assert raised.value.status == Status.INVALID_ARGUMENT

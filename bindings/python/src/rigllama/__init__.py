@@ -12,6 +12,9 @@
         with engine.submit("Once upon a time", max_tokens=32) as job:   # frame loops: job.poll(0)
             for event in job:                                # waits; ends after the final event
                 ...
+        ids = engine.tokenize("The sea is")                  # what a raw prompt evaluates
+        assert engine.detokenize(ids) == "The sea is"
+        text, usage = engine.complete(prompt_tokens=ids, max_tokens=24)   # the ids, sent verbatim
 
     rigllama.Engine("model.gguf", n_seq=2, thread_priority=rigllama.ThreadPriority.LOW)
     rigllama.Engine("model.gguf", rigllama.EngineOptions(n_ctx=8192))
@@ -283,7 +286,11 @@ class Request:
     must match. json_schema: the reply is one JSON value valid against it. tools: OpenAI's
     tools array. n_logprobs: 1..20 makes a job send LOGPROBS events. logit_bias:
     {token_id: bias} or [[token_id or text, bias or False], ...]. draft_max: prompt-lookup
-    speculation, up to this many guessed tokens verified in one decode (0 = off; at most 64)."""
+    speculation, up to this many guessed tokens verified in one decode (0 = off; at most 64).
+    prompt_tokens (v0.3): the prompt as token ids (Engine.tokenize), sent verbatim, nothing
+    added (tokenize's defaults add the BOS a raw prompt gets); leave prompt, messages and
+    system_prompt None (raw_prompt does not matter). An id outside the vocabulary raises
+    RigllamaError (INVALID_ARGUMENT) naming its index and value."""
 
     prompt: Optional[str] = None
     messages: Optional[JsonText] = None
@@ -321,6 +328,7 @@ class Request:
     n_logprobs: Optional[int] = None
     logit_bias: Optional[JsonText] = None
     draft_max: Optional[int] = None
+    prompt_tokens: Optional[Sequence[int]] = None
 
 
 # Request fields copied into the C struct as they are (None: the default stays).
@@ -351,6 +359,24 @@ def _strings(values: Sequence[str]) -> Any:
     return (ctypes.c_char_p * len(values))(*[v.encode("utf-8") for v in values])
 
 
+# rigllama_engine_tokenize's flags (RIGLLAMA_TOKENIZE_*).
+_TOKENIZE_ADD_SPECIAL = 1
+_TOKENIZE_PARSE_SPECIAL = 2
+
+
+def _token_flags(add_special: bool, parse_special: bool) -> int:
+    return (_TOKENIZE_ADD_SPECIAL if add_special else 0) | (_TOKENIZE_PARSE_SPECIAL if parse_special else 0)
+
+
+def _token_array(ids: Sequence[int], what: str) -> Any:
+    """ids as a C int32_t array. An id that does not fit one is refused here, as the library
+    refuses one outside the vocabulary (ctypes would silently keep its low 32 bits)."""
+    for i, token in enumerate(ids):
+        if not -2**31 <= token < 2**31:
+            raise RigllamaError(Status.INVALID_ARGUMENT, f"{what}[{i}] = {token} is not a 32-bit token id")
+    return (ctypes.c_int32 * len(ids))(*ids)
+
+
 def _make_request(prompt: Union[str, Request, None], fields: Dict[str, Any]) -> Request:
     base = prompt if isinstance(prompt, Request) else Request(prompt=prompt)
     return dataclasses.replace(base, **fields)  # TypeError names an unknown field
@@ -373,6 +399,9 @@ def _c_request(r: Request) -> _native.Request:
     if r.dry_sequence_breakers is not None:
         c.dry_sequence_breakers = _strings(r.dry_sequence_breakers)
         c.n_dry_sequence_breakers = len(r.dry_sequence_breakers)
+    if r.prompt_tokens is not None:
+        c.prompt_tokens = _token_array(r.prompt_tokens, "prompt_tokens")
+        c.n_prompt_tokens = len(r.prompt_tokens)
     for name in _PLAIN_REQUEST_FIELDS:
         value = getattr(r, name)
         if value is not None:
@@ -571,9 +600,42 @@ class Engine:
         return described
 
     def count_tokens(self, prompt: Union[str, Request, None] = None, /, **fields: Any) -> int:
+        """The prompt's size in tokens, formatted and tokenized exactly as complete() would,
+        without running it (an image counts as its tokens): compare it with n_ctx to trim history."""
         req, n = _c_request(_make_request(prompt, fields)), ctypes.c_uint32()
         _check(_lib.rigllama_engine_count_tokens(self._handle, ctypes.byref(req), ctypes.byref(n)))
         return n.value
+
+    def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = True) -> List[int]:
+        """The token ids of text (a NUL character in it raises RigllamaError, INVALID_ARGUMENT).
+        add_special: add BOS/EOS as the vocabulary wants; parse_special: special-token text
+        ("<start_of_turn>") becomes its token, else it is plain text. The defaults give what a
+        raw prompt evaluates (as many ids as count_tokens(text, raw_prompt=True)), and
+        detokenize with the same flags gives text back exactly. The first call has room for
+        len(bytes) // 2 + 8 ids, enough for most text; when the text makes more, the library
+        says how many and the call is made again with that many."""
+        encoded, flags = text.encode("utf-8"), _token_flags(add_special, parse_special)
+        capacity = len(encoded) // 2 + 8
+        while True:
+            ids, n = (ctypes.c_int32 * capacity)(), ctypes.c_size_t()
+            code = _lib.rigllama_engine_tokenize(self._handle, encoded, len(encoded), flags, ids, capacity,
+                                                 ctypes.byref(n))
+            if code == Status.OK:
+                return list(ids[:n.value])
+            if code != Status.INVALID_ARGUMENT or n.value <= capacity:
+                _check(code)  # any failure but a too-small buffer, which says how many ids it needs
+            capacity = n.value
+
+    def detokenize(self, ids: Sequence[int], *, add_special: bool = True, parse_special: bool = True) -> str:
+        """The text of token ids; the flags are the inverse of tokenize's (add_special: leave out
+        the BOS/EOS such a tokenization added; parse_special: write special tokens out as their
+        text, else as nothing). Bytes that are not whole characters (ids cut inside one) come out
+        as U+FFFD. An id outside the vocabulary raises RigllamaError (INVALID_ARGUMENT) naming
+        its index and value."""
+        array, out = _token_array(ids, "tokens"), ctypes.c_void_p()
+        _check(_lib.rigllama_engine_detokenize(self._handle, array, len(ids), _token_flags(add_special, parse_special),
+                                               ctypes.byref(out)))
+        return _take_string(out)
 
     def save_snapshot(self, prompt: Union[str, Request, None] = None, /, **fields: Any) -> bytes:
         """The KV cache of the longest cached prefix of this request's prompt, as bytes (a "save

@@ -218,6 +218,11 @@ def load(path: str) -> Any:
         "rigllama_engine_reset": (c_status, [engine_p]),
         "rigllama_engine_describe": (c_status, [engine_p, P(ctypes.c_void_p)]),
         "rigllama_engine_count_tokens": (c_status, [engine_p, P(Request), P(ctypes.c_uint32)]),
+        # v0.3. text is c_char_p over bytes: len says how many, a NUL among them reaches C.
+        "rigllama_engine_tokenize": (c_status, [engine_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint32,
+                                                P(ctypes.c_int32), ctypes.c_size_t, P(ctypes.c_size_t)]),
+        "rigllama_engine_detokenize": (c_status, [engine_p, P(ctypes.c_int32), ctypes.c_size_t, ctypes.c_uint32,
+                                                  P(ctypes.c_void_p)]),
         "rigllama_string_free": (None, [ctypes.c_void_p]),
         # out_data is a c_void_p, not POINTER(c_uint8), so the pointer survives to bytes_free.
         "rigllama_engine_save_snapshot": (c_status, [engine_p, P(Request), P(ctypes.c_void_p), P(ctypes.c_size_t)]),
