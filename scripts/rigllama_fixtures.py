@@ -62,7 +62,7 @@ def copy_gguf(gguf, reader, dest, set_values=None, adjust=None, tensors=None):
     `reader`, a gguf.GGUFReader.
 
     set_values: {key: value}. An existing key keeps its type and gets the value; a new key must
-    be a string (it is added as a GGUF string); None removes the key.
+    be a string, bool or int (added as a GGUF string, bool or uint32); None removes the key.
     adjust: optional fn(field, value) -> value, applied to every copied field's value.
     tensors: the reader's tensors to keep (default: all of them).
     Returns the number of tensors written."""
@@ -93,9 +93,16 @@ def copy_gguf(gguf, reader, dest, set_values=None, adjust=None, tensors=None):
     for key, value in set_values.items():
         if value is None:
             continue
-        if not isinstance(value, str):
-            raise TypeError(f"copy_gguf: new key {key} must be a string, got {type(value).__name__}")
-        writer.add_key_value(key, value, gguf.GGUFValueType.STRING)
+        # bool before int: a bool is an int in Python.
+        if isinstance(value, bool):
+            writer.add_key_value(key, value, gguf.GGUFValueType.BOOL)
+        elif isinstance(value, int):
+            writer.add_key_value(key, value, gguf.GGUFValueType.UINT32)
+        elif isinstance(value, str):
+            writer.add_key_value(key, value, gguf.GGUFValueType.STRING)
+        else:
+            raise TypeError(f"copy_gguf: new key {key} must be a string, bool or int, "
+                            f"got {type(value).__name__}")
 
     tensors = reader.tensors if tensors is None else tensors
     # Quantized tensors come back as raw bytes; raw_dtype makes the writer record the real

@@ -151,6 +151,15 @@ pub struct rigllama_request {
     pub prompt_tokens: *const i32,
     /// v0.3. Entries in `prompt_tokens` (at most 1,048,576); default 0.
     pub n_prompt_tokens: usize,
+    /// v0.3. Fill-in-the-middle: the text after the gap, with `prompt` the text before it
+    /// (either may be "", not both) and `raw_prompt` 1. The prompt is laid out with the
+    /// vocabulary's FIM tokens as llama-server lays out an `/infill` prompt (a repository header
+    /// where the vocabulary has FIM_REP/FIM_SEP, BOS where it adds one, then
+    /// `[FIM_PRE]prefix[FIM_SUF]suffix[FIM_MID]`; the prefix keeps at most its last 3/4 of
+    /// `n_batch` tokens and the suffix its first `n_batch`/4 - 2, the cut counted in
+    /// `rigllama_usage.dropped_tokens`); the reply is the middle. A model whose vocabulary has
+    /// no FIM tokens is refused with INVALID_ARGUMENT. Default NULL (no fill-in-the-middle).
+    pub suffix: *const c_char,
 }
 
 /// Fills `request` with defaults for `struct_size` bytes (pass `sizeof *request`).
@@ -205,6 +214,7 @@ versioned_struct!(input rigllama_request {
     draft_max: crate::engine::DEFAULT_DRAFT_MAX,
     prompt_tokens: std::ptr::null(),
     n_prompt_tokens: 0,
+    suffix: std::ptr::null(),
 });
 
 const SAMPLING: crate::engine::Sampling = crate::engine::Sampling::DEFAULT;
@@ -214,7 +224,29 @@ pub(crate) unsafe fn read_request(request: *const rigllama_request) -> Result<Re
     let prompt = unsafe { optional_str(raw.prompt, "request->prompt") }?;
     let system = unsafe { optional_str(raw.system_prompt, "request->system_prompt") }?;
     let messages_json = unsafe { optional_str(raw.messages_json, "request->messages_json") }?;
-    let prompt = if !raw.prompt_tokens.is_null() || raw.n_prompt_tokens > 0 {
+    let suffix = unsafe { optional_str(raw.suffix, "request->suffix") }?;
+    let prompt = if let Some(suffix) = suffix {
+        if raw.raw_prompt != 1 || !raw.prompt_tokens.is_null() || raw.n_prompt_tokens > 0 {
+            return Err(Error::invalid(
+                "suffix (fill-in-the-middle) needs raw_prompt 1, with prompt the text before the \
+                 gap; prompt_tokens cannot be combined with it",
+            )
+            .into());
+        }
+        if messages_json.is_some() || system.is_some() {
+            return Err(Error::invalid(
+                "suffix (fill-in-the-middle) cannot be combined with messages_json or \
+                 system_prompt",
+            )
+            .into());
+        }
+        Prompt::Infill {
+            prefix: prompt.ok_or_else(|| {
+                Failure::null("request->prompt (the text before the gap; \"\" for none)")
+            })?,
+            suffix,
+        }
+    } else if !raw.prompt_tokens.is_null() || raw.n_prompt_tokens > 0 {
         if prompt.is_some() || messages_json.is_some() || system.is_some() {
             return Err(Error::invalid(
                 "prompt_tokens is set: leave prompt, messages_json and system_prompt NULL",

@@ -31,7 +31,8 @@ pub struct rigllama_usage {
     /// Milliseconds from the first to the last generated token.
     pub generation_ms: f64,
     /// v0.2. Tokens of the oldest turns dropped to make room
-    /// (`RIGLLAMA_CONTEXT_OVERFLOW_SHIFT`); 0 otherwise.
+    /// (`RIGLLAMA_CONTEXT_OVERFLOW_SHIFT`); v0.3: with `rigllama_request.suffix`, the prefix
+    /// and suffix tokens cut to fit one batch; 0 otherwise.
     pub dropped_tokens: u32,
     /// v0.2. Tokens guessed by prompt-lookup speculation (`rigllama_request.draft_max`) and
     /// evaluated along with the real ones.

@@ -102,6 +102,7 @@ static void test_layout_is_printed_for_bindings(void) {
     FIELD(rigllama_request, draft_max);
     FIELD(rigllama_request, prompt_tokens);
     FIELD(rigllama_request, n_prompt_tokens);
+    FIELD(rigllama_request, suffix);
     printf("  sizeof(rigllama_usage) = %zu\n", sizeof(rigllama_usage));
     FIELD(rigllama_usage, struct_size);
     FIELD(rigllama_usage, finish_reason);
@@ -178,11 +179,12 @@ static void test_layout_is_printed_for_bindings(void) {
     AT(rigllama_request, draft_max, 208, 152);
     AT(rigllama_request, prompt_tokens, 216, 156);
     AT(rigllama_request, n_prompt_tokens, 224, 160);
+    AT(rigllama_request, suffix, 232, 164);
     AT(rigllama_usage, drafted_tokens, 44, 44);
     AT(rigllama_usage, accepted_tokens, 48, 48);
     AT(rigllama_usage, image_tokens, 52, 52);
 #undef AT
-    CHECK(sizeof(rigllama_request) == (sizeof(void *) == 8 ? 232 : 164), "sizeof request %zu", sizeof(rigllama_request));
+    CHECK(sizeof(rigllama_request) == (sizeof(void *) == 8 ? 240 : 168), "sizeof request %zu", sizeof(rigllama_request));
     CHECK(sizeof(rigllama_usage) == 56, "sizeof usage %zu", sizeof(rigllama_usage));
     CHECK(RIGLLAMA_EVENT_KIND_LOGPROBS == 6 && RIGLLAMA_KV_TYPE_F16 == 0 && RIGLLAMA_KV_TYPE_Q8_0 == 3 &&
               RIGLLAMA_KV_TYPE_IQ4_NL == 8 && RIGLLAMA_FLASH_ATTENTION_AUTO == 0 && RIGLLAMA_FLASH_ATTENTION_ON == 2 &&

@@ -83,6 +83,12 @@ pub fn vision_projector_path() -> PathBuf {
     fixture_beside_model("make-vision-projector", "gemma3-270m-mmproj-random.gguf")
 }
 
+/// The default model with fill-in-the-middle tokens in its vocabulary (five of its unused
+/// control tokens), made by `scripts/make-fim-model` (cached beside it).
+pub fn fim_model_path() -> PathBuf {
+    fixture_beside_model("make-fim-model", "fim-gemma3-270m.gguf")
+}
+
 /// `scripts/SCRIPT MODEL DEST` with DEST the file `name` beside the default model: a fixture
 /// made from it once, then cached.
 fn fixture_beside_model(script: &str, name: &str) -> PathBuf {

@@ -321,6 +321,25 @@ impl Engine {
         self.send_and_wait(Command::Embed { texts, reply }, receiver)
     }
 
+    /// How well each document answers `query`, in order: one score per document (higher is
+    /// better; unnormalised, as llama-server returns them), from a reranker model (pooling type
+    /// rank). Query and document are joined as llama-server joins them for the model. Runs in
+    /// the embedding context: the chat KV cache is untouched. A model that is not a reranker,
+    /// an empty query or document, or a pair longer than
+    /// [`MAX_EMBED_TOKENS`](crate::MAX_EMBED_TOKENS) is refused.
+    pub fn rerank<S: AsRef<str>>(&self, query: &str, documents: &[S]) -> Result<Vec<f32>> {
+        let documents: Vec<String> = documents.iter().map(|d| d.as_ref().to_owned()).collect();
+        let (reply, receiver) = std::sync::mpsc::channel();
+        self.send_and_wait(
+            Command::Rerank {
+                query: query.to_owned(),
+                documents,
+                reply,
+            },
+            receiver,
+        )
+    }
+
     /// Loads the LoRA adapter at `path` (a GGUF made for this model) and applies it at
     /// `scale` (0 = no effect, 1 = as trained; within ±[`MAX_LORA_SCALE`](crate::MAX_LORA_SCALE)),
     /// beside any others. Runs after the requests submitted before it and empties the KV

@@ -16,6 +16,10 @@ pub enum Prompt {
     /// Token ids sent verbatim (nothing added): a prompt the caller tokenized itself with
     /// [`Engine::tokenize`](crate::Engine::tokenize).
     Tokens(Vec<i32>),
+    /// Fill-in-the-middle: the model writes what goes between `prefix` and `suffix`, laid out
+    /// with the vocabulary's FIM tokens as llama-server lays out an `/infill` prompt. Needs a
+    /// model trained for it (one whose vocabulary has FIM tokens).
+    Infill { prefix: String, suffix: String },
 }
 
 /// One generation request.
@@ -99,6 +103,25 @@ impl Request {
         }
     }
 
+    /// Token ids sent verbatim (see [`Prompt::Tokens`]).
+    pub fn tokens(ids: Vec<i32>) -> Self {
+        Self {
+            prompt: Prompt::Tokens(ids),
+            ..Self::chat(Vec::new())
+        }
+    }
+
+    /// Fill-in-the-middle: what goes between `prefix` and `suffix` (see [`Prompt::Infill`]).
+    pub fn infill(prefix: impl Into<String>, suffix: impl Into<String>) -> Self {
+        Self {
+            prompt: Prompt::Infill {
+                prefix: prefix.into(),
+                suffix: suffix.into(),
+            },
+            ..Self::chat(Vec::new())
+        }
+    }
+
     /// Checks every field against its documented range before anything reaches llama.cpp.
     pub fn validate(&self) -> Result<()> {
         match &self.prompt {
@@ -107,6 +130,16 @@ impl Request {
                     return Err(Error::invalid("the prompt is empty"));
                 }
                 reject_nul("prompt", text)?;
+            }
+            Prompt::Infill { prefix, suffix } => {
+                if prefix.is_empty() && suffix.is_empty() {
+                    return Err(Error::invalid(
+                        "the prompt (the text before the gap) and suffix (the text after it) are \
+                         both empty",
+                    ));
+                }
+                reject_nul("prompt", prefix)?;
+                reject_nul("suffix", suffix)?;
             }
             Prompt::Tokens(tokens) => {
                 if tokens.is_empty() {
@@ -207,8 +240,8 @@ impl Request {
         }
         if !matches!(self.prompt, Prompt::Chat(_)) && !self.tools.is_empty() {
             return Err(Error::invalid(
-                "tools need a chat request (the template renders them); this one is raw text or \
-                 token ids",
+                "tools need a chat request (the template renders them); this one is raw text, \
+                 token ids or fill-in-the-middle",
             ));
         }
         if let Some(grammar) = &self.grammar {

@@ -1,11 +1,12 @@
 //! Embeddings: a second context on the same model, made on first use with embeddings on, so
 //! the chat KV cache is never disturbed. Vectors are pooled (the model's pooling type, mean
-//! when it has none) and L2-normalised.
+//! when it has none) and L2-normalised. Reranking (rerank.rs) uses the same context.
 
 use std::num::NonZeroU32;
 
 use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
 use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::token::LlamaToken;
 
 use crate::engine::error::{Error, Result};
 use crate::engine::worker::cpu_share::cpu_share;
@@ -19,7 +20,14 @@ const SEQS_PER_BATCH: usize = 8;
 impl LoadedModel {
     /// The embedding of each text, in order.
     pub fn embed(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
-        let limit = MAX_EMBED_TOKENS.min(self.description.n_ctx_train.max(1)) as usize;
+        if self.pooling() == LlamaPoolingType::Rank {
+            return Err(Error::invalid(format!(
+                "the model ({}) is a reranker (pooling type rank): it scores a query against \
+                 documents with rerank and has no embeddings",
+                self.description.architecture
+            )));
+        }
+        let limit = self.pooling_limit();
         let mut tokenized = Vec::with_capacity(texts.len());
         for (i, text) in texts.iter().enumerate() {
             if text.contains('\0') {
@@ -37,13 +45,29 @@ impl LoadedModel {
             }
             tokenized.push(tokens);
         }
+        let vectors = self.pooled_outputs(&tokenized, limit)?;
+        Ok(vectors.iter().map(|v| normalized(v)).collect())
+    }
+
+    /// Longest input, in tokens, the pooling context takes.
+    pub(super) fn pooling_limit(&self) -> usize {
+        MAX_EMBED_TOKENS.min(self.description.n_ctx_train.max(1)) as usize
+    }
+
+    /// llama.cpp's pooled output for each token sequence (each at most `limit` tokens), in
+    /// order: an embedding, or a reranker's class scores.
+    pub(super) fn pooled_outputs(
+        &mut self,
+        tokenized: &[Vec<LlamaToken>],
+        limit: usize,
+    ) -> Result<Vec<Vec<f32>>> {
         self.ensure_embed_context(limit as u32)?;
         let ctx = self.embed_ctx.as_mut().expect("made above");
         let mut batch = LlamaBatch::new(limit, SEQS_PER_BATCH as i32);
-        let mut vectors = Vec::with_capacity(texts.len());
+        let mut outputs = Vec::with_capacity(tokenized.len());
         let mut next = 0;
         while next < tokenized.len() {
-            // As many texts as fit one batch (each text whole: pooling needs all its tokens).
+            // As many inputs as fit one batch (each whole: pooling needs all its tokens).
             let mut group = Vec::new();
             let mut used = 0;
             while next < tokenized.len()
@@ -59,22 +83,22 @@ impl LoadedModel {
             for (seq, &index) in group.iter().enumerate() {
                 batch
                     .add_sequence(&tokenized[index], seq as i32, false)
-                    .map_err(|e| Error::Internal(format!("embedding batch: {e}")))?;
+                    .map_err(|e| Error::Internal(format!("pooling batch: {e}")))?;
             }
             // In a turn of the process's CPU share, as generation steps are (see cpu_share).
             // Nothing cancels an embedding, so it waits for its turn however long it takes.
             let turn = cpu_share().take_turn(self.n_threads, &|| false);
             let decoded = ctx.decode(&mut batch);
             drop(turn);
-            decoded.map_err(|e| Error::Internal(format!("embedding decode failed: {e}")))?;
+            decoded.map_err(|e| Error::Internal(format!("pooling decode failed: {e}")))?;
             for seq in 0..group.len() {
                 let pooled = ctx.embeddings_seq_ith(seq as i32).map_err(|e| {
-                    Error::Internal(format!("llama.cpp gave no pooled embedding: {e}"))
+                    Error::Internal(format!("llama.cpp gave no pooled output: {e}"))
                 })?;
-                vectors.push(normalized(pooled));
+                outputs.push(pooled.to_vec());
             }
         }
-        Ok(vectors)
+        Ok(outputs)
     }
 
     fn ensure_embed_context(&mut self, n_ctx: u32) -> Result<()> {
@@ -107,9 +131,9 @@ impl LoadedModel {
         Ok(())
     }
 
-    /// The pooling the model declares, or mean pooling for models that declare none (chat
-    /// models).
-    fn pooling(&self) -> LlamaPoolingType {
+    /// The pooling the model declares (rank: a reranker's classification head), or mean
+    /// pooling for models that declare none (chat models).
+    pub(super) fn pooling(&self) -> LlamaPoolingType {
         let key = format!("{}.pooling_type", self.description.architecture);
         match self
             .model
@@ -117,7 +141,7 @@ impl LoadedModel {
             .ok()
             .and_then(|v| v.parse::<i32>().ok())
         {
-            Some(kind @ 1..=3) => LlamaPoolingType::from(kind),
+            Some(kind @ 1..=4) => LlamaPoolingType::from(kind),
             _ => LlamaPoolingType::Mean,
         }
     }

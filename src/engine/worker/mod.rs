@@ -2,10 +2,12 @@
 pub(super) mod cpu_share;
 pub(super) mod embed;
 pub(super) mod event_channel;
+pub(super) mod infill;
 pub(super) mod lora;
 pub(super) mod model;
 pub(super) mod prompt;
 pub(super) mod protocol;
+pub(super) mod rerank;
 pub(super) mod sampler_chain;
 pub(super) mod scheduler;
 pub(super) mod sequence;

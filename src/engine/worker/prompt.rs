@@ -42,6 +42,22 @@ impl LoadedModel {
                 reply: plain_reply(request)?,
             }),
             Prompt::Chat(_) => self.chat_format()?.render(&self.model, request, true),
+            // The laid-out tokens' text, special tokens written out.
+            Prompt::Infill { prefix, suffix } => {
+                let layout = self.infill_layout(prefix, suffix)?;
+                let ids: Vec<i32> = layout.tokens.iter().map(|t| t.0).collect();
+                Ok(Rendered {
+                    text: self.detokenize(
+                        &ids,
+                        TokenFlags {
+                            add_special: false,
+                            parse_special: true,
+                        },
+                        "the fill-in-the-middle prompt",
+                    )?,
+                    reply: plain_reply(request)?,
+                })
+            }
             // The ids' own text, special tokens written out: what apply_template shows.
             Prompt::Tokens(ids) => Ok(Rendered {
                 text: self.detokenize(
@@ -61,8 +77,8 @@ impl LoadedModel {
     /// tokenizer adds one (`rigllama_engine_apply_template`).
     pub fn apply_template(&self, request: &Request) -> Result<String> {
         let rendered = self.render(request)?;
-        if let Prompt::Tokens(_) = request.prompt {
-            return Ok(rendered.text); // nothing is added to ids
+        if let Prompt::Tokens(_) | Prompt::Infill { .. } = request.prompt {
+            return Ok(rendered.text); // nothing is added to ids; a layout has its BOS
         }
         Ok(bos_text(&self.model).unwrap_or_default() + &rendered.text)
     }
@@ -83,11 +99,16 @@ impl LoadedModel {
             let tokens = checked_tokens(&self.model, ids, "prompt_tokens")?;
             return Ok((tokens, Vec::new(), plain_reply(request)?));
         }
+        if let Prompt::Infill { prefix, suffix } = &request.prompt {
+            request.validate()?;
+            let layout = self.infill_layout(prefix, suffix)?;
+            return Ok((layout.tokens, Vec::new(), plain_reply(request)?));
+        }
         let rendered = self.render(request)?;
         let images = match &request.prompt {
             // In the order their markers appear in the rendered prompt.
             Prompt::Chat(messages) => messages.iter().flat_map(|m| m.images.iter()).collect(),
-            Prompt::Raw(_) | Prompt::Tokens(_) => Vec::new(),
+            Prompt::Raw(_) | Prompt::Tokens(_) | Prompt::Infill { .. } => Vec::new(),
         };
         let (tokens, spans) = if images.is_empty() {
             (self.tokenize_text(&rendered.text), Vec::new())
@@ -141,12 +162,26 @@ impl LoadedModel {
     /// exchanges are dropped until it leaves room for the reply. Fails with
     /// [`Error::ContextOverflow`] when even that cannot fit.
     pub fn plan_prompt(&self, request: &Request) -> Result<PromptPlan> {
-        let (tokens, images, reply) = self.render_tokens(request)?;
         let n_ctx = self.n_ctx as usize;
         let overflow = |prompt_tokens: usize| Error::ContextOverflow {
             prompt_tokens,
             n_ctx: self.n_ctx,
         };
+        if let Prompt::Infill { prefix, suffix } = &request.prompt {
+            request.validate()?;
+            let layout = self.infill_layout(prefix, suffix)?;
+            if layout.tokens.len() > n_ctx {
+                return Err(overflow(layout.tokens.len()));
+            }
+            return Ok(PromptPlan {
+                tokens: layout.tokens,
+                images: Vec::new(),
+                dropped: layout.dropped,
+                exchange_starts: Vec::new(),
+                reply: plain_reply(request)?,
+            });
+        }
+        let (tokens, images, reply) = self.render_tokens(request)?;
         match (&request.prompt, self.context_overflow) {
             (Prompt::Chat(_), ContextOverflow::Shift) => {}
             _ if tokens.len() > n_ctx => return Err(overflow(tokens.len())),

@@ -57,6 +57,11 @@ pub(crate) enum Command {
         texts: Vec<String>,
         reply: std::sync::mpsc::Sender<Result<Vec<Vec<f32>>>>,
     },
+    Rerank {
+        query: String,
+        documents: Vec<String>,
+        reply: std::sync::mpsc::Sender<Result<Vec<f32>>>,
+    },
     Reload(LoadOrder),
     Lora {
         change: LoraChange,

@@ -96,6 +96,13 @@ pub(crate) fn run(
                 Command::Embed { texts, reply } => {
                     let _ = reply.send(guarded(|| loaded.embed(&texts)));
                 }
+                Command::Rerank {
+                    query,
+                    documents,
+                    reply,
+                } => {
+                    let _ = reply.send(guarded(|| loaded.rerank(&query, &documents)));
+                }
                 Command::ApplyTemplate { request, reply } => {
                     let _ = reply.send(guarded(|| loaded.apply_template(&request)));
                 }
@@ -215,6 +222,9 @@ fn fail_unrun(command: Command) {
             let _ = reply.send(Err(shut()));
         }
         Command::Embed { reply, .. } => {
+            let _ = reply.send(Err(shut()));
+        }
+        Command::Rerank { reply, .. } => {
             let _ = reply.send(Err(shut()));
         }
         Command::Reload(order) => {
