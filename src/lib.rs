@@ -10,9 +10,9 @@ pub mod ffi;
 pub mod rig;
 
 pub use engine::{
-    available_cpus, set_log_sink, Alternative, AssistantMessage, BiasTarget, CheckpointUse,
-    Checkpointing, ContextOverflow, Description, Dry, Engine, EngineOptions, Error, Event,
-    FinishReason, Fit, FitReport, FlashAttention, Image, Job, JobCanceller, KvType, LogFn,
+    available_cpus, set_log_sink, AdaptiveP, Alternative, AssistantMessage, BiasTarget,
+    CheckpointUse, Checkpointing, ContextOverflow, Description, Dry, Engine, EngineOptions, Error,
+    Event, FinishReason, Fit, FitReport, FlashAttention, Image, Job, JobCanceller, KvType, LogFn,
     LogLevel, LogitBias, LoraInfo, MemoryUse, Message, Mirostat, ProgressFn, Prompt, ReasoningMode,
     Request, Result, Role, Sampling, SpecialTokens, ThreadPriority, TokenFlags, TokenLogprob, Tool,
     ToolCall, ToolChoice, Usage, Xtc, ARCHITECTURE_TEMPLATES, DEFAULT_DRAFT_MAX,

@@ -6,8 +6,8 @@ mod common;
 
 use common::*;
 use rigllama::{
-    BiasTarget, Engine, EngineOptions, Error, Fit, FlashAttention, KvType, LogitBias, Mirostat,
-    Request,
+    AdaptiveP, BiasTarget, Engine, EngineOptions, Error, Fit, FlashAttention, KvType, LogitBias,
+    Mirostat, Request,
 };
 
 fn with_logprobs(mut request: Request, n: u32) -> Request {
@@ -202,7 +202,7 @@ fn penalties_lower_repetition_over_200_tokens() {
 
 /// At a fixed seed: the knob changes the text, and the same seed gives the same text again.
 #[test]
-fn dry_xtc_typical_top_n_sigma_and_mirostat_change_seeded_output_deterministically() {
+fn dry_xtc_typical_top_n_sigma_mirostat_and_adaptive_p_change_seeded_output_deterministically() {
     let engine = engine();
     let seeded = |prompt: &str| {
         let mut request = Request::raw(prompt);
@@ -215,7 +215,7 @@ fn dry_xtc_typical_top_n_sigma_and_mirostat_change_seeded_output_deterministical
         request
     };
     type Set = fn(&mut rigllama::Sampling);
-    let knobs: [(&str, &str, Set); 6] = [
+    let knobs: [(&str, &str, Set); 7] = [
         ("dry", REPETITIVE, |s| s.dry.multiplier = 2.0),
         ("xtc", "Once upon a time", |s| {
             s.xtc.probability = 1.0;
@@ -228,6 +228,12 @@ fn dry_xtc_typical_top_n_sigma_and_mirostat_change_seeded_output_deterministical
         }),
         ("mirostat v2", "Once upon a time", |s| {
             s.mirostat = Mirostat::V2 { tau: 2.0, eta: 0.1 }
+        }),
+        ("adaptive_p", "Once upon a time", |s| {
+            s.adaptive_p = Some(AdaptiveP {
+                target: 0.3,
+                decay: AdaptiveP::DEFAULT_DECAY,
+            })
         }),
     ];
     for (name, prompt, set) in knobs {

@@ -59,7 +59,7 @@ pub use data::options::{
 pub use data::request::{
     Prompt, Request, DEFAULT_DRAFT_MAX, DEFAULT_MAX_TOKENS, MAX_DRAFT, MAX_LOGPROBS,
 };
-pub use data::sampling::{BiasTarget, Dry, LogitBias, Mirostat, Sampling, Xtc};
+pub use data::sampling::{AdaptiveP, BiasTarget, Dry, LogitBias, Mirostat, Sampling, Xtc};
 pub use data::tokens::{SpecialTokens, TokenFlags};
 pub use data::tools::{ReasoningMode, Tool, ToolCall, ToolChoice};
 pub use data::usage::{FinishReason, Usage};

@@ -160,6 +160,15 @@ pub struct rigllama_request {
     /// `rigllama_usage.dropped_tokens`); the reply is the middle. A model whose vocabulary has
     /// no FIM tokens is refused with INVALID_ARGUMENT. Default NULL (no fill-in-the-middle).
     pub suffix: *const c_char,
+    /// v0.3. Adaptive-p (llama.cpp's `adaptive_p` sampler): the draw favours tokens near this
+    /// probability, adapting to what was chosen; it ends the chain in place of the plain draw
+    /// (after min-p, temperature and the rest, as llama.cpp's common sampler places it; min-p
+    /// alone before it is what llama.cpp suggests). In [0, 1]; negative = off (default -1).
+    /// Not with mirostat; no effect at temperature 0.
+    pub adaptive_target: f32,
+    /// v0.3. Adaptive-p's decay: it remembers about 1 / (1 - decay) tokens; in [0, 0.99];
+    /// default 0.90.
+    pub adaptive_decay: f32,
 }
 
 /// Fills `request` with defaults for `struct_size` bytes (pass `sizeof *request`).
@@ -215,6 +224,8 @@ versioned_struct!(input rigllama_request {
     prompt_tokens: std::ptr::null(),
     n_prompt_tokens: 0,
     suffix: std::ptr::null(),
+    adaptive_target: -1.0,
+    adaptive_decay: crate::engine::AdaptiveP::DEFAULT_DECAY,
 });
 
 const SAMPLING: crate::engine::Sampling = crate::engine::Sampling::DEFAULT;
@@ -357,6 +368,12 @@ pub(crate) unsafe fn read_request(request: *const rigllama_request) -> Result<Re
             },
             typical_p: raw.typical_p,
             top_n_sigma: raw.top_n_sigma,
+            adaptive_p: (raw.adaptive_target >= 0.0 || raw.adaptive_target.is_nan()).then_some(
+                crate::engine::AdaptiveP {
+                    target: raw.adaptive_target,
+                    decay: raw.adaptive_decay,
+                },
+            ),
             mirostat: match rigllama_mirostat::from_repr(raw.mirostat) {
                 Some(rigllama_mirostat::Off) => Mirostat::Off,
                 Some(rigllama_mirostat::V1) => Mirostat::V1 {

@@ -59,6 +59,7 @@ static void test_defaults(void) {
     CHECK(r.mirostat == RIGLLAMA_MIROSTAT_OFF && r.mirostat_tau == 5.0f && near(r.mirostat_eta, 0.1f),
           "mirostat defaults");
     CHECK(r.n_logprobs == 0 && r.logit_bias_json == NULL, "logprobs and logit bias defaults");
+    CHECK(r.adaptive_target < 0.0f && near(r.adaptive_decay, 0.9f), "adaptive-p defaults (off)");
     rigllama_engine_options o;
     rigllama_engine_options_init(&o, sizeof o);
     CHECK(o.type_k == RIGLLAMA_KV_TYPE_F16 && o.type_v == RIGLLAMA_KV_TYPE_F16 &&
@@ -95,6 +96,9 @@ static void test_ranges(rigllama_engine *engine) {
     BAD(r.mirostat = 3, "mirostat 3");
     BAD((r.mirostat = RIGLLAMA_MIROSTAT_V2, r.mirostat_tau = 0.0f), "mirostat_tau 0");
     BAD((r.mirostat = RIGLLAMA_MIROSTAT_V1, r.mirostat_eta = 2.0f), "mirostat_eta 2");
+    BAD(r.adaptive_target = 1.5f, "adaptive_target 1.5");
+    BAD((r.adaptive_target = 0.3f, r.adaptive_decay = 1.0f), "adaptive_decay 1");
+    BAD((r.adaptive_target = 0.3f, r.mirostat = RIGLLAMA_MIROSTAT_V2), "adaptive_target and mirostat");
     BAD(r.n_logprobs = 21, "n_logprobs 21");
     BAD(r.logit_bias_json = "{\"abc\": 1}", "key \"abc\" is not a token id");
     BAD(r.logit_bias_json = "[[1, true]]", "must be a number or false");
@@ -138,6 +142,25 @@ static void test_knob_effects(rigllama_engine *engine) {
     rigllama_engine_reset(engine);
     char *again = complete(engine, &r);
     CHECK(first && again && strcmp(first, again) == 0, "seeded DRY deterministic");
+    rigllama_string_free(first);
+    rigllama_string_free(again);
+    /* Adaptive-p changes a seeded reply, and repeats it with the same seed. */
+    r = greedy("Once upon a time", 32);
+    r.temperature = 1.0f;
+    r.top_k = 0;
+    r.top_p = 1.0f;
+    r.min_p = 0.0f;
+    r.seed = 1234;
+    rigllama_engine_reset(engine);
+    char *plain = complete(engine, &r);
+    r.adaptive_target = 0.3f;
+    rigllama_engine_reset(engine);
+    first = complete(engine, &r);
+    rigllama_engine_reset(engine);
+    again = complete(engine, &r);
+    CHECK(first && again && plain && strcmp(first, again) == 0 && strcmp(first, plain) != 0,
+          "adaptive-p: \"%s\" twice, not \"%s\"", first ? first : "", plain ? plain : "");
+    rigllama_string_free(plain);
     rigllama_string_free(first);
     rigllama_string_free(again);
 }

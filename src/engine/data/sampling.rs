@@ -31,6 +31,10 @@ pub struct Sampling {
     /// Keeps tokens within this many standard deviations of the highest logit; 0 = off; >= 0.
     pub top_n_sigma: f32,
     pub mirostat: Mirostat,
+    /// Adaptive-p: the draw favours tokens near a target probability, adapting to what was
+    /// chosen (llama.cpp's `adaptive_p`, ending the chain in place of the plain draw). `None`
+    /// = off.
+    pub adaptive_p: Option<AdaptiveP>,
     /// Added to the logits of tokens (or of every token of a text) before anything else.
     pub logit_bias: Vec<LogitBias>,
     /// `None` = a random seed, reported back in [`Usage::seed`](crate::Usage::seed).
@@ -61,6 +65,21 @@ pub struct Xtc {
     pub probability: f32,
     /// In [0, 1]; above 0.5 nothing is ever removed. Default 0.1.
     pub threshold: f32,
+}
+
+/// Adaptive-p settings (llama.cpp's `--adaptive-target` / `--adaptive-decay`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdaptiveP {
+    /// Select tokens near this probability; in [0, 1].
+    pub target: f32,
+    /// How slowly it adapts: history of about 1 / (1 - decay) tokens; in [0, 0.99]; llama.cpp's
+    /// default 0.90.
+    pub decay: f32,
+}
+
+impl AdaptiveP {
+    /// llama.cpp's default decay.
+    pub const DEFAULT_DECAY: f32 = 0.90;
 }
 
 /// Mirostat keeps the text's surprise near `tau`, learning at rate `eta`; it replaces top-k,
@@ -199,6 +218,7 @@ impl Sampling {
         typical_p: 1.0,
         top_n_sigma: 0.0,
         mirostat: Mirostat::Off,
+        adaptive_p: None,
         logit_bias: Vec::new(),
         seed: None,
     };
@@ -329,6 +349,25 @@ impl Sampling {
             d.penalty_last_n,
             ">= -1 (-1 = the whole context, 0 = off)",
         )?;
+        if let Some(a) = self.adaptive_p {
+            check(
+                finite_in(a.target, 0.0, 1.0),
+                "adaptive_target",
+                a.target,
+                "in [0, 1] (negative = off)",
+            )?;
+            check(
+                finite_in(a.decay, 0.0, 0.99),
+                "adaptive_decay",
+                a.decay,
+                "in [0, 0.99]",
+            )?;
+            if self.mirostat != Mirostat::Off {
+                return Err(Error::invalid(
+                    "adaptive_target and mirostat both choose the token; use one",
+                ));
+            }
+        }
         for (i, breaker) in d.sequence_breakers.iter().flatten().enumerate() {
             if breaker.is_empty() || breaker.contains('\0') {
                 return Err(Error::invalid(format!(

@@ -1,4 +1,5 @@
 //! Every extern "C" binding.
+pub(super) mod adaptive_p;
 pub(super) mod backend;
 pub(super) mod chat_shim;
 pub(super) mod fit;

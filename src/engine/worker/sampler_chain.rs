@@ -10,6 +10,7 @@ use llama_cpp_2::token::LlamaToken;
 
 use crate::engine::data::sampling::{BiasTarget, LogitBias, Mirostat, Sampling};
 use crate::engine::error::{Error, Result};
+use crate::engine::llama::adaptive_p::AdaptivePSampler;
 
 /// The token ids and biases of `biases`, texts tokenized, ids checked against the vocabulary.
 fn resolve_biases(biases: &[LogitBias], model: &LlamaModel) -> Result<Vec<LlamaLogitBias>> {
@@ -38,13 +39,15 @@ fn resolve_biases(biases: &[LogitBias], model: &LlamaModel) -> Result<Vec<LlamaL
 /// The chain for `s`, in llama.cpp's common-sampler order: logit bias, penalties, DRY, then
 /// top-n-sigma, top-k, typical-p, top-p, min-p, XTC, temperature and a seeded draw — or,
 /// with mirostat, temperature and mirostat after DRY. Temperature 0 ends with the argmax
-/// after DRY. Windows of -1 mean `n_ctx`.
+/// after DRY. With adaptive-p the chain ends at temperature and the adaptive-p sampler,
+/// returned beside it, makes the draw (as llama.cpp's common sampler puts it last in place
+/// of `dist`). Windows of -1 mean `n_ctx`.
 pub(crate) fn build_sampler(
     s: &Sampling,
     seed: u32,
     model: &LlamaModel,
     n_ctx: u32,
-) -> Result<LlamaSampler> {
+) -> Result<(LlamaSampler, Option<AdaptivePSampler>)> {
     let n_vocab = model.n_vocab();
     let window = |n: i32| if n < 0 { n_ctx as i32 } else { n };
     let mut chain = Vec::new();
@@ -78,8 +81,9 @@ pub(crate) fn build_sampler(
     }
     if s.temperature == 0.0 {
         chain.push(LlamaSampler::greedy());
-        return Ok(LlamaSampler::chain_simple(chain));
+        return Ok((LlamaSampler::chain_simple(chain), None));
     }
+    let mut adaptive = None;
     match s.mirostat {
         Mirostat::Off => {
             if s.top_n_sigma > 0.0 {
@@ -106,7 +110,10 @@ pub(crate) fn build_sampler(
                 ));
             }
             chain.push(LlamaSampler::temp(s.temperature));
-            chain.push(LlamaSampler::dist(seed));
+            match s.adaptive_p {
+                Some(a) => adaptive = Some(AdaptivePSampler::new(a.target, a.decay, seed)?),
+                None => chain.push(LlamaSampler::dist(seed)),
+            }
         }
         Mirostat::V1 { tau, eta } => {
             chain.push(LlamaSampler::temp(s.temperature));
@@ -117,7 +124,7 @@ pub(crate) fn build_sampler(
             chain.push(LlamaSampler::mirostat_v2(seed, tau, eta));
         }
     }
-    Ok(LlamaSampler::chain_simple(chain))
+    Ok((LlamaSampler::chain_simple(chain), adaptive))
 }
 
 /// The `k` highest logits, most likely first, as a sorted candidate array: what a chain whose

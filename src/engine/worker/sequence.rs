@@ -118,13 +118,15 @@ impl Progress {
         }
         usage.cached_prompt_tokens = reuse as u32;
         model.seqs.touch(seq);
-        let mut sampler = build_sampler(&request.sampling, seed, &model.model, model.n_ctx)?;
+        let (mut sampler, adaptive) =
+            build_sampler(&request.sampling, seed, &model.model, model.n_ctx)?;
         // Penalties and DRY look back over the prompt too.
         let window = request.sampling.history_window(model.n_ctx);
         let tail = plan.tokens.len().saturating_sub(window);
         sampler.accept_many(plan.tokens[tail..].iter().filter(|&&t| !is_image_token(t)));
         let choice = TokenChoice::new(
             sampler,
+            adaptive,
             grammar,
             &request.sampling,
             request.logprobs as usize,

@@ -13,12 +13,15 @@ use crate::engine::chat::template::GrammarPlan;
 use crate::engine::data::logprobs::{Alternative, TokenLogprob};
 use crate::engine::data::sampling::Sampling;
 use crate::engine::error::{Error, Result};
+use crate::engine::llama::adaptive_p::AdaptivePSampler;
 use crate::engine::worker::sampler_chain::top_k_array;
 
 /// One request's token choice: its sampler chain, its grammar, and whether it wants
 /// log-probabilities.
 pub(super) struct TokenChoice {
     sampler: LlamaSampler,
+    /// Adaptive-p, which makes the draw after the chain when the request asked for it.
+    adaptive: Option<AdaptivePSampler>,
     /// The grammar the reply must match (a request's GBNF or JSON Schema, or the template's
     /// tool-call format).
     grammar: Option<LlamaSampler>,
@@ -33,12 +36,14 @@ impl TokenChoice {
     /// `sampler` is the request's chain (with the prompt's history already accepted).
     pub fn new(
         sampler: LlamaSampler,
+        adaptive: Option<AdaptivePSampler>,
         grammar: Option<LlamaSampler>,
         sampling: &Sampling,
         n_logprobs: usize,
     ) -> Self {
         TokenChoice {
             sampler,
+            adaptive,
             grammar,
             greedy: sampling.is_plain_greedy(),
             n_logprobs,
@@ -66,11 +71,11 @@ impl TokenChoice {
             // What llama.cpp's `llama_sampler_sample` does (apply the chain, accept the token),
             // keeping the candidates the token was drawn from.
             let mut candidates = self.candidates(ctx, logits_at);
-            self.sampler.apply(&mut candidates);
+            self.draw(&mut candidates);
             let token = candidates
                 .selected_token()
                 .ok_or_else(|| Error::Internal("the sampler chain selected no token".into()))?;
-            self.sampler.accept(token);
+            self.accept(token);
             Ok((
                 token,
                 self.logprobs_of_candidates(&candidates, token, model),
@@ -170,6 +175,21 @@ impl TokenChoice {
         all
     }
 
+    /// Applies the chain to `candidates`, then adaptive-p's draw when it is on.
+    fn draw(&mut self, candidates: &mut LlamaTokenDataArray) {
+        self.sampler.apply(candidates);
+        if let Some(adaptive) = &mut self.adaptive {
+            adaptive.apply(candidates);
+        }
+    }
+
+    fn accept(&mut self, token: LlamaToken) {
+        self.sampler.accept(token);
+        if let Some(adaptive) = &mut self.adaptive {
+            adaptive.accept(token);
+        }
+    }
+
     /// The next token under the grammar, the way llama.cpp's common sampler does it: the
     /// unconstrained choice when the grammar allows it (cheap: one candidate checked), else
     /// the choice among the candidates the grammar allows. The grammar only ever accepts
@@ -187,7 +207,7 @@ impl TokenChoice {
             argmax(logits)
         } else {
             let mut all = self.candidates(ctx, logits_at);
-            self.sampler.apply(&mut all);
+            self.draw(&mut all);
             let token = all
                 .selected_token()
                 .ok_or_else(|| Error::Internal("the sampler chain selected no token".into()))?;
@@ -238,17 +258,17 @@ impl TokenChoice {
             } else {
                 allowed.selected = None;
                 allowed.sorted = false;
-                self.sampler.apply(&mut allowed);
+                self.draw(&mut allowed);
                 let token = allowed.selected_token().ok_or_else(|| {
                     Error::Internal("the sampler chain selected no allowed token".into())
                 })?;
                 (token, self.logprobs_of_candidates(&allowed, token, model))
             }
         };
-        let grammar = self.grammar.as_mut().expect("checked above");
         if !self.greedy {
-            self.sampler.accept(token);
+            self.accept(token);
         }
+        let grammar = self.grammar.as_mut().expect("checked above");
         if !model.vocab().is_eog(token) {
             grammar.try_accept(token).map_err(|e| {
                 Error::Internal(format!("the grammar refused a token it allowed ({e})"))
