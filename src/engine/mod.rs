@@ -44,7 +44,9 @@ mod worker;
 pub use api::handle::{Engine, QUEUE_LIMIT};
 pub use api::job::{Job, JobCanceller};
 pub use chat::template::ARCHITECTURE_TEMPLATES;
-pub use data::description::{CheckpointUse, Description, FitReport, LoraInfo, MemoryUse};
+pub use data::description::{
+    CheckpointUse, ControlVectorInfo, Description, FitReport, LoraInfo, MemoryUse,
+};
 pub use data::event::Event;
 pub use data::grammar_limits::{
     MAX_GRAMMAR_NESTING, MAX_GRAMMAR_RULES, MAX_PATTERN_NESTING, MAX_SCHEMA_NESTING,

@@ -1,4 +1,4 @@
-//! LoRA adapters through the C ABI.
+//! LoRA adapters and control vectors through the C ABI.
 
 use std::ffi::c_char;
 use std::path::PathBuf;
@@ -58,6 +58,44 @@ pub unsafe extern "C" fn rigllama_engine_remove_lora(
     boundary(|| unsafe {
         let engine = handle(engine, "engine")?.engine().clone();
         engine.remove_lora(lora_id)?;
+        Ok(())
+    })
+}
+
+/// Adds the control vector at `path` (UTF-8; a GGUF of `direction.N` tensors made for this
+/// engine's model, as llama.cpp's `cvector-generator` writes) times `strength` (finite,
+/// within ±100; 0 = no effect) to the output of layers `layer_start`..`layer_end` inclusive
+/// (1-based; 0, 0 = every layer), replacing any control vector set before (llama.cpp's
+/// `llama_set_adapter_cvec`, llama-server's `--control-vector-scaled`). Runs after the
+/// requests submitted before it and empties the KV cache. A file that is not a control
+/// vector, one for a model of another width, or a layer range outside the model is refused
+/// with INVALID_ARGUMENT and the reason; the engine keeps serving. `describe` reports it
+/// (`control_vector`); a reload drops it; snapshots are refused while it is set. BUSY from
+/// inside one of this engine's callbacks.
+#[no_mangle]
+pub unsafe extern "C" fn rigllama_engine_set_control_vector(
+    engine: *mut rigllama_engine,
+    path: *const c_char,
+    strength: f32,
+    layer_start: i32,
+    layer_end: i32,
+) -> rigllama_status {
+    boundary(|| unsafe {
+        let engine = handle(engine, "engine")?.engine().clone();
+        let path = PathBuf::from(required_str(path, "path")?);
+        engine.set_control_vector(path, strength, layer_start, layer_end)?;
+        Ok(())
+    })
+}
+
+/// Removes the control vector, if one is set. Empties the KV cache.
+#[no_mangle]
+pub unsafe extern "C" fn rigllama_engine_clear_control_vector(
+    engine: *mut rigllama_engine,
+) -> rigllama_status {
+    boundary(|| unsafe {
+        let engine = handle(engine, "engine")?.engine().clone();
+        engine.clear_control_vector()?;
         Ok(())
     })
 }

@@ -40,7 +40,8 @@ mod job;
 mod tokens;
 // rigllama_engine_embed
 mod embed;
-// rigllama_engine_add_lora, _set_lora_scale, _remove_lora
+// rigllama_engine_add_lora, _set_lora_scale, _remove_lora, _set_control_vector,
+// _clear_control_vector
 mod lora;
 // rigllama_engine_save_snapshot, _load_snapshot
 mod snapshot;

@@ -20,6 +20,7 @@ use crate::engine::data::tokens::TokenFlags;
 use crate::engine::data::usage::{FinishReason, Usage};
 use crate::engine::error::{Error, Result};
 use crate::engine::fault;
+use crate::engine::worker::control_vector::ControlVectorChange;
 use crate::engine::worker::event_channel;
 use crate::engine::worker::lora::LoraChange;
 use crate::engine::worker::protocol::{Command, LoadOrder, Submission, WorkerShared};
@@ -360,6 +361,39 @@ impl Engine {
     /// Removes adapter `id` and frees it (empties the KV cache).
     pub fn remove_lora(&self, id: u32) -> Result<()> {
         self.change_lora(LoraChange::Remove { id }).map(|_| ())
+    }
+
+    /// Adds the control vector at `path` (a GGUF of `direction.N` tensors made for this model,
+    /// as llama.cpp's `cvector-generator` writes) times `strength` (finite, within
+    /// ±[`MAX_LORA_SCALE`](crate::MAX_LORA_SCALE); 0 = no effect) to the output of layers
+    /// `layer_start..=layer_end` (0, 0 = every layer), replacing any vector set before. Runs
+    /// after the requests submitted before it and empties the KV cache. A file that is not a
+    /// control vector, or one for another model, is refused with the reason; the engine keeps
+    /// serving. A reload drops it; snapshots are refused while it is set.
+    pub fn set_control_vector(
+        &self,
+        path: impl Into<std::path::PathBuf>,
+        strength: f32,
+        layer_start: i32,
+        layer_end: i32,
+    ) -> Result<()> {
+        self.change_control_vector(ControlVectorChange::Set {
+            path: path.into(),
+            strength,
+            layer_start,
+            layer_end,
+        })
+    }
+
+    /// Removes the control vector (nothing happens when none is set). Empties the KV cache.
+    pub fn clear_control_vector(&self) -> Result<()> {
+        self.change_control_vector(ControlVectorChange::Clear)
+    }
+
+    fn change_control_vector(&self, change: ControlVectorChange) -> Result<()> {
+        self.refuse_inside_own_callback("a control vector change")?;
+        let (reply, receiver) = std::sync::mpsc::channel();
+        self.send_and_wait(Command::ControlVector { change, reply }, receiver)
     }
 
     fn change_lora(&self, change: LoraChange) -> Result<u32> {

@@ -51,6 +51,8 @@ pub struct Description {
     pub fit: Option<FitReport>,
     /// LoRA adapters applied, in the order they were added.
     pub lora: Vec<LoraInfo>,
+    /// The control vector applied, if any.
+    pub control_vector: Option<ControlVectorInfo>,
     /// State checkpoints (recurrent and hybrid models): the bounds and what is kept now.
     pub checkpoints: CheckpointUse,
     /// The multimodal projector loaded beside the model (images are accepted), or "".
@@ -83,6 +85,16 @@ pub struct FitReport {
     pub n_ctx: u32,
     pub n_gpu_layers: i32,
     pub reason: String,
+}
+
+/// An applied control vector.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ControlVectorInfo {
+    pub path: String,
+    pub strength: f32,
+    /// The layers it is added to, inclusive.
+    pub layer_start: i32,
+    pub layer_end: i32,
 }
 
 /// An applied LoRA adapter.

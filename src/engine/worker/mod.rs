@@ -1,4 +1,5 @@
 //! The thread that owns llama.cpp.
+pub(super) mod control_vector;
 pub(super) mod cpu_share;
 pub(super) mod embed;
 pub(super) mod event_channel;

@@ -238,6 +238,7 @@ impl LoadedModel {
             memory: memory_use(&ctx, &model),
             fit,
             lora: Vec::new(),
+            control_vector: None,
             checkpoints: checkpoints.usage(),
             mmproj_path: options
                 .mmproj_path
@@ -305,6 +306,12 @@ impl LoadedModel {
 
     /// Snapshots record the model, not adapters: refused while any is applied.
     pub fn refuse_snapshot_with_adapters(&self) -> Result<()> {
+        if self.description.control_vector.is_some() {
+            return Err(Error::invalid(
+                "snapshots are not saved or loaded while a control vector is set (the KV cache \
+                 depends on it and a snapshot does not record it); clear it first",
+            ));
+        }
         if self.adapters.is_empty() {
             Ok(())
         } else {

@@ -12,6 +12,7 @@ use crate::engine::data::options::EngineOptions;
 use crate::engine::data::request::Request;
 use crate::engine::data::tokens::TokenFlags;
 use crate::engine::error::Result;
+use crate::engine::worker::control_vector::ControlVectorChange;
 use crate::engine::worker::event_channel::EventSender;
 use crate::engine::worker::lora::LoraChange;
 
@@ -66,6 +67,10 @@ pub(crate) enum Command {
     Lora {
         change: LoraChange,
         reply: std::sync::mpsc::Sender<Result<u32>>,
+    },
+    ControlVector {
+        change: ControlVectorChange,
+        reply: std::sync::mpsc::Sender<Result<()>>,
     },
     /// Wakes an idle worker (to see a pause).
     Nudge,

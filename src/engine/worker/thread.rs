@@ -132,6 +132,9 @@ pub(crate) fn run(
                 Command::Lora { change, reply } => {
                     let _ = reply.send(guarded(|| loaded.change_lora(change, &shared)));
                 }
+                Command::ControlVector { change, reply } => {
+                    let _ = reply.send(guarded(|| loaded.change_control_vector(change, &shared)));
+                }
                 Command::Reload(order) => {
                     // The new model is loaded while the old one still serves; only on success
                     // is the old one dropped (assignment drops it after the new one exists).
@@ -231,6 +234,9 @@ fn fail_unrun(command: Command) {
             let _ = order.reports.send(LoadReport::Finished(Err(shut())));
         }
         Command::Lora { reply, .. } => {
+            let _ = reply.send(Err(shut()));
+        }
+        Command::ControlVector { reply, .. } => {
             let _ = reply.send(Err(shut()));
         }
         Command::Nudge | Command::Shutdown => {}
