@@ -17,7 +17,6 @@ usage: bench/run.py [--quick | --batched | --structured] [--reps N]
 """
 import argparse
 import datetime
-import glob
 import json
 import os
 import platform
@@ -26,15 +25,18 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import llama_tools  # noqa: E402  (scripts/llama_tools.py: llama.cpp's own programs, built)
+
+llama_tools.set_prog("bench")
 CACHE = os.environ.get("RIGLLAMA_CACHE", os.path.expanduser("~/.cache/rigllama"))
 BENCH_CACHE = os.path.join(CACHE, "bench")
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(CACHE, "target"))
 AVX512_TARGET = os.path.join(CACHE, "target-avx512")
-LLAMA_CPP_PYTHON = "llama-cpp-python==0.3.36"
+LLAMA_CPP_PYTHON = llama_tools.LLAMA_CPP_PYTHON
 AVX512_ENV = {k: "ON" for k in ("GGML_AVX512", "GGML_AVX512_VBMI", "GGML_AVX512_VNNI",
                                  "GGML_AVX512_BF16", "GGML_AVX_VNNI")}
 THREADS = 2
@@ -75,70 +77,14 @@ def stats(values):
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
 
 
-def llama_sys_out(target):
-    """The llama-cpp-sys-2 build output (static libs + headers) of a cargo target dir."""
-    outs = glob.glob(os.path.join(target, "release/build/llama-cpp-sys-2-*/out"))
-    outs = [o for o in outs if os.path.exists(os.path.join(o, "lib/libllama.a"))]
-    if not outs:
-        raise SystemExit(f"bench: no llama.cpp build under {target}; run `make lib` first")
-    return max(outs, key=lambda o: os.path.getmtime(os.path.join(o, "lib/libllama.a")))
-
-
-def ensure_apt(package, probe_path):
-    if os.path.exists(probe_path) or glob.glob(probe_path):
-        return
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        log(f"installing {package}")
-        run(["apt-get", "update", "-qq"])
-        run(["apt-get", "install", "-y", "-qq", package], env={"DEBIAN_FRONTEND": "noninteractive"})
-    else:
-        raise SystemExit(f"bench: {package} is needed: sudo apt-get install -y {package}")
-
-
-def llama_cpp_python_sdist():
-    os.makedirs(BENCH_CACHE, exist_ok=True)
-    tarball = os.path.join(BENCH_CACHE, "llama_cpp_python-0.3.36.tar.gz")
-    if not os.path.exists(tarball):
-        log("fetching the llama-cpp-python source package (for llama-bench's source)")
-        run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps",
-             "--quiet", "--disable-pip-version-check", LLAMA_CPP_PYTHON, "-d", BENCH_CACHE])
-    return tarball
-
-
-def build_llama_tool(target, tool, sources, name, where="tools"):
-    """A program of llama.cpp's tree (<where>/<tool> of the llama-cpp-python sdist: tools/ or
-    examples/) compiled unchanged against the exact llama.cpp libraries rigllama links."""
-    out = llama_sys_out(target)
-    binary = os.path.join(BENCH_CACHE, name)
-    if os.path.exists(binary) and os.path.getmtime(binary) > os.path.getmtime(os.path.join(out, "lib/libllama.a")):
-        return binary
-    ensure_apt("libssl-dev", "/usr/lib/*/libssl.so")
-    tarball = llama_cpp_python_sdist()
-    tools = f"llama_cpp_python-0.3.36/vendor/llama.cpp/{where}/{tool}"
-    with tarfile.open(tarball) as tar:
-        members = [m for m in tar.getmembers() if m.name.startswith(tools + "/")]
-        tar.extractall(BENCH_CACHE, members=members, filter="data")
-    src = glob.glob(os.path.expanduser("~/.cargo/registry/src/*/llama-cpp-sys-2-0.1.161/llama.cpp"))[0]
-    libs = [os.path.join(out, p) for p in (
-        "build/common/libllama-common.a", "build/common/libllama-common-base.a", "lib/libllama.a",
-        "lib/libggml.a", "lib/libggml-cpu.a", "lib/libggml-base.a", "build/vendor/hash/libvendor-hash.a",
-        "build/vendor/cpp-httplib/libcpp-httplib.a")]
-    log(f"building {name} against {out}")
-    tool_dir = os.path.join(BENCH_CACHE, tools)
-    run(["c++", "-O2", "-std=c++17", f"-I{out}/include", f"-I{src}/common", f"-I{src}/include",
-         f"-I{src}/ggml/include", f"-I{src}/vendor", *[f"{tool_dir}/{s}" for s in sources],
-         "-o", binary, *libs, "-lssl", "-lcrypto", "-lpthread", "-ldl", "-lm"])
-    return binary
-
-
 def build_llama_bench(target, name):
     """llama-bench.cpp compiled unchanged against the exact llama.cpp libraries rigllama links."""
-    return build_llama_tool(target, "llama-bench", ("llama-bench.cpp", "main.cpp"), name)
+    return llama_tools.build("bench", target, name)
 
 
 def build_batched_bench(target, name):
     """llama.cpp's batched-bench (tools/batched-bench), built the same way."""
-    return build_llama_tool(target, "batched-bench", ("batched-bench.cpp", "main.cpp"), name)
+    return llama_tools.build("batched-bench", target, name)
 
 
 def llama_bench(binary, model, reps):
@@ -527,7 +473,7 @@ def run_lookup(target, libdir, model, reps):
     llama.cpp's lookup example with the same draft length, and llama-bench tg128, all in this
     invocation."""
     lb_binary = build_llama_bench(target, "llama-bench")
-    lookup_binary = build_llama_tool(target, "lookup", ("lookup.cpp",), "llama-lookup", where="examples")
+    lookup_binary = llama_tools.build("lookup", target, "llama-lookup")
     rl_binary = build_rigllama_bench(libdir, "rigllama_bench")
     log("llama-bench tg128")
     out = run([lb_binary, "-m", model, "-t", str(THREADS), "-p", "0", "-n", "128", "-r", str(reps), "-o", "json"])

@@ -77,6 +77,13 @@ pub fn hybrid_model_path() -> PathBuf {
     fixture_beside_model("make-hybrid-model", "lfm2-4x64-random.gguf")
 }
 
+/// A tiny BERT reranker (rank pooling, one score per query/document pair) with random weights
+/// and the default model's tokenizer (EOS added, `<unused0>` as the separator), made by
+/// `scripts/make-reranker-model` (cached beside it).
+pub fn reranker_model_path() -> PathBuf {
+    fixture_beside_model("make-reranker-model", "bert-reranker-3x64-random.gguf")
+}
+
 /// A tiny random-weight Gemma 3 multimodal projector for the default model, made by
 /// `scripts/make-vision-projector` (cached beside it).
 pub fn vision_projector_path() -> PathBuf {
