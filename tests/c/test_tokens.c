@@ -292,9 +292,9 @@ static void test_rerank(rigllama_engine *plain_model, const char *rerank_path) {
     CHECK(rigllama_engine_rerank(engine, "q", with_empty, 1, scores) == RIGLLAMA_STATUS_INVALID_ARGUMENT &&
               strstr(rigllama_last_error(), "documents[0] is empty"),
           "an empty document: %s", rigllama_last_error());
-    float vector[8];
+    float vector[64];
     size_t dims = 0;
-    CHECK(rigllama_engine_embed(engine, "text", vector, 8, &dims) == RIGLLAMA_STATUS_INVALID_ARGUMENT &&
+    CHECK(rigllama_engine_embed(engine, "text", vector, 64, &dims) == RIGLLAMA_STATUS_INVALID_ARGUMENT &&
               strstr(rigllama_last_error(), "reranker"),
           "a reranker has no embeddings: %s", rigllama_last_error());
     CHECK(rigllama_engine_rerank(engine, "what is a cat?", documents, 1, scores) == RIGLLAMA_STATUS_OK,
