@@ -10,6 +10,11 @@
 #                           when running as root; on failure sets $reason (what to do) and fails
 #   skip_runner RUNNER REASON  prints "SKIPPED RUNNER: REASON" and exits: 0, or 1 when
 #                           RIGLLAMA_REQUIRE_ALL_CLIENTS=1 (CI that must not skip a language)
+#   fixture_models MODEL    exports the models the fill-in-the-middle and rerank tests read:
+#                           RIGLLAMA_FIM_MODEL (unless set: scripts/make-fim-model MODEL into the
+#                           cache; failing to make it counts as a failure) and RIGLLAMA_RERANK_MODEL
+#                           (unless set: a *rerank*.gguf in the cache's models/, if there is one;
+#                           without, a note says the rerank scores go unchecked)
 passed=0
 failed=0
 reason=""
@@ -67,4 +72,32 @@ skip_runner() {
     echo "SKIPPED $1: $2"
     [ "${RIGLLAMA_REQUIRE_ALL_CLIENTS:-0}" = 1 ] && exit 1
     exit 0
+}
+
+fixture_models() {
+    local model="$1" cache="${RIGLLAMA_CACHE:-$HOME/.cache/rigllama}" found
+    if [ -z "${RIGLLAMA_FIM_MODEL:-}" ]; then
+        if RIGLLAMA_FIM_MODEL="$("$root/scripts/make-fim-model" "$model" "$cache/models/fim-gemma3-270m.gguf" \
+                2>"$work/make-fim-model.log" | tail -n 1)" && [ -f "$RIGLLAMA_FIM_MODEL" ]; then
+            export RIGLLAMA_FIM_MODEL
+        else
+            unset RIGLLAMA_FIM_MODEL
+            failed=$((failed + 1))
+            echo "FAIL  scripts/make-fim-model (the fill-in-the-middle tests' model); last lines:"
+            tail -n 20 "$work/make-fim-model.log" | sed 's/^/      /'
+        fi
+    fi
+    if [ -z "${RIGLLAMA_RERANK_MODEL:-}" ]; then
+        for found in "$cache"/models/*rerank*.gguf; do
+            if [ -f "$found" ]; then
+                export RIGLLAMA_RERANK_MODEL="$found"
+                break
+            fi
+        done
+    fi
+    if [ -n "${RIGLLAMA_RERANK_MODEL:-}" ]; then
+        echo "      reranker: $RIGLLAMA_RERANK_MODEL"
+    else
+        echo "      note: no reranker (RIGLLAMA_RERANK_MODEL unset, no $cache/models/*rerank*.gguf): rerank scores go unchecked"
+    fi
 }
