@@ -5,7 +5,10 @@
 // resumed midway; then has a grammar decide a chat reply and shows the prompt a tool list
 // makes; then checks the log-probabilities a job reports; then has prompt-lookup speculation
 // (draft_max) guess a reply that repeats its prompt; then turns text into token ids and back
-// (tokenize, detokenize) and sends ids as a request's prompt_tokens. Also checks the engine
+// (tokenize, detokenize) and sends ids as a request's prompt_tokens; then fills in the middle of
+// a text (Request::suffix) on $RIGLLAMA_FIM_MODEL (scripts/make-fim-model: this model with FIM
+// tokens), which this model refuses, and has rerank refuse this model and score documents on
+// $RIGLLAMA_RERANK_MODEL (a part whose variable is unset prints "skip"). Also checks the engine
 // options' defaults for state checkpoints (32, 512 MiB), mmproj_path (NULL) and thread_priority
 // (NORMAL) and what describe reports of checkpoints and thread priority, that an unknown
 // thread_priority is refused, that this library (built without the mtmd cargo feature) refuses
@@ -13,6 +16,7 @@
 //
 //   usage: rigllama-cpp MODEL.gguf
 #include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
@@ -58,7 +62,7 @@ static_assert(sizeof(void *) != 4 ||
                    offsetof(rigllama_engine_options, mmproj_path) == 84 &&
                    offsetof(rigllama_engine_options, thread_priority) == 88),
               "rigllama_engine_options layout (i686)");
-static_assert(sizeof(void *) != 8 || (sizeof(rigllama_request) == 232 && offsetof(rigllama_request, n_stop) == 72 &&
+static_assert(sizeof(void *) != 8 || (sizeof(rigllama_request) == 240 && offsetof(rigllama_request, n_stop) == 72 &&
                                       offsetof(rigllama_request, priority) == 80 &&
                                       offsetof(rigllama_request, grammar) == 88 &&
                                       offsetof(rigllama_request, json_schema) == 96 &&
@@ -73,8 +77,12 @@ static_assert(sizeof(void *) != 8 || (sizeof(rigllama_request) == 232 && offseto
                                       offsetof(rigllama_request, n_dry_sequence_breakers) == 200 &&
                                       offsetof(rigllama_request, draft_max) == 208 &&
                                       offsetof(rigllama_request, prompt_tokens) == 216 &&
-                                      offsetof(rigllama_request, n_prompt_tokens) == 224),
+                                      offsetof(rigllama_request, n_prompt_tokens) == 224 &&
+                                      offsetof(rigllama_request, suffix) == 232),
               "rigllama_request layout");
+// v0.3's suffix on i686 as well, as tests/c/test_contract checks it.
+static_assert(sizeof(void *) != 4 || (sizeof(rigllama_request) == 168 && offsetof(rigllama_request, suffix) == 164),
+              "rigllama_request layout (i686)");
 
 namespace {
 
@@ -521,6 +529,108 @@ void token_ids(rigllama::Engine &engine) {
     }
 }
 
+// Appends the ids of text tokenized with no flags (no BOS, special-token text kept as text).
+void append_plain(rigllama::Engine &engine, const std::string &text, std::vector<int32_t> &ids) {
+    std::vector<int32_t> more = engine.tokenize(text, 0);
+    ids.insert(ids.end(), more.begin(), more.end());
+}
+
+// llama-server's /infill layout on the FIM model (scripts/make-fim-model gives it FIM_PRE..
+// FIM_SEP as ids 6..10, and FIM_REP/FIM_SEP add a repository header):
+// [FIM_REP]myproject\n[FIM_SEP]filename\n[BOS][FIM_PRE]prefix[FIM_SUF]suffix[FIM_MID].
+std::vector<int32_t> infill_layout(rigllama::Engine &engine, const std::string &prefix, const std::string &suffix) {
+    std::vector<int32_t> ids{9};
+    append_plain(engine, "myproject\n", ids);
+    ids.push_back(10);
+    append_plain(engine, "filename\n", ids);
+    ids.insert(ids.end(), {2, 6});
+    append_plain(engine, prefix, ids);
+    ids.push_back(7);
+    append_plain(engine, suffix, ids);
+    ids.push_back(8);
+    return ids;
+}
+
+// v0.3 fill-in-the-middle: a model without FIM tokens, or a suffix without raw(), throws
+// INVALID_ARGUMENT; on $RIGLLAMA_FIM_MODEL count_tokens and apply_template give the /infill
+// layout token for token (an empty prefix, sent as "", included) and the middle comes back.
+void fill_in_the_middle(rigllama::Engine &plain_model) {
+    const std::string prefix = "def add(a, b):\n    ", suffix = "\n\nprint(add(1, 2))\n";
+    rigllama::Request request(prefix);
+    request.suffix(suffix).raw().max_tokens(8).temperature(0.0f);
+    try {
+        plain_model.complete(request);
+        expect(false, "a suffix on a model without FIM tokens throws");
+    } catch (const rigllama::Error &e) {
+        expect(e.status() == RIGLLAMA_STATUS_INVALID_ARGUMENT && std::strstr(e.what(), "fill-in-the-middle tokens"),
+               std::string("a suffix on a model without FIM tokens throws INVALID_ARGUMENT: ") + e.what());
+    }
+    const char *fim_path = std::getenv("RIGLLAMA_FIM_MODEL");
+    if (!fim_path || !*fim_path) {
+        std::cout << "skip  fill-in-the-middle on a FIM model: RIGLLAMA_FIM_MODEL is not set "
+                     "(scripts/make-fim-model MODEL DEST makes one)" << std::endl;
+        return;
+    }
+    rigllama::Engine engine = rigllama::Engine::open(fim_path, 1024);
+    try {
+        rigllama::Request not_raw(prefix);
+        engine.count_tokens(not_raw.suffix(suffix));
+        expect(false, "a suffix without raw() throws");
+    } catch (const rigllama::Error &e) {
+        expect(e.status() == RIGLLAMA_STATUS_INVALID_ARGUMENT && std::strstr(e.what(), "raw_prompt 1"),
+               std::string("a suffix without raw() throws INVALID_ARGUMENT: ") + e.what());
+    }
+    std::vector<int32_t> layout = infill_layout(engine, prefix, suffix);
+    uint32_t counted = engine.count_tokens(request);
+    expect(counted == layout.size(), "count_tokens of the infill request " + std::to_string(counted) +
+                                         " == the /infill layout's " + std::to_string(layout.size()) + " tokens");
+    std::string shown = engine.apply_template(request);
+    expect(engine.tokenize(shown, rigllama::TOKENIZE_PARSE_SPECIAL) == layout,
+           "apply_template shows the layout token for token: " + json_string(shown));
+    rigllama::Request no_prefix;
+    no_prefix.suffix(suffix).raw();
+    std::vector<int32_t> empty_prefix = infill_layout(engine, "", suffix);
+    counted = engine.count_tokens(no_prefix);
+    expect(counted == empty_prefix.size(), "an empty prefix goes as \"\": " + std::to_string(counted) + " tokens (" +
+                                               std::to_string(empty_prefix.size()) + ")");
+    rigllama::Usage usage;
+    std::string middle = engine.complete(request, &usage);
+    std::cout << "[infill] " << json_string(prefix) << " + " << json_string(middle) << " + " << json_string(suffix)
+              << std::endl;
+    expect(!middle.empty() && usage.prompt_tokens == layout.size() && usage.dropped_tokens == 0,
+           "the middle comes back (" + std::to_string(usage.completion_tokens) + " tokens; prompt_tokens " +
+               std::to_string(usage.prompt_tokens) + ", dropped " + std::to_string(usage.dropped_tokens) + ")");
+}
+
+// v0.3 rerank: this model is not a reranker (INVALID_ARGUMENT naming it), no documents give no
+// scores, and on $RIGLLAMA_RERANK_MODEL each document gets one finite score.
+void rerank(rigllama::Engine &plain_model) {
+    const std::vector<std::string> documents{"A cat is a small furry animal that purrs.",
+                                             "Granite is a hard igneous rock.", "Cats sleep for most of the day."};
+    try {
+        plain_model.rerank("what is a cat?", documents);
+        expect(false, "rerank on a model that is not a reranker throws");
+    } catch (const rigllama::Error &e) {
+        expect(e.status() == RIGLLAMA_STATUS_INVALID_ARGUMENT && std::strstr(e.what(), "not a reranker"),
+               std::string("rerank on a model that is not a reranker throws INVALID_ARGUMENT: ") + e.what());
+    }
+    expect(plain_model.rerank("what is a cat?", {}).empty(), "rerank with no documents: no scores");
+    const char *rerank_path = std::getenv("RIGLLAMA_RERANK_MODEL");
+    if (!rerank_path || !*rerank_path) {
+        std::cout << "skip  rerank scores on a reranker: RIGLLAMA_RERANK_MODEL is not set" << std::endl;
+        return;
+    }
+    rigllama::Engine engine = rigllama::Engine::open(rerank_path, 1024);
+    std::vector<float> scores = engine.rerank("what is a cat?", documents);
+    std::string shown;
+    bool finite = scores.size() == documents.size();
+    for (float score : scores) {
+        finite = finite && std::isfinite(score);
+        shown += (shown.empty() ? "" : ", ") + std::to_string(score);
+    }
+    expect(finite, "rerank gives one finite score per document: " + shown);
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -594,6 +704,8 @@ int main(int argc, char **argv) {
         logprobs_of_a_job(engine);
         prompt_lookup(engine, plain);
         token_ids(engine);
+        fill_in_the_middle(engine);
+        rerank(engine);
     } catch (const std::exception &e) {
         std::cout << "FAIL  unexpected exception: " << e.what() << std::endl;
         return 1;

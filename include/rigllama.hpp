@@ -38,6 +38,10 @@
 //   rigllama::Request by_id;
 //   engine.complete(by_id.prompt_tokens(ids).max_tokens(24));    // the ids, sent verbatim
 //
+//   rigllama::Request gap("def add(a, b):\n    ");                 // v0.3: fill-in-the-middle (a model
+//   coder.complete(gap.suffix("\n\nprint(add(1, 2))\n").raw());   // with FIM tokens): the middle
+//   std::vector<float> scores = reranker.rerank("what is a cat?", {"A cat purrs.", "Granite."});
+//
 // Handles are std::unique_ptr with deleters that call the library's own free functions, so
 // engines, jobs and returned strings are released exactly once, even when an exception
 // unwinds. A failed call throws rigllama::Error carrying the status and the thread's
@@ -190,10 +194,17 @@ public:
     // Leave the prompt, system() and messages() unset; raw() does not matter. An id outside
     // the vocabulary throws Error (INVALID_ARGUMENT) naming its index and value.
     Request &prompt_tokens(std::vector<int32_t> ids) { prompt_tokens_ = std::move(ids); return *this; }
+    // v0.3: fill-in-the-middle: text is what comes after the gap, the prompt what comes before
+    // it (either may be empty, not both), with raw(). The prompt is laid out with the
+    // vocabulary's FIM tokens as llama-server lays out an /infill prompt, and the reply is the
+    // middle; text that does not fit one batch is cut (usage.dropped_tokens counts the cut). A
+    // model whose vocabulary has no FIM tokens throws Error (INVALID_ARGUMENT), as does a
+    // suffix without raw(). With a suffix set, an empty prompt is sent as "" (not left unset).
+    Request &suffix(std::string text) { suffix_ = std::move(text); return *this; }
 
     // A view of the C struct whose pointers refer into this object.
     const rigllama_request &c() const {
-        c_.prompt = prompt_.empty() ? nullptr : prompt_.c_str();
+        c_.prompt = prompt_.empty() && !suffix_ ? nullptr : prompt_.c_str();
         c_.system_prompt = system_ ? system_->c_str() : nullptr;
         c_.messages_json = messages_ ? messages_->c_str() : nullptr;
         c_.grammar = grammar_ ? grammar_->c_str() : nullptr;
@@ -212,6 +223,7 @@ public:
         c_.n_dry_sequence_breakers = breaker_ptrs_.size();
         c_.prompt_tokens = prompt_tokens_ ? prompt_tokens_->data() : nullptr;
         c_.n_prompt_tokens = prompt_tokens_ ? prompt_tokens_->size() : 0;
+        c_.suffix = suffix_ ? suffix_->c_str() : nullptr;
         return c_;
     }
 
@@ -229,6 +241,7 @@ private:
     std::vector<std::string> breakers_;
     mutable std::vector<const char *> breaker_ptrs_;
     std::optional<std::vector<int32_t>> prompt_tokens_;
+    std::optional<std::string> suffix_;
 };
 
 // v0.3: rigllama_engine_tokenize's flags, OR-ed. Both (the default of Engine::tokenize and
@@ -446,6 +459,22 @@ public:
         detail::check(rigllama_engine_embed(handle_.get(), text.c_str(), vector.data(), vector.size(), &dims));
         vector.resize(dims);
         return vector;
+    }
+
+    // v0.3: how well each of documents answers query, one score per document in their order
+    // (higher is better; unnormalised, as llama-server's /rerank returns it), from a reranker
+    // model (a GGUF with pooling type rank, as bge-reranker's). The chat KV cache is untouched.
+    // A model that is not a reranker, an empty query or document, or a pair over 2048 tokens
+    // throws Error (INVALID_ARGUMENT) naming it; no documents: an empty vector (at most 65,536).
+    std::vector<float> rerank(const std::string &query, const std::vector<std::string> &documents) {
+        std::vector<const char *> pointers;
+        pointers.reserve(documents.size());
+        for (const auto &document : documents)
+            pointers.push_back(document.c_str());
+        std::vector<float> scores(documents.size());
+        detail::check(rigllama_engine_rerank(handle_.get(), query.c_str(), pointers.empty() ? nullptr : pointers.data(),
+                                             pointers.size(), scores.empty() ? nullptr : scores.data()));
+        return scores;
     }
 
     // v0.2: loads the LoRA adapter GGUF at path (made for this engine's model) and applies it at

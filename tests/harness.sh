@@ -10,6 +10,10 @@
 #                           when running as root; on failure sets $reason (what to do) and fails
 #   skip_runner RUNNER REASON  prints "SKIPPED RUNNER: REASON" and exits: 0, or 1 when
 #                           RIGLLAMA_REQUIRE_ALL_CLIENTS=1 (CI that must not skip a language)
+#   fixture_models MODEL    exports the models the fill-in-the-middle and rerank tests read:
+#                           RIGLLAMA_FIM_MODEL (unless set: scripts/make-fim-model MODEL into the
+#                           cache; failing to make it counts as a failure) and RIGLLAMA_RERANK_MODEL
+#                           (unless set: scripts/make-reranker-model MODEL into the cache, the same)
 passed=0
 failed=0
 reason=""
@@ -67,4 +71,31 @@ skip_runner() {
     echo "SKIPPED $1: $2"
     [ "${RIGLLAMA_REQUIRE_ALL_CLIENTS:-0}" = 1 ] && exit 1
     exit 0
+}
+
+fixture_models() {
+    local model="$1" cache="${RIGLLAMA_CACHE:-$HOME/.cache/rigllama}" found
+    if [ -z "${RIGLLAMA_FIM_MODEL:-}" ]; then
+        if RIGLLAMA_FIM_MODEL="$("$root/scripts/make-fim-model" "$model" "$cache/models/fim-gemma3-270m.gguf" \
+                2>"$work/make-fim-model.log" | tail -n 1)" && [ -f "$RIGLLAMA_FIM_MODEL" ]; then
+            export RIGLLAMA_FIM_MODEL
+        else
+            unset RIGLLAMA_FIM_MODEL
+            failed=$((failed + 1))
+            echo "FAIL  scripts/make-fim-model (the fill-in-the-middle tests' model); last lines:"
+            tail -n 20 "$work/make-fim-model.log" | sed 's/^/      /'
+        fi
+    fi
+    if [ -z "${RIGLLAMA_RERANK_MODEL:-}" ]; then
+        if RIGLLAMA_RERANK_MODEL="$("$root/scripts/make-reranker-model" "$model" \
+                "$cache/models/bert-reranker-3x64-random.gguf" 2>"$work/make-reranker-model.log" | tail -n 1)" \
+                && [ -f "$RIGLLAMA_RERANK_MODEL" ]; then
+            export RIGLLAMA_RERANK_MODEL
+        else
+            unset RIGLLAMA_RERANK_MODEL
+            failed=$((failed + 1))
+            echo "FAIL  scripts/make-reranker-model (the rerank tests' model); last lines:"
+            tail -n 20 "$work/make-reranker-model.log" | sed 's/^/      /'
+        fi
+    fi
 }

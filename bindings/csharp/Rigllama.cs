@@ -157,6 +157,7 @@ namespace Rigllama
         public uint draft_max;             // v0.2: prompt-lookup speculation, up to this many guesses (0 = off, <= 64)
         public IntPtr prompt_tokens;       // v0.3: const int32_t*: the prompt as token ids (prompt/messages NULL)
         public UIntPtr n_prompt_tokens;    // v0.3: size_t
+        public IntPtr suffix;              // v0.3: fill-in-the-middle, the text after the gap (raw_prompt 1), UTF-8
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -232,6 +233,9 @@ namespace Rigllama
         // detokenize's text is freed with rigllama_string_free.
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_tokenize(IntPtr engine, byte[] text, UIntPtr len, uint flags, int[] tokens, UIntPtr capacity, out UIntPtr n);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_detokenize(IntPtr engine, int[] tokens, UIntPtr n, uint flags, out IntPtr text);
+
+        // v0.3: rerank. query and each document are UTF-8 (Utf8Alloc); scores has room for n floats.
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_rerank(IntPtr engine, IntPtr query, IntPtr[] documents, UIntPtr n, float[] scores);
 
         // v0.2: LoRA adapters. add_lora's path is UTF-8 (Utf8Alloc); each call empties the KV cache.
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_add_lora(IntPtr engine, IntPtr path, float scale, out uint loraId);
@@ -319,13 +323,13 @@ namespace Rigllama
                    "type_k", 64, "type_v", 68, "flash_attention", 72, "fit", 76, "fit_min_ctx", 80, "fit_margins_mib", 88, "n_fit_margins_mib", 96,
                    "max_checkpoint_bytes", 104, "max_checkpoints", 112, "mmproj_path", 120,
                    "thread_priority", 128);
-            Expect(sb, typeof(Request), 232, "raw_prompt", 32, "prompt", 40, "system_prompt", 48, "messages_json", 56, "stop", 64, "n_stop", 72, "priority", 80,
+            Expect(sb, typeof(Request), 240, "raw_prompt", 32, "prompt", 40, "system_prompt", 48, "messages_json", 56, "stop", 64, "n_stop", 72, "priority", 80,
                    "grammar", 88, "json_schema", 96, "tools_json", 104, "tool_choice", 112, "reasoning", 116,
                    "presence_penalty", 120, "frequency_penalty", 124, "penalty_last_n", 128, "dry_multiplier", 132, "dry_base", 136,
                    "dry_allowed_length", 140, "dry_penalty_last_n", 144, "xtc_probability", 148, "xtc_threshold", 152, "typical_p", 156,
                    "top_n_sigma", 160, "mirostat", 164, "mirostat_tau", 168, "mirostat_eta", 172, "n_logprobs", 176,
                    "logit_bias_json", 184, "dry_sequence_breakers", 192, "n_dry_sequence_breakers", 200, "draft_max", 208,
-                   "prompt_tokens", 216, "n_prompt_tokens", 224);
+                   "prompt_tokens", 216, "n_prompt_tokens", 224, "suffix", 232);
             Expect(sb, typeof(Usage), 56, "seed", 20, "prompt_ms", 24, "generation_ms", 32, "dropped_tokens", 40,
                    "drafted_tokens", 44, "accepted_tokens", 48, "image_tokens", 52);
             Expect(sb, typeof(Event), 40, "status", 8, "text", 16, "text_len", 24, "message", 32);
@@ -468,6 +472,93 @@ namespace Rigllama
             finally
             {
                 Marshal.FreeHGlobal(request.prompt_tokens);
+            }
+        }
+
+        // v0.3: fill-in-the-middle: Submit with prefix, the text before the gap, as the prompt and
+        // suffix, the text after it, in request.suffix (either may be "", not both; set
+        // request.raw_prompt = 1). The prompt is laid out with the vocabulary's FIM tokens as
+        // llama-server lays out an /infill prompt and the reply is the middle; text that does not
+        // fit one batch is cut (usage.dropped_tokens counts the cut). A model whose vocabulary has
+        // no FIM tokens throws RigllamaException (InvalidArgument), as does raw_prompt 0.
+        public Job SubmitInfill(string prefix, string suffix, Request request)
+        {
+            request.prompt = Native.Utf8Alloc(prefix);
+            request.suffix = Native.Utf8Alloc(suffix);
+            try
+            {
+                IntPtr job;
+                Native.Check(Native.rigllama_engine_submit(Handle, ref request, out job));
+                return new Job(job);
+            }
+            finally
+            {
+                Marshal.FreeHGlobal(request.suffix);   // the library copied both
+                Marshal.FreeHGlobal(request.prompt);
+            }
+        }
+
+        // v0.3: Complete filling in the middle (see SubmitInfill).
+        public string CompleteInfill(string prefix, string suffix, Request request, out Usage usage)
+        {
+            usage = new Usage();
+            Native.Check(Native.rigllama_usage_init(ref usage, Native.SizeOf<Usage>()));
+            request.prompt = Native.Utf8Alloc(prefix);
+            request.suffix = Native.Utf8Alloc(suffix);
+            try
+            {
+                IntPtr text;
+                Native.Check(Native.rigllama_engine_complete(Handle, ref request, out text, ref usage));
+                try { return Native.Utf8ReadZ(text); }
+                finally { Native.rigllama_string_free(text); }
+            }
+            finally
+            {
+                Marshal.FreeHGlobal(request.suffix);
+                Marshal.FreeHGlobal(request.prompt);
+            }
+        }
+
+        // v0.3: CountTokens of the fill-in-the-middle prompt (see SubmitInfill).
+        public uint CountInfillTokens(string prefix, string suffix, Request request)
+        {
+            request.prompt = Native.Utf8Alloc(prefix);
+            request.suffix = Native.Utf8Alloc(suffix);
+            try
+            {
+                uint tokens;
+                Native.Check(Native.rigllama_engine_count_tokens(Handle, ref request, out tokens));
+                return tokens;
+            }
+            finally
+            {
+                Marshal.FreeHGlobal(request.suffix);
+                Marshal.FreeHGlobal(request.prompt);
+            }
+        }
+
+        // v0.3: how well each of documents answers query: one score per document, in their order
+        // (higher is better; unnormalised, as llama-server's /rerank returns it), from a reranker
+        // model (a GGUF with pooling type rank, as bge-reranker's). The chat KV cache is untouched.
+        // A model that is not a reranker, an empty query or document, or a pair over 2048 tokens
+        // throws RigllamaException (InvalidArgument) naming it (a null one: NullArgument). No
+        // documents (or null): an empty array (at most 65,536).
+        public float[] Rerank(string query, string[] documents)
+        {
+            int n = documents == null ? 0 : documents.Length;
+            IntPtr q = Native.Utf8Alloc(query);
+            var texts = new IntPtr[n];
+            try
+            {
+                for (int i = 0; i < n; i++) texts[i] = Native.Utf8Alloc(documents[i]);
+                var scores = new float[n];
+                Native.Check(Native.rigllama_engine_rerank(Handle, q, n == 0 ? null : texts, (UIntPtr)n, n == 0 ? null : scores));
+                return scores;
+            }
+            finally
+            {
+                foreach (IntPtr text in texts) Marshal.FreeHGlobal(text);   // the library copied them
+                Marshal.FreeHGlobal(q);
             }
         }
 

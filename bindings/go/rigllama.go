@@ -32,6 +32,15 @@
 //	text, err := engine.Detokenize(ids, rigllama.TokenizeRawPrompt)       // "The sea is" again
 //	request := rigllama.NewRequest("")
 //	request.PromptTokens = ids                                            // sent verbatim
+//
+// Fill-in-the-middle and reranking (v0.3): Request.Suffix is the text after a gap, Prompt the
+// text before it, and the reply the middle (a model with FIM tokens); Rerank scores documents
+// for a query (a reranker model):
+//
+//	request := rigllama.NewRequest("def add(a, b):\n    ")
+//	request.Suffix, request.Raw = "\n\nprint(add(1, 2))\n", true
+//	middle, usage, err := coder.Complete(request)
+//	scores, err := reranker.Rerank("what is a cat?", []string{"A cat purrs.", "Granite is a rock."})
 package rigllama
 
 /*
@@ -257,6 +266,17 @@ type Request struct {
 	// Leave Prompt, SystemPrompt and MessagesJSON empty; Raw does not matter. nil: unused. An id
 	// outside the vocabulary fails with StatusInvalidArgument naming its index and value.
 	PromptTokens []int32
+	// v0.3: fill-in-the-middle: Suffix is the text after the gap and Prompt the text before it
+	// (either may be empty, not both), with Raw true; the reply is the middle. The prompt is
+	// laid out with the vocabulary's FIM tokens as llama-server lays out an /infill prompt;
+	// text that does not fit one batch is cut (Usage.DroppedTokens counts the cut). A model
+	// whose vocabulary has no FIM tokens fails with StatusInvalidArgument, as does a Suffix
+	// without Raw. Empty: unused, unless Infill is set.
+	Suffix string
+	// v0.3: Infill makes the request fill-in-the-middle even with Suffix empty (a gap at the end
+	// of the text); a non-empty Suffix implies it. With it, an empty Prompt is sent as "" (the
+	// text before the gap), not left unset.
+	Infill bool
 }
 
 // NewRequest returns a request for prompt with the defaults of rigllama_request_init.
@@ -325,9 +345,14 @@ func (r Request) toC() (c C.rigllama_request, free func()) {
 		c.raw_prompt = 1
 	}
 	var owned []*C.char
-	if r.Prompt != "" {
+	infill := r.Infill || r.Suffix != ""
+	if r.Prompt != "" || infill {
 		c.prompt = C.CString(r.Prompt)
 		owned = append(owned, c.prompt)
+	}
+	if infill {
+		c.suffix = C.CString(r.Suffix)
+		owned = append(owned, c.suffix)
 	}
 	if r.SystemPrompt != "" {
 		c.system_prompt = C.CString(r.SystemPrompt)
@@ -739,6 +764,41 @@ func (e *Engine) Embed(text string) ([]float32, error) {
 		return nil, err
 	}
 	return vector[:int(dims)], nil
+}
+
+// Rerank (v0.3) scores how well each of documents answers query, one score per document in
+// their order (higher is better; unnormalised, as llama-server's /rerank returns it), with a
+// reranker model (a GGUF with pooling type rank, as bge-reranker's). The chat KV cache is
+// untouched. A model that is not a reranker, an empty query or document, or a pair over 2048
+// tokens fails with StatusInvalidArgument naming it. No documents: an empty slice (at most
+// 65,536).
+func (e *Engine) Rerank(query string, documents []string) ([]float32, error) {
+	cquery := C.CString(query)
+	defer C.free(unsafe.Pointer(cquery))
+	scores := make([]float32, len(documents))
+	var array **C.char
+	var first *C.float
+	if n := len(documents); n > 0 {
+		// The array is in C memory: C may not be handed Go memory holding pointers.
+		array = (**C.char)(C.malloc(C.size_t(n) * C.size_t(unsafe.Sizeof((*C.char)(nil)))))
+		texts := unsafe.Slice(array, n)
+		for i, document := range documents {
+			texts[i] = C.CString(document)
+		}
+		defer func() {
+			for _, text := range texts {
+				C.free(unsafe.Pointer(text))
+			}
+			C.free(unsafe.Pointer(array))
+		}()
+		first = (*C.float)(unsafe.Pointer(&scores[0])) // no Go pointers in it: C may write it
+	}
+	if err := call(func() C.rigllama_status {
+		return C.rigllama_engine_rerank(e.ptr, cquery, array, C.size_t(len(documents)), first)
+	}); err != nil {
+		return nil, err
+	}
+	return scores, nil
 }
 
 // streamState travels to the callback through a cgo.Handle.

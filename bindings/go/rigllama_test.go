@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -712,4 +714,157 @@ func TestPromptTokens(t *testing.T) {
 	if _, _, err := e.Complete(request); !errors.Is(err, rigllama.StatusInvalidArgument) {
 		t.Errorf("PromptTokens beside Prompt: %v; want StatusInvalidArgument", err)
 	}
+}
+
+// fimModelPath returns $RIGLLAMA_FIM_MODEL, the model with fill-in-the-middle tokens; unset, it
+// makes one from $RIGLLAMA_MODEL with the repository's scripts/make-fim-model (into the cache),
+// and skips the test where that script is not at hand.
+func fimModelPath(t *testing.T) string {
+	t.Helper()
+	if path := os.Getenv("RIGLLAMA_FIM_MODEL"); path != "" {
+		return path
+	}
+	model := modelPath(t)
+	script, err := filepath.Abs(filepath.Join("..", "..", "scripts", "make-fim-model"))
+	if _, statErr := os.Stat(script); err != nil || statErr != nil {
+		t.Skip("RIGLLAMA_FIM_MODEL is not set and scripts/make-fim-model is not at hand: set it to a model " +
+			"with FIM tokens (in the rigllama repository, scripts/make-fim-model MODEL DEST makes one)")
+	}
+	cache := os.Getenv("RIGLLAMA_CACHE")
+	if cache == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cache = filepath.Join(home, ".cache", "rigllama")
+	}
+	cmd := exec.Command(script, model, filepath.Join(cache, "models", "fim-gemma3-270m.gguf"))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("scripts/make-fim-model: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return lines[len(lines)-1]
+}
+
+// infillLayout is llama-server's /infill layout on the FIM model (scripts/make-fim-model gives it
+// FIM_PRE..FIM_SEP as ids 6..10, and FIM_REP/FIM_SEP add a repository header):
+// [FIM_REP]myproject\n[FIM_SEP]filename\n[BOS][FIM_PRE]prefix[FIM_SUF]suffix[FIM_MID].
+func infillLayout(t *testing.T, e *rigllama.Engine, prefix, suffix string) []int32 {
+	t.Helper()
+	plain := func(text string) []int32 {
+		ids, err := e.Tokenize(text, 0)
+		if err != nil {
+			t.Fatalf("Tokenize(%q, 0): %v", text, err)
+		}
+		return ids
+	}
+	ids := append([]int32{9}, plain("myproject\n")...)
+	ids = append(append(ids, 10), plain("filename\n")...)
+	ids = append(append(ids, 2, 6), plain(prefix)...)
+	ids = append(append(ids, 7), plain(suffix)...)
+	return append(ids, 8)
+}
+
+const (
+	infillPrefix = "def add(a, b):\n    "
+	infillSuffix = "\n\nprint(add(1, 2))\n"
+)
+
+// A suffix on a model without FIM tokens is refused, naming why.
+func TestInfillRefusedWithoutFIMTokens(t *testing.T) {
+	e := engine(t)
+	request := greedy(infillPrefix, 8)
+	request.Suffix = infillSuffix
+	var rerr *rigllama.Error
+	if _, _, err := e.Complete(request); !errors.As(err, &rerr) || rerr.Status != rigllama.StatusInvalidArgument ||
+		!strings.Contains(rerr.Message, "fill-in-the-middle tokens") {
+		t.Errorf("Complete: %v; want StatusInvalidArgument naming the missing fill-in-the-middle tokens", err)
+	}
+}
+
+// On the FIM model the request is llama-server's /infill layout token for token (CountTokens,
+// ApplyTemplate), an empty prefix or suffix included, and the middle comes back.
+func TestInfill(t *testing.T) {
+	path := fimModelPath(t)
+	e, err := rigllama.OpenWith(path, rigllama.Options{NCtx: 1024})
+	if err != nil {
+		t.Fatalf("OpenWith(%q): %v", path, err)
+	}
+	defer e.Close()
+	request := greedy(infillPrefix, 8)
+	request.Suffix = infillSuffix
+	layout := infillLayout(t, e, infillPrefix, infillSuffix)
+	if n, err := e.CountTokens(request); err != nil || int(n) != len(layout) {
+		t.Errorf("CountTokens = %d, %v; the layout has %d tokens", n, err, len(layout))
+	}
+	shown, err := e.ApplyTemplate(request)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := e.Tokenize(shown, rigllama.TokenizeParseSpecial); err != nil || fmt.Sprint(ids) != fmt.Sprint(layout) {
+		t.Errorf("ApplyTemplate gives %q = %v (%v); want the layout %v", shown, ids, err, layout)
+	}
+
+	for _, c := range []struct{ name, prefix, suffix string }{
+		{"empty prefix", "", infillSuffix}, {"empty suffix", infillPrefix, ""},
+	} {
+		r := greedy(c.prefix, 8)
+		r.Suffix, r.Infill = c.suffix, true
+		want := infillLayout(t, e, c.prefix, c.suffix)
+		if n, err := e.CountTokens(r); err != nil || int(n) != len(want) {
+			t.Errorf("%s: CountTokens = %d, %v; the layout has %d tokens", c.name, n, err, len(want))
+		}
+	}
+
+	notRaw := request
+	notRaw.Raw = false
+	if _, err := e.CountTokens(notRaw); !errors.Is(err, rigllama.StatusInvalidArgument) ||
+		!strings.Contains(err.Error(), "raw_prompt 1") {
+		t.Errorf("a suffix without Raw: %v; want StatusInvalidArgument naming raw_prompt 1", err)
+	}
+
+	middle, usage, err := e.Complete(request)
+	if err != nil || middle == "" || int(usage.PromptTokens) != len(layout) || usage.DroppedTokens != 0 {
+		t.Errorf("Complete: %q, %+v, %v; want the middle, %d prompt tokens, none dropped", middle, usage, err, len(layout))
+	}
+	t.Logf("%q + %q + %q", infillPrefix, middle, infillSuffix)
+}
+
+// A chat model is not a reranker; no documents give no scores; on $RIGLLAMA_RERANK_MODEL (when
+// set) each document gets one finite score.
+func TestRerank(t *testing.T) {
+	e := engine(t)
+	documents := []string{"A cat is a small furry animal that purrs.", "Granite is a hard igneous rock.",
+		"Cats sleep for most of the day."}
+	var rerr *rigllama.Error
+	if scores, err := e.Rerank("what is a cat?", documents); !errors.As(err, &rerr) ||
+		rerr.Status != rigllama.StatusInvalidArgument || !strings.Contains(rerr.Message, "not a reranker") || scores != nil {
+		t.Errorf("Rerank on a chat model: %v, %v; want StatusInvalidArgument, not a reranker", scores, err)
+	}
+	if scores, err := e.Rerank("what is a cat?", nil); err != nil || scores == nil || len(scores) != 0 {
+		t.Errorf("Rerank with no documents: %#v, %v; want an empty slice", scores, err)
+	}
+
+	path := os.Getenv("RIGLLAMA_RERANK_MODEL")
+	if path == "" {
+		t.Log("RIGLLAMA_RERANK_MODEL is not set: the scores of a reranker are not checked")
+		return
+	}
+	reranker, err := rigllama.OpenWith(path, rigllama.Options{NCtx: 1024})
+	if err != nil {
+		t.Fatalf("OpenWith(%q): %v", path, err)
+	}
+	defer reranker.Close()
+	scores, err := reranker.Rerank("what is a cat?", documents)
+	if err != nil || len(scores) != len(documents) {
+		t.Fatalf("Rerank: %v, %v; want %d scores", scores, err, len(documents))
+	}
+	for i, score := range scores {
+		if math.IsNaN(float64(score)) || math.IsInf(float64(score), 0) {
+			t.Errorf("scores[%d] = %v, not finite", i, score)
+		}
+	}
+	t.Logf("scores %v", scores)
 }

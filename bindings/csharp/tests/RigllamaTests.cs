@@ -449,6 +449,126 @@ public class RigllamaTests
         e = Assert.Throws<RigllamaException>(() => engine.CompleteTokens(new int[0], Greedy(1), out usage));
         Assert.AreEqual(Status.InvalidArgument, e.Status);
     }
+
+    const string InfillPrefix = "def add(a, b):\n    ";
+    const string InfillSuffix = "\n\nprint(add(1, 2))\n";
+
+    // $RIGLLAMA_FIM_MODEL: the model with fill-in-the-middle tokens (tests/csharp/run makes it
+    // with scripts/make-fim-model).
+    static string FimModelPath()
+    {
+        ModelPath();
+        string path = Environment.GetEnvironmentVariable("RIGLLAMA_FIM_MODEL");
+        if (string.IsNullOrEmpty(path))
+            Assert.Ignore("RIGLLAMA_FIM_MODEL is not set: set it to a model with FIM tokens "
+                          + "(in the rigllama repository, scripts/make-fim-model MODEL DEST makes one)");
+        return path;
+    }
+
+    // llama-server's /infill layout on the FIM model (scripts/make-fim-model gives it FIM_PRE..
+    // FIM_SEP as ids 6..10, and FIM_REP/FIM_SEP add a repository header):
+    // [FIM_REP]myproject\n[FIM_SEP]filename\n[BOS][FIM_PRE]prefix[FIM_SUF]suffix[FIM_MID].
+    static int[] InfillLayout(Engine engine, string prefix, string suffix)
+    {
+        var ids = new List<int> { 9 };
+        ids.AddRange(engine.Tokenize("myproject\n", Rigllama.TokenizeFlags.None));
+        ids.Add(10);
+        ids.AddRange(engine.Tokenize("filename\n", Rigllama.TokenizeFlags.None));
+        ids.AddRange(new[] { 2, 6 });
+        ids.AddRange(engine.Tokenize(prefix, Rigllama.TokenizeFlags.None));
+        ids.Add(7);
+        ids.AddRange(engine.Tokenize(suffix, Rigllama.TokenizeFlags.None));
+        ids.Add(8);
+        return ids.ToArray();
+    }
+
+    [Test]
+    public void ASuffixIsRefusedWithoutFimTokens()
+    {
+        Usage usage;
+        var e = Assert.Throws<RigllamaException>(() => Shared().CompleteInfill(InfillPrefix, InfillSuffix, Greedy(8), out usage));
+        Assert.AreEqual(Status.InvalidArgument, e.Status);
+        StringAssert.Contains("fill-in-the-middle tokens", e.Message);
+    }
+
+    [Test]
+    public void FillInTheMiddleFollowsTheInfillLayout()
+    {
+        EngineOptions options = Engine.DefaultOptions();
+        options.n_ctx = 1024;
+        using (var engine = new Engine(FimModelPath(), options))
+        {
+            int[] layout = InfillLayout(engine, InfillPrefix, InfillSuffix);
+            Assert.AreEqual((uint)layout.Length, engine.CountInfillTokens(InfillPrefix, InfillSuffix, Greedy(8)));
+            Request request = Greedy(8);
+            request.prompt = Native.Utf8Alloc(InfillPrefix);
+            request.suffix = Native.Utf8Alloc(InfillSuffix);
+            try
+            {
+                IntPtr shown;
+                Native.Check(Native.rigllama_engine_apply_template(engine.Handle, ref request, out shown));
+                string text = Native.Utf8ReadZ(shown);
+                Native.rigllama_string_free(shown);
+                Assert.AreEqual(layout, engine.Tokenize(text, Rigllama.TokenizeFlags.ParseSpecial), text);
+            }
+            finally
+            {
+                Marshal.FreeHGlobal(request.suffix);
+                Marshal.FreeHGlobal(request.prompt);
+            }
+            // Either side may be empty.
+            Assert.AreEqual((uint)InfillLayout(engine, "", InfillSuffix).Length, engine.CountInfillTokens("", InfillSuffix, Greedy(8)));
+            Assert.AreEqual((uint)InfillLayout(engine, InfillPrefix, "").Length, engine.CountInfillTokens(InfillPrefix, "", Greedy(8)));
+            Request notRaw = Greedy(8);
+            notRaw.raw_prompt = 0;
+            var e = Assert.Throws<RigllamaException>(() => engine.CountInfillTokens(InfillPrefix, InfillSuffix, notRaw));
+            Assert.AreEqual(Status.InvalidArgument, e.Status);
+            StringAssert.Contains("raw_prompt 1", e.Message);
+
+            engine.Reset();
+            Usage usage;
+            string middle = engine.CompleteInfill(InfillPrefix, InfillSuffix, Greedy(8), out usage);
+            Assert.IsNotEmpty(middle);
+            Assert.AreEqual((uint)layout.Length, usage.prompt_tokens);
+            Assert.AreEqual(0u, usage.dropped_tokens);
+            engine.Reset();
+            var jobText = new StringBuilder();
+            using (Job job = engine.SubmitInfill(InfillPrefix, InfillSuffix, Greedy(8)))
+                Assert.AreEqual(EventKind.Done, UntilFinal(job, jobText).Kind);
+            Assert.AreEqual(middle, jobText.ToString(), "as a job");
+        }
+    }
+
+    [Test]
+    public void RerankRefusesAChatModelTakesNoDocumentsAndScoresEachOnAReranker()
+    {
+        string[] documents = { "A cat is a small furry animal that purrs.", "Granite is a hard igneous rock.",
+                               "Cats sleep for most of the day." };
+        var e = Assert.Throws<RigllamaException>(() => Shared().Rerank("what is a cat?", documents));
+        Assert.AreEqual(Status.InvalidArgument, e.Status);
+        StringAssert.Contains("not a reranker", e.Message);
+        Assert.AreEqual(new float[0], Shared().Rerank("what is a cat?", new string[0]));
+        Assert.AreEqual(new float[0], Shared().Rerank("what is a cat?", null));
+
+        string path = Environment.GetEnvironmentVariable("RIGLLAMA_RERANK_MODEL");
+        if (string.IsNullOrEmpty(path))
+        {
+            Console.WriteLine("RIGLLAMA_RERANK_MODEL is not set: the scores of a reranker are not checked");
+            return;
+        }
+        EngineOptions options = Engine.DefaultOptions();
+        options.n_ctx = 1024;
+        using (var reranker = new Engine(path, options))
+        {
+            float[] scores = reranker.Rerank("what is a cat?", documents);
+            Assert.AreEqual(documents.Length, scores.Length);
+            foreach (float score in scores)
+                Assert.IsFalse(float.IsNaN(score) || float.IsInfinity(score), "a score that is not finite: " + score);
+            var withNull = Assert.Throws<RigllamaException>(() => reranker.Rerank("q", new[] { "fine", null }));
+            Assert.AreEqual(Status.NullArgument, withNull.Status);
+            StringAssert.Contains("documents[1]", withNull.Message);
+        }
+    }
 }
 
 // The smallest JSON reader the checks need (Mono has no JSON parser in its default references):

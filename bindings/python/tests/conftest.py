@@ -1,10 +1,14 @@
 """Fixtures: the model from $RIGLLAMA_MODEL (tests that need it skip without it, saying how to
-run them) and one engine shared by the tests that can share it. Tests run one at a time: two
+run them), one engine shared by the tests that can share it, and the model with
+fill-in-the-middle tokens ($RIGLLAMA_FIM_MODEL, else made with scripts/make-fim-model). Tests run one at a time: two
 engines generating at once on a small machine slow each other down a hundredfold."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -25,3 +29,20 @@ def model() -> str:
 def engine(model: str) -> Iterator[rigllama.Engine]:
     with rigllama.Engine(model) as shared:
         yield shared
+
+
+@pytest.fixture(scope="session")
+def fim_model(model: str) -> str:
+    """$RIGLLAMA_FIM_MODEL; unset, the repository's scripts/make-fim-model makes one from the model
+    (into the cache), and without that script the test skips."""
+    path = os.environ.get("RIGLLAMA_FIM_MODEL")
+    if path:
+        return path
+    script = Path(__file__).resolve().parents[3] / "scripts" / "make-fim-model"
+    if not script.is_file():
+        pytest.skip("RIGLLAMA_FIM_MODEL is not set and scripts/make-fim-model is not at hand: set it to a model "
+                    "with FIM tokens (in the rigllama repository, scripts/make-fim-model MODEL DEST makes one)")
+    cache = Path(os.environ.get("RIGLLAMA_CACHE") or Path.home() / ".cache" / "rigllama")
+    made = subprocess.run([sys.executable, str(script), model, str(cache / "models" / "fim-gemma3-270m.gguf")],
+                          check=True, stdout=subprocess.PIPE, text=True)
+    return made.stdout.strip().splitlines()[-1]

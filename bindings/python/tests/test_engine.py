@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from typing import Any, Dict, List
@@ -299,3 +300,59 @@ def test_prompt_tokens_give_the_reply_the_raw_text_gives(engine: Engine) -> None
     with pytest.raises(RigllamaError) as raised:
         engine.complete(prompt, prompt_tokens=ids, max_tokens=1)
     assert raised.value.status == Status.INVALID_ARGUMENT
+
+
+INFILL_PREFIX = "def add(a, b):\n    "
+INFILL_SUFFIX = "\n\nprint(add(1, 2))\n"
+
+
+def infill_layout(engine: Engine, prefix: str, suffix: str) -> List[int]:
+    """llama-server's /infill layout on the FIM model (scripts/make-fim-model gives it FIM_PRE..
+    FIM_SEP as ids 6..10, and FIM_REP/FIM_SEP add a repository header):
+    [FIM_REP]myproject\\n[FIM_SEP]filename\\n[BOS][FIM_PRE]prefix[FIM_SUF]suffix[FIM_MID]."""
+    def plain(text: str) -> List[int]:
+        return engine.tokenize(text, add_special=False, parse_special=False)
+    return ([9] + plain("myproject\n") + [10] + plain("filename\n") + [2, 6] + plain(prefix) + [7] + plain(suffix)
+            + [8])
+
+
+def test_a_suffix_is_refused_without_fim_tokens(engine: Engine) -> None:
+    with pytest.raises(RigllamaError) as raised:
+        engine.complete(INFILL_PREFIX, suffix=INFILL_SUFFIX, max_tokens=8, **GREEDY)
+    assert raised.value.status == Status.INVALID_ARGUMENT
+    assert "fill-in-the-middle tokens" in raised.value.message
+
+
+def test_fill_in_the_middle(fim_model: str) -> None:
+    with Engine(fim_model, n_ctx=1024) as engine:
+        request = Request(INFILL_PREFIX, suffix=INFILL_SUFFIX, max_tokens=8, **GREEDY)
+        layout = infill_layout(engine, INFILL_PREFIX, INFILL_SUFFIX)
+        assert engine.count_tokens(request) == len(layout)
+        assert engine.tokenize(engine.apply_template(request), add_special=False) == layout
+        for prefix, suffix in (("", INFILL_SUFFIX), (INFILL_PREFIX, "")):  # either side may be empty
+            assert engine.count_tokens(prefix, suffix=suffix, raw_prompt=True) == len(
+                infill_layout(engine, prefix, suffix))
+        with pytest.raises(RigllamaError) as raised:
+            engine.count_tokens(request, raw_prompt=False)
+        assert raised.value.status == Status.INVALID_ARGUMENT and "raw_prompt 1" in raised.value.message
+        middle, usage = engine.complete(request)
+        assert middle
+        assert usage.prompt_tokens == len(layout) and usage.dropped_tokens == 0
+
+
+def test_rerank(engine: Engine) -> None:
+    documents = ["A cat is a small furry animal that purrs.", "Granite is a hard igneous rock.",
+                 "Cats sleep for most of the day."]
+    with pytest.raises(RigllamaError) as raised:
+        engine.rerank("what is a cat?", documents)
+    assert raised.value.status == Status.INVALID_ARGUMENT and "not a reranker" in raised.value.message
+    assert engine.rerank("what is a cat?", []) == []
+    with pytest.raises(TypeError):
+        engine.rerank("what is a cat?", "one string")
+
+    path = os.environ.get("RIGLLAMA_RERANK_MODEL")
+    if not path:  # the scores of a reranker go unchecked (tests/python/run says so)
+        return
+    with Engine(path, n_ctx=1024) as reranker:
+        scores = reranker.rerank("what is a cat?", documents)
+    assert len(scores) == len(documents) and all(math.isfinite(score) for score in scores), scores

@@ -16,6 +16,11 @@
         assert engine.detokenize(ids) == "The sea is"
         text, usage = engine.complete(prompt_tokens=ids, max_tokens=24)   # the ids, sent verbatim
 
+    with rigllama.Engine("coder.gguf") as coder:             # fill-in-the-middle: a model with FIM tokens
+        middle, usage = coder.complete(before_gap, suffix=after_gap, raw_prompt=True)   # the middle
+    with rigllama.Engine("reranker.gguf") as reranker:       # a reranker (pooling type rank)
+        scores = reranker.rerank("what is a cat?", ["A cat purrs.", "Granite is a rock."])   # one per document
+
     rigllama.Engine("model.gguf", n_seq=2, thread_priority=rigllama.ThreadPriority.LOW)
     rigllama.Engine("model.gguf", rigllama.EngineOptions(n_ctx=8192))
 
@@ -290,7 +295,12 @@ class Request:
     prompt_tokens (v0.3): the prompt as token ids (Engine.tokenize), sent verbatim, nothing
     added (tokenize's defaults add the BOS a raw prompt gets); leave prompt, messages and
     system_prompt None (raw_prompt does not matter). An id outside the vocabulary raises
-    RigllamaError (INVALID_ARGUMENT) naming its index and value."""
+    RigllamaError (INVALID_ARGUMENT) naming its index and value. suffix (v0.3): fill-in-the-middle,
+    the text after the gap, with prompt the text before it (either may be "", not both) and
+    raw_prompt=True; the prompt is laid out with the vocabulary's FIM tokens as llama-server
+    lays out an /infill prompt, and the reply is the middle (text that does not fit one batch is
+    cut, counted in usage.dropped_tokens). A model whose vocabulary has no FIM tokens raises
+    RigllamaError (INVALID_ARGUMENT), as does a suffix without raw_prompt."""
 
     prompt: Optional[str] = None
     messages: Optional[JsonText] = None
@@ -329,6 +339,7 @@ class Request:
     logit_bias: Optional[JsonText] = None
     draft_max: Optional[int] = None
     prompt_tokens: Optional[Sequence[int]] = None
+    suffix: Optional[str] = None
 
 
 # Request fields copied into the C struct as they are (None: the default stays).
@@ -389,6 +400,7 @@ def _c_request(r: Request) -> _native.Request:
     c.prompt = _utf8(r.prompt)
     c.messages_json = _json_text(r.messages)
     c.system_prompt = _utf8(r.system_prompt)
+    c.suffix = _utf8(r.suffix)
     c.grammar = _utf8(r.grammar)
     c.json_schema = _json_text(r.json_schema)
     c.tools_json = _json_text(r.tools)
@@ -662,6 +674,20 @@ class Engine:
         vector = (ctypes.c_float * dims.value)()
         _check(_lib.rigllama_engine_embed(self._handle, encoded, vector, dims.value, ctypes.byref(dims)))
         return list(vector[:dims.value])
+
+    def rerank(self, query: str, documents: Sequence[str]) -> List[float]:
+        """How well each of documents answers query: one score per document, in their order
+        (higher is better; unnormalised, as llama-server's /rerank returns it), from a reranker
+        model (a GGUF with pooling type rank, as bge-reranker's). The chat KV cache is untouched.
+        A model that is not a reranker, an empty query or document, or a pair over 2048 tokens
+        raises RigllamaError (INVALID_ARGUMENT) naming it. No documents: [] (at most 65,536)."""
+        if isinstance(documents, str):
+            raise TypeError("rerank: documents is a sequence of strings, not one string")
+        n = len(documents)
+        texts = _strings(documents) if n else None
+        scores = (ctypes.c_float * n)() if n else None
+        _check(_lib.rigllama_engine_rerank(self._handle, query.encode("utf-8"), texts, n, scores))
+        return list(scores) if scores is not None else []
 
     def add_lora(self, path: PathLike, scale: float = 1.0) -> int:
         """Loads the LoRA adapter GGUF at path (made for this model) and applies it at scale

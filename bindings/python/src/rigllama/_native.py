@@ -99,6 +99,7 @@ class Request(ctypes.Structure):
         # v0.3: the prompt as token ids (prompt/messages_json None), and how many
         ("prompt_tokens", ctypes.POINTER(ctypes.c_int32)),
         ("n_prompt_tokens", ctypes.c_size_t),
+        ("suffix", ctypes.c_char_p),  # v0.3: fill-in-the-middle, the text after the gap (raw_prompt 1)
     ]
 
 
@@ -138,7 +139,7 @@ C_LAYOUT_X86_64: Dict[Type[ctypes.Structure], Tuple[int, Dict[str, int]]] = {
                           "fit": 76, "fit_min_ctx": 80, "fit_margins_mib": 88, "n_fit_margins_mib": 96,
                           "max_checkpoint_bytes": 104, "max_checkpoints": 112, "mmproj_path": 120,
                           "thread_priority": 128}),
-    Request: (232, {"struct_size": 0, "max_tokens": 4, "temperature": 8, "top_p": 12, "top_k": 16, "min_p": 20,
+    Request: (240, {"struct_size": 0, "max_tokens": 4, "temperature": 8, "top_p": 12, "top_k": 16, "min_p": 20,
                     "repeat_penalty": 24, "seed": 28, "raw_prompt": 32, "prompt": 40, "system_prompt": 48,
                     "messages_json": 56, "stop": 64, "n_stop": 72, "priority": 80, "grammar": 88,
                     "json_schema": 96, "tools_json": 104, "tool_choice": 112, "reasoning": 116,
@@ -147,7 +148,7 @@ C_LAYOUT_X86_64: Dict[Type[ctypes.Structure], Tuple[int, Dict[str, int]]] = {
                     "xtc_threshold": 152, "typical_p": 156, "top_n_sigma": 160, "mirostat": 164,
                     "mirostat_tau": 168, "mirostat_eta": 172, "n_logprobs": 176, "logit_bias_json": 184,
                     "dry_sequence_breakers": 192, "n_dry_sequence_breakers": 200, "draft_max": 208,
-                    "prompt_tokens": 216, "n_prompt_tokens": 224}),
+                    "prompt_tokens": 216, "n_prompt_tokens": 224, "suffix": 232}),
     Usage: (56, {"struct_size": 0, "finish_reason": 4, "prompt_tokens": 8, "cached_prompt_tokens": 12,
                  "completion_tokens": 16, "seed": 20, "prompt_ms": 24, "generation_ms": 32, "dropped_tokens": 40,
                  "drafted_tokens": 44, "accepted_tokens": 48, "image_tokens": 52}),
@@ -230,6 +231,9 @@ def load(path: str) -> Any:
         "rigllama_bytes_free": (None, [ctypes.c_void_p]),
         "rigllama_engine_embed": (c_status, [engine_p, ctypes.c_char_p, P(ctypes.c_float), ctypes.c_size_t,
                                              P(ctypes.c_size_t)]),
+        # v0.3. documents is an array of n UTF-8 strings; out_scores has room for n floats.
+        "rigllama_engine_rerank": (c_status, [engine_p, ctypes.c_char_p, P(ctypes.c_char_p), ctypes.c_size_t,
+                                              P(ctypes.c_float)]),
         "rigllama_engine_add_lora": (c_status, [engine_p, ctypes.c_char_p, ctypes.c_float, P(ctypes.c_uint32)]),
         "rigllama_engine_set_lora_scale": (c_status, [engine_p, ctypes.c_uint32, ctypes.c_float]),
         "rigllama_engine_remove_lora": (c_status, [engine_p, ctypes.c_uint32]),
