@@ -336,6 +336,51 @@ static void test_lora(rigllama_engine *engine, const char *dir) {
     rigllama_string_free(still);
 }
 
+/* A control vector: strength 0 is the base model, 1 changes the text, clearing restores it;
+   one for another width is refused with the reason. */
+static void test_control_vector(rigllama_engine *engine, const char *dir) {
+    if (!dir) {
+        CHECK(dir != NULL, "RIGLLAMA_CONTROL_VECTOR_DIR is not set: run scripts/make-control-vector MODEL DIR");
+        return;
+    }
+    char vector[1024], wrong[1024];
+    snprintf(vector, sizeof vector, "%s/control-vector-random.gguf", dir);
+    snprintf(wrong, sizeof wrong, "%s/control-vector-wrong-width.gguf", dir);
+    rigllama_request r = greedy("The lighthouse keeper", 16);
+    rigllama_engine_reset(engine);
+    char *base = complete(engine, &r);
+    CHECK(rigllama_engine_set_control_vector(engine, vector, 0.0f, 0, 0) == RIGLLAMA_STATUS_OK, "strength 0: %s",
+          rigllama_last_error());
+    rigllama_engine_reset(engine);
+    char *same = complete(engine, &r);
+    CHECK(same && base && strcmp(same, base) == 0, "strength 0 is the base model");
+    CHECK(rigllama_engine_set_control_vector(engine, vector, 1.0f, 0, 0) == RIGLLAMA_STATUS_OK, "strength 1");
+    rigllama_engine_reset(engine);
+    char *steered = complete(engine, &r);
+    CHECK(steered && base && strcmp(steered, base) != 0, "strength 1 changes the text: \"%s\"", steered ? steered : "");
+    char *json = NULL;
+    rigllama_engine_describe(engine, &json);
+    CHECK(json && strstr(json, "\"control_vector\":{\"path\":") && strstr(json, "\"layer_start\":1"), "describe: %s",
+          json ? json : "");
+    rigllama_string_free(json);
+    CHECK(rigllama_engine_set_control_vector(engine, wrong, 1.0f, 0, 0) == RIGLLAMA_STATUS_INVALID_ARGUMENT &&
+              strstr(rigllama_last_error(), "640 wide"),
+          "another width: %s", rigllama_last_error());
+    CHECK(rigllama_engine_set_control_vector(engine, vector, 1.0f, 3, 99) == RIGLLAMA_STATUS_INVALID_ARGUMENT &&
+              strstr(rigllama_last_error(), "layer range 3..99"),
+          "layers outside the model: %s", rigllama_last_error());
+    CHECK(rigllama_engine_set_control_vector(engine, NULL, 1.0f, 0, 0) == RIGLLAMA_STATUS_NULL_ARGUMENT, "NULL path");
+    CHECK(rigllama_engine_clear_control_vector(engine) == RIGLLAMA_STATUS_OK, "clear");
+    CHECK(rigllama_engine_clear_control_vector(NULL) == RIGLLAMA_STATUS_NULL_ARGUMENT, "NULL engine");
+    rigllama_engine_reset(engine);
+    char *back = complete(engine, &r);
+    CHECK(back && base && strcmp(back, base) == 0, "cleared: the base model again");
+    rigllama_string_free(base);
+    rigllama_string_free(same);
+    rigllama_string_free(steered);
+    rigllama_string_free(back);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s MODEL.gguf\n", argv[0]);
@@ -355,6 +400,7 @@ int main(int argc, char **argv) {
     test_knob_effects(engine);
     test_logprobs(engine);
     test_lora(engine, getenv("RIGLLAMA_LORA_DIR"));
+    test_control_vector(engine, getenv("RIGLLAMA_CONTROL_VECTOR_DIR"));
     rigllama_engine_destroy(engine);
     test_kv_types_flash_attention_and_fit(argv[1]);
     printf("test_knobs: %d passed, %d failed (%.1f s)\n", passed, failed, (now_ms() - started) / 1e3);
