@@ -19,6 +19,7 @@ use rig_core::completion::{
 use rig_core::message::{
     AssistantContent, Message as RigMessage, ToolChoice, ToolName, UserContent,
 };
+use rig_core::operation::RerankRequest;
 use rig_core::streaming::{Item, StreamEvent};
 use rig_core::tool::PortableTool;
 use rig_core::ProviderError;
@@ -557,4 +558,145 @@ async fn embedding_requests_the_engine_cannot_serve_are_refused() {
         .unwrap()
         .embeddings
         .is_empty());
+}
+
+fn rerank_request(query: &str, documents: &[&str]) -> RerankRequest {
+    RerankRequest {
+        query: query.to_owned(),
+        documents: documents.iter().map(|d| d.to_string()).collect(),
+    }
+}
+
+const RERANK_QUERY: &str = "what is a cat?";
+const RERANK_DOCUMENTS: [&str; 5] = [
+    "Granite is a hard igneous rock.",
+    "A cat is a small furry animal that purrs.",
+    "The train to Paris leaves at noon.",
+    "Cats sleep for most of the day.",
+    "Quarterly tax filings are due in April.",
+];
+
+/// The default model is not a reranker: a Rig rerank call fails as `Engine::rerank` does, with
+/// rig's request error carrying the engine's own message. More documents than one call takes
+/// are refused before they reach the engine.
+#[tokio::test]
+async fn rerank_model_on_a_model_that_is_not_a_reranker_is_refused_with_the_engines_message() {
+    let engine = engine();
+    let model = rigllama::rig::rerank_model(&engine);
+    assert_eq!(
+        model.capabilities().max_documents,
+        rigllama::rig::MAX_RERANK_DOCUMENTS
+    );
+    let refused = engine.rerank(RERANK_QUERY, &RERANK_DOCUMENTS).unwrap_err();
+    assert!(
+        matches!(refused, rigllama::Error::InvalidArgument(_)),
+        "{refused:?}"
+    );
+    let error = model
+        .call(rerank_request(RERANK_QUERY, &RERANK_DOCUMENTS))
+        .await
+        .unwrap_err();
+    println!("{error}");
+    match &error {
+        ProviderError::Request(reason) => assert_eq!(reason.to_string(), refused.to_string()),
+        other => panic!("not rig's request error: {other:?}"),
+    }
+    assert!(error.to_string().contains("not a reranker"), "{error}");
+
+    let too_many = vec!["word"; rigllama::rig::MAX_RERANK_DOCUMENTS + 1];
+    let error = model
+        .call(rerank_request(RERANK_QUERY, &too_many))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ProviderError::Request(_)), "{error:?}");
+    assert!(error.to_string().contains("at most"), "{error}");
+}
+
+/// On a reranker (`RIGLLAMA_RERANK_MODEL`, e.g. from `scripts/make-reranker-model`), a Rig call
+/// returns `Engine::rerank`'s scores in rig's `RerankResponse`: one result per document, sorted
+/// by relevance, highest first (equal scores in input order), each with the document's index in
+/// the request and its engine score, no document text.
+#[tokio::test]
+async fn rerank_model_returns_the_engines_scores_in_rigs_ranked_order() {
+    let Some(path) = std::env::var_os("RIGLLAMA_RERANK_MODEL") else {
+        println!(
+            "SKIP: RIGLLAMA_RERANK_MODEL is not set (scripts/make-reranker-model makes a \
+             reranker fixture); only the refusal on a non-reranker was checked"
+        );
+        return;
+    };
+    let engine = rigllama::Engine::create(rigllama::EngineOptions::new(&path), None)
+        .expect("the reranker loads");
+    let model = rigllama::rig::rerank_model(&engine);
+    let scores = engine.rerank(RERANK_QUERY, &RERANK_DOCUMENTS).unwrap();
+    println!("engine scores: {scores:?}");
+    assert_eq!(scores.len(), RERANK_DOCUMENTS.len());
+
+    let response = model
+        .call(rerank_request(RERANK_QUERY, &RERANK_DOCUMENTS))
+        .await
+        .unwrap();
+    println!("{:?}", response.results);
+    assert_eq!(response.provider, rigllama::rig::PROVIDER);
+    let stem = std::path::Path::new(&path).file_stem().unwrap();
+    assert_eq!(response.model.as_deref(), stem.to_str());
+    assert_eq!(response.usage, Default::default());
+
+    // Every document once, with its engine score (the same batch: the same bits).
+    let mut indices: Vec<usize> = response.results.iter().map(|r| r.index).collect();
+    for result in &response.results {
+        assert_eq!(result.relevance_score, f64::from(scores[result.index]));
+        assert!(result.document.is_none());
+    }
+    // Most relevant first; a tie in input order.
+    for pair in response.results.windows(2) {
+        assert!(
+            pair[0].relevance_score > pair[1].relevance_score
+                || (pair[0].relevance_score == pair[1].relevance_score
+                    && pair[0].index < pair[1].index),
+            "{pair:?}"
+        );
+    }
+    let mut expected: Vec<usize> = (0..scores.len()).collect();
+    expected.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    assert_eq!(indices, expected);
+    assert_ne!(
+        expected,
+        (0..scores.len()).collect::<Vec<_>>(),
+        "the fixture's scores should reorder these documents"
+    );
+    indices.sort_unstable();
+    assert_eq!(indices, (0..RERANK_DOCUMENTS.len()).collect::<Vec<_>>());
+
+    // The same documents in reverse: each index still names its own document, whose score is
+    // the one it had in input order (to rounding: a score moves a little with the document's
+    // place in the engine's batch), nearer to it than to any other document's.
+    let reversed: Vec<&str> = RERANK_DOCUMENTS.iter().rev().copied().collect();
+    let response = model
+        .call(rerank_request(RERANK_QUERY, &reversed))
+        .await
+        .unwrap();
+    assert_eq!(response.results.len(), reversed.len());
+    for result in &response.results {
+        let original = RERANK_DOCUMENTS.len() - 1 - result.index;
+        let distance = |i: usize| (result.relevance_score - f64::from(scores[i])).abs();
+        let nearest = (0..scores.len())
+            .min_by(|&a, &b| distance(a).total_cmp(&distance(b)))
+            .unwrap();
+        assert_eq!(nearest, original, "{result:?} vs {scores:?}");
+        assert!(distance(original) < 1e-2, "{result:?} vs {scores:?}");
+    }
+
+    // No documents: no results; an empty document: the engine's refusal as rig's.
+    let empty = model.call(rerank_request(RERANK_QUERY, &[])).await.unwrap();
+    assert!(empty.results.is_empty());
+    let error = model
+        .call(rerank_request(RERANK_QUERY, &["fine", ""]))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ProviderError::Request(_)), "{error:?}");
+    assert!(
+        error.to_string().contains("documents[1] is empty"),
+        "{error}"
+    );
 }

@@ -26,8 +26,8 @@ use rig_core::error::ProviderError;
 use rig_core::operation::Embedding;
 use rig_core::wire::Capabilities;
 
-use super::provider::{provider_error, PROVIDER};
-use super::transport::EngineTransport;
+use super::provider::PROVIDER;
+use super::transport::{off_runtime, EngineTransport};
 use crate::engine::Engine;
 
 /// The most texts one Rig embedding call takes, and the batch size Rig's
@@ -90,16 +90,5 @@ async fn embed_off_runtime(
     if texts.is_empty() {
         return Ok(Vec::new());
     }
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("rigllama-embed".into())
-        .spawn(move || {
-            // The receiver is gone when the caller dropped the call; nothing to tell.
-            let _ = reply.send(engine.embed(&texts));
-        })
-        .map_err(|e| ProviderError::Provider(format!("cannot start the embedding thread: {e}")))?;
-    answer
-        .await
-        .map_err(|_| ProviderError::Provider("the embedding thread ended without a reply".into()))?
-        .map_err(provider_error)
+    off_runtime("embed", move || engine.embed(&texts)).await
 }

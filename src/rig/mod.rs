@@ -20,14 +20,19 @@
 //! reply's reasoning and tool calls come back as Rig's reasoning and call blocks, so a
 //! `rig_agent` agent runs its tool loop on a local model.
 //!
+//! The same engine is also Rig's embedding model ([`embedding_model`]) and, when it holds a
+//! reranker, Rig's reranking model ([`rerank_model`]).
+//!
 //! [`Request`]: crate::engine::Request
 
 use crate::engine::Engine;
+use provider::model_name;
 
 mod decode;
 mod embedding;
 mod encode;
 mod provider;
+mod rerank;
 mod transport;
 mod wire;
 
@@ -35,6 +40,7 @@ pub use decode::{EventDecoder, ReplyDocument};
 pub use embedding::{RigllamaEmbeddingModel, MAX_EMBED_DOCUMENTS};
 pub use encode::engine_request;
 pub use provider::PROVIDER;
+pub use rerank::{RigllamaRerankModel, MAX_RERANK_DOCUMENTS};
 pub use transport::EngineTransport;
 pub use wire::CompletionWire;
 
@@ -62,11 +68,19 @@ pub fn embedding_model(engine: &Engine) -> RigllamaEmbeddingModel {
     embedding::model(engine, model_name(engine))
 }
 
-/// The model file's name without its extension.
-fn model_name(engine: &Engine) -> String {
-    let path = engine.describe().model_path;
-    std::path::Path::new(&path)
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or(path)
+/// The Rig reranking model for `engine` (`rig_core::Model<Local<Rerank>, _>`, as Voyage AI's
+/// `provider.rerank(model)` is over HTTP): pass a `rig_core::operation::RerankRequest` (a query
+/// and its documents) to `model.call`. One call is one [`Engine::rerank`], at most
+/// [`MAX_RERANK_DOCUMENTS`] documents. The `RerankResponse` follows rig's contract: `results`
+/// has one entry per document, sorted by `relevance_score` (the engine's score, unnormalised;
+/// higher is more relevant), highest first, equal scores in input order; each entry's `index`
+/// is the document's place in the request, and `document` is `None`. `model` is the loaded
+/// model file's name, `usage` is empty (no token counts) and `provider` is [`PROVIDER`].
+///
+/// `engine` must hold a reranker (a GGUF declaring pooling type rank, as bge-reranker's does);
+/// on any other model a call fails with `ProviderError::Request` carrying the engine's "not a
+/// reranker" message, as an empty query or document and a pair over
+/// [`MAX_EMBED_TOKENS`](crate::MAX_EMBED_TOKENS) tokens do.
+pub fn rerank_model(engine: &Engine) -> RigllamaRerankModel {
+    rerank::model(engine, model_name(engine))
 }
