@@ -612,19 +612,13 @@ async fn rerank_model_on_a_model_that_is_not_a_reranker_is_refused_with_the_engi
     assert!(error.to_string().contains("at most"), "{error}");
 }
 
-/// On a reranker (`RIGLLAMA_RERANK_MODEL`, e.g. from `scripts/make-reranker-model`), a Rig call
+/// On a reranker (the tiny fixture of `scripts/make-reranker-model`), a Rig call
 /// returns `Engine::rerank`'s scores in rig's `RerankResponse`: one result per document, sorted
 /// by relevance, highest first (equal scores in input order), each with the document's index in
 /// the request and its engine score, no document text.
 #[tokio::test]
 async fn rerank_model_returns_the_engines_scores_in_rigs_ranked_order() {
-    let Some(path) = std::env::var_os("RIGLLAMA_RERANK_MODEL") else {
-        println!(
-            "SKIP: RIGLLAMA_RERANK_MODEL is not set (scripts/make-reranker-model makes a \
-             reranker fixture); only the refusal on a non-reranker was checked"
-        );
-        return;
-    };
+    let path = reranker_model_path();
     let engine = rigllama::Engine::create(rigllama::EngineOptions::new(&path), None)
         .expect("the reranker loads");
     let model = rigllama::rig::rerank_model(&engine);
