@@ -1,5 +1,4 @@
 //! Every extern "C" binding.
-pub(super) mod adaptive_p;
 pub(super) mod backend;
 pub(super) mod chat_shim;
 pub(super) mod fit;
@@ -7,5 +6,6 @@ pub(super) mod gguf_tensors;
 pub(super) mod grammar;
 pub(super) mod memory;
 pub(super) mod raw;
+pub(super) mod raw_sampler;
 pub(super) mod threadpool;
 pub(super) mod vision;
