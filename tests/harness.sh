@@ -13,7 +13,10 @@
 #   fixture_models MODEL    exports the models the fill-in-the-middle and rerank tests read:
 #                           RIGLLAMA_FIM_MODEL (unless set: scripts/make-fim-model MODEL into the
 #                           cache; failing to make it counts as a failure) and RIGLLAMA_RERANK_MODEL
-#                           (unless set: scripts/make-reranker-model MODEL into the cache, the same)
+#                           (unless set: scripts/make-reranker-model MODEL into the cache, the same),
+#                           and the control-vector tests' directory, RIGLLAMA_CONTROL_VECTOR_DIR
+#                           (unless set: scripts/make-control-vector MODEL into the cache's
+#                           models/control-vectors, the same)
 passed=0
 failed=0
 reason=""
@@ -96,6 +99,17 @@ fixture_models() {
             failed=$((failed + 1))
             echo "FAIL  scripts/make-reranker-model (the rerank tests' model); last lines:"
             tail -n 20 "$work/make-reranker-model.log" | sed 's/^/      /'
+        fi
+    fi
+    if [ -z "${RIGLLAMA_CONTROL_VECTOR_DIR:-}" ]; then
+        if "$root/scripts/make-control-vector" "$model" "$cache/models/control-vectors" \
+                >/dev/null 2>"$work/make-control-vector.log" \
+                && [ -f "$cache/models/control-vectors/control-vector-random.gguf" ]; then
+            export RIGLLAMA_CONTROL_VECTOR_DIR="$cache/models/control-vectors"
+        else
+            failed=$((failed + 1))
+            echo "FAIL  scripts/make-control-vector (the control-vector tests' fixtures); last lines:"
+            tail -n 20 "$work/make-control-vector.log" | sed 's/^/      /'
         fi
     fi
 }
