@@ -145,7 +145,7 @@ pub fn check_gguf_range(path: &Path, offset: u64, size: u64) -> Result<GgufSumma
         ));
     }
     let size = if size == 0 { len - offset } else { size };
-    let end = offset.checked_add(size).unwrap_or(u64::MAX);
+    let end = offset.saturating_add(size);
     if end > len {
         return Err(format!(
             "offset {offset} + size {size} ends at byte {end}, past the end of the file ({len} bytes)"

@@ -115,7 +115,7 @@ impl LoadedModel {
         let model = if options.is_embedded() {
             // mmap needs the data section 32-byte aligned in the file (llama.cpp's CPU tensor
             // alignment); an archive that does not keep it is read into memory instead.
-            let use_mmap = (options.model_offset + summary.data_offset) % 32 == 0;
+            let use_mmap = (options.model_offset + summary.data_offset).is_multiple_of(32);
             if !use_mmap {
                 backend::log(
                     LogLevel::Info,
