@@ -11,8 +11,9 @@
 // $RIGLLAMA_RERANK_MODEL; then has adaptive-p (Request::adaptive_target) change a seeded reply
 // and repeat it, and steers the model with a control vector from $RIGLLAMA_CONTROL_VECTOR_DIR
 // (scripts/make-control-vector: strength 0 is the base model, 1 changes the text, clearing
-// restores it, one for another width is refused) (a part whose variable is unset prints "skip").
-// Also checks the engine
+// restores it, one for another width is refused) (a part whose variable is unset prints "skip"),
+// and checks Request::reasoning_budget: unlimited by default, -2 refused, and 8 on this model
+// (whose template has no thinking block) the same reply as without. Also checks the engine
 // options' defaults for state checkpoints (32, 512 MiB), mmproj_path (NULL) and thread_priority
 // (NORMAL) and what describe reports of checkpoints and thread priority, that an unknown
 // thread_priority is refused, that this library (built without the mtmd cargo feature) refuses
@@ -66,7 +67,7 @@ static_assert(sizeof(void *) != 4 ||
                    offsetof(rigllama_engine_options, mmproj_path) == 84 &&
                    offsetof(rigllama_engine_options, thread_priority) == 88),
               "rigllama_engine_options layout (i686)");
-static_assert(sizeof(void *) != 8 || (sizeof(rigllama_request) == 248 && offsetof(rigllama_request, n_stop) == 72 &&
+static_assert(sizeof(void *) != 8 || (sizeof(rigllama_request) == 256 && offsetof(rigllama_request, n_stop) == 72 &&
                                       offsetof(rigllama_request, priority) == 80 &&
                                       offsetof(rigllama_request, grammar) == 88 &&
                                       offsetof(rigllama_request, json_schema) == 96 &&
@@ -84,12 +85,14 @@ static_assert(sizeof(void *) != 8 || (sizeof(rigllama_request) == 248 && offseto
                                       offsetof(rigllama_request, n_prompt_tokens) == 224 &&
                                       offsetof(rigllama_request, suffix) == 232 &&
                                       offsetof(rigllama_request, adaptive_target) == 240 &&
-                                      offsetof(rigllama_request, adaptive_decay) == 244),
+                                      offsetof(rigllama_request, adaptive_decay) == 244 &&
+                                      offsetof(rigllama_request, reasoning_budget) == 248),
               "rigllama_request layout");
-// v0.3's suffix and adaptive-p on i686 as well, as tests/c/test_contract checks them.
-static_assert(sizeof(void *) != 4 || (sizeof(rigllama_request) == 176 && offsetof(rigllama_request, suffix) == 164 &&
+// v0.3's suffix, adaptive-p and reasoning budget on i686 as well, as tests/c/test_contract checks them.
+static_assert(sizeof(void *) != 4 || (sizeof(rigllama_request) == 180 && offsetof(rigllama_request, suffix) == 164 &&
                                       offsetof(rigllama_request, adaptive_target) == 168 &&
-                                      offsetof(rigllama_request, adaptive_decay) == 172),
+                                      offsetof(rigllama_request, adaptive_decay) == 172 &&
+                                      offsetof(rigllama_request, reasoning_budget) == 176),
               "rigllama_request layout (i686)");
 
 namespace {
@@ -719,6 +722,35 @@ void control_vector(const std::string &model) {
            "describe: no control vector after clearing");
 }
 
+// v0.3 reasoning budget: unlimited (-1) by default; below -1 throws INVALID_ARGUMENT naming
+// the value; on this model, whose template has no thinking block, a budget of 8 has nothing to
+// limit, so a greedy chat reply is the one it gives without. Each run from an empty cache.
+void reasoning_budget(rigllama::Engine &engine) {
+    rigllama::Request request("Name a colour.");
+    expect(request.c().reasoning_budget == -1,
+           "reasoning_budget is -1 (unlimited) by default (" + std::to_string(request.c().reasoning_budget) + ")");
+    request.max_tokens(6).temperature(0.0f);
+    engine.reset();
+    rigllama::Usage plain_usage;
+    std::string plain = engine.complete(request, &plain_usage);
+    request.reasoning_budget(8);
+    engine.reset();
+    rigllama::Usage usage;
+    std::string budgeted = engine.complete(request, &usage);
+    std::cout << "[reasoning budget] without: " << json_string(plain) << "; with 8: " << json_string(budgeted)
+              << std::endl;
+    expect(!budgeted.empty() && budgeted == plain && usage.completion_tokens == plain_usage.completion_tokens &&
+               usage.finish_reason == plain_usage.finish_reason,
+           "reasoning_budget 8 without a thinking block: the same greedy reply (" + json_string(budgeted) + ")");
+    try {
+        engine.complete(request.reasoning_budget(-2));
+        expect(false, "reasoning_budget -2 throws");
+    } catch (const rigllama::Error &e) {
+        expect(e.status() == RIGLLAMA_STATUS_INVALID_ARGUMENT && std::strstr(e.what(), "reasoning_budget -2"),
+               std::string("reasoning_budget -2 throws INVALID_ARGUMENT: ") + e.what());
+    }
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -796,6 +828,7 @@ int main(int argc, char **argv) {
         rerank(engine);
         adaptive_p(engine);
         control_vector(model);
+        reasoning_budget(engine);
     } catch (const std::exception &e) {
         std::cout << "FAIL  unexpected exception: " << e.what() << std::endl;
         return 1;

@@ -47,6 +47,9 @@
 //   engine.set_control_vector("vector.gguf", 0.8f, 10, 14);         // or layers 10..14 (1-based)
 //   engine.clear_control_vector();
 //
+//   rigllama::Request why("Why is the sky blue?");  // v0.3: a thinking model (Qwen3, DeepSeek-R1)
+//   engine.complete(why.reasoning_budget(256));      // thinks for at most 256 tokens (0: none)
+//
 // Handles are std::unique_ptr with deleters that call the library's own free functions, so
 // engines, jobs and returned strings are released exactly once, even when an exception
 // unwinds. A failed call throws rigllama::Error carrying the status and the thread's
@@ -195,6 +198,12 @@ public:
     Request &adaptive_target(float target) { c_.adaptive_target = target; return *this; }
     // v0.3: adaptive-p's decay: it remembers about 1 / (1 - decay) tokens; [0, 0.99], default 0.90.
     Request &adaptive_decay(float decay) { c_.adaptive_decay = decay; return *this; }
+    // v0.3: tokens the reply may think for: -1 = unlimited (the default), 0 = no thinking, N.
+    // When the template's thinking block (Qwen3's and DeepSeek-R1's <think>, ...) reaches it,
+    // the engine writes the block's end tag, as llama.cpp's reasoning-budget sampler does, and
+    // the answer follows. A template without a thinking block has nothing to limit; with a
+    // grammar or json_schema the budget is not applied. Below -1 throws Error (INVALID_ARGUMENT).
+    Request &reasoning_budget(int32_t tokens) { c_.reasoning_budget = tokens; return *this; }
     // v0.2: 1..20 makes a job deliver RIGLLAMA_EVENT_KIND_LOGPROBS events with this many
     // alternatives per token (and chat() a "logprobs" member).
     Request &n_logprobs(uint32_t n) { c_.n_logprobs = n; return *this; }

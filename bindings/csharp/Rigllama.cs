@@ -163,6 +163,12 @@ namespace Rigllama
         // In [0, 1]; negative = off (the default, -1). Not with mirostat; no effect at temperature 0.
         public float adaptive_target;
         public float adaptive_decay;       // v0.3: adaptive-p remembers about 1 / (1 - decay) tokens; [0, 0.99], default 0.90
+        // v0.3: tokens the reply may think for: -1 = unlimited (the default), 0 = no thinking, N.
+        // When the template's thinking block (Qwen3's and DeepSeek-R1's <think>, ...) reaches it,
+        // the engine writes the block's end tag, as llama.cpp's reasoning-budget sampler does, and
+        // the answer follows. A template without a thinking block has nothing to limit; with a
+        // grammar or json_schema the budget is not applied. Below -1: InvalidArgument.
+        public int reasoning_budget;
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -355,13 +361,14 @@ namespace Rigllama
                    "type_k", 64, "type_v", 68, "flash_attention", 72, "fit", 76, "fit_min_ctx", 80, "fit_margins_mib", 88, "n_fit_margins_mib", 96,
                    "max_checkpoint_bytes", 104, "max_checkpoints", 112, "mmproj_path", 120,
                    "thread_priority", 128);
-            Expect(sb, typeof(Request), 248, "raw_prompt", 32, "prompt", 40, "system_prompt", 48, "messages_json", 56, "stop", 64, "n_stop", 72, "priority", 80,
+            Expect(sb, typeof(Request), 256, "raw_prompt", 32, "prompt", 40, "system_prompt", 48, "messages_json", 56, "stop", 64, "n_stop", 72, "priority", 80,
                    "grammar", 88, "json_schema", 96, "tools_json", 104, "tool_choice", 112, "reasoning", 116,
                    "presence_penalty", 120, "frequency_penalty", 124, "penalty_last_n", 128, "dry_multiplier", 132, "dry_base", 136,
                    "dry_allowed_length", 140, "dry_penalty_last_n", 144, "xtc_probability", 148, "xtc_threshold", 152, "typical_p", 156,
                    "top_n_sigma", 160, "mirostat", 164, "mirostat_tau", 168, "mirostat_eta", 172, "n_logprobs", 176,
                    "logit_bias_json", 184, "dry_sequence_breakers", 192, "n_dry_sequence_breakers", 200, "draft_max", 208,
-                   "prompt_tokens", 216, "n_prompt_tokens", 224, "suffix", 232, "adaptive_target", 240, "adaptive_decay", 244);
+                   "prompt_tokens", 216, "n_prompt_tokens", 224, "suffix", 232, "adaptive_target", 240, "adaptive_decay", 244,
+                   "reasoning_budget", 248);
             Expect(sb, typeof(Usage), 56, "seed", 20, "prompt_ms", 24, "generation_ms", 32, "dropped_tokens", 40,
                    "drafted_tokens", 44, "accepted_tokens", 48, "image_tokens", 52);
             Expect(sb, typeof(Event), 40, "status", 8, "text", 16, "text_len", 24, "message", 32);

@@ -49,6 +49,11 @@
 //	request.Temperature, request.AdaptiveTarget = 1, 0.3
 //	err := engine.SetControlVector("vector.gguf", 0.8, 0, 0) // every layer; 10, 14: layers 10..14
 //	err = engine.ClearControlVector()
+//
+// Reasoning budget (v0.3): Request.ReasoningBudget caps the tokens a thinking model (Qwen3,
+// DeepSeek-R1) thinks for before its answer; NewRequest's -1 is unlimited, 0 no thinking:
+//
+//	request.ReasoningBudget = 256
 package rigllama
 
 /*
@@ -292,6 +297,13 @@ type Request struct {
 	// by default.
 	AdaptiveTarget float32
 	AdaptiveDecay  float32
+	// v0.3: tokens the reply may think for: -1 = unlimited (NewRequest's default), 0 = no
+	// thinking, N. When the template's thinking block (Qwen3's and DeepSeek-R1's <think>, ...)
+	// reaches it, the engine writes the block's end tag, as llama.cpp's reasoning-budget sampler
+	// does, and the answer follows. A template without a thinking block has nothing to limit;
+	// with Grammar or JSONSchema the budget is not applied. Below -1 fails with
+	// StatusInvalidArgument. (A Request not made by NewRequest has 0 here: no thinking.)
+	ReasoningBudget int32
 }
 
 // NewRequest returns a request for prompt with the defaults of rigllama_request_init.
@@ -327,6 +339,7 @@ func NewRequest(prompt string) Request {
 		DraftMax:         uint32(c.draft_max),
 		AdaptiveTarget:   float32(c.adaptive_target),
 		AdaptiveDecay:    float32(c.adaptive_decay),
+		ReasoningBudget:  int32(c.reasoning_budget),
 	}
 }
 
@@ -360,6 +373,7 @@ func (r Request) toC() (c C.rigllama_request, free func()) {
 	c.draft_max = C.uint32_t(r.DraftMax)
 	c.adaptive_target = C.float(r.AdaptiveTarget)
 	c.adaptive_decay = C.float(r.AdaptiveDecay)
+	c.reasoning_budget = C.int32_t(r.ReasoningBudget)
 	if r.Raw {
 		c.raw_prompt = 1
 	}

@@ -905,6 +905,44 @@ func TestAdaptiveP(t *testing.T) {
 	}
 }
 
+// ReasoningBudget is unlimited (-1) by default and -2 is refused naming it; on the default
+// model, whose template has no thinking block, a budget of 8 has nothing to limit: a greedy
+// chat reply is the one it gives without. Each run from an empty cache.
+func TestReasoningBudget(t *testing.T) {
+	e := engine(t)
+	request := rigllama.NewRequest("Name a colour.")
+	if request.ReasoningBudget != -1 {
+		t.Errorf("NewRequest: ReasoningBudget %d; want -1 (unlimited)", request.ReasoningBudget)
+	}
+	request.MaxTokens, request.Temperature = 6, 0
+	run := func(r rigllama.Request) (string, rigllama.Usage) {
+		t.Helper()
+		if err := e.Reset(); err != nil {
+			t.Fatal(err)
+		}
+		text, usage, err := e.Complete(r)
+		if err != nil {
+			t.Fatalf("Complete (ReasoningBudget %d): %v", r.ReasoningBudget, err)
+		}
+		return text, usage
+	}
+	plain, plainUsage := run(request)
+	request.ReasoningBudget = 8
+	budgeted, usage := run(request)
+	if budgeted == "" || budgeted != plain || usage.CompletionTokens != plainUsage.CompletionTokens ||
+		usage.FinishReason != plainUsage.FinishReason {
+		t.Errorf("ReasoningBudget 8: %q (%d tokens, %v); want the reply without a budget, %q (%d tokens, %v)",
+			budgeted, usage.CompletionTokens, usage.FinishReason, plain, plainUsage.CompletionTokens,
+			plainUsage.FinishReason)
+	}
+	request.ReasoningBudget = -2
+	var rerr *rigllama.Error
+	if _, _, err := e.Complete(request); !errors.As(err, &rerr) || rerr.Status != rigllama.StatusInvalidArgument ||
+		!strings.Contains(rerr.Message, "reasoning_budget -2") {
+		t.Errorf("ReasoningBudget -2: %v; want StatusInvalidArgument naming reasoning_budget -2", err)
+	}
+}
+
 // controlVectorDir returns $RIGLLAMA_CONTROL_VECTOR_DIR, the random control vectors for the
 // default model; unset, it makes them with the repository's scripts/make-control-vector (into
 // the cache), and skips the test where that script is not at hand.

@@ -603,6 +603,31 @@ public class RigllamaTests
         StringAssert.Contains("adaptive_target", e.Message);
     }
 
+    // The default model's template has no thinking block: a budget has nothing to limit there.
+    [Test]
+    public void ReasoningBudgetIsUnlimitedByDefaultAndLeavesAPlainTemplateAlone()
+    {
+        Request chat = Engine.DefaultRequest();   // the template applied
+        Assert.AreEqual(-1, chat.reasoning_budget, "unlimited by default");
+        chat.temperature = 0f;
+        chat.max_tokens = 6;
+        Engine engine = Shared();
+        Usage plainUsage, usage;
+        engine.Reset();
+        string plain = engine.Complete("Name a colour.", chat, out plainUsage);
+        chat.reasoning_budget = 8;
+        engine.Reset();
+        string budgeted = engine.Complete("Name a colour.", chat, out usage);
+        Assert.IsNotEmpty(budgeted);
+        Assert.AreEqual(plain, budgeted, "reasoning_budget 8 without a thinking block: the same greedy reply");
+        Assert.AreEqual(plainUsage.completion_tokens, usage.completion_tokens);
+        Assert.AreEqual(plainUsage.finish_reason, usage.finish_reason);
+        chat.reasoning_budget = -2;
+        var e = Assert.Throws<RigllamaException>(() => engine.Complete("Name a colour.", chat, out usage));
+        Assert.AreEqual(Status.InvalidArgument, e.Status);
+        StringAssert.Contains("reasoning_budget -2", e.Message);
+    }
+
     [Test]
     public void AControlVectorSteersTheModelUntilCleared()
     {

@@ -8,7 +8,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
@@ -378,6 +378,27 @@ def test_adaptive_p_repeats_a_seeded_reply_and_changes_it(engine: Engine) -> Non
     with pytest.raises(RigllamaError) as raised:
         engine.complete(seeded, adaptive_target=1.5)
     assert raised.value.status == Status.INVALID_ARGUMENT and "adaptive_target" in raised.value.message
+
+
+def test_reasoning_budget_is_unlimited_by_default_and_leaves_a_plain_template_alone(engine: Engine) -> None:
+    defaults = _native.Request()  # rigllama_request_init's: unlimited
+    assert _native.lib.rigllama_request_init(ctypes.byref(defaults), ctypes.sizeof(defaults)) == Status.OK
+    assert defaults.reasoning_budget == -1
+    chat = Request("Name a colour.", max_tokens=6, temperature=0.0)  # the template applied
+
+    def run(**fields: Any) -> Tuple[str, rigllama.Usage]:
+        engine.reset()  # each from an empty cache
+        return engine.complete(chat, **fields)
+
+    plain, plain_usage = run()
+    # The default model's template has no thinking block: a budget has nothing to limit.
+    budgeted, usage = run(reasoning_budget=8)
+    assert budgeted and budgeted == plain, (budgeted, plain)
+    assert (usage.completion_tokens, usage.finish_reason) == (plain_usage.completion_tokens,
+                                                              plain_usage.finish_reason)
+    with pytest.raises(RigllamaError) as raised:
+        engine.complete(chat, reasoning_budget=-2)
+    assert raised.value.status == Status.INVALID_ARGUMENT and "reasoning_budget -2" in raised.value.message
 
 
 def test_a_control_vector_steers_the_model_until_cleared(model: str, control_vector_dir: Path) -> None:

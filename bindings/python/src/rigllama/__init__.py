@@ -18,6 +18,7 @@
         text, usage = engine.complete("Once upon a time", raw_prompt=True, temperature=1, adaptive_target=0.3)
         engine.set_control_vector("vector.gguf", 0.8)        # steer every layer (layer_start=10, layer_end=14:
         engine.clear_control_vector()                        # only those) until cleared
+        text, usage = engine.complete("Why?", reasoning_budget=256)   # a thinking model: at most 256 thinking tokens
 
     with rigllama.Engine("coder.gguf") as coder:             # fill-in-the-middle: a model with FIM tokens
         middle, usage = coder.complete(before_gap, suffix=after_gap, raw_prompt=True)   # the middle
@@ -307,7 +308,13 @@ class Request:
     adaptive-p (llama.cpp's adaptive_p sampler), the draw favours tokens near this probability,
     adapting to what was chosen; it ends the chain in place of the plain draw; in [0, 1], negative
     = off (the default, -1); not with mirostat; no effect at temperature 0. adaptive_decay (v0.3):
-    adaptive-p remembers about 1 / (1 - decay) tokens; [0, 0.99], default 0.90."""
+    adaptive-p remembers about 1 / (1 - decay) tokens; [0, 0.99], default 0.90.
+    reasoning_budget (v0.3): tokens the reply may think for, -1 = unlimited (the default), 0 = no
+    thinking, N; when the template's thinking block (Qwen3's and DeepSeek-R1's <think>, ...)
+    reaches it, the engine writes the block's end tag, as llama.cpp's reasoning-budget sampler
+    does, and the answer follows; a template without a thinking block has nothing to limit, and
+    with grammar or json_schema the budget is not applied; below -1 raises RigllamaError
+    (INVALID_ARGUMENT)."""
 
     prompt: Optional[str] = None
     messages: Optional[JsonText] = None
@@ -349,6 +356,7 @@ class Request:
     suffix: Optional[str] = None
     adaptive_target: Optional[float] = None
     adaptive_decay: Optional[float] = None
+    reasoning_budget: Optional[int] = None
 
 
 # Request fields copied into the C struct as they are (None: the default stays).
@@ -357,6 +365,7 @@ _PLAIN_REQUEST_FIELDS = (
     "reasoning", "presence_penalty", "frequency_penalty", "penalty_last_n", "dry_multiplier", "dry_base",
     "dry_allowed_length", "dry_penalty_last_n", "xtc_probability", "xtc_threshold", "typical_p", "top_n_sigma",
     "mirostat", "mirostat_tau", "mirostat_eta", "n_logprobs", "draft_max", "adaptive_target", "adaptive_decay",
+    "reasoning_budget",
 )
 _PLAIN_OPTION_FIELDS = (
     "n_ctx", "n_batch", "n_threads", "n_gpu_layers", "context_overflow", "n_seq", "type_k", "type_v",
