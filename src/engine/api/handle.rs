@@ -20,10 +20,11 @@ use crate::engine::data::tokens::TokenFlags;
 use crate::engine::data::usage::{FinishReason, Usage};
 use crate::engine::error::{Error, Result};
 use crate::engine::fault;
-use crate::engine::worker::control_vector::ControlVectorChange;
 use crate::engine::worker::event_channel;
 use crate::engine::worker::lora::LoraChange;
-use crate::engine::worker::protocol::{Command, LoadOrder, Submission, WorkerShared};
+use crate::engine::worker::protocol::{
+    Command, ControlVectorChange, LoadOrder, Submission, WorkerShared,
+};
 use crate::engine::worker::thread;
 
 /// The worker's stack: llama.cpp's grammar checks recurse once per rule of a chain, and the

@@ -4,7 +4,7 @@
 //! the model's width) and scaled by a strength. Like a LoRA change it alters what the model
 //! computes, so setting or clearing it empties the KV cache; a reload drops it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::engine::data::description::ControlVectorInfo;
 use crate::engine::error::{Error, Result};
@@ -13,21 +13,7 @@ use crate::engine::llama::gguf_tensors::read_tensors;
 use crate::engine::llama::raw::raw_context;
 use crate::engine::worker::lora::MAX_LORA_SCALE;
 use crate::engine::worker::model::LoadedModel;
-use crate::engine::worker::protocol::WorkerShared;
-
-/// What to change.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum ControlVectorChange {
-    /// Apply the vector at `path` times `strength` to layers `layer_start..=layer_end`
-    /// (0, 0: every layer, as llama.cpp's default range).
-    Set {
-        path: PathBuf,
-        strength: f32,
-        layer_start: i32,
-        layer_end: i32,
-    },
-    Clear,
-}
+use crate::engine::worker::protocol::{ControlVectorChange, WorkerShared};
 
 impl LoadedModel {
     pub fn change_control_vector(

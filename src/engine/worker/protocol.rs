@@ -12,7 +12,6 @@ use crate::engine::data::options::EngineOptions;
 use crate::engine::data::request::Request;
 use crate::engine::data::tokens::TokenFlags;
 use crate::engine::error::Result;
-use crate::engine::worker::control_vector::ControlVectorChange;
 use crate::engine::worker::event_channel::EventSender;
 use crate::engine::worker::lora::LoraChange;
 
@@ -209,4 +208,18 @@ pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "panic with a non-string payload".into())
+}
+
+/// A control-vector change (worker/control_vector.rs applies it).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ControlVectorChange {
+    /// Apply the vector at `path` times `strength` to layers `layer_start..=layer_end`
+    /// (0, 0: every layer, as llama.cpp's default range).
+    Set {
+        path: std::path::PathBuf,
+        strength: f32,
+        layer_start: i32,
+        layer_end: i32,
+    },
+    Clear,
 }
