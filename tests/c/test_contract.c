@@ -60,6 +60,7 @@ static void test_layout_is_printed_for_bindings(void) {
     FIELD(rigllama_engine_options, max_checkpoints);
     FIELD(rigllama_engine_options, mmproj_path);
     FIELD(rigllama_engine_options, thread_priority);
+    FIELD(rigllama_engine_options, rpc_servers);
     printf("  sizeof(rigllama_request) = %zu\n", sizeof(rigllama_request));
     FIELD(rigllama_request, struct_size);
     FIELD(rigllama_request, max_tokens);
@@ -158,7 +159,9 @@ static void test_layout_is_printed_for_bindings(void) {
     AT(rigllama_engine_options, mmproj_path, 120, 84);
     /* v0.3: appended; x86-64 pads the struct to 136 (a multiple of its 8-byte alignment). */
     AT(rigllama_engine_options, thread_priority, 128, 88);
-    CHECK(sizeof(rigllama_engine_options) == (sizeof(void *) == 8 ? 136 : 92), "sizeof options %zu",
+    /* v0.3 (issue 27): appended after thread_priority's padding on x86-64. */
+    AT(rigllama_engine_options, rpc_servers, 136, 92);
+    CHECK(sizeof(rigllama_engine_options) == (sizeof(void *) == 8 ? 144 : 96), "sizeof options %zu",
           sizeof(rigllama_engine_options));
     AT(rigllama_request, presence_penalty, 120, 80);
     AT(rigllama_request, frequency_penalty, 124, 84);

@@ -7,5 +7,6 @@ pub(super) mod gguf_tensors;
 pub(super) mod grammar;
 pub(super) mod memory;
 pub(super) mod raw;
+pub(super) mod rpc;
 pub(super) mod threadpool;
 pub(super) mod vision;
