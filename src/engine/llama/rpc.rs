@@ -214,6 +214,7 @@ pub(crate) fn attach(endpoints: &[String]) -> Result<RpcServers> {
     for endpoint in endpoints {
         *map.entry(endpoint.clone()).or_insert(0) += 1;
     }
+    warn_if_sigpipe_kills();
     Ok(RpcServers {
         endpoints: endpoints.to_vec(),
         devices,
@@ -279,6 +280,26 @@ fn register(endpoint: &str) -> Result<Vec<usize>> {
     unsafe { llama_cpp_sys_2::ggml_backend_register(reg) };
     let after = unsafe { llama_cpp_sys_2::ggml_backend_dev_count() };
     Ok((first..after).collect())
+}
+
+/// ggml's RPC client writes to its sockets without MSG_NOSIGNAL: once a server is gone, the
+/// next write raises SIGPIPE, which (unless the host ignores it; Rust programs do) ends the
+/// process at once, before llama.cpp's own abort and its message.
+fn warn_if_sigpipe_kills() {
+    #[cfg(unix)]
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_DFL
+        {
+            crate::engine::llama::backend::log(
+                crate::engine::llama::backend::LogLevel::Warn,
+                "SIGPIPE is not ignored in this process: if an RPC server goes away, the process \
+                 dies of SIGPIPE without a message; call signal(SIGPIPE, SIG_IGN) to get \
+                 llama.cpp's abort message in the log callback instead",
+            );
+        }
+    }
 }
 
 unsafe fn c_str(p: *const c_char) -> String {
