@@ -109,7 +109,8 @@ pub struct rigllama_engine_options {
     /// MODEL_LOAD_FAILED naming the server and the cause. A server lost AFTER the model
     /// loaded (killed, network down mid-request) cannot be survived: llama.cpp ends the
     /// process with abort(); rigllama first writes llama.cpp's message to stderr and to the
-    /// log callback (ERROR, starting "rigllama: llama.cpp is aborting the process: "). No
+    /// log callback (ERROR, starting "rigllama: llama.cpp is aborting the process: "); a host
+    /// that does not ignore SIGPIPE may die of SIGPIPE first, without a message. No
     /// authentication or encryption: private networks only. A library built without the
     /// `rpc` cargo feature refuses a non-NULL value with INVALID_ARGUMENT.
     pub rpc_servers: *const c_char,
