@@ -145,7 +145,11 @@ fn two_loopback_servers_give_llama_cpp_s_rpc_text() {
     }
     let on_rpc: usize = devices.iter().map(|d| d.layers.len()).sum();
     // Every layer and the output layer (llama.cpp's n_layer + 1 with all offloaded).
-    assert_eq!(on_rpc as u32, description_layers(&engine) + 1, "{devices:?}");
+    assert_eq!(
+        on_rpc as u32,
+        description_layers(&engine) + 1,
+        "{devices:?}"
+    );
     let (rpc_texts, rpc_rate) = oracle_texts(&engine);
     drop(engine);
     // The same kernels however the layers are split: one server gives the same text.
@@ -163,8 +167,15 @@ fn two_loopback_servers_give_llama_cpp_s_rpc_text() {
         .zip(&local_texts)
         .map(|(r, l)| common_prefix(r, l))
         .collect();
-    let whole = rpc_texts.iter().zip(&local_texts).filter(|(r, l)| r == l).count();
-    assert!(whole >= 1, "no prompt gives the local text over RPC: {rpc_texts:?}");
+    let whole = rpc_texts
+        .iter()
+        .zip(&local_texts)
+        .filter(|(r, l)| r == l)
+        .count();
+    assert!(
+        whole >= 1,
+        "no prompt gives the local text over RPC: {rpc_texts:?}"
+    );
     assert!(
         prefixes.iter().all(|&n| n >= 20),
         "RPC text leaves the local text early: common prefixes {prefixes:?}\n{rpc_texts:?}"
@@ -384,4 +395,3 @@ fn a_server_lost_mid_request_aborts_after_logging_why() {
     assert!(stderr.contains(prefix), "stderr: {stderr}");
     eprintln!("the log callback got: {}", logged.trim());
 }
-
