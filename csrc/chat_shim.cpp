@@ -18,6 +18,7 @@
 #include "json-schema-to-grammar.h"
 #include "log.h"
 #include "llama-grammar.h"
+#include "reasoning-budget.h"
 
 using json = common_json;
 
@@ -329,6 +330,34 @@ int rl_grammar_check(const char * gbnf, const char * root, char ** err) {
         }
         return 1;
     });
+}
+
+// common's reasoning-budget sampler (what llama-server's --reasoning-budget makes), from
+// {"start": [ids], "ends": [[ids], ...], "forced": [ids], "budget": n}; free it with
+// llama_sampler_free.
+llama_sampler * rl_reasoning_budget_new(const llama_vocab * vocab, const char * spec_json, char ** err) {
+    return guarded<llama_sampler *>(err, nullptr, [&] {
+        const json spec = json::parse(spec_json);
+        // common_json instantiates get<> for plain types only: read the arrays item by item.
+        const auto ids = [](const json & list) {
+            llama_tokens out;
+            for (const auto & id : list) {
+                out.push_back(id.get<int32_t>());
+            }
+            return out;
+        };
+        std::vector<llama_tokens> ends;
+        for (const auto & end : spec.at("ends")) {
+            ends.push_back(ids(end));
+        }
+        return common_reasoning_budget_init(vocab, { ids(spec.at("start")) }, ends, ids(spec.at("forced")),
+                                            spec.at("budget").get<int32_t>());
+    });
+}
+
+// 1 while the budget sampler forces its end sequence.
+int rl_reasoning_budget_forcing(const llama_sampler * smpl) {
+    return common_reasoning_budget_get_state(smpl) == REASONING_BUDGET_FORCING ? 1 : 0;
 }
 
 }  // extern "C"

@@ -8,7 +8,11 @@
 // (tokenize, detokenize) and sends ids as a request's prompt_tokens; then fills in the middle of
 // a text (Request::suffix) on $RIGLLAMA_FIM_MODEL (scripts/make-fim-model: this model with FIM
 // tokens), which this model refuses, and has rerank refuse this model and score documents on
-// $RIGLLAMA_RERANK_MODEL (a part whose variable is unset prints "skip"). Also checks the engine
+// $RIGLLAMA_RERANK_MODEL; then has adaptive-p (Request::adaptive_target) change a seeded reply
+// and repeat it, and steers the model with a control vector from $RIGLLAMA_CONTROL_VECTOR_DIR
+// (scripts/make-control-vector: strength 0 is the base model, 1 changes the text, clearing
+// restores it, one for another width is refused) (a part whose variable is unset prints "skip").
+// Also checks the engine
 // options' defaults for state checkpoints (32, 512 MiB), mmproj_path (NULL) and thread_priority
 // (NORMAL) and what describe reports of checkpoints and thread priority, that an unknown
 // thread_priority is refused, that this library (built without the mtmd cargo feature) refuses
@@ -62,7 +66,7 @@ static_assert(sizeof(void *) != 4 ||
                    offsetof(rigllama_engine_options, mmproj_path) == 84 &&
                    offsetof(rigllama_engine_options, thread_priority) == 88),
               "rigllama_engine_options layout (i686)");
-static_assert(sizeof(void *) != 8 || (sizeof(rigllama_request) == 240 && offsetof(rigllama_request, n_stop) == 72 &&
+static_assert(sizeof(void *) != 8 || (sizeof(rigllama_request) == 248 && offsetof(rigllama_request, n_stop) == 72 &&
                                       offsetof(rigllama_request, priority) == 80 &&
                                       offsetof(rigllama_request, grammar) == 88 &&
                                       offsetof(rigllama_request, json_schema) == 96 &&
@@ -78,10 +82,14 @@ static_assert(sizeof(void *) != 8 || (sizeof(rigllama_request) == 240 && offseto
                                       offsetof(rigllama_request, draft_max) == 208 &&
                                       offsetof(rigllama_request, prompt_tokens) == 216 &&
                                       offsetof(rigllama_request, n_prompt_tokens) == 224 &&
-                                      offsetof(rigllama_request, suffix) == 232),
+                                      offsetof(rigllama_request, suffix) == 232 &&
+                                      offsetof(rigllama_request, adaptive_target) == 240 &&
+                                      offsetof(rigllama_request, adaptive_decay) == 244),
               "rigllama_request layout");
-// v0.3's suffix on i686 as well, as tests/c/test_contract checks it.
-static_assert(sizeof(void *) != 4 || (sizeof(rigllama_request) == 168 && offsetof(rigllama_request, suffix) == 164),
+// v0.3's suffix and adaptive-p on i686 as well, as tests/c/test_contract checks them.
+static_assert(sizeof(void *) != 4 || (sizeof(rigllama_request) == 176 && offsetof(rigllama_request, suffix) == 164 &&
+                                      offsetof(rigllama_request, adaptive_target) == 168 &&
+                                      offsetof(rigllama_request, adaptive_decay) == 172),
               "rigllama_request layout (i686)");
 
 namespace {
@@ -631,6 +639,86 @@ void rerank(rigllama::Engine &plain_model) {
     expect(finite, "rerank gives one finite score per document: " + shown);
 }
 
+// v0.3 adaptive-p: off by default (target -1, decay 0.90); a seeded request with
+// adaptive_target 0.3 gives the same text twice and not the text it gives without; a target
+// outside [0, 1] throws INVALID_ARGUMENT. Each run from an empty cache.
+void adaptive_p(rigllama::Engine &engine) {
+    rigllama::Request request("Once upon a time");
+    expect(request.c().adaptive_target < 0.0f && std::fabs(request.c().adaptive_decay - 0.9f) < 1e-6f,
+           "adaptive-p is off by default (adaptive_target " + std::to_string(request.c().adaptive_target) +
+               ", adaptive_decay " + std::to_string(request.c().adaptive_decay) + ")");
+    request.raw().max_tokens(32).temperature(1.0f).seed(1234);
+    request.top_k(0).top_p(1.0f).min_p(0.0f);
+    engine.reset();
+    std::string plain = engine.complete(request);
+    request.adaptive_target(0.3f);
+    engine.reset();
+    std::string first = engine.complete(request);
+    engine.reset();
+    std::string again = engine.complete(request);
+    std::cout << "[adaptive-p] without: " << json_string(plain) << "; with 0.3: " << json_string(first) << std::endl;
+    expect(first == again && first != plain,
+           "adaptive_target 0.3 repeats a seeded reply (" + json_string(again) + ") and changes it");
+    try {
+        engine.complete(request.adaptive_target(1.5f));
+        expect(false, "adaptive_target 1.5 throws");
+    } catch (const rigllama::Error &e) {
+        expect(e.status() == RIGLLAMA_STATUS_INVALID_ARGUMENT && std::strstr(e.what(), "adaptive_target"),
+               std::string("adaptive_target 1.5 throws INVALID_ARGUMENT: ") + e.what());
+    }
+}
+
+// v0.3 control vectors on their own engine: strength 0 gives exactly the base model's greedy
+// text, strength 1 changes it (describe reports the vector), one made for a 64-wide model
+// throws INVALID_ARGUMENT naming this model's 640, and clearing gives the base text again. Each
+// greedy run from an empty cache (a cached prefix can round differently).
+void control_vector(const std::string &model) {
+    const char *dir = std::getenv("RIGLLAMA_CONTROL_VECTOR_DIR");
+    if (!dir || !*dir) {
+        std::cout << "skip  control vectors: RIGLLAMA_CONTROL_VECTOR_DIR is not set "
+                     "(scripts/make-control-vector MODEL DIR makes them)" << std::endl;
+        return;
+    }
+    const std::string vector = std::string(dir) + "/control-vector-random.gguf";
+    const std::string wrong = std::string(dir) + "/control-vector-wrong-width.gguf";
+    rigllama::Engine engine = rigllama::Engine::open(model, 1024);
+    rigllama::Request request("The lighthouse keeper");
+    request.raw().max_tokens(16).temperature(0.0f);
+    auto greedy = [&] {
+        engine.reset();
+        return engine.complete(request);
+    };
+    std::string base = greedy();
+    expect(engine.describe().find(R"("control_vector":null)") != std::string::npos,
+           "describe: no control vector at first");
+    engine.set_control_vector(vector, 0.0f);
+    std::string same = greedy();
+    expect(same == base, "strength 0 gives the base text " + json_string(base) + " (got " + json_string(same) + ")");
+    engine.set_control_vector(vector, 1.0f);
+    std::string steered = greedy();
+    std::cout << "[control vector] base " << json_string(base) << "; steered " << json_string(steered) << std::endl;
+    expect(steered != base, "strength 1 changes the text");
+    std::string described = engine.describe();
+    size_t at = described.find(R"("control_vector":)");
+    std::string reported = at == std::string::npos ? described : described.substr(at, described.find('}', at) + 1 - at);
+    expect(reported.find(R"("control_vector":{"path":)" + json_string(vector)) == 0 &&
+               reported.find(R"("strength":1)") != std::string::npos &&
+               reported.find(R"("layer_start":1,)") != std::string::npos,
+           "describe reports the control vector (" + reported + ")");
+    try {
+        engine.set_control_vector(wrong, 1.0f);
+        expect(false, "a control vector for another width throws");
+    } catch (const rigllama::Error &e) {
+        expect(e.status() == RIGLLAMA_STATUS_INVALID_ARGUMENT && std::strstr(e.what(), "640 wide"),
+               std::string("a control vector for another width throws INVALID_ARGUMENT: ") + e.what());
+    }
+    engine.clear_control_vector();
+    std::string back = greedy();
+    expect(back == base, "cleared: the base text again (got " + json_string(back) + ")");
+    expect(engine.describe().find(R"("control_vector":null)") != std::string::npos,
+           "describe: no control vector after clearing");
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -706,6 +794,8 @@ int main(int argc, char **argv) {
         token_ids(engine);
         fill_in_the_middle(engine);
         rerank(engine);
+        adaptive_p(engine);
+        control_vector(model);
     } catch (const std::exception &e) {
         std::cout << "FAIL  unexpected exception: " << e.what() << std::endl;
         return 1;

@@ -42,6 +42,11 @@
 //   coder.complete(gap.suffix("\n\nprint(add(1, 2))\n").raw());   // with FIM tokens): the middle
 //   std::vector<float> scores = reranker.rerank("what is a cat?", {"A cat purrs.", "Granite."});
 //
+//   engine.complete(request.temperature(1).adaptive_target(0.3f));   // v0.3: adaptive-p sampling
+//   engine.set_control_vector("vector.gguf", 0.8f);                 // v0.3: steer every layer
+//   engine.set_control_vector("vector.gguf", 0.8f, 10, 14);         // or layers 10..14 (1-based)
+//   engine.clear_control_vector();
+//
 // Handles are std::unique_ptr with deleters that call the library's own free functions, so
 // engines, jobs and returned strings are released exactly once, even when an exception
 // unwinds. A failed call throws rigllama::Error carrying the status and the thread's
@@ -140,6 +145,12 @@ public:
     Request &raw(bool on = true) { c_.raw_prompt = on ? 1u : 0u; return *this; }
     Request &max_tokens(uint32_t n) { c_.max_tokens = n; return *this; }
     Request &temperature(float t) { c_.temperature = t; return *this; }
+    // v0.3 (the fields are v0.1's): top-p (0, 1], top-k (0 = off), min-p [0, 1] (0 = off) and
+    // the repeat penalty (> 0; 1 = off); defaults from rigllama_request_init.
+    Request &top_p(float p) { c_.top_p = p; return *this; }
+    Request &top_k(int32_t k) { c_.top_k = k; return *this; }
+    Request &min_p(float p) { c_.min_p = p; return *this; }
+    Request &repeat_penalty(float penalty) { c_.repeat_penalty = penalty; return *this; }
     Request &seed(uint32_t s) { c_.seed = s; return *this; }
     // Higher runs first (default 0): on an engine with n_seq > 1, a waiting request of higher
     // priority pauses the lowest running one, which resumes after, losing nothing.
@@ -181,6 +192,12 @@ public:
     Request &mirostat(rigllama_mirostat mode) { c_.mirostat = mode; return *this; }
     Request &mirostat_tau(float tau) { c_.mirostat_tau = tau; return *this; }
     Request &mirostat_eta(float eta) { c_.mirostat_eta = eta; return *this; }
+    // v0.3: adaptive-p (llama.cpp's adaptive_p sampler): the draw favours tokens near this
+    // probability, adapting to what was chosen; it ends the chain in place of the plain draw.
+    // In [0, 1]; negative = off (the default, -1). Not with mirostat; no effect at temperature 0.
+    Request &adaptive_target(float target) { c_.adaptive_target = target; return *this; }
+    // v0.3: adaptive-p's decay: it remembers about 1 / (1 - decay) tokens; [0, 0.99], default 0.90.
+    Request &adaptive_decay(float decay) { c_.adaptive_decay = decay; return *this; }
     // v0.2: 1..20 makes a job deliver RIGLLAMA_EVENT_KIND_LOGPROBS events with this many
     // alternatives per token (and chat() a "logprobs" member).
     Request &n_logprobs(uint32_t n) { c_.n_logprobs = n; return *this; }
@@ -496,6 +513,21 @@ public:
     }
     // v0.2: removes an adapter and frees it; empties the KV cache.
     void remove_lora(uint32_t lora_id) { detail::check(rigllama_engine_remove_lora(handle_.get(), lora_id)); }
+
+    // v0.3: adds the control vector GGUF at path (direction.N tensors made for this engine's
+    // model, as llama.cpp's cvector-generator writes them) times strength (finite, within +-100;
+    // 0 = no effect) to the output of layers layer_start..layer_end inclusive (1-based; 0, 0 =
+    // every layer), replacing any control vector set before. Runs after the requests submitted
+    // before it and empties the KV cache. A file that is not a control vector, one made for a
+    // model of another width, or a layer range outside the model throws Error
+    // (INVALID_ARGUMENT) with the reason; the engine keeps serving. describe() reports it
+    // ("control_vector"); a reload drops it; snapshots are refused while it is set.
+    void set_control_vector(const std::string &path, float strength = 1.0f, int32_t layer_start = 0,
+                            int32_t layer_end = 0) {
+        detail::check(rigllama_engine_set_control_vector(handle_.get(), path.c_str(), strength, layer_start, layer_end));
+    }
+    // v0.3: removes the control vector, if one is set; empties the KV cache.
+    void clear_control_vector() { detail::check(rigllama_engine_clear_control_vector(handle_.get())); }
 
     rigllama_engine *get() const noexcept { return handle_.get(); }
 

@@ -13,7 +13,10 @@
 #   fixture_models MODEL    exports the models the fill-in-the-middle and rerank tests read:
 #                           RIGLLAMA_FIM_MODEL (unless set: scripts/make-fim-model MODEL into the
 #                           cache; failing to make it counts as a failure) and RIGLLAMA_RERANK_MODEL
-#                           (unless set: scripts/make-reranker-model MODEL into the cache, the same)
+#                           (unless set: scripts/make-reranker-model MODEL into the cache, the same),
+#                           and the control-vector tests' directory, RIGLLAMA_CONTROL_VECTOR_DIR
+#                           (unless set: scripts/make-control-vector MODEL into the cache's
+#                           models/control-vectors, the same)
 passed=0
 failed=0
 reason=""
@@ -73,29 +76,30 @@ skip_runner() {
     exit 0
 }
 
+# fixture VAR WHAT SCRIPT DEST: unless VAR is set, runs scripts/SCRIPT MODEL DEST and exports
+# VAR as the file it printed last (or, for a fixture directory, DEST itself); a failure counts.
+fixture() {
+    local var="$1" what="$2" script="$3" model="$4" dest="$5" made
+    [ -n "${!var:-}" ] && return 0
+    if made="$("$root/scripts/$script" "$model" "$dest" 2>"$work/$script.log" | tail -n 1)" && [ -f "$made" ]; then
+        if [ -d "$dest" ]; then
+            export "$var=$dest"
+        else
+            export "$var=$made"
+        fi
+    else
+        failed=$((failed + 1))
+        echo "FAIL  scripts/$script ($what); last lines:"
+        tail -n 20 "$work/$script.log" | sed 's/^/      /'
+    fi
+}
+
 fixture_models() {
-    local model="$1" cache="${RIGLLAMA_CACHE:-$HOME/.cache/rigllama}" found
-    if [ -z "${RIGLLAMA_FIM_MODEL:-}" ]; then
-        if RIGLLAMA_FIM_MODEL="$("$root/scripts/make-fim-model" "$model" "$cache/models/fim-gemma3-270m.gguf" \
-                2>"$work/make-fim-model.log" | tail -n 1)" && [ -f "$RIGLLAMA_FIM_MODEL" ]; then
-            export RIGLLAMA_FIM_MODEL
-        else
-            unset RIGLLAMA_FIM_MODEL
-            failed=$((failed + 1))
-            echo "FAIL  scripts/make-fim-model (the fill-in-the-middle tests' model); last lines:"
-            tail -n 20 "$work/make-fim-model.log" | sed 's/^/      /'
-        fi
-    fi
-    if [ -z "${RIGLLAMA_RERANK_MODEL:-}" ]; then
-        if RIGLLAMA_RERANK_MODEL="$("$root/scripts/make-reranker-model" "$model" \
-                "$cache/models/bert-reranker-3x64-random.gguf" 2>"$work/make-reranker-model.log" | tail -n 1)" \
-                && [ -f "$RIGLLAMA_RERANK_MODEL" ]; then
-            export RIGLLAMA_RERANK_MODEL
-        else
-            unset RIGLLAMA_RERANK_MODEL
-            failed=$((failed + 1))
-            echo "FAIL  scripts/make-reranker-model (the rerank tests' model); last lines:"
-            tail -n 20 "$work/make-reranker-model.log" | sed 's/^/      /'
-        fi
-    fi
+    local model="$1" models="${RIGLLAMA_CACHE:-$HOME/.cache/rigllama}/models"
+    fixture RIGLLAMA_FIM_MODEL "the fill-in-the-middle tests' model" make-fim-model "$model" \
+        "$models/fim-gemma3-270m.gguf"
+    fixture RIGLLAMA_RERANK_MODEL "the rerank tests' model" make-reranker-model "$model" \
+        "$models/bert-reranker-3x64-random.gguf"
+    fixture RIGLLAMA_CONTROL_VECTOR_DIR "the control-vector tests' fixtures" make-control-vector "$model" \
+        "$models/control-vectors"
 }

@@ -276,6 +276,15 @@ fn each_tool_family_returns_a_valid_required_call_in_its_own_format() {
 /// A GGUF copy of the default model carrying `template` (a file of tests/templates or text
 /// written here), made by scripts/make-template-models.
 fn model_with_template(name: &str, text: &str) -> PathBuf {
+    make_model_with_template(name, text, false)
+}
+
+/// The same, with `<think>` and `</think>` as single control tokens of the vocabulary.
+fn model_with_template_and_think_tokens(name: &str, text: &str) -> PathBuf {
+    make_model_with_template(name, text, true)
+}
+
+fn make_model_with_template(name: &str, text: &str, think_tokens: bool) -> PathBuf {
     let dir = model_path().parent().unwrap().join("templates").join("own");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join(format!("{name}.jinja"));
@@ -284,7 +293,11 @@ fn model_with_template(name: &str, text: &str) -> PathBuf {
         std::fs::write(&file, text).unwrap();
     }
     let arg = format!("{name}={}", file.display());
-    let output = Command::new(format!("{ROOT}/scripts/make-template-models"))
+    let mut command = Command::new(format!("{ROOT}/scripts/make-template-models"));
+    if think_tokens {
+        command.arg("--think-tokens");
+    }
+    let output = command
         .args([model_path().as_os_str(), dir.as_os_str(), arg.as_ref()])
         .output()
         .unwrap();
@@ -441,4 +454,61 @@ fn auto_reasoning_is_the_templates_own_default() {
     let auto = render(&deepseek, ReasoningMode::Auto);
     assert_eq!(auto, render(&deepseek, ReasoningMode::Off));
     assert_ne!(auto, render(&deepseek, ReasoningMode::On));
+}
+
+#[test]
+fn a_reasoning_budget_closes_the_thinking_block_and_the_answer_follows() {
+    let (models, _) = fixtures();
+    // DeepSeek-R1's template opens the thinking block in the prompt (with thinking on): the
+    // budget counts from the first generated token. Its tags are single tokens in the
+    // vocabulary, as in the models it was written for.
+    let template = engine_for(&models, "deepseek-r1").describe().chat_template;
+    let mut options = EngineOptions::new(model_with_template_and_think_tokens(
+        "deepseek-r1-think",
+        &template,
+    ));
+    options.n_ctx = 2048;
+    let engine = Engine::create(options, None).unwrap();
+    let think = |budget: i32| {
+        let mut request = Request::user("What is 2 + 2? Think it through.");
+        request.reasoning = ReasoningMode::On;
+        request.reasoning_budget = budget;
+        request.max_tokens = Some(96);
+        request.sampling.temperature = 0.0;
+        engine.reset().unwrap();
+        let (message, _) = engine.chat(request).unwrap();
+        let tokens = |text: &String| {
+            if text.trim().is_empty() {
+                0
+            } else {
+                engine
+                    .tokenize(text.trim(), Default::default())
+                    .unwrap()
+                    .len()
+            }
+        };
+        (
+            tokens(&message.reasoning),
+            tokens(&message.content),
+            message,
+        )
+    };
+    let (unlimited, _, _) = think(-1);
+    assert!(
+        unlimited > 24,
+        "unlimited thinking runs on ({unlimited} tokens)"
+    );
+    for budget in [0, 8, 24] {
+        let (reasoning, content, message) = think(budget);
+        println!("budget {budget}: {reasoning} reasoning tokens, {content} content tokens");
+        // Re-tokenizing the text can merge or split a token at the edges.
+        assert!(
+            reasoning <= budget as usize + 2,
+            "budget {budget}: {message:?}"
+        );
+        assert!(
+            content > 0,
+            "budget {budget}: the answer follows: {message:?}"
+        );
+    }
 }

@@ -161,6 +161,11 @@ namespace Rigllama
         public IntPtr prompt_tokens;       // v0.3: const int32_t*: the prompt as token ids (prompt/messages NULL)
         public UIntPtr n_prompt_tokens;    // v0.3: size_t
         public IntPtr suffix;              // v0.3: fill-in-the-middle, the text after the gap (raw_prompt 1), UTF-8
+        // v0.3: adaptive-p (llama.cpp's adaptive_p sampler): the draw favours tokens near this
+        // probability, adapting to what was chosen; it ends the chain in place of the plain draw.
+        // In [0, 1]; negative = off (the default, -1). Not with mirostat; no effect at temperature 0.
+        public float adaptive_target;
+        public float adaptive_decay;       // v0.3: adaptive-p remembers about 1 / (1 - decay) tokens; [0, 0.99], default 0.90
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -245,6 +250,10 @@ namespace Rigllama
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_set_lora_scale(IntPtr engine, uint loraId, float scale);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_remove_lora(IntPtr engine, uint loraId);
 
+        // v0.3: control vectors. path is UTF-8 (Utf8Alloc); layerStart, layerEnd 0, 0 = every layer; each call empties the KV cache.
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_set_control_vector(IntPtr engine, IntPtr path, float strength, int layerStart, int layerEnd);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_clear_control_vector(IntPtr engine);
+
         public static UIntPtr SizeOf<T>() where T : struct { return (UIntPtr)Marshal.SizeOf(typeof(T)); }
 
         // A NUL-terminated UTF-8 copy of s in unmanaged memory; free with Marshal.FreeHGlobal.
@@ -308,6 +317,29 @@ namespace Rigllama
 
         public static void RemoveLora(IntPtr engine, uint loraId) { Check(rigllama_engine_remove_lora(engine, loraId)); }
 
+        // v0.3: adds the control vector GGUF at path (direction.N tensors made for this engine's
+        // model, as llama.cpp's cvector-generator writes them) times strength (finite, within
+        // ±100; 0 = no effect) to the output of layers layerStart..layerEnd inclusive (1-based;
+        // 0, 0 = every layer), replacing any set before; empties the KV cache. Throws
+        // RigllamaException (InvalidArgument, with the reason) for a file that is not a control
+        // vector, one made for a model of another width, or a layer range outside the model; the
+        // engine keeps serving. Snapshots are refused while it is set.
+        public static void SetControlVector(IntPtr engine, string path, float strength, int layerStart, int layerEnd)
+        {
+            IntPtr p = Utf8Alloc(path);
+            try
+            {
+                Check(rigllama_engine_set_control_vector(engine, p, strength, layerStart, layerEnd));
+            }
+            finally
+            {
+                Marshal.FreeHGlobal(p);   // the library copied it
+            }
+        }
+
+        // v0.3: removes the control vector, if one is set; empties the KV cache.
+        public static void ClearControlVector(IntPtr engine) { Check(rigllama_engine_clear_control_vector(engine)); }
+
         // Throws with the last error if a call failed. Read it right away: it is per thread
         // and valid only until the next rigllama_ call on this thread.
         public static void Check(int status)
@@ -326,13 +358,13 @@ namespace Rigllama
                    "type_k", 64, "type_v", 68, "flash_attention", 72, "fit", 76, "fit_min_ctx", 80, "fit_margins_mib", 88, "n_fit_margins_mib", 96,
                    "max_checkpoint_bytes", 104, "max_checkpoints", 112, "mmproj_path", 120,
                    "thread_priority", 128, "rpc_servers", 136);
-            Expect(sb, typeof(Request), 240, "raw_prompt", 32, "prompt", 40, "system_prompt", 48, "messages_json", 56, "stop", 64, "n_stop", 72, "priority", 80,
+            Expect(sb, typeof(Request), 248, "raw_prompt", 32, "prompt", 40, "system_prompt", 48, "messages_json", 56, "stop", 64, "n_stop", 72, "priority", 80,
                    "grammar", 88, "json_schema", 96, "tools_json", 104, "tool_choice", 112, "reasoning", 116,
                    "presence_penalty", 120, "frequency_penalty", 124, "penalty_last_n", 128, "dry_multiplier", 132, "dry_base", 136,
                    "dry_allowed_length", 140, "dry_penalty_last_n", 144, "xtc_probability", 148, "xtc_threshold", 152, "typical_p", 156,
                    "top_n_sigma", 160, "mirostat", 164, "mirostat_tau", 168, "mirostat_eta", 172, "n_logprobs", 176,
                    "logit_bias_json", 184, "dry_sequence_breakers", 192, "n_dry_sequence_breakers", 200, "draft_max", 208,
-                   "prompt_tokens", 216, "n_prompt_tokens", 224, "suffix", 232);
+                   "prompt_tokens", 216, "n_prompt_tokens", 224, "suffix", 232, "adaptive_target", 240, "adaptive_decay", 244);
             Expect(sb, typeof(Usage), 56, "seed", 20, "prompt_ms", 24, "generation_ms", 32, "dropped_tokens", 40,
                    "drafted_tokens", 44, "accepted_tokens", 48, "image_tokens", 52);
             Expect(sb, typeof(Event), 40, "status", 8, "text", 16, "text_len", 24, "message", 32);
@@ -626,6 +658,17 @@ namespace Rigllama
         // Empties the KV cache (after the requests submitted before it), so the next request is
         // evaluated from scratch.
         public void Reset() { Native.Check(Native.rigllama_engine_reset(Handle)); }
+
+        // v0.3: steers the model with the control vector GGUF at path times strength on layers
+        // layerStart..layerEnd (1-based; 0, 0 = every layer) until ClearControlVector (see
+        // Native.SetControlVector). Empties the KV cache.
+        public void SetControlVector(string path, float strength = 1f, int layerStart = 0, int layerEnd = 0)
+        {
+            Native.SetControlVector(Handle, path, strength, layerStart, layerEnd);
+        }
+
+        // v0.3: removes the control vector, if one is set; empties the KV cache.
+        public void ClearControlVector() { Native.ClearControlVector(Handle); }
 
         public void Dispose()
         {

@@ -41,6 +41,14 @@
 //	request.Suffix, request.Raw = "\n\nprint(add(1, 2))\n", true
 //	middle, usage, err := coder.Complete(request)
 //	scores, err := reranker.Rerank("what is a cat?", []string{"A cat purrs.", "Granite is a rock."})
+//
+// Adaptive-p sampling and control vectors (v0.3): Request.AdaptiveTarget (negative: off, the
+// default) makes the draw favour tokens near that probability; SetControlVector steers the
+// model with a cvector-generator GGUF until ClearControlVector:
+//
+//	request.Temperature, request.AdaptiveTarget = 1, 0.3
+//	err := engine.SetControlVector("vector.gguf", 0.8, 0, 0) // every layer; 10, 14: layers 10..14
+//	err = engine.ClearControlVector()
 package rigllama
 
 /*
@@ -277,6 +285,13 @@ type Request struct {
 	// of the text); a non-empty Suffix implies it. With it, an empty Prompt is sent as "" (the
 	// text before the gap), not left unset.
 	Infill bool
+	// v0.3: adaptive-p (llama.cpp's adaptive_p sampler): the draw favours tokens near
+	// AdaptiveTarget's probability, adapting to what was chosen; it ends the chain in place of
+	// the plain draw. In [0, 1]; negative: off (NewRequest's -1). Not with Mirostat; no effect at
+	// Temperature 0. AdaptiveDecay: it remembers about 1 / (1 - decay) tokens; [0, 0.99], 0.90
+	// by default.
+	AdaptiveTarget float32
+	AdaptiveDecay  float32
 }
 
 // NewRequest returns a request for prompt with the defaults of rigllama_request_init.
@@ -310,6 +325,8 @@ func NewRequest(prompt string) Request {
 		MirostatEta:      float32(c.mirostat_eta),
 		NLogprobs:        uint32(c.n_logprobs),
 		DraftMax:         uint32(c.draft_max),
+		AdaptiveTarget:   float32(c.adaptive_target),
+		AdaptiveDecay:    float32(c.adaptive_decay),
 	}
 }
 
@@ -341,6 +358,8 @@ func (r Request) toC() (c C.rigllama_request, free func()) {
 	c.mirostat_eta = C.float(r.MirostatEta)
 	c.n_logprobs = C.uint32_t(r.NLogprobs)
 	c.draft_max = C.uint32_t(r.DraftMax)
+	c.adaptive_target = C.float(r.AdaptiveTarget)
+	c.adaptive_decay = C.float(r.AdaptiveDecay)
 	if r.Raw {
 		c.raw_prompt = 1
 	}
@@ -922,6 +941,28 @@ func (e *Engine) SetLoraScale(id uint32, scale float32) error {
 // RemoveLora (v0.2) removes an adapter and frees it; it empties the KV cache.
 func (e *Engine) RemoveLora(id uint32) error {
 	return call(func() C.rigllama_status { return C.rigllama_engine_remove_lora(e.ptr, C.uint32_t(id)) })
+}
+
+// SetControlVector (v0.3) adds the control vector GGUF at path (direction.N tensors made for
+// this engine's model, as llama.cpp's cvector-generator writes them) times strength (finite,
+// within ±100; 0: no effect) to the output of layers layerStart..layerEnd inclusive (1-based;
+// 0, 0: every layer), replacing any control vector set before. It runs after the requests
+// submitted before it and empties the KV cache. A file that is not a control vector, one made
+// for a model of another width, or a layer range outside the model fails with
+// StatusInvalidArgument and the reason; the engine keeps serving. A reload drops it; snapshots
+// are refused while it is set.
+func (e *Engine) SetControlVector(path string, strength float32, layerStart, layerEnd int32) error {
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	return call(func() C.rigllama_status {
+		return C.rigllama_engine_set_control_vector(e.ptr, cpath, C.float(strength), C.int32_t(layerStart),
+			C.int32_t(layerEnd))
+	})
+}
+
+// ClearControlVector (v0.3) removes the control vector, if one is set; it empties the KV cache.
+func (e *Engine) ClearControlVector() error {
+	return call(func() C.rigllama_status { return C.rigllama_engine_clear_control_vector(e.ptr) })
 }
 
 // EventKind is what a poll returned.

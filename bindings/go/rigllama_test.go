@@ -868,3 +868,129 @@ func TestRerank(t *testing.T) {
 	}
 	t.Logf("scores %v", scores)
 }
+
+// Adaptive-p is off by default; a seeded request with AdaptiveTarget 0.3 gives the same text
+// twice, and not the text it gives without; a target outside [0, 1] is refused. Each run from
+// an empty cache.
+func TestAdaptiveP(t *testing.T) {
+	e := engine(t)
+	request := greedy("Once upon a time", 32)
+	if request.AdaptiveTarget >= 0 || math.Abs(float64(request.AdaptiveDecay)-0.9) > 1e-6 {
+		t.Errorf("NewRequest: AdaptiveTarget %v, AdaptiveDecay %v; want off (-1) and 0.90",
+			request.AdaptiveTarget, request.AdaptiveDecay)
+	}
+	request.Temperature, request.TopK, request.TopP, request.MinP, request.Seed = 1, 0, 1, 0, 1234
+	run := func(r rigllama.Request) string {
+		t.Helper()
+		if err := e.Reset(); err != nil {
+			t.Fatal(err)
+		}
+		text, _, err := e.Complete(r)
+		if err != nil {
+			t.Fatalf("Complete: %v", err)
+		}
+		return text
+	}
+	plain := run(request)
+	request.AdaptiveTarget = 0.3
+	first, again := run(request), run(request)
+	if first != again || first == plain {
+		t.Errorf("AdaptiveTarget 0.3: %q then %q; want the same text twice, not %q", first, again, plain)
+	}
+	request.AdaptiveTarget = 1.5
+	var rerr *rigllama.Error
+	if _, _, err := e.Complete(request); !errors.As(err, &rerr) || rerr.Status != rigllama.StatusInvalidArgument ||
+		!strings.Contains(rerr.Message, "adaptive_target") {
+		t.Errorf("AdaptiveTarget 1.5: %v; want StatusInvalidArgument naming adaptive_target", err)
+	}
+}
+
+// controlVectorDir returns $RIGLLAMA_CONTROL_VECTOR_DIR, the random control vectors for the
+// default model; unset, it makes them with the repository's scripts/make-control-vector (into
+// the cache), and skips the test where that script is not at hand.
+func controlVectorDir(t *testing.T) string {
+	t.Helper()
+	if dir := os.Getenv("RIGLLAMA_CONTROL_VECTOR_DIR"); dir != "" {
+		return dir
+	}
+	model := modelPath(t)
+	script, err := filepath.Abs(filepath.Join("..", "..", "scripts", "make-control-vector"))
+	if _, statErr := os.Stat(script); err != nil || statErr != nil {
+		t.Skip("RIGLLAMA_CONTROL_VECTOR_DIR is not set and scripts/make-control-vector is not at hand: set it to " +
+			"a directory of control vectors for the model (in the rigllama repository, scripts/make-control-vector " +
+			"MODEL DIR makes them)")
+	}
+	cache := os.Getenv("RIGLLAMA_CACHE")
+	if cache == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cache = filepath.Join(home, ".cache", "rigllama")
+	}
+	dir := filepath.Join(cache, "models", "control-vectors")
+	cmd := exec.Command(script, model, dir)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("scripts/make-control-vector: %v", err)
+	}
+	return dir
+}
+
+// On an engine of its own: strength 0 gives exactly the base greedy text, strength 1 changes
+// it, a vector for a 64-wide model is refused naming this model's width, and clearing gives
+// the base text again. Each greedy run from an empty cache (a cached prefix can round
+// differently).
+func TestControlVector(t *testing.T) {
+	dir := controlVectorDir(t)
+	path := modelPath(t)
+	e, err := rigllama.OpenWith(path, rigllama.Options{NCtx: 1024})
+	if err != nil {
+		t.Fatalf("OpenWith(%q): %v", path, err)
+	}
+	defer e.Close()
+	vector := filepath.Join(dir, "control-vector-random.gguf")
+	request := greedy("The lighthouse keeper", 16)
+	run := func() string {
+		t.Helper()
+		if err := e.Reset(); err != nil {
+			t.Fatal(err)
+		}
+		text, _, err := e.Complete(request)
+		if err != nil {
+			t.Fatalf("Complete: %v", err)
+		}
+		return text
+	}
+	base := run()
+	if err := e.SetControlVector(vector, 0, 0, 0); err != nil {
+		t.Fatalf("SetControlVector(strength 0): %v", err)
+	}
+	if same := run(); same != base {
+		t.Errorf("strength 0: %q; want the base text %q", same, base)
+	}
+	if err := e.SetControlVector(vector, 1, 0, 0); err != nil {
+		t.Fatalf("SetControlVector(strength 1): %v", err)
+	}
+	steered := run()
+	if steered == base {
+		t.Errorf("strength 1 left the text as it was: %q", steered)
+	}
+	t.Logf("base %q; steered %q", base, steered)
+
+	var rerr *rigllama.Error
+	err = e.SetControlVector(filepath.Join(dir, "control-vector-wrong-width.gguf"), 1, 0, 0)
+	if !errors.As(err, &rerr) || rerr.Status != rigllama.StatusInvalidArgument || !strings.Contains(rerr.Message, "640 wide") {
+		t.Errorf("a vector for another width: %v; want StatusInvalidArgument naming 640 wide", err)
+	}
+	if err := e.SetControlVector(vector, 1, 3, 99); !errors.Is(err, rigllama.StatusInvalidArgument) ||
+		!strings.Contains(err.Error(), "layer range 3..99") {
+		t.Errorf("layers 3..99: %v; want StatusInvalidArgument naming the range", err)
+	}
+	if err := e.ClearControlVector(); err != nil {
+		t.Fatalf("ClearControlVector: %v", err)
+	}
+	if back := run(); back != base {
+		t.Errorf("cleared: %q; want the base text %q", back, base)
+	}
+}

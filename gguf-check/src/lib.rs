@@ -124,6 +124,52 @@ pub fn check_gguf_file(path: &Path) -> Result<GgufSummary, String> {
     parse(source).map(|parsed| parsed.summary)
 }
 
+/// Checks a GGUF stored inside a larger file (a game's asset archive): the `size` bytes from
+/// byte `offset` of the file at `path` (`size` 0: to the end of the file) must be a whole,
+/// valid GGUF, its tensor data included. Err is a one-line reason; a range that does not lie
+/// inside the file names the numbers ("offset 100 + size 50 ends at byte 150, past the end of
+/// the file (120 bytes)").
+pub fn check_gguf_range(path: &Path, offset: u64, size: u64) -> Result<GgufSummary, String> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let metadata = file
+        .metadata()
+        .map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
+    if !metadata.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    let len = metadata.len();
+    if offset >= len {
+        return Err(format!(
+            "offset {offset} is at or past the end of the file ({len} bytes)"
+        ));
+    }
+    let size = if size == 0 { len - offset } else { size };
+    let end = offset.saturating_add(size);
+    if end > len {
+        return Err(format!(
+            "offset {offset} + size {size} ends at byte {end}, past the end of the file ({len} bytes)"
+        ));
+    }
+    file.seek(SeekFrom::Start(offset))
+        .map_err(|e| format!("cannot seek to byte {offset}: {e}"))?;
+    let mut magic = [0u8; 4];
+    file.read_exact(&mut magic)
+        .map_err(|e| format!("cannot read at byte {offset}: {e}"))?;
+    if &magic != b"GGUF" {
+        return Err(format!(
+            "the bytes at offset {offset} are not a GGUF (they start {:?}, not \"GGUF\")",
+            String::from_utf8_lossy(&magic)
+        ));
+    }
+    file.seek(SeekFrom::Start(offset))
+        .map_err(|e| format!("cannot seek to byte {offset}: {e}"))?;
+    let source = Source::new(BufReader::with_capacity(64 * 1024, file.take(size)), size);
+    parse(source)
+        .map(|parsed| parsed.summary)
+        .map_err(|e| format!("the GGUF at offset {offset} (size {size}): {e}"))
+}
+
 /// The same as [`check_gguf_file`] over bytes already in memory (for tests and fuzzing):
 /// `bytes` is the whole file.
 pub fn check_gguf_bytes(bytes: &[u8]) -> Result<GgufSummary, String> {

@@ -185,6 +185,8 @@ pub(crate) unsafe fn read_options(
         .into());
     }
     let options = EngineOptions {
+        model_offset: 0,
+        model_size: 0,
         model_path: PathBuf::from(model_path),
         n_ctx: raw.n_ctx,
         n_batch: raw.n_batch,

@@ -169,6 +169,12 @@ pub struct rigllama_request {
     /// v0.3. Adaptive-p's decay: it remembers about 1 / (1 - decay) tokens; in [0, 0.99];
     /// default 0.90.
     pub adaptive_decay: f32,
+    /// v0.3. Tokens the reply may think for: -1 = unlimited (default), 0 = no thinking, N.
+    /// When the template's thinking block (Qwen3's and DeepSeek-R1's `<think>`, ...) reaches
+    /// it, the engine writes the block's end tag, as llama.cpp's reasoning-budget sampler does,
+    /// and the answer follows. A template without a thinking block has nothing to limit; with
+    /// a `grammar` or `json_schema` the budget is not applied.
+    pub reasoning_budget: i32,
 }
 
 /// Fills `request` with defaults for `struct_size` bytes (pass `sizeof *request`).
@@ -226,6 +232,7 @@ versioned_struct!(input rigllama_request {
     suffix: std::ptr::null(),
     adaptive_target: -1.0,
     adaptive_decay: crate::engine::AdaptiveP::DEFAULT_DECAY,
+    reasoning_budget: -1,
 });
 
 const SAMPLING: crate::engine::Sampling = crate::engine::Sampling::DEFAULT;
@@ -422,6 +429,7 @@ pub(crate) unsafe fn read_request(request: *const rigllama_request) -> Result<Re
                 .into())
             }
         },
+        reasoning_budget: raw.reasoning_budget,
         reasoning: match rigllama_reasoning::from_repr(raw.reasoning) {
             Some(rigllama_reasoning::Auto) => ReasoningMode::Auto,
             Some(rigllama_reasoning::Off) => ReasoningMode::Off,

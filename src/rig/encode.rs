@@ -71,12 +71,15 @@ pub fn engine_request(request: &CompletionRequest) -> Result<Request, String> {
     }
     let options = &request.options;
     let additional_params = request.additional_params.as_ref();
-    let reasoning = match options.reasoning {
-        None => ReasoningMode::Auto,
-        Some(RigReasoning::Off) => ReasoningMode::Off,
-        // An effort level or a budget: thinking on (map_options refuses a budget it cannot
-        // keep before a request gets here).
-        Some(_) => ReasoningMode::On,
+    let (reasoning, reasoning_budget) = match options.reasoning {
+        None => (ReasoningMode::Auto, -1),
+        Some(RigReasoning::Off) => (ReasoningMode::Off, -1),
+        Some(RigReasoning::Budget { tokens }) => {
+            (ReasoningMode::On, i32::try_from(tokens).unwrap_or(i32::MAX))
+        }
+        Some(RigReasoning::Effort(effort)) => (ReasoningMode::On, effort_budget(effort)),
+        // A kind Rig adds later: thinking on, unlimited.
+        Some(_) => (ReasoningMode::On, -1),
     };
     let seed = options
         .seed
@@ -109,6 +112,7 @@ pub fn engine_request(request: &CompletionRequest) -> Result<Request, String> {
         tools,
         tool_choice,
         reasoning,
+        reasoning_budget,
         logprobs: 0,
         draft_max: crate::engine::DEFAULT_DRAFT_MAX,
     };
@@ -373,6 +377,21 @@ fn engine_tools(
     Ok((tools, choice))
 }
 
+/// The thinking tokens each of Rig's effort levels allows (the README's table): templates
+/// only switch thinking on or off, so effort is a budget.
+pub(crate) fn effort_budget(effort: rig_core::completion::Effort) -> i32 {
+    use rig_core::completion::Effort;
+    match effort {
+        Effort::Minimal => 128,
+        Effort::Low => 512,
+        Effort::Medium => 2048,
+        Effort::High => 8192,
+        Effort::XHigh => 16384,
+        // Max, and levels Rig adds later: unlimited.
+        _ => -1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -613,11 +632,22 @@ mod tests {
     }
 
     #[test]
-    fn an_effort_level_turns_thinking_on() {
-        let request = CompletionRequest::new("hi").reasoning(rig_core::completion::Effort::Low);
-        assert_eq!(
-            engine_request(&request).unwrap().reasoning,
-            ReasoningMode::On
-        );
+    fn an_effort_level_turns_thinking_on_with_its_budget() {
+        use rig_core::completion::Effort;
+        for (effort, budget) in [
+            (Effort::Minimal, 128),
+            (Effort::Low, 512),
+            (Effort::Medium, 2048),
+            (Effort::High, 8192),
+            (Effort::XHigh, 16384),
+            (Effort::Max, -1),
+        ] {
+            let request = engine_request(&CompletionRequest::new("hi").reasoning(effort)).unwrap();
+            assert_eq!(request.reasoning, ReasoningMode::On);
+            assert_eq!(request.reasoning_budget, budget, "{effort:?}");
+        }
+        let request = CompletionRequest::new("hi")
+            .reasoning(rig_core::completion::Reasoning::Budget { tokens: 77 });
+        assert_eq!(engine_request(&request).unwrap().reasoning_budget, 77);
     }
 }

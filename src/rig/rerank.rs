@@ -1,7 +1,10 @@
 //! rigllama as a rig-core 0.44 reranking model, on the same [`Engine`] as the completion and
 //! embedding models.
 //!
-//! ```no_run
+//! (Not compiled as a doctest: rustdoc cannot tell apart the several rig-core builds that
+//! the test features leave beside each other. `tests/rig.rs` runs the same calls.)
+//!
+//! ```ignore
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use rig_core::operation::RerankRequest;
 //! use rigllama::{Engine, EngineOptions};

@@ -71,11 +71,11 @@ impl ReplayTarget for CompletionWire {
             // engine_request reads the option itself into the request's ReasoningMode.
             reasoning: Mapping::of(reasoning, |reasoning| match reasoning {
                 RigReasoning::Off => Mapping::Omit("turns the template's thinking off"),
-                RigReasoning::Budget { .. } => Mapping::unsupported(
-                    "rigllama cannot cap reasoning tokens; ask for an effort level or Off",
-                ),
-                // Every effort level is the same switch: templates offer on or off.
-                _ => Mapping::Omit("turns the template's thinking on"),
+                RigReasoning::Budget { .. } => {
+                    Mapping::Omit("thinking on, its block capped at that many tokens")
+                }
+                // Templates offer on or off: each effort level is thinking on with a budget.
+                _ => Mapping::Omit("thinking on, with the effort level's token budget"),
             }),
             cache: Mapping::of(
                 cache,

@@ -60,6 +60,7 @@ static void test_defaults(void) {
           "mirostat defaults");
     CHECK(r.n_logprobs == 0 && r.logit_bias_json == NULL, "logprobs and logit bias defaults");
     CHECK(r.adaptive_target < 0.0f && near(r.adaptive_decay, 0.9f), "adaptive-p defaults (off)");
+    CHECK(r.reasoning_budget == -1, "reasoning budget default (unlimited)");
     rigllama_engine_options o;
     rigllama_engine_options_init(&o, sizeof o);
     CHECK(o.type_k == RIGLLAMA_KV_TYPE_F16 && o.type_v == RIGLLAMA_KV_TYPE_F16 &&
@@ -99,6 +100,7 @@ static void test_ranges(rigllama_engine *engine) {
     BAD(r.adaptive_target = 1.5f, "adaptive_target 1.5");
     BAD((r.adaptive_target = 0.3f, r.adaptive_decay = 1.0f), "adaptive_decay 1");
     BAD((r.adaptive_target = 0.3f, r.mirostat = RIGLLAMA_MIROSTAT_V2), "adaptive_target and mirostat");
+    BAD(r.reasoning_budget = -2, "reasoning_budget -2");
     BAD(r.n_logprobs = 21, "n_logprobs 21");
     BAD(r.logit_bias_json = "{\"abc\": 1}", "key \"abc\" is not a token id");
     BAD(r.logit_bias_json = "[[1, true]]", "must be a number or false");

@@ -569,6 +569,69 @@ public class RigllamaTests
             StringAssert.Contains("documents[1]", withNull.Message);
         }
     }
+
+    // Each from an empty cache, so the runs compare.
+    static string CompleteFresh(Engine engine, string prompt, Request request)
+    {
+        engine.Reset();
+        Usage usage;
+        return engine.Complete(prompt, request, out usage);
+    }
+
+    [Test]
+    public void AdaptivePRepeatsASeededReplyAndChangesIt()
+    {
+        Request seeded = Greedy(32);
+        Assert.Less(seeded.adaptive_target, 0f, "off by default");
+        Assert.AreEqual(0.9f, seeded.adaptive_decay, 1e-6f);
+        seeded.temperature = 1f;
+        seeded.top_k = 0;
+        seeded.top_p = 1f;
+        seeded.min_p = 0f;
+        seeded.seed = 1234;
+        Engine engine = Shared();
+        string plain = CompleteFresh(engine, "Once upon a time", seeded);
+        seeded.adaptive_target = 0.3f;
+        string first = CompleteFresh(engine, "Once upon a time", seeded);
+        string again = CompleteFresh(engine, "Once upon a time", seeded);
+        Assert.AreEqual(first, again, "adaptive_target 0.3 repeats a seeded reply");
+        Assert.AreNotEqual(plain, first, "adaptive_target 0.3 changes it");
+        seeded.adaptive_target = 1.5f;
+        Usage usage;
+        var e = Assert.Throws<RigllamaException>(() => engine.Complete("Once upon a time", seeded, out usage));
+        Assert.AreEqual(Status.InvalidArgument, e.Status);
+        StringAssert.Contains("adaptive_target", e.Message);
+    }
+
+    [Test]
+    public void AControlVectorSteersTheModelUntilCleared()
+    {
+        string model = ModelPath();
+        string dir = Environment.GetEnvironmentVariable("RIGLLAMA_CONTROL_VECTOR_DIR");
+        if (string.IsNullOrEmpty(dir))
+            Assert.Ignore("RIGLLAMA_CONTROL_VECTOR_DIR is not set: set it to a directory of control vectors for the model "
+                          + "(in the rigllama repository, scripts/make-control-vector MODEL DIR makes them)");
+        string vector = Path.Combine(dir, "control-vector-random.gguf");
+        EngineOptions options = Engine.DefaultOptions();
+        options.n_ctx = 1024;
+        using (var engine = new Engine(model, options))
+        {
+            // Each greedy run from an empty cache: a cached prefix can round differently.
+            string baseText = CompleteFresh(engine, "The lighthouse keeper", Greedy(16));
+            engine.SetControlVector(vector, 0f);
+            Assert.AreEqual(baseText, CompleteFresh(engine, "The lighthouse keeper", Greedy(16)), "strength 0: the base model");
+            engine.SetControlVector(vector, 1f);
+            Assert.AreNotEqual(baseText, CompleteFresh(engine, "The lighthouse keeper", Greedy(16)), "strength 1 changes the text");
+            var e = Assert.Throws<RigllamaException>(() => engine.SetControlVector(Path.Combine(dir, "control-vector-wrong-width.gguf")));
+            Assert.AreEqual(Status.InvalidArgument, e.Status);
+            StringAssert.Contains("640 wide", e.Message);
+            e = Assert.Throws<RigllamaException>(() => engine.SetControlVector(vector, 1f, 3, 99));
+            Assert.AreEqual(Status.InvalidArgument, e.Status);
+            StringAssert.Contains("layer range 3..99", e.Message);
+            engine.ClearControlVector();
+            Assert.AreEqual(baseText, CompleteFresh(engine, "The lighthouse keeper", Greedy(16)), "cleared: the base model again");
+        }
+    }
 }
 
 // The smallest JSON reader the checks need (Mono has no JSON parser in its default references):

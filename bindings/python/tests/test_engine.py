@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
 import os
 import time
+from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
 
 import rigllama
+from rigllama import _native
 from rigllama import Engine, EventKind, FinishReason, Request, RigllamaError, Status
 
 GREEDY: Dict[str, Any] = {"raw_prompt": True, "temperature": 0.0}
@@ -356,3 +359,52 @@ def test_rerank(engine: Engine) -> None:
     with Engine(path, n_ctx=1024) as reranker:
         scores = reranker.rerank("what is a cat?", documents)
     assert len(scores) == len(documents) and all(math.isfinite(score) for score in scores), scores
+
+
+def test_adaptive_p_repeats_a_seeded_reply_and_changes_it(engine: Engine) -> None:
+    defaults = _native.Request()  # rigllama_request_init's: off
+    assert _native.lib.rigllama_request_init(ctypes.byref(defaults), ctypes.sizeof(defaults)) == Status.OK
+    assert defaults.adaptive_target < 0 and math.isclose(defaults.adaptive_decay, 0.9, rel_tol=1e-6)
+    seeded = Request("Once upon a time", raw_prompt=True, max_tokens=32, temperature=1.0, top_k=0, top_p=1.0,
+                     min_p=0.0, seed=1234)
+
+    def run(**fields: Any) -> str:
+        engine.reset()  # each from an empty cache
+        return engine.complete(seeded, **fields)[0]
+
+    plain = run()
+    first, again = run(adaptive_target=0.3), run(adaptive_target=0.3)
+    assert first == again and first != plain, (first, again, plain)
+    with pytest.raises(RigllamaError) as raised:
+        engine.complete(seeded, adaptive_target=1.5)
+    assert raised.value.status == Status.INVALID_ARGUMENT and "adaptive_target" in raised.value.message
+
+
+def test_a_control_vector_steers_the_model_until_cleared(model: str, control_vector_dir: Path) -> None:
+    vector = control_vector_dir / "control-vector-random.gguf"
+    with Engine(model, n_ctx=1024) as engine:
+        def greedy() -> str:
+            engine.reset()  # each from an empty cache: a cached prefix can round differently
+            return engine.complete("The lighthouse keeper", max_tokens=16, **GREEDY)[0]
+
+        base = greedy()
+        assert engine.describe()["control_vector"] is None
+        engine.set_control_vector(vector, 0.0)
+        assert greedy() == base  # strength 0: exactly the base model
+        engine.set_control_vector(vector, 1.0)
+        assert greedy() != base
+        described = engine.describe()["control_vector"]
+        assert described["path"] == str(vector) and described["strength"] == 1.0, described
+        assert described["layer_start"] == 1 and described["layer_end"] > 1, described  # every layer
+        with pytest.raises(RigllamaError) as raised:
+            engine.set_control_vector(control_vector_dir / "control-vector-wrong-width.gguf")
+        assert raised.value.status == Status.INVALID_ARGUMENT and "640 wide" in raised.value.message
+        with pytest.raises(RigllamaError) as raised:
+            engine.set_control_vector(vector, 1.0, 3, 99)
+        assert raised.value.status == Status.INVALID_ARGUMENT and "layer range 3..99" in raised.value.message
+        engine.set_control_vector(vector, 0.5, 2, 5)
+        assert engine.describe()["control_vector"] == {"path": str(vector), "strength": 0.5, "layer_start": 2,
+                                                        "layer_end": 5}
+        engine.clear_control_vector()
+        assert engine.describe()["control_vector"] is None
+        assert greedy() == base

@@ -50,6 +50,8 @@ pub(crate) struct ChatParams {
     pub generation_prompt: String,
     pub supports_thinking: bool,
     pub thinking_start_tag: String,
+    #[serde(default)]
+    pub thinking_end_tags: Vec<String>,
     pub preserved_tokens: Vec<String>,
     pub additional_stops: Vec<String>,
     pub parser: String,

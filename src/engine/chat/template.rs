@@ -64,6 +64,18 @@ pub(crate) struct ReplyPlan {
     pub extra_stops: Vec<String>,
     /// Special tokens whose text the reply parser must see.
     pub preserved: Vec<String>,
+    /// The template's thinking block, when it has one.
+    pub thinking: Option<ThinkingTags>,
+}
+
+/// How a template's thinking block opens and closes, and the text the template already put
+/// after the last turn (which may open it).
+#[derive(Debug, Clone)]
+pub(crate) struct ThinkingTags {
+    pub start: String,
+    /// The first is the one written to close it.
+    pub ends: Vec<String>,
+    pub generation_prompt: String,
 }
 
 #[derive(Debug, Clone)]
@@ -276,6 +288,19 @@ impl ChatFormat {
                 let mut reply = ReplyPlan {
                     extra_stops: params.additional_stops.clone(),
                     preserved: params.preserved_tokens.clone(),
+                    thinking: (params.supports_thinking
+                        && !params.thinking_start_tag.is_empty()
+                        && params.thinking_end_tags.iter().any(|t| !t.is_empty()))
+                    .then(|| ThinkingTags {
+                        start: params.thinking_start_tag.clone(),
+                        ends: params
+                            .thinking_end_tags
+                            .iter()
+                            .filter(|t| !t.is_empty())
+                            .cloned()
+                            .collect(),
+                        generation_prompt: params.generation_prompt.clone(),
+                    }),
                     ..ReplyPlan::default()
                 };
                 if use_generic {

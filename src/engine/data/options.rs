@@ -11,6 +11,11 @@ pub type ProgressFn<'a> = dyn FnMut(f32) -> bool + 'a;
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineOptions {
     pub model_path: PathBuf,
+    /// Where the GGUF starts inside `model_path`, for a model kept in a larger file (a game's
+    /// asset archive); 0 = the file is the GGUF.
+    pub model_offset: u64,
+    /// The GGUF's length in bytes from `model_offset`; 0 = to the end of the file.
+    pub model_size: u64,
     /// Context window in tokens, capped to the model's training context.
     pub n_ctx: u32,
     /// Most prompt tokens per decode call.
@@ -213,6 +218,8 @@ impl EngineOptions {
     pub fn new(model_path: impl Into<PathBuf>) -> Self {
         Self {
             model_path: model_path.into(),
+            model_offset: 0,
+            model_size: 0,
             n_ctx: DEFAULT_N_CTX,
             n_batch: DEFAULT_N_BATCH,
             n_threads: None,
@@ -231,10 +238,21 @@ impl EngineOptions {
         }
     }
 
+    /// Whether the GGUF is a range of `model_path` (`model_offset` / `model_size` set).
+    pub(crate) fn is_embedded(&self) -> bool {
+        self.model_offset != 0 || self.model_size != 0
+    }
+
     pub fn validate(&self) -> Result<()> {
         if self.model_path.as_os_str().is_empty() {
             return Err(Error::invalid(
                 "model_path is empty; give the path of a .gguf file",
+            ));
+        }
+        if self.is_embedded() && self.fit.is_some() {
+            return Err(Error::invalid(
+                "fit reads the model file itself and cannot use model_offset / model_size; \
+                 give n_ctx and n_gpu_layers instead",
             ));
         }
         if self.model_path.to_str().is_none() {
@@ -358,6 +376,12 @@ impl EngineOptions {
         if self.fit.is_some() {
             return Err(Error::invalid(
                 "fit with rpc_servers is not supported yet: set n_gpu_layers instead",
+            ));
+        }
+        if self.is_embedded() {
+            return Err(Error::invalid(
+                "rpc_servers with a model inside a pack file (model_offset / model_size) is not \
+                 supported yet: give the GGUF as a file of its own",
             ));
         }
         Ok(())

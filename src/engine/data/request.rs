@@ -41,6 +41,11 @@ pub struct Request {
     pub tools: Vec<Tool>,
     pub tool_choice: ToolChoice,
     pub reasoning: ReasoningMode,
+    /// Tokens the reply may think for (-1 = unlimited, the default; 0 = no thinking): when
+    /// the thinking block reaches it, the engine writes the template's end tag (as llama.cpp's
+    /// reasoning-budget sampler does) and the answer follows. Only templates with a thinking
+    /// block (Qwen3, DeepSeek-R1, ...) have one to limit.
+    pub reasoning_budget: i32,
     /// Alternatives reported with each generated token's log-probability (0..=[`MAX_LOGPROBS`]);
     /// 0 = none. Any other value makes the request emit
     /// [`Event::Logprobs`](crate::Event::Logprobs) before the text of the tokens they cover.
@@ -87,6 +92,7 @@ impl Request {
             tools: Vec::new(),
             tool_choice: ToolChoice::Auto,
             reasoning: ReasoningMode::Auto,
+            reasoning_budget: -1,
             logprobs: 0,
             draft_max: DEFAULT_DRAFT_MAX,
         }
@@ -243,6 +249,12 @@ impl Request {
                 "tools need a chat request (the template renders them); this one is raw text, \
                  token ids or fill-in-the-middle",
             ));
+        }
+        if self.reasoning_budget < -1 {
+            return Err(Error::invalid(format!(
+                "reasoning_budget {} must be -1 (unlimited), 0 (no thinking) or a token count",
+                self.reasoning_budget
+            )));
         }
         if let Some(grammar) = &self.grammar {
             reject_nul("grammar", grammar)?;

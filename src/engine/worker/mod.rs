@@ -8,6 +8,7 @@ pub(super) mod lora;
 pub(super) mod model;
 pub(super) mod prompt;
 pub(super) mod protocol;
+pub(super) mod reasoning_budget;
 pub(super) mod rerank;
 pub(super) mod sampler_chain;
 pub(super) mod scheduler;

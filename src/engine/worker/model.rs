@@ -22,6 +22,7 @@ use crate::engine::data::tokens::SpecialTokens;
 use crate::engine::error::{Error, Result};
 use crate::engine::fault;
 use crate::engine::llama::backend::{self, capture_placement, capture_problems, LogLevel};
+use crate::engine::llama::embedded_model::{load_embedded, EmbeddedLoad};
 use crate::engine::llama::fit::fit_to_memory;
 use crate::engine::llama::memory::memory_use;
 use crate::engine::llama::rpc::{self, RpcServers};
@@ -85,9 +86,14 @@ impl LoadedModel {
         let path = &options.model_path;
         // llama.cpp aborts the process on some malformed files: check the header, metadata
         // and tensor table with bounds first.
-        let summary = gguf_check::check_model_file(path)
-            .map_err(|e| Error::ModelLoadFailed(e.to_string()))?;
-        let fingerprint = fingerprint_of(path, summary.data_offset)?;
+        let summary = if options.is_embedded() {
+            gguf_check::check_gguf_range(path, options.model_offset, options.model_size)
+                .map_err(|e| Error::ModelLoadFailed(format!("model {}: {e}", path.display())))?
+        } else {
+            gguf_check::check_model_file(path).map_err(|e| Error::ModelLoadFailed(e.to_string()))?
+        };
+        // The same as for the GGUF on its own: snapshots move between the two.
+        let fingerprint = fingerprint_of(path, options.model_offset, summary.data_offset)?;
         fault::check("check_file")?;
 
         let reports = order.reports.clone();
@@ -126,8 +132,42 @@ impl LoadedModel {
             )?),
             None => None,
         };
-        let (model, placement) =
-            capture_placement(|| LlamaModel::load_from_file(backend, path, &params));
+        let (model, placement) = capture_placement(|| {
+            if options.is_embedded() {
+                // mmap needs the data section 32-byte aligned in the file (llama.cpp's CPU tensor
+                // alignment); an archive that does not keep it is read into memory instead.
+                let use_mmap = (options.model_offset + summary.data_offset).is_multiple_of(32);
+                if !use_mmap {
+                    backend::log(
+                        LogLevel::Info,
+                        &format!(
+                            "the GGUF at offset {} of {} has its data section at byte {}, not a \
+                         multiple of 32: read into memory instead of mapped",
+                            options.model_offset,
+                            path.display(),
+                            options.model_offset + summary.data_offset
+                        ),
+                    );
+                }
+                let reports = order.reports.clone();
+                let abort = order.abort.clone();
+                let mut progress = move |fraction: f32| {
+                    let _ = reports.send(LoadReport::Progress(fraction));
+                    !abort.load(Ordering::SeqCst)
+                };
+                load_embedded(EmbeddedLoad {
+                    path,
+                    offset: options.model_offset,
+                    n_gpu_layers: options
+                        .n_gpu_layers
+                        .map_or(-1, |n| n.min(i32::MAX as u32) as i32),
+                    use_mmap,
+                    progress: &mut progress,
+                })
+            } else {
+                LlamaModel::load_from_file(backend, path, &params).map_err(|e| e.to_string())
+            }
+        });
         if order.abort.load(Ordering::SeqCst) || shared.shutting_down.load(Ordering::SeqCst) {
             return Err(Error::Cancelled(format!(
                 "loading {} was aborted by the progress callback or by destroy",
@@ -424,12 +464,16 @@ const LLAMA_CPP_VERSION: &str = "llama-cpp-sys-2 0.1.161";
 /// data): cheap, and it differs for any other model or quantisation.
 fn fingerprint_of(
     path: &std::path::Path,
+    offset: u64,
     data_offset: u64,
 ) -> Result<snapshot_format::Fingerprint> {
-    use std::io::Read;
+    use std::io::{Read, Seek, SeekFrom};
     let mut header = Vec::new();
     std::fs::File::open(path)
-        .and_then(|file| file.take(data_offset).read_to_end(&mut header))
+        .and_then(|mut file| {
+            file.seek(SeekFrom::Start(offset))?;
+            file.take(data_offset).read_to_end(&mut header)
+        })
         .map_err(|e| Error::ModelLoadFailed(format!("cannot read {}: {e}", path.display())))?;
     Ok(snapshot_format::fingerprint(&header))
 }

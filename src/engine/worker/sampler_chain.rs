@@ -10,7 +10,7 @@ use llama_cpp_2::token::LlamaToken;
 
 use crate::engine::data::sampling::{BiasTarget, LogitBias, Mirostat, Sampling};
 use crate::engine::error::{Error, Result};
-use crate::engine::llama::adaptive_p::AdaptivePSampler;
+use crate::engine::llama::raw_sampler::RawSampler;
 
 /// The token ids and biases of `biases`, texts tokenized, ids checked against the vocabulary.
 fn resolve_biases(biases: &[LogitBias], model: &LlamaModel) -> Result<Vec<LlamaLogitBias>> {
@@ -47,7 +47,7 @@ pub(crate) fn build_sampler(
     seed: u32,
     model: &LlamaModel,
     n_ctx: u32,
-) -> Result<(LlamaSampler, Option<AdaptivePSampler>)> {
+) -> Result<(LlamaSampler, Option<RawSampler>)> {
     let n_vocab = model.n_vocab();
     let window = |n: i32| if n < 0 { n_ctx as i32 } else { n };
     let mut chain = Vec::new();
@@ -111,7 +111,7 @@ pub(crate) fn build_sampler(
             }
             chain.push(LlamaSampler::temp(s.temperature));
             match s.adaptive_p {
-                Some(a) => adaptive = Some(AdaptivePSampler::new(a.target, a.decay, seed)?),
+                Some(a) => adaptive = Some(RawSampler::adaptive_p(a.target, a.decay, seed)?),
                 None => chain.push(LlamaSampler::dist(seed)),
             }
         }

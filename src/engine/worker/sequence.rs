@@ -20,6 +20,7 @@ use crate::engine::llama::vision::{is_image_token, ImageSpan};
 use crate::engine::worker::model::LoadedModel;
 use crate::engine::worker::prompt::PromptPlan;
 use crate::engine::worker::protocol::Submission;
+use crate::engine::worker::reasoning_budget::budget_sampler;
 use crate::engine::worker::sampler_chain::build_sampler;
 use crate::engine::worker::speculation::Acceptance;
 use crate::engine::worker::token_choice::{grammar_sampler, TokenChoice};
@@ -124,9 +125,16 @@ impl Progress {
         let window = request.sampling.history_window(model.n_ctx);
         let tail = plan.tokens.len().saturating_sub(window);
         sampler.accept_many(plan.tokens[tail..].iter().filter(|&&t| !is_image_token(t)));
+        let budget = match (&plan.reply.thinking, request.reasoning_budget) {
+            (Some(tags), budget @ 0..) if plan.reply.grammar.as_ref().is_none_or(|g| g.lazy) => {
+                Some(budget_sampler(&model.model, tags, budget)?)
+            }
+            _ => None,
+        };
         let choice = TokenChoice::new(
             sampler,
             adaptive,
+            budget,
             grammar,
             &request.sampling,
             request.logprobs as usize,

@@ -13,7 +13,7 @@ use crate::engine::chat::template::GrammarPlan;
 use crate::engine::data::logprobs::{Alternative, TokenLogprob};
 use crate::engine::data::sampling::Sampling;
 use crate::engine::error::{Error, Result};
-use crate::engine::llama::adaptive_p::AdaptivePSampler;
+use crate::engine::llama::raw_sampler::RawSampler;
 use crate::engine::worker::sampler_chain::top_k_array;
 
 /// One request's token choice: its sampler chain, its grammar, and whether it wants
@@ -21,7 +21,9 @@ use crate::engine::worker::sampler_chain::top_k_array;
 pub(super) struct TokenChoice {
     sampler: LlamaSampler,
     /// Adaptive-p, which makes the draw after the chain when the request asked for it.
-    adaptive: Option<AdaptivePSampler>,
+    adaptive: Option<RawSampler>,
+    /// The reasoning budget, which forces the end of the thinking block once it is spent.
+    budget: Option<RawSampler>,
     /// The grammar the reply must match (a request's GBNF or JSON Schema, or the template's
     /// tool-call format).
     grammar: Option<LlamaSampler>,
@@ -36,7 +38,8 @@ impl TokenChoice {
     /// `sampler` is the request's chain (with the prompt's history already accepted).
     pub fn new(
         sampler: LlamaSampler,
-        adaptive: Option<AdaptivePSampler>,
+        adaptive: Option<RawSampler>,
+        budget: Option<RawSampler>,
         grammar: Option<LlamaSampler>,
         sampling: &Sampling,
         n_logprobs: usize,
@@ -44,6 +47,7 @@ impl TokenChoice {
         TokenChoice {
             sampler,
             adaptive,
+            budget,
             grammar,
             greedy: sampling.is_plain_greedy(),
             n_logprobs,
@@ -54,6 +58,55 @@ impl TokenChoice {
     /// The next token from the logits at `logits_at`, and its log-probabilities when asked
     /// for; the chain and the grammar have accepted it.
     pub fn choose(
+        &mut self,
+        ctx: &LlamaContext<'static>,
+        model: &LlamaModel,
+        logits_at: i32,
+    ) -> Result<(LlamaToken, Option<TokenLogprob>)> {
+        if self.budget.as_ref().is_some_and(RawSampler::is_forcing) {
+            return self.forced_by_budget(ctx, model, logits_at);
+        }
+        let chosen = self.choose_freely(ctx, model, logits_at)?;
+        if let Some(budget) = &mut self.budget {
+            budget.accept(chosen.0);
+        }
+        Ok(chosen)
+    }
+
+    /// The next token of the end tag the spent reasoning budget writes. The chain sees it as
+    /// chosen; the grammar does not (llama.cpp's common sampler keeps a lazy grammar out of
+    /// the thinking block too).
+    fn forced_by_budget(
+        &mut self,
+        ctx: &LlamaContext<'static>,
+        model: &LlamaModel,
+        logits_at: i32,
+    ) -> Result<(LlamaToken, Option<TokenLogprob>)> {
+        let logits = ctx.get_logits_ith(logits_at);
+        let mut all = LlamaTokenDataArray::new(
+            logits
+                .iter()
+                .enumerate()
+                .map(|(id, &logit)| LlamaTokenData::new(LlamaToken(id as i32), logit, 0.0))
+                .collect(),
+            false,
+        );
+        let budget = self.budget.as_mut().expect("checked by the caller");
+        budget.apply(&mut all);
+        let token = all
+            .data
+            .iter()
+            .find(|d| d.logit().is_finite())
+            .map(LlamaTokenData::id)
+            .ok_or_else(|| Error::Internal("the reasoning budget forced no token".into()))?;
+        budget.accept(token);
+        if !self.greedy {
+            self.accept(token);
+        }
+        Ok((token, self.logprobs_of_logits(logits, token, model)))
+    }
+
+    fn choose_freely(
         &mut self,
         ctx: &LlamaContext<'static>,
         model: &LlamaModel,
@@ -301,27 +354,38 @@ pub(super) fn grammar_sampler(model: &LlamaModel, plan: &GrammarPlan) -> Result<
             "{e} (left recursion, or a rule that matches nothing?)"
         ))
     })?;
-    if !plan.prefill.is_empty() {
-        let vocab = model.vocab();
-        let tokens = vocab.tokenize(plan.prefill.as_bytes(), false, true);
-        for (i, token) in tokens.into_iter().enumerate() {
-            let mut piece = Vec::new();
-            vocab.token_to_piece_into(token, &mut piece, true, None);
-            // Some tokenizers put a space before the first special token (llama.cpp skips it).
-            if i == 0
-                && piece.first().is_some_and(u8::is_ascii_whitespace)
-                && !plan.prefill.starts_with(|c: char| c.is_ascii_whitespace())
-            {
-                continue;
-            }
-            sampler.try_accept(token).map_err(|e| {
-                refused(format!(
-                    "it does not accept the template's reply prefix ({e})"
-                ))
-            })?;
-        }
+    for token in prefill_tokens(model, &plan.prefill) {
+        sampler.try_accept(token).map_err(|e| {
+            refused(format!(
+                "it does not accept the template's reply prefix ({e})"
+            ))
+        })?;
     }
     Ok(sampler)
+}
+
+/// The tokens of the text the template already put after the last turn, as llama.cpp's common
+/// sampler feeds them to its grammar and reasoning budget.
+pub(super) fn prefill_tokens(model: &LlamaModel, prefill: &str) -> Vec<LlamaToken> {
+    let vocab = model.vocab();
+    let mut out = Vec::new();
+    for (i, token) in vocab
+        .tokenize(prefill.as_bytes(), false, true)
+        .into_iter()
+        .enumerate()
+    {
+        let mut piece = Vec::new();
+        vocab.token_to_piece_into(token, &mut piece, true, None);
+        // Some tokenizers put a space before the first special token (llama.cpp skips it).
+        if i == 0
+            && piece.first().is_some_and(u8::is_ascii_whitespace)
+            && !prefill.starts_with(|c: char| c.is_ascii_whitespace())
+        {
+            continue;
+        }
+        out.push(token);
+    }
+    out
 }
 
 /// The index of the first highest value (llama.cpp's greedy sampler keeps the first of ties;

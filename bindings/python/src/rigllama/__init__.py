@@ -15,6 +15,9 @@
         ids = engine.tokenize("The sea is")                  # what a raw prompt evaluates
         assert engine.detokenize(ids) == "The sea is"
         text, usage = engine.complete(prompt_tokens=ids, max_tokens=24)   # the ids, sent verbatim
+        text, usage = engine.complete("Once upon a time", raw_prompt=True, temperature=1, adaptive_target=0.3)
+        engine.set_control_vector("vector.gguf", 0.8)        # steer every layer (layer_start=10, layer_end=14:
+        engine.clear_control_vector()                        # only those) until cleared
 
     with rigllama.Engine("coder.gguf") as coder:             # fill-in-the-middle: a model with FIM tokens
         middle, usage = coder.complete(before_gap, suffix=after_gap, raw_prompt=True)   # the middle
@@ -300,7 +303,11 @@ class Request:
     raw_prompt=True; the prompt is laid out with the vocabulary's FIM tokens as llama-server
     lays out an /infill prompt, and the reply is the middle (text that does not fit one batch is
     cut, counted in usage.dropped_tokens). A model whose vocabulary has no FIM tokens raises
-    RigllamaError (INVALID_ARGUMENT), as does a suffix without raw_prompt."""
+    RigllamaError (INVALID_ARGUMENT), as does a suffix without raw_prompt. adaptive_target (v0.3):
+    adaptive-p (llama.cpp's adaptive_p sampler), the draw favours tokens near this probability,
+    adapting to what was chosen; it ends the chain in place of the plain draw; in [0, 1], negative
+    = off (the default, -1); not with mirostat; no effect at temperature 0. adaptive_decay (v0.3):
+    adaptive-p remembers about 1 / (1 - decay) tokens; [0, 0.99], default 0.90."""
 
     prompt: Optional[str] = None
     messages: Optional[JsonText] = None
@@ -340,6 +347,8 @@ class Request:
     draft_max: Optional[int] = None
     prompt_tokens: Optional[Sequence[int]] = None
     suffix: Optional[str] = None
+    adaptive_target: Optional[float] = None
+    adaptive_decay: Optional[float] = None
 
 
 # Request fields copied into the C struct as they are (None: the default stays).
@@ -347,7 +356,7 @@ _PLAIN_REQUEST_FIELDS = (
     "max_tokens", "temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed", "priority", "tool_choice",
     "reasoning", "presence_penalty", "frequency_penalty", "penalty_last_n", "dry_multiplier", "dry_base",
     "dry_allowed_length", "dry_penalty_last_n", "xtc_probability", "xtc_threshold", "typical_p", "top_n_sigma",
-    "mirostat", "mirostat_tau", "mirostat_eta", "n_logprobs", "draft_max",
+    "mirostat", "mirostat_tau", "mirostat_eta", "n_logprobs", "draft_max", "adaptive_target", "adaptive_decay",
 )
 _PLAIN_OPTION_FIELDS = (
     "n_ctx", "n_batch", "n_threads", "n_gpu_layers", "context_overflow", "n_seq", "type_k", "type_v",
@@ -605,7 +614,8 @@ class Engine:
 
     def describe(self) -> Dict[str, Any]:
         """The engine (rigllama_engine_describe): the model, n_ctx, n_seq, memory, checkpoints,
-        n_threads (the threads used), thread_priority and thread_priority_applied, ..."""
+        n_threads (the threads used), thread_priority and thread_priority_applied, control_vector
+        (None, or {"path", "strength", "layer_start", "layer_end"}), ..."""
         out = ctypes.c_void_p()
         _check(_lib.rigllama_engine_describe(self._handle, ctypes.byref(out)))
         described: Dict[str, Any] = json.loads(_take_string(out))
@@ -704,3 +714,20 @@ class Engine:
     def remove_lora(self, lora_id: int) -> None:
         """Removes an adapter and frees it; empties the KV cache."""
         _check(_lib.rigllama_engine_remove_lora(self._handle, lora_id))
+
+    def set_control_vector(self, path: PathLike, strength: float = 1.0, layer_start: int = 0,
+                           layer_end: int = 0) -> None:
+        """Adds the control vector GGUF at path (direction.N tensors made for this model, as
+        llama.cpp's cvector-generator writes them) times strength (finite, within ±100; 0 = no
+        effect) to the output of layers layer_start..layer_end inclusive (1-based; 0, 0 = every
+        layer), replacing any control vector set before. Runs after the requests submitted before
+        it and empties the KV cache. A file that is not a control vector, one made for a model of
+        another width, or a layer range outside the model raises RigllamaError
+        (INVALID_ARGUMENT) with the reason; the engine keeps serving. describe() reports it
+        ("control_vector"); snapshots are refused while it is set."""
+        _check(_lib.rigllama_engine_set_control_vector(self._handle, os.fsencode(path), strength, layer_start,
+                                                       layer_end))
+
+    def clear_control_vector(self) -> None:
+        """Removes the control vector, if one is set; empties the KV cache."""
+        _check(_lib.rigllama_engine_clear_control_vector(self._handle))

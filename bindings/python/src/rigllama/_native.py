@@ -103,6 +103,8 @@ class Request(ctypes.Structure):
         ("prompt_tokens", ctypes.POINTER(ctypes.c_int32)),
         ("n_prompt_tokens", ctypes.c_size_t),
         ("suffix", ctypes.c_char_p),  # v0.3: fill-in-the-middle, the text after the gap (raw_prompt 1)
+        ("adaptive_target", ctypes.c_float),  # v0.3: adaptive-p, [0, 1]; negative = off (default -1)
+        ("adaptive_decay", ctypes.c_float),  # v0.3: adaptive-p's decay, [0, 0.99] (default 0.90)
     ]
 
 
@@ -142,7 +144,7 @@ C_LAYOUT_X86_64: Dict[Type[ctypes.Structure], Tuple[int, Dict[str, int]]] = {
                           "fit": 76, "fit_min_ctx": 80, "fit_margins_mib": 88, "n_fit_margins_mib": 96,
                           "max_checkpoint_bytes": 104, "max_checkpoints": 112, "mmproj_path": 120,
                           "thread_priority": 128, "rpc_servers": 136}),
-    Request: (240, {"struct_size": 0, "max_tokens": 4, "temperature": 8, "top_p": 12, "top_k": 16, "min_p": 20,
+    Request: (248, {"struct_size": 0, "max_tokens": 4, "temperature": 8, "top_p": 12, "top_k": 16, "min_p": 20,
                     "repeat_penalty": 24, "seed": 28, "raw_prompt": 32, "prompt": 40, "system_prompt": 48,
                     "messages_json": 56, "stop": 64, "n_stop": 72, "priority": 80, "grammar": 88,
                     "json_schema": 96, "tools_json": 104, "tool_choice": 112, "reasoning": 116,
@@ -151,7 +153,8 @@ C_LAYOUT_X86_64: Dict[Type[ctypes.Structure], Tuple[int, Dict[str, int]]] = {
                     "xtc_threshold": 152, "typical_p": 156, "top_n_sigma": 160, "mirostat": 164,
                     "mirostat_tau": 168, "mirostat_eta": 172, "n_logprobs": 176, "logit_bias_json": 184,
                     "dry_sequence_breakers": 192, "n_dry_sequence_breakers": 200, "draft_max": 208,
-                    "prompt_tokens": 216, "n_prompt_tokens": 224, "suffix": 232}),
+                    "prompt_tokens": 216, "n_prompt_tokens": 224, "suffix": 232, "adaptive_target": 240,
+                    "adaptive_decay": 244}),
     Usage: (56, {"struct_size": 0, "finish_reason": 4, "prompt_tokens": 8, "cached_prompt_tokens": 12,
                  "completion_tokens": 16, "seed": 20, "prompt_ms": 24, "generation_ms": 32, "dropped_tokens": 40,
                  "drafted_tokens": 44, "accepted_tokens": 48, "image_tokens": 52}),
@@ -240,6 +243,10 @@ def load(path: str) -> Any:
         "rigllama_engine_add_lora": (c_status, [engine_p, ctypes.c_char_p, ctypes.c_float, P(ctypes.c_uint32)]),
         "rigllama_engine_set_lora_scale": (c_status, [engine_p, ctypes.c_uint32, ctypes.c_float]),
         "rigllama_engine_remove_lora": (c_status, [engine_p, ctypes.c_uint32]),
+        # v0.3. path is UTF-8 (os.fsencode); layer_start and layer_end 0, 0 = every layer.
+        "rigllama_engine_set_control_vector": (c_status, [engine_p, ctypes.c_char_p, ctypes.c_float, ctypes.c_int32,
+                                                          ctypes.c_int32]),
+        "rigllama_engine_clear_control_vector": (c_status, [engine_p]),
         "rigllama_engine_submit": (c_status, [engine_p, P(Request), P(job_p)]),
         "rigllama_job_poll": (c_status, [job_p, ctypes.c_uint32, P(Event)]),
         "rigllama_job_usage": (c_status, [job_p, P(Usage)]),
