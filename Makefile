@@ -26,11 +26,18 @@ MTMD_TARGET_DIR ?= $(HOME)/.cache/rigllama/target-mtmd
 MTMD_LIBDIR := $(MTMD_TARGET_DIR)/release
 MTMD_FEATURES := mtmd,fault-injection
 MMPROJ = $$(dirname "$(MODEL)")/gemma3-270m-mmproj-random.gguf
+# RPC (cargo feature `rpc`: model layers on llama.cpp rpc-servers) needs llama.cpp built with
+# GGML_RPC, which llama-cpp-sys-2 does only with GGML_RPC=ON in the environment: its own target
+# dir, always built with the same GGML_* variables (build.rs re-runs only for those set on its
+# previous run). A cold build there is ~9 minutes on 2 cores.
+RPC_TARGET_DIR ?= $(HOME)/.cache/rigllama/target-rpc
+RPC_ENV := CARGO_TARGET_DIR=$(RPC_TARGET_DIR) GGML_RPC=ON GGML_RPC_RDMA=OFF
+RPC_FEATURES := rpc
 # `make install PREFIX=... [DESTDIR=...]`
 PREFIX ?= /usr/local
 
 .PHONY: all demo test deps model lib import-check header header-check examples c-tests rust-tests rig-examples \
-        run-examples lang-clients cmake-test dist dist-test go-test python-test nuget csharp-test package-tests vision-build vision-tests test-valgrind-vision install install-test clean bench bench-quick bench-batched bench-host bench-structured bench-kv bench-lookup stress test-valgrind test-valgrind-quick
+        run-examples lang-clients cmake-test dist dist-test go-test python-test nuget csharp-test package-tests vision-build vision-tests rpc-build rpc-server rpc-test test-valgrind-vision install install-test clean bench bench-quick bench-batched bench-host bench-structured bench-kv bench-lookup stress test-valgrind test-valgrind-quick
 
 all: lib
 
@@ -166,6 +173,23 @@ vision-tests: vision-build
 # test_vision against the mtmd library under memcheck (~4 minutes): mtmd's allocations too.
 test-valgrind-vision: vision-build
 	RIGLLAMA_MODEL="$(MODEL)" RIGLLAMA_MMPROJ="$(MMPROJ)" RIGLLAMA_TEST_IMAGE=$(BUILD)/mtmd/picture.png scripts/run-valgrind $(BUILD)/mtmd test_vision
+
+# The rpc library (librigllama with the `rpc` feature) in its own target dir.
+rpc-build: model
+	$(RPC_ENV) cargo build --release --features $(RPC_FEATURES)
+
+# llama.cpp's rpc-server from the same sources, linked with that build's libraries
+# (~/.cache/rigllama/bench/rpc-server).
+rpc-server: rpc-build
+	CARGO_TARGET_DIR=$(RPC_TARGET_DIR) scripts/build-llama-tool rpc-server
+
+# tests/rpc.rs on loopback: two rpc-servers (one thread each) against the local engine's greedy
+# text, describe's devices and layers, unreachable/closed/garbage/wrong-version servers, reload,
+# and a server killed mid-request in a child process (its abort message reaches the log callback).
+# Not in `make test`: a cold llama.cpp build of its own (~9 minutes here).
+rpc-test: rpc-server
+	$(RPC_ENV) RIGLLAMA_MODEL="$(MODEL)" cargo test --release --features $(RPC_FEATURES) --lib -- rpc
+	$(RPC_ENV) RIGLLAMA_MODEL="$(MODEL)" cargo test --release --features $(RPC_FEATURES) --test rpc -- $(TEST_THREADS) --nocapture
 
 # No file under src/ imports a file that imports it back.
 import-check:

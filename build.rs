@@ -14,6 +14,7 @@ fn main() {
     println!("cargo:rerun-if-changed=csrc/memory_shim.cpp");
     println!("cargo:rerun-if-changed=build.rs");
     let src = llama_source_dir();
+    check_rpc_build();
     cc::Build::new()
         .cpp(true)
         .file("csrc/chat_shim.cpp")
@@ -48,10 +49,32 @@ fn llama_source_dir() -> PathBuf {
         .find_map(|line| line.strip_prefix("CMAKE_HOME_DIRECTORY:INTERNAL="))
         .unwrap_or_else(|| panic!("no CMAKE_HOME_DIRECTORY in {}", cache.display()));
     let dir = PathBuf::from(dir.trim());
+    CACHE.with(|c| *c.borrow_mut() = text.clone());
     assert!(
         dir.join("common").join("chat.h").is_file(),
         "{} has no common/chat.h",
         dir.display()
     );
     dir
+}
+
+thread_local! {
+    /// The CMake cache of llama.cpp's build, read by `llama_source_dir`.
+    static CACHE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// The `rpc` feature needs a llama.cpp built with GGML_RPC, which llama-cpp-sys-2 does only
+/// when GGML_RPC=ON is in the environment of its (first) build: fail the build early with the
+/// way to get one, rather than every engine at run time.
+fn check_rpc_build() {
+    if env::var_os("CARGO_FEATURE_RPC").is_none() {
+        return;
+    }
+    let rpc_on = CACHE.with(|c| c.borrow().lines().any(|l| l.trim() == "GGML_RPC:BOOL=ON"));
+    assert!(
+        rpc_on,
+        "the `rpc` feature needs llama.cpp built with GGML_RPC: build it into a target dir of \
+         its own with GGML_RPC=ON GGML_RPC_RDMA=OFF in the environment (`make rpc-build`; \
+         CARGO_TARGET_DIR=~/.cache/rigllama/target-rpc)"
+    );
 }

@@ -129,6 +129,9 @@ struct Usage : rigllama_usage {
 // v0.3: thread_priority (default RIGLLAMA_THREAD_PRIORITY_NORMAL); _LOW makes the engine's
 // threads yield to the host's, so a game's frame loop keeps its frames. describe() reports
 // "thread_priority" and whether the system applied it ("thread_priority_applied").
+// v0.3: rpc_servers (default NULL): comma-separated host:port of llama.cpp rpc-servers that take
+// the offloaded layers (set n_gpu_layers); needs the rpc cargo feature. A server lost after the
+// model loaded ends the process (llama.cpp aborts; the message reaches the log callback first).
 struct EngineOptions : rigllama_engine_options {
     EngineOptions() : rigllama_engine_options() {
         detail::check(rigllama_engine_options_init(this, sizeof(rigllama_engine_options)));

@@ -36,8 +36,9 @@ SYSTEM_LIBS = ("-lssl", "-lcrypto", "-lpthread", "-ldl", "-lm")
 # where: "tools" or "examples"; directory: under it in llama.cpp's tree; sources: the files of
 # that directory its CMakeLists.txt compiles; binary: the name in <cache>/bench; libs: as
 # LLAMA_LIBS; needs: what to tell someone whose build lacks one of the libs.
-Tool = collections.namedtuple("Tool", "where directory sources binary libs needs",
-                              defaults=(LLAMA_LIBS, None))
+# target: the target dir under <cache> used when CARGO_TARGET_DIR is unset (None: <cache>/target).
+Tool = collections.namedtuple("Tool", "where directory sources binary libs needs target",
+                              defaults=(LLAMA_LIBS, None, None))
 
 TOOLS = {
     "bench": Tool("tools", "llama-bench", ("llama-bench.cpp", "main.cpp"), "llama-bench"),
@@ -46,15 +47,16 @@ TOOLS = {
     "batched-bench": Tool("tools", "batched-bench", ("batched-bench.cpp", "main.cpp"), "llama-batched-bench"),
     "embedding": Tool("examples", "embedding", ("embedding.cpp",), "llama-embedding"),
     "lookup": Tool("examples", "lookup", ("lookup.cpp",), "llama-lookup"),
-    # tools/rpc (ggml-rpc-server) links only ggml, with ggml's RPC backend, which llama.cpp
-    # builds only with GGML_RPC=ON. llama-cpp-sys-2 passes GGML_* variables from the
-    # environment to CMake, so it would take a target dir built with GGML_RPC=ON (in its own
-    # CARGO_TARGET_DIR) and an entry such as
-    #   "rpc-server": Tool("tools", "rpc", ("rpc-server.cpp",), "ggml-rpc-server",
-    #                      libs=("lib/libggml-rpc.a", "lib/libggml.a", "lib/libggml-cpu.a",
-    #                            "lib/libggml-base.a"),
-    #                      needs="a llama-cpp-sys-2 build with GGML_RPC=ON"),
-    # with the library paths checked against that build.
+    # tools/rpc: llama.cpp's RPC server. It links only ggml, with ggml's RPC backend, which
+    # llama.cpp builds only with GGML_RPC=ON: llama-cpp-sys-2 passes GGML_* variables from the
+    # environment to CMake, so it comes from the target dir `make rpc-build` makes with
+    # GGML_RPC=ON GGML_RPC_RDMA=OFF (CARGO_TARGET_DIR, else <cache>/target-rpc). The same
+    # llama.cpp as the `rpc` library: the same protocol version.
+    "rpc-server": Tool("tools", "rpc", ("rpc-server.cpp",), "rpc-server",
+                       libs=("lib/libggml.a", "lib/libggml-rpc.a", "lib/libggml-cpu.a",
+                             "lib/libggml-base.a"),
+                       needs="a llama-cpp-sys-2 build with GGML_RPC=ON (make rpc-build)",
+                       target="target-rpc"),
 }
 
 _prog = "build-llama-tool"
@@ -189,5 +191,7 @@ def build(key, target=None, name=None):
     """TOOLS[key] built against `target` (default: default_target()) as <cache>/bench/<name>
     (default: the tool's own binary name); the binary's path."""
     t = TOOLS[key]
+    if target is None and t.target and not os.environ.get("CARGO_TARGET_DIR"):
+        target = os.path.join(cache_dir(), t.target)
     return build_llama_tool(target or default_target(), t.directory, t.sources, name or t.binary,
                             where=t.where, libs=t.libs, needs=t.needs)

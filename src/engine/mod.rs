@@ -45,7 +45,7 @@ pub use api::handle::{Engine, QUEUE_LIMIT};
 pub use api::job::{Job, JobCanceller};
 pub use chat::template::ARCHITECTURE_TEMPLATES;
 pub use data::description::{
-    CheckpointUse, ControlVectorInfo, Description, FitReport, LoraInfo, MemoryUse,
+    CheckpointUse, ControlVectorInfo, Description, FitReport, LoraInfo, MemoryUse, RpcDevice,
 };
 pub use data::event::Event;
 pub use data::grammar_limits::{
@@ -54,9 +54,10 @@ pub use data::grammar_limits::{
 pub use data::logprobs::{Alternative, TokenLogprob};
 pub use data::message::{AssistantMessage, Image, Message, Role, MEDIA_MARKER};
 pub use data::options::{
-    Checkpointing, ContextOverflow, EngineOptions, Fit, FlashAttention, KvType, ProgressFn,
-    ThreadPriority, DEFAULT_FIT_MARGIN_MIB, DEFAULT_FIT_MIN_CTX, DEFAULT_MAX_CHECKPOINTS,
-    DEFAULT_MAX_CHECKPOINT_BYTES, DEFAULT_N_BATCH, DEFAULT_N_CTX, MAX_N_CTX, MAX_SEQ, MAX_THREADS,
+    parse_rpc_servers, Checkpointing, ContextOverflow, EngineOptions, Fit, FlashAttention, KvType,
+    ProgressFn, ThreadPriority, DEFAULT_FIT_MARGIN_MIB, DEFAULT_FIT_MIN_CTX,
+    DEFAULT_MAX_CHECKPOINTS, DEFAULT_MAX_CHECKPOINT_BYTES, DEFAULT_N_BATCH, DEFAULT_N_CTX,
+    MAX_N_CTX, MAX_RPC_SERVERS, MAX_SEQ, MAX_THREADS,
 };
 pub use data::request::{
     Prompt, Request, DEFAULT_DRAFT_MAX, DEFAULT_MAX_TOKENS, MAX_DRAFT, MAX_LOGPROBS,

@@ -100,6 +100,20 @@ pub struct rigllama_engine_options {
     /// v0.3. One of `RIGLLAMA_THREAD_PRIORITY_*`; default NORMAL. LOW lets a game keep its
     /// frame rate: the engine's threads yield to the host's (see README, "Games").
     pub thread_priority: i32,
+    /// v0.3. llama.cpp RPC servers whose devices take the offloaded layers, as a
+    /// comma-separated UTF-8 list of `host:port` (llama.cpp's `rpc-server`), or NULL (default)
+    /// for none. Set `n_gpu_layers` (-1 = all) to put layers on them. Each server is resolved,
+    /// connected to (5 s timeout) and asked for its protocol version before llama.cpp sees
+    /// it: an unreachable server, a closed port, a listener that is not an rpc-server, or one
+    /// of another protocol version fails create (or reload, which keeps the old model) with
+    /// MODEL_LOAD_FAILED naming the server and the cause. A server lost AFTER the model
+    /// loaded (killed, network down mid-request) cannot be survived: llama.cpp ends the
+    /// process with abort(); rigllama first writes llama.cpp's message to stderr and to the
+    /// log callback (ERROR, starting "rigllama: llama.cpp is aborting the process: "); a host
+    /// that does not ignore SIGPIPE may die of SIGPIPE first, without a message. No
+    /// authentication or encryption: private networks only. A library built without the
+    /// `rpc` cargo feature refuses a non-NULL value with INVALID_ARGUMENT.
+    pub rpc_servers: *const c_char,
 }
 
 /// Fills `options` with defaults for `struct_size` bytes (pass `sizeof *options`): whole
@@ -137,6 +151,7 @@ versioned_struct!(input rigllama_engine_options {
     max_checkpoints: crate::engine::DEFAULT_MAX_CHECKPOINTS,
     mmproj_path: std::ptr::null(),
     thread_priority: rigllama_thread_priority::Normal as i32,
+    rpc_servers: std::ptr::null(),
 });
 
 pub(crate) unsafe fn read_options(
@@ -146,6 +161,7 @@ pub(crate) unsafe fn read_options(
     let model_path = unsafe { required_str(raw.model_path, "options->model_path") }?;
     let chat_template = unsafe { optional_str(raw.chat_template, "options->chat_template") }?;
     let mmproj_path = unsafe { optional_str(raw.mmproj_path, "options->mmproj_path") }?;
+    let rpc_servers = unsafe { optional_str(raw.rpc_servers, "options->rpc_servers") }?;
     if raw.n_threads < 0 {
         return Err(Error::invalid(format!(
             "n_threads {} is negative; use 0 for the CPUs available",
@@ -231,6 +247,10 @@ pub(crate) unsafe fn read_options(
                 ))
                 .into())
             }
+        },
+        rpc_servers: match rpc_servers {
+            Some(list) => crate::engine::parse_rpc_servers(&list)?,
+            None => Vec::new(),
         },
     };
     options.validate()?;

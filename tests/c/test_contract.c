@@ -60,6 +60,7 @@ static void test_layout_is_printed_for_bindings(void) {
     FIELD(rigllama_engine_options, max_checkpoints);
     FIELD(rigllama_engine_options, mmproj_path);
     FIELD(rigllama_engine_options, thread_priority);
+    FIELD(rigllama_engine_options, rpc_servers);
     printf("  sizeof(rigllama_request) = %zu\n", sizeof(rigllama_request));
     FIELD(rigllama_request, struct_size);
     FIELD(rigllama_request, max_tokens);
@@ -159,7 +160,9 @@ static void test_layout_is_printed_for_bindings(void) {
     AT(rigllama_engine_options, mmproj_path, 120, 84);
     /* v0.3: appended; x86-64 pads the struct to 136 (a multiple of its 8-byte alignment). */
     AT(rigllama_engine_options, thread_priority, 128, 88);
-    CHECK(sizeof(rigllama_engine_options) == (sizeof(void *) == 8 ? 136 : 92), "sizeof options %zu",
+    /* v0.3 (issue 27): appended after thread_priority's padding on x86-64. */
+    AT(rigllama_engine_options, rpc_servers, 136, 92);
+    CHECK(sizeof(rigllama_engine_options) == (sizeof(void *) == 8 ? 144 : 96), "sizeof options %zu",
           sizeof(rigllama_engine_options));
     AT(rigllama_request, presence_penalty, 120, 80);
     AT(rigllama_request, frequency_penalty, 124, 84);
@@ -236,6 +239,7 @@ static void test_init_writes_defaults_and_respects_struct_size(void) {
           "options defaults");
     CHECK(options.thread_priority == RIGLLAMA_THREAD_PRIORITY_NORMAL, "thread_priority default %d",
           options.thread_priority);
+    CHECK(options.rpc_servers == NULL, "rpc_servers default");
 
     /* Smaller than v0.1's request (which ended where priority begins): refused, and nothing
      * written. */
@@ -390,6 +394,17 @@ static void test_bad_model_files_fail_cleanly(void) {
           "unknown thread_priority");
     CHECK(strstr(rigllama_last_error(), "thread_priority 7") != NULL, "names thread_priority: %s", rigllama_last_error());
     options.thread_priority = RIGLLAMA_THREAD_PRIORITY_NORMAL;
+    /* The default library has no RPC (cargo feature `rpc`): refused, saying so. */
+    options.n_gpu_layers = -1;
+    options.rpc_servers = "127.0.0.1:50052";
+    CHECK(rigllama_engine_create(&options, &engine) == RIGLLAMA_STATUS_INVALID_ARGUMENT && engine == NULL,
+          "rpc_servers without the rpc feature");
+    CHECK(strstr(rigllama_last_error(), "built without RPC") != NULL, "says built without RPC: %s",
+          rigllama_last_error());
+    options.rpc_servers = "no-port";
+    CHECK(rigllama_engine_create(&options, &engine) == RIGLLAMA_STATUS_INVALID_ARGUMENT, "bad rpc_servers");
+    options.rpc_servers = NULL;
+    options.n_gpu_layers = 0;
     options.struct_size = 8;
     CHECK(rigllama_engine_create(&options, &engine) == RIGLLAMA_STATUS_INVALID_ARGUMENT, "small struct_size");
     CHECK(strstr(rigllama_last_error(), "rigllama_engine_options_init") != NULL, "says call init: %s", rigllama_last_error());

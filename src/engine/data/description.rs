@@ -57,6 +57,24 @@ pub struct Description {
     pub checkpoints: CheckpointUse,
     /// The multimodal projector loaded beside the model (images are accepted), or "".
     pub mmproj_path: String,
+    /// The devices of the `rpc_servers`, in their order, with the layers llama.cpp placed on
+    /// each; empty without RPC servers.
+    pub rpc_devices: Vec<RpcDevice>,
+}
+
+/// A device of an RPC server and what the model put on it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RpcDevice {
+    /// llama.cpp's name for it ("RPC0", ...).
+    pub name: String,
+    /// The server, as given in `rpc_servers`.
+    pub endpoint: String,
+    /// The server's device memory when the model was loaded.
+    pub memory_total_bytes: u64,
+    pub memory_free_bytes: u64,
+    /// The model's layers placed on it (llama.cpp's numbering; the output layer is
+    /// `n_layer`).
+    pub layers: Vec<u32>,
 }
 
 /// What the engine's state checkpoints hold.

@@ -49,6 +49,11 @@ pub struct EngineOptions {
     /// A multimodal projector (`mmproj` GGUF) made for this model: images in messages then
     /// reach it. Needs the `mtmd` cargo feature.
     pub mmproj_path: Option<PathBuf>,
+    /// llama.cpp RPC servers (`host:port`, see `rpc-server`) whose devices take the offloaded
+    /// layers (`n_gpu_layers`), in this order; empty = none. Each is checked (resolved,
+    /// connected, protocol version compared) before llama.cpp sees it. Needs the `rpc` cargo
+    /// feature. Unauthenticated and unencrypted: private networks only.
+    pub rpc_servers: Vec<String>,
 }
 
 /// State checkpoints for models whose memory cannot be cut back to a prefix (recurrent and
@@ -229,6 +234,7 @@ impl EngineOptions {
             fit: None,
             checkpoints: Checkpointing::default(),
             mmproj_path: None,
+            rpc_servers: Vec::new(),
         }
     }
 
@@ -269,6 +275,7 @@ impl EngineOptions {
                 )));
             }
         }
+        self.validate_rpc()?;
         if self.n_ctx == 0 || self.n_ctx > MAX_N_CTX {
             return Err(Error::invalid(format!(
                 "n_ctx {} is out of range (1..={MAX_N_CTX})",
@@ -332,6 +339,92 @@ impl EngineOptions {
     }
 }
 
+/// The most RPC servers one engine names (ggml's `GGML_RPC_MAX_SERVERS`).
+pub const MAX_RPC_SERVERS: usize = 16;
+
+impl EngineOptions {
+    fn validate_rpc(&self) -> Result<()> {
+        if self.rpc_servers.is_empty() {
+            return Ok(());
+        }
+        if !cfg!(feature = "rpc") {
+            return Err(Error::invalid(
+                "rpc_servers is set, but this library was built without RPC: rebuild rigllama \
+                 with the cargo feature `rpc` (see README, \"Beyond one machine\")",
+            ));
+        }
+        if self.rpc_servers.len() > MAX_RPC_SERVERS {
+            return Err(Error::invalid(format!(
+                "rpc_servers names {} servers; at most {MAX_RPC_SERVERS}",
+                self.rpc_servers.len()
+            )));
+        }
+        for (i, endpoint) in self.rpc_servers.iter().enumerate() {
+            check_endpoint(endpoint)?;
+            if self.rpc_servers[..i].contains(endpoint) {
+                return Err(Error::invalid(format!(
+                    "rpc_servers names {endpoint} twice"
+                )));
+            }
+        }
+        if self.n_gpu_layers == Some(0) {
+            return Err(Error::invalid(
+                "rpc_servers is set with n_gpu_layers 0, which places no layer on them: set \
+                 n_gpu_layers to the layers to offload (-1 = all)",
+            ));
+        }
+        if self.fit.is_some() {
+            return Err(Error::invalid(
+                "fit with rpc_servers is not supported yet: set n_gpu_layers instead",
+            ));
+        }
+        if self.is_embedded() {
+            return Err(Error::invalid(
+                "rpc_servers with a model inside a pack file (model_offset / model_size) is not \
+                 supported yet: give the GGUF as a file of its own",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Splits a comma-separated `host:port` list (spaces around entries allowed); "" = none.
+pub fn parse_rpc_servers(list: &str) -> Result<Vec<String>> {
+    if list.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    list.split(',')
+        .map(|entry| {
+            let entry = entry.trim();
+            check_endpoint(entry)?;
+            Ok(entry.to_owned())
+        })
+        .collect()
+}
+
+/// `host:port` as llama.cpp's RPC client parses it: the host is everything before the
+/// first ':' (so no IPv6 literals), the port a decimal number.
+fn check_endpoint(endpoint: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Err(Error::invalid(format!(
+            "rpc_servers entry {endpoint:?} is not host:port ({why})"
+        )))
+    };
+    let Some((host, port)) = endpoint.split_once(':') else {
+        return bad("no ':'");
+    };
+    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("empty host or a space in it");
+    }
+    if host.starts_with('[') || port.contains(':') {
+        return bad("IPv6 literals are not supported by llama.cpp's RPC client; use a host name");
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p != 0 && port.bytes().all(|b| b.is_ascii_digit()) => Ok(()),
+        _ => bad("the port must be 1..=65535"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,5 +439,33 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("n_threads 0 is out of range"));
+    }
+
+    #[test]
+    fn rpc_server_lists() {
+        assert_eq!(
+            parse_rpc_servers(" 127.0.0.1:50052, box:1 ").unwrap(),
+            ["127.0.0.1:50052", "box:1"]
+        );
+        assert!(parse_rpc_servers("").unwrap().is_empty());
+        for bad in [
+            "host", ":1", "h:0", "h:70000", "h:+1", "[::1]:5", "h:1,", "a b:1",
+        ] {
+            assert!(parse_rpc_servers(bad).is_err(), "{bad}");
+        }
+        let mut options = EngineOptions::new("/m.gguf");
+        options.rpc_servers = vec!["127.0.0.1:50052".into()];
+        options.n_gpu_layers = None;
+        let result = options.validate();
+        if cfg!(feature = "rpc") {
+            result.unwrap();
+            options.n_gpu_layers = Some(0);
+            assert!(options.validate().is_err());
+        } else {
+            assert!(result
+                .unwrap_err()
+                .to_string()
+                .contains("built without RPC"));
+        }
     }
 }

@@ -80,7 +80,45 @@ fn install_log_hook() {
     LOG_HOOK.call_once(|| unsafe {
         llama_cpp_sys_2::llama_log_set(Some(forward_llama_log), std::ptr::null_mut());
         llama_cpp_sys_2::ggml_log_set(Some(forward_llama_log), std::ptr::null_mut());
+        install_abort_hook();
     });
+}
+
+/// What rigllama puts before the message of a `GGML_ABORT` it sees.
+pub const ABORT_PREFIX: &str = "rigllama: llama.cpp is aborting the process: ";
+
+/// ggml ends the process on an error it cannot report (`GGML_ABORT`, a failed
+/// `GGML_ASSERT`; with RPC, a server lost mid-request). This cannot be survived or turned
+/// into an error; the hook only makes the reason visible first: it goes to stderr and to the
+/// log sink (at ERROR), then ggml calls `abort()`.
+pub(crate) fn install_abort_hook() {
+    unsafe {
+        llama_cpp_sys_2::ggml_set_abort_callback(Some(on_ggml_abort));
+    }
+}
+
+unsafe extern "C" fn on_ggml_abort(message: *const c_char) {
+    let message = if message.is_null() {
+        "(no message)".into()
+    } else {
+        unsafe { CStr::from_ptr(message) }.to_string_lossy()
+    };
+    let line = format!("{ABORT_PREFIX}{}", message.trim_end());
+    {
+        use std::io::Write;
+        let mut stderr = std::io::stderr().lock();
+        let _ = writeln!(stderr, "{line}");
+        let _ = stderr.flush();
+    }
+    // try_read: the abort may come from inside a sink call on a thread that holds the lock
+    // for writing (set_log_sink); waiting for it would hang instead of aborting.
+    if let Ok(slot) = LOG_SINK.try_read() {
+        if let Some(sink) = &slot.sink {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                sink(LogLevel::Error, &line)
+            }));
+        }
+    }
 }
 
 /// mtmd (the projector library) logs through its own hook; it goes to the same sink.
@@ -98,6 +136,27 @@ thread_local! {
     static LAST_LEVEL: Cell<LogLevel> = const { Cell::new(LogLevel::Info) };
     /// Warnings and errors llama.cpp logs on this thread inside [`capture_problems`].
     static CAPTURED: std::cell::RefCell<Option<Vec<String>>> = const { std::cell::RefCell::new(None) };
+    /// llama.cpp's `layer N assigned to device NAME` lines inside [`capture_placement`].
+    static PLACEMENT: std::cell::RefCell<Option<Vec<(u32, String)>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` (a model load) and returns the device llama.cpp placed each layer on, from its
+/// debug log (the only place it says so), whatever the log sink's level.
+pub(crate) fn capture_placement<T>(f: impl FnOnce() -> T) -> (T, Vec<(u32, String)>) {
+    PLACEMENT.with(|c| *c.borrow_mut() = Some(Vec::new()));
+    let value = f();
+    let lines = PLACEMENT
+        .with(|c| c.borrow_mut().take())
+        .unwrap_or_default();
+    (value, lines)
+}
+
+/// "load_tensors: layer  12 assigned to device RPC0, is_swa = 1" -> (12, "RPC0").
+fn parse_placement(line: &str) -> Option<(u32, String)> {
+    let rest = line.split("layer").nth(1)?;
+    let (layer, rest) = rest.split_once("assigned to device")?;
+    let device = rest.split(',').next()?.trim();
+    Some((layer.trim().parse().ok()?, device.to_owned()))
 }
 
 /// Runs `f` and returns what it returned with the warning and error lines llama.cpp logged
@@ -129,6 +188,13 @@ unsafe extern "C" fn forward_llama_log(
     let text = unsafe { CStr::from_ptr(text) }.to_string_lossy();
     let line = text.trim_end_matches('\n');
     if !line.is_empty() {
+        if line.contains("assigned to device") {
+            PLACEMENT.with(|c| {
+                if let Some(lines) = c.borrow_mut().as_mut() {
+                    lines.extend(parse_placement(line));
+                }
+            });
+        }
         if level >= LogLevel::Warn {
             CAPTURED.with(|c| {
                 if let Some(lines) = c.borrow_mut().as_mut() {
@@ -137,5 +203,20 @@ unsafe extern "C" fn forward_llama_log(
             });
         }
         log(level, line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn placement_lines() {
+        assert_eq!(
+            super::parse_placement("load_tensors: layer  12 assigned to device RPC0, is_swa = 1"),
+            Some((12, "RPC0".to_owned()))
+        );
+        assert_eq!(
+            super::parse_placement("load_tensors: offloaded 19/19 layers"),
+            None
+        );
     }
 }

@@ -8,5 +8,6 @@ pub(super) mod grammar;
 pub(super) mod memory;
 pub(super) mod raw;
 pub(super) mod raw_sampler;
+pub(super) mod rpc;
 pub(super) mod threadpool;
 pub(super) mod vision;

@@ -21,10 +21,11 @@ use crate::engine::data::options::{ContextOverflow, EngineOptions, FlashAttentio
 use crate::engine::data::tokens::SpecialTokens;
 use crate::engine::error::{Error, Result};
 use crate::engine::fault;
-use crate::engine::llama::backend::{self, capture_problems, LogLevel};
+use crate::engine::llama::backend::{self, capture_placement, capture_problems, LogLevel};
 use crate::engine::llama::embedded_model::{load_embedded, EmbeddedLoad};
 use crate::engine::llama::fit::fit_to_memory;
 use crate::engine::llama::memory::memory_use;
+use crate::engine::llama::rpc::{self, RpcServers};
 use crate::engine::llama::threadpool::ThreadPool;
 use crate::engine::llama::vision::Vision;
 use crate::engine::worker::cpu_share::cpu_share;
@@ -44,6 +45,9 @@ pub(crate) struct LoadedModel {
     /// The multimodal projector (`mmproj_path`): before the model it was loaded for.
     pub(super) vision: Option<Vision>,
     pub(super) model: Box<LlamaModel>,
+    /// The RPC servers the model's layers live on: after the model, whose buffers hold the
+    /// connections to them.
+    _rpc: Option<RpcServers>,
     pub(super) format: Option<ChatFormat>,
     /// The context's sequences and what each holds.
     pub(super) seqs: Sequences,
@@ -101,6 +105,22 @@ impl LoadedModel {
         if options.fit.is_none() {
             params = params.with_n_gpu_layers(options.n_gpu_layers.unwrap_or(u32::MAX));
         }
+        // RPC servers are checked here, before llama.cpp sees them (it aborts on any failure).
+        let rpc_servers = if options.rpc_servers.is_empty() {
+            None
+        } else {
+            Some(rpc::attach(&options.rpc_servers)?)
+        };
+        let devices = match &rpc_servers {
+            Some(servers) => Some(servers.device_indices()),
+            // Another engine's RPC devices are in ggml's registry: keep this model off them.
+            None => rpc::local_devices(),
+        };
+        if let Some(devices) = devices {
+            params = params.with_devices(&devices).map_err(|e| {
+                Error::ModelLoadFailed(format!("cannot choose the model's devices: {e}"))
+            })?;
+        }
         let mut params = Box::pin(params);
         let fitted = match &options.fit {
             Some(fit) => Some(fit_to_memory(
@@ -112,40 +132,42 @@ impl LoadedModel {
             )?),
             None => None,
         };
-        let model = if options.is_embedded() {
-            // mmap needs the data section 32-byte aligned in the file (llama.cpp's CPU tensor
-            // alignment); an archive that does not keep it is read into memory instead.
-            let use_mmap = (options.model_offset + summary.data_offset).is_multiple_of(32);
-            if !use_mmap {
-                backend::log(
-                    LogLevel::Info,
-                    &format!(
-                        "the GGUF at offset {} of {} has its data section at byte {}, not a \
+        let (model, placement) = capture_placement(|| {
+            if options.is_embedded() {
+                // mmap needs the data section 32-byte aligned in the file (llama.cpp's CPU tensor
+                // alignment); an archive that does not keep it is read into memory instead.
+                let use_mmap = (options.model_offset + summary.data_offset).is_multiple_of(32);
+                if !use_mmap {
+                    backend::log(
+                        LogLevel::Info,
+                        &format!(
+                            "the GGUF at offset {} of {} has its data section at byte {}, not a \
                          multiple of 32: read into memory instead of mapped",
-                        options.model_offset,
-                        path.display(),
-                        options.model_offset + summary.data_offset
-                    ),
-                );
+                            options.model_offset,
+                            path.display(),
+                            options.model_offset + summary.data_offset
+                        ),
+                    );
+                }
+                let reports = order.reports.clone();
+                let abort = order.abort.clone();
+                let mut progress = move |fraction: f32| {
+                    let _ = reports.send(LoadReport::Progress(fraction));
+                    !abort.load(Ordering::SeqCst)
+                };
+                load_embedded(EmbeddedLoad {
+                    path,
+                    offset: options.model_offset,
+                    n_gpu_layers: options
+                        .n_gpu_layers
+                        .map_or(-1, |n| n.min(i32::MAX as u32) as i32),
+                    use_mmap,
+                    progress: &mut progress,
+                })
+            } else {
+                LlamaModel::load_from_file(backend, path, &params).map_err(|e| e.to_string())
             }
-            let reports = order.reports.clone();
-            let abort = order.abort.clone();
-            let mut progress = move |fraction: f32| {
-                let _ = reports.send(LoadReport::Progress(fraction));
-                !abort.load(Ordering::SeqCst)
-            };
-            load_embedded(EmbeddedLoad {
-                path,
-                offset: options.model_offset,
-                n_gpu_layers: options
-                    .n_gpu_layers
-                    .map_or(-1, |n| n.min(i32::MAX as u32) as i32),
-                use_mmap,
-                progress: &mut progress,
-            })
-        } else {
-            LlamaModel::load_from_file(backend, path, &params).map_err(|e| e.to_string())
-        };
+        });
         if order.abort.load(Ordering::SeqCst) || shared.shutting_down.load(Ordering::SeqCst) {
             return Err(Error::Cancelled(format!(
                 "loading {} was aborted by the progress callback or by destroy",
@@ -284,6 +306,10 @@ impl LoadedModel {
                 .as_ref()
                 .map(|p| p.to_string_lossy().into_owned())
                 .unwrap_or_default(),
+            rpc_devices: rpc_servers
+                .as_ref()
+                .map(|servers| servers.describe(&placement))
+                .unwrap_or_default(),
         };
         // Nothing fails from here on, so an engine whose reload fails keeps its priority. The
         // pool made next, and every thread the worker starts later, inherits it.
@@ -316,6 +342,7 @@ impl LoadedModel {
             _threads: threads,
             vision,
             model,
+            _rpc: rpc_servers,
             format,
             seqs: Sequences::new(sequence_count(options.n_seq), can_truncate, checkpoints),
             batch: LlamaBatch::new(n_batch as usize, 1),
