@@ -114,6 +114,12 @@ namespace Rigllama
         // v0.3: const char *, comma-separated host:port of llama.cpp rpc-servers, or IntPtr.Zero
         // (default); needs the rpc cargo feature. Private networks only (no auth, no TLS).
         public IntPtr rpc_servers;
+        // v0.3: a model inside a larger file: where its GGUF starts and its length (0 = to the
+        // end); 0/0 (default) = the file is the GGUF.
+        public ulong model_offset;
+        public ulong model_size;
+        // v0.3: 1 = llama.cpp's --no-repack (default 0).
+        public int no_repack;
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -360,10 +366,11 @@ namespace Rigllama
         {
             if (IntPtr.Size != 8) return "";   // the numbers below are for 64-bit targets
             var sb = new StringBuilder();
-            Expect(sb, typeof(EngineOptions), 144, "model_path", 24, "chat_template", 32, "on_progress", 40, "progress_user_data", 48, "context_overflow", 56, "n_seq", 60,
+            Expect(sb, typeof(EngineOptions), 168, "model_path", 24, "chat_template", 32, "on_progress", 40, "progress_user_data", 48, "context_overflow", 56, "n_seq", 60,
                    "type_k", 64, "type_v", 68, "flash_attention", 72, "fit", 76, "fit_min_ctx", 80, "fit_margins_mib", 88, "n_fit_margins_mib", 96,
                    "max_checkpoint_bytes", 104, "max_checkpoints", 112, "mmproj_path", 120,
-                   "thread_priority", 128, "rpc_servers", 136);
+                   "thread_priority", 128, "rpc_servers", 136, "model_offset", 144, "model_size", 152,
+                   "no_repack", 160);
             Expect(sb, typeof(Request), 256, "raw_prompt", 32, "prompt", 40, "system_prompt", 48, "messages_json", 56, "stop", 64, "n_stop", 72, "priority", 80,
                    "grammar", 88, "json_schema", 96, "tools_json", 104, "tool_choice", 112, "reasoning", 116,
                    "presence_penalty", 120, "frequency_penalty", 124, "penalty_last_n", 128, "dry_multiplier", 132, "dry_base", 136,

@@ -114,6 +114,22 @@ pub struct rigllama_engine_options {
     /// authentication or encryption: private networks only. A library built without the
     /// `rpc` cargo feature refuses a non-NULL value with INVALID_ARGUMENT.
     pub rpc_servers: *const c_char,
+    /// v0.3. Where the GGUF starts inside the file at `model_path`, for a model kept in a
+    /// larger file (a game's asset archive); 0 (default) = the file is the GGUF. The range is
+    /// checked before llama.cpp reads a byte (past the end, not a GGUF at the offset, a size
+    /// that cuts the tensor data: MODEL_LOAD_FAILED naming the numbers). The file is mapped when
+    /// `model_offset` plus the GGUF's data offset is a multiple of 32 (a GGUF stored at a
+    /// 32-byte-aligned offset keeps that), else read into memory. Not with `fit` or
+    /// `rpc_servers`.
+    pub model_offset: u64,
+    /// v0.3. The GGUF's length in bytes from `model_offset`; 0 (default) = to the end of the
+    /// file.
+    pub model_size: u64,
+    /// v0.3. 1 = llama.cpp's `--no-repack`: CPU weights are not repacked for its fastest
+    /// kernels (slower, but the same arithmetic as an RPC server or a plain CPU backend, so
+    /// greedy text matches theirs); 0 (default) = repacked, as llama.cpp does. Not with `fit`
+    /// or `rpc_servers`.
+    pub no_repack: i32,
 }
 
 /// Fills `options` with defaults for `struct_size` bytes (pass `sizeof *options`): whole
@@ -152,6 +168,9 @@ versioned_struct!(input rigllama_engine_options {
     mmproj_path: std::ptr::null(),
     thread_priority: rigllama_thread_priority::Normal as i32,
     rpc_servers: std::ptr::null(),
+    model_offset: 0,
+    model_size: 0,
+    no_repack: 0,
 });
 
 pub(crate) unsafe fn read_options(
@@ -185,8 +204,15 @@ pub(crate) unsafe fn read_options(
         .into());
     }
     let options = EngineOptions {
-        model_offset: 0,
-        model_size: 0,
+        model_offset: raw.model_offset,
+        model_size: raw.model_size,
+        cpu_repack: match raw.no_repack {
+            0 => true,
+            1 => false,
+            other => {
+                return Err(Error::invalid(format!("no_repack {other} must be 0 or 1")).into())
+            }
+        },
         model_path: PathBuf::from(model_path),
         n_ctx: raw.n_ctx,
         n_batch: raw.n_batch,

@@ -61,6 +61,9 @@ static void test_layout_is_printed_for_bindings(void) {
     FIELD(rigllama_engine_options, mmproj_path);
     FIELD(rigllama_engine_options, thread_priority);
     FIELD(rigllama_engine_options, rpc_servers);
+    FIELD(rigllama_engine_options, model_offset);
+    FIELD(rigllama_engine_options, model_size);
+    FIELD(rigllama_engine_options, no_repack);
     printf("  sizeof(rigllama_request) = %zu\n", sizeof(rigllama_request));
     FIELD(rigllama_request, struct_size);
     FIELD(rigllama_request, max_tokens);
@@ -162,7 +165,10 @@ static void test_layout_is_printed_for_bindings(void) {
     AT(rigllama_engine_options, thread_priority, 128, 88);
     /* v0.3 (issue 27): appended after thread_priority's padding on x86-64. */
     AT(rigllama_engine_options, rpc_servers, 136, 92);
-    CHECK(sizeof(rigllama_engine_options) == (sizeof(void *) == 8 ? 144 : 96), "sizeof options %zu",
+    AT(rigllama_engine_options, model_offset, 144, 96);
+    AT(rigllama_engine_options, model_size, 152, 104);
+    AT(rigllama_engine_options, no_repack, 160, 112);
+    CHECK(sizeof(rigllama_engine_options) == (sizeof(void *) == 8 ? 168 : 116), "sizeof options %zu",
           sizeof(rigllama_engine_options));
     AT(rigllama_request, presence_penalty, 120, 80);
     AT(rigllama_request, frequency_penalty, 124, 84);
@@ -240,6 +246,8 @@ static void test_init_writes_defaults_and_respects_struct_size(void) {
     CHECK(options.thread_priority == RIGLLAMA_THREAD_PRIORITY_NORMAL, "thread_priority default %d",
           options.thread_priority);
     CHECK(options.rpc_servers == NULL, "rpc_servers default");
+    CHECK(options.model_offset == 0 && options.model_size == 0 && options.no_repack == 0,
+          "pack-file range and repacking defaults");
 
     /* Smaller than v0.1's request (which ended where priority begins): refused, and nothing
      * written. */
@@ -405,6 +413,21 @@ static void test_bad_model_files_fail_cleanly(void) {
     CHECK(rigllama_engine_create(&options, &engine) == RIGLLAMA_STATUS_INVALID_ARGUMENT, "bad rpc_servers");
     options.rpc_servers = NULL;
     options.n_gpu_layers = 0;
+    /* A model inside a pack file: a range past the end, and bytes that are not a GGUF. */
+    options.model_offset = 1ull << 40;
+    CHECK(rigllama_engine_create(&options, &engine) == RIGLLAMA_STATUS_MODEL_LOAD_FAILED && engine == NULL &&
+              strstr(rigllama_last_error(), "past the end of the file"),
+          "a range past the end: %s", rigllama_last_error());
+    options.model_offset = 7;
+    CHECK(rigllama_engine_create(&options, &engine) == RIGLLAMA_STATUS_MODEL_LOAD_FAILED &&
+              strstr(rigllama_last_error(), "not a GGUF"),
+          "an offset into the middle of the file: %s", rigllama_last_error());
+    options.model_offset = 0;
+    options.no_repack = 2;
+    CHECK(rigllama_engine_create(&options, &engine) == RIGLLAMA_STATUS_INVALID_ARGUMENT &&
+              strstr(rigllama_last_error(), "no_repack 2"),
+          "no_repack 2: %s", rigllama_last_error());
+    options.no_repack = 0;
     options.struct_size = 8;
     CHECK(rigllama_engine_create(&options, &engine) == RIGLLAMA_STATUS_INVALID_ARGUMENT, "small struct_size");
     CHECK(strstr(rigllama_last_error(), "rigllama_engine_options_init") != NULL, "says call init: %s", rigllama_last_error());
@@ -797,6 +820,38 @@ static void test_describe_reports_the_model(rigllama_engine *engine) {
     rigllama_string_free(json);
 }
 
+/* The GGUF given as a range of the file (offset 0, its own size) and without repacking: it
+   loads through llama.cpp's FILE* loader and answers. */
+static void test_a_model_range_and_no_repack_load(void) {
+    FILE *f = fopen(model_path, "rb");
+    CHECK(f != NULL, "open the model");
+    if (!f)
+        return;
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fclose(f);
+    rigllama_engine_options options;
+    rigllama_engine_options_init(&options, sizeof options);
+    options.model_path = model_path;
+    options.n_ctx = 256;
+    options.model_size = (uint64_t)size;
+    options.no_repack = 1;
+    rigllama_engine *engine = NULL;
+    CHECK(rigllama_engine_create(&options, &engine) == RIGLLAMA_STATUS_OK, "create: %s", rigllama_last_error());
+    if (!engine)
+        return;
+    rigllama_request request;
+    rigllama_request_init(&request, sizeof request);
+    request.raw_prompt = 1;
+    request.prompt = "Once upon a time";
+    request.max_tokens = 4;
+    request.temperature = 0.0f;
+    char *text = NULL;
+    CHECK(rigllama_engine_complete(engine, &request, &text, NULL) == RIGLLAMA_STATUS_OK && text && *text, "answers");
+    rigllama_string_free(text);
+    rigllama_engine_destroy(engine);
+}
+
 /* A Jinja chat_template that llama.cpp cannot parse: describe and chat requests carry the
    parser's own message; raw prompts still work. */
 static void test_a_template_that_does_not_parse_says_why(void) {
@@ -862,6 +917,7 @@ int main(int argc, char **argv) {
     test_destroy_inside_the_callback();
     test_destroy_from_another_thread_mid_stream();
     test_a_template_that_does_not_parse_says_why();
+    test_a_model_range_and_no_repack_load();
 
     printf("test_contract: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

@@ -429,3 +429,16 @@ def test_a_control_vector_steers_the_model_until_cleared(model: str, control_vec
         engine.clear_control_vector()
         assert engine.describe()["control_vector"] is None
         assert greedy() == base
+
+
+def test_a_model_range_and_no_repack(model: str) -> None:
+    # The GGUF as a range of its own file (offset 0, its size), without repacking: it loads
+    # through llama.cpp's FILE* loader and answers; a range past the end is refused.
+    size = os.path.getsize(model)
+    with Engine(model, n_ctx=256, model_size=size, no_repack=True) as e:
+        text, _ = e.complete("Once upon a time", raw_prompt=True, max_tokens=4, temperature=0.0)
+        assert text
+    with pytest.raises(RigllamaError) as raised:
+        Engine(model, n_ctx=256, model_offset=size + 10)
+    assert raised.value.status == Status.MODEL_LOAD_FAILED
+    assert "past the end of the file" in raised.value.message

@@ -16,6 +16,10 @@ pub struct EngineOptions {
     pub model_offset: u64,
     /// The GGUF's length in bytes from `model_offset`; 0 = to the end of the file.
     pub model_size: u64,
+    /// Let llama.cpp repack weights on the CPU into the layout its fastest kernels read (its
+    /// default; `false` is llama-server's `--no-repack`: slower on this CPU, but the same
+    /// arithmetic as an RPC server or a plain CPU backend, so greedy text matches theirs).
+    pub cpu_repack: bool,
     /// Context window in tokens, capped to the model's training context.
     pub n_ctx: u32,
     /// Most prompt tokens per decode call.
@@ -220,6 +224,7 @@ impl EngineOptions {
             model_path: model_path.into(),
             model_offset: 0,
             model_size: 0,
+            cpu_repack: true,
             n_ctx: DEFAULT_N_CTX,
             n_batch: DEFAULT_N_BATCH,
             n_threads: None,
@@ -243,15 +248,21 @@ impl EngineOptions {
         self.model_offset != 0 || self.model_size != 0
     }
 
+    /// Whether loading needs llama.cpp's model parameters that llama-cpp-2 does not expose
+    /// (a GGUF inside a larger file, no repacking).
+    pub(crate) fn needs_raw_load(&self) -> bool {
+        self.is_embedded() || !self.cpu_repack
+    }
+
     pub fn validate(&self) -> Result<()> {
         if self.model_path.as_os_str().is_empty() {
             return Err(Error::invalid(
                 "model_path is empty; give the path of a .gguf file",
             ));
         }
-        if self.is_embedded() && self.fit.is_some() {
+        if self.needs_raw_load() && self.fit.is_some() {
             return Err(Error::invalid(
-                "fit reads the model file itself and cannot use model_offset / model_size; \
+                "fit cannot be combined with model_offset / model_size or with cpu_repack off; \
                  give n_ctx and n_gpu_layers instead",
             ));
         }
@@ -378,10 +389,10 @@ impl EngineOptions {
                 "fit with rpc_servers is not supported yet: set n_gpu_layers instead",
             ));
         }
-        if self.is_embedded() {
+        if self.needs_raw_load() {
             return Err(Error::invalid(
-                "rpc_servers with a model inside a pack file (model_offset / model_size) is not \
-                 supported yet: give the GGUF as a file of its own",
+                "rpc_servers with a model inside a pack file (model_offset / model_size) or with \
+                 cpu_repack off is not supported yet: give the GGUF as a file of its own",
             ));
         }
         Ok(())

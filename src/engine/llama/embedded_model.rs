@@ -1,6 +1,7 @@
-//! Loading a GGUF that starts inside a larger file (a game's asset archive) through llama.cpp's
-//! `llama_model_load_from_file_ptr`, which reads the GGUF from a `FILE`'s current position and
-//! which llama-cpp-2 does not wrap.
+//! Loading a model with llama.cpp parameters llama-cpp-2 does not expose: a GGUF that starts
+//! inside a larger file (a game's asset archive), through `llama_model_load_from_file_ptr`
+//! (it reads the GGUF from a `FILE`'s current position; offset 0 is a plain file), and
+//! `use_extra_bufts` (CPU repacking) off.
 
 use std::ffi::{c_void, CString};
 use std::os::unix::ffi::OsStrExt;
@@ -18,6 +19,10 @@ pub(crate) struct EmbeddedLoad<'a> {
     /// Map the file (llama.cpp needs the GGUF's data section 32-byte aligned in the file for
     /// that) or read the tensors into memory.
     pub use_mmap: bool,
+    /// llama.cpp's `use_extra_bufts`: repack CPU weights for its fastest kernels.
+    pub repack: bool,
+    /// ggml device indices to place layers on; `None` = llama.cpp's default list.
+    pub devices: Option<Vec<usize>>,
     /// Called with the load's progress; false cancels it.
     pub progress: &'a mut dyn FnMut(f32) -> bool,
 }
@@ -35,6 +40,20 @@ pub(crate) fn load_embedded(load: EmbeddedLoad<'_>) -> Result<LlamaModel, String
     params.n_gpu_layers = load.n_gpu_layers;
     if !load.use_mmap {
         params.load_mode = llama_cpp_sys_2::LLAMA_LOAD_MODE_NONE;
+    }
+    params.use_extra_bufts = load.repack;
+    // NULL-terminated, alive until the load returns.
+    let mut devices: Vec<llama_cpp_sys_2::ggml_backend_dev_t> = Vec::new();
+    if let Some(indices) = &load.devices {
+        let count = unsafe { llama_cpp_sys_2::ggml_backend_dev_count() };
+        for &i in indices {
+            if i >= count {
+                return Err(format!("no ggml device {i}"));
+            }
+            devices.push(unsafe { llama_cpp_sys_2::ggml_backend_dev_get(i) });
+        }
+        devices.push(std::ptr::null_mut());
+        params.devices = devices.as_mut_ptr();
     }
     let mut callback: &mut dyn FnMut(f32) -> bool = load.progress;
     params.progress_callback = Some(progress_trampoline);

@@ -116,8 +116,8 @@ impl LoadedModel {
             // Another engine's RPC devices are in ggml's registry: keep this model off them.
             None => rpc::local_devices(),
         };
-        if let Some(devices) = devices {
-            params = params.with_devices(&devices).map_err(|e| {
+        if let Some(devices) = &devices {
+            params = params.with_devices(devices).map_err(|e| {
                 Error::ModelLoadFailed(format!("cannot choose the model's devices: {e}"))
             })?;
         }
@@ -133,7 +133,7 @@ impl LoadedModel {
             None => None,
         };
         let (model, placement) = capture_placement(|| {
-            if options.is_embedded() {
+            if options.needs_raw_load() {
                 // mmap needs the data section 32-byte aligned in the file (llama.cpp's CPU tensor
                 // alignment); an archive that does not keep it is read into memory instead.
                 let use_mmap = (options.model_offset + summary.data_offset).is_multiple_of(32);
@@ -162,6 +162,8 @@ impl LoadedModel {
                         .n_gpu_layers
                         .map_or(-1, |n| n.min(i32::MAX as u32) as i32),
                     use_mmap,
+                    repack: options.cpu_repack,
+                    devices: devices.clone(),
                     progress: &mut progress,
                 })
             } else {

@@ -265,6 +265,11 @@ class EngineOptions:
     max_checkpoints: Optional[int] = None
     mmproj_path: Optional[PathLike] = None
     thread_priority: Optional[int] = None  # a ThreadPriority
+    # A model inside a larger file (an asset archive): where its GGUF starts and its length
+    # (0 = to the end of the file); None/0 = the file is the GGUF.
+    model_offset: Optional[int] = None
+    model_size: Optional[int] = None
+    no_repack: Optional[bool] = None  # llama.cpp's --no-repack (default False)
 
     @classmethod
     def defaults(cls) -> EngineOptions:
@@ -281,6 +286,7 @@ class EngineOptions:
             max_checkpoints=c.max_checkpoints,
             mmproj_path=os.fsdecode(c.mmproj_path) if c.mmproj_path else None,
             thread_priority=ThreadPriority(c.thread_priority),
+            model_offset=c.model_offset, model_size=c.model_size, no_repack=bool(c.no_repack),
         )
 
 
@@ -370,6 +376,7 @@ _PLAIN_REQUEST_FIELDS = (
 _PLAIN_OPTION_FIELDS = (
     "n_ctx", "n_batch", "n_threads", "n_gpu_layers", "context_overflow", "n_seq", "type_k", "type_v",
     "flash_attention", "fit_min_ctx", "max_checkpoint_bytes", "max_checkpoints", "thread_priority",
+    "model_offset", "model_size",
 )
 
 
@@ -518,6 +525,8 @@ class Engine:
             c.mmproj_path = os.fsencode(o.mmproj_path)
         if o.fit is not None:
             c.fit = 1 if o.fit else 0
+        if o.no_repack is not None:
+            c.no_repack = 1 if o.no_repack else 0
         if o.fit_margins_mib is not None:
             c.fit_margins_mib = (ctypes.c_uint32 * len(o.fit_margins_mib))(*o.fit_margins_mib)
             c.n_fit_margins_mib = len(o.fit_margins_mib)

@@ -55,6 +55,11 @@ class EngineOptions(ctypes.Structure):
         # v0.3: comma-separated host:port of llama.cpp rpc-servers, or None (default); needs the
         # rpc cargo feature (else INVALID_ARGUMENT). Private networks only (no auth, no TLS).
         ("rpc_servers", ctypes.c_char_p),
+        # v0.3: a model inside a larger file: where its GGUF starts and its length (0 = to the
+        # end); 0/0 (default) = the file is the GGUF.
+        ("model_offset", ctypes.c_uint64),
+        ("model_size", ctypes.c_uint64),
+        ("no_repack", ctypes.c_int32),  # v0.3: 1 = llama.cpp's --no-repack (default 0)
     ]
 
 
@@ -139,12 +144,13 @@ class Event(ctypes.Structure):
 
 # sizeof and offsetof of the C structs on x86-64 (tests/c/test_contract prints them).
 C_LAYOUT_X86_64: Dict[Type[ctypes.Structure], Tuple[int, Dict[str, int]]] = {
-    EngineOptions: (144, {"struct_size": 0, "n_ctx": 4, "n_batch": 8, "n_threads": 12, "n_gpu_layers": 16,
+    EngineOptions: (168, {"struct_size": 0, "n_ctx": 4, "n_batch": 8, "n_threads": 12, "n_gpu_layers": 16,
                           "model_path": 24, "chat_template": 32, "on_progress": 40, "progress_user_data": 48,
                           "context_overflow": 56, "n_seq": 60, "type_k": 64, "type_v": 68, "flash_attention": 72,
                           "fit": 76, "fit_min_ctx": 80, "fit_margins_mib": 88, "n_fit_margins_mib": 96,
                           "max_checkpoint_bytes": 104, "max_checkpoints": 112, "mmproj_path": 120,
-                          "thread_priority": 128, "rpc_servers": 136}),
+                          "thread_priority": 128, "rpc_servers": 136, "model_offset": 144,
+                          "model_size": 152, "no_repack": 160}),
     Request: (256, {"struct_size": 0, "max_tokens": 4, "temperature": 8, "top_p": 12, "top_k": 16, "min_p": 20,
                     "repeat_penalty": 24, "seed": 28, "raw_prompt": 32, "prompt": 40, "system_prompt": 48,
                     "messages_json": 56, "stop": 64, "n_stop": 72, "priority": 80, "grammar": 88,
