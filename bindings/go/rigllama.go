@@ -523,6 +523,16 @@ type Options struct {
 	// v0.3: ThreadPriorityLow makes the engine's threads yield to the host's (zero: normal).
 	// rigllama_engine_describe reports "thread_priority" and "thread_priority_applied".
 	ThreadPriority ThreadPriority
+	// v0.3: llama.cpp rpc-servers ("host:port,host:port"; "": none) that take the offloaded
+	// layers; needs a library built with the cargo feature rpc. Private networks only.
+	RPCServers string
+	// v0.3: a model inside a larger file (an asset archive): where its GGUF starts and its
+	// length (0: to the end of the file); zero: the file is the GGUF.
+	ModelOffset uint64
+	ModelSize   uint64
+	// v0.3: NoRepack is llama.cpp's --no-repack (CPU weights not repacked for its fastest
+	// kernels: the same arithmetic as an rpc-server).
+	NoRepack bool
 }
 
 // DefaultOptions returns the library's defaults (rigllama_engine_options_init) as Options;
@@ -555,6 +565,10 @@ func DefaultOptions() (Options, error) {
 		NoCheckpoints:      options.max_checkpoints == 0,
 		MmprojPath:         C.GoString(options.mmproj_path), // NULL: ""
 		ThreadPriority:     ThreadPriority(options.thread_priority),
+		RPCServers:         C.GoString(options.rpc_servers), // NULL: ""
+		ModelOffset:        uint64(options.model_offset),
+		ModelSize:          uint64(options.model_size),
+		NoRepack:           options.no_repack != 0,
 	}, nil
 }
 
@@ -613,6 +627,16 @@ func OpenWith(path string, opts Options) (*Engine, error) {
 		options.mmproj_path = mmproj
 	}
 	options.thread_priority = C.int32_t(opts.ThreadPriority)
+	if opts.RPCServers != "" {
+		servers := C.CString(opts.RPCServers)
+		defer C.free(unsafe.Pointer(servers))
+		options.rpc_servers = servers
+	}
+	options.model_offset = C.uint64_t(opts.ModelOffset)
+	options.model_size = C.uint64_t(opts.ModelSize)
+	if opts.NoRepack {
+		options.no_repack = 1
+	}
 	var ptr *C.rigllama_engine
 	if err := call(func() C.rigllama_status { return C.rigllama_engine_create(&options, &ptr) }); err != nil {
 		return nil, err

@@ -132,6 +132,7 @@ func TestOpenRefuses(t *testing.T) {
 		{"an unknown ThreadPriority", "", rigllama.Options{ThreadPriority: 7}, rigllama.StatusInvalidArgument, "thread_priority 7"},
 		{"a projector without the mtmd feature", "", rigllama.Options{MmprojPath: "/nonexistent/mmproj.gguf"}, rigllama.StatusInvalidArgument, "mtmd"},
 		{"NSeq 65", "", rigllama.Options{NSeq: 65}, rigllama.StatusInvalidArgument, "n_seq 65"},
+		{"a model range past the end of the file", "", rigllama.Options{ModelOffset: 1 << 40}, rigllama.StatusModelLoadFailed, "past the end of the file"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
