@@ -270,6 +270,9 @@ class EngineOptions:
     model_offset: Optional[int] = None
     model_size: Optional[int] = None
     no_repack: Optional[bool] = None  # llama.cpp's --no-repack (default False)
+    # "host:port,host:port" of llama.cpp rpc-servers for the offloaded layers (needs the rpc
+    # cargo feature); private networks only.
+    rpc_servers: Optional[str] = None
 
     @classmethod
     def defaults(cls) -> EngineOptions:
@@ -287,6 +290,7 @@ class EngineOptions:
             mmproj_path=os.fsdecode(c.mmproj_path) if c.mmproj_path else None,
             thread_priority=ThreadPriority(c.thread_priority),
             model_offset=c.model_offset, model_size=c.model_size, no_repack=bool(c.no_repack),
+            rpc_servers=c.rpc_servers.decode("utf-8") if c.rpc_servers else None,
         )
 
 
@@ -521,6 +525,7 @@ class Engine:
         # Everything assigned below is kept alive by c until create returns; the library copies it.
         c.model_path = os.fsencode(model_path)
         c.chat_template = _utf8(o.chat_template)
+        c.rpc_servers = _utf8(o.rpc_servers)
         if o.mmproj_path is not None:
             c.mmproj_path = os.fsencode(o.mmproj_path)
         if o.fit is not None:
