@@ -49,7 +49,7 @@ static_assert(sizeof(void *) != 8 || (sizeof(rigllama_usage) == 56 && offsetof(r
 static_assert(sizeof(void *) != 4 || (sizeof(rigllama_usage) == 56 && offsetof(rigllama_usage, image_tokens) == 52),
               "rigllama_usage layout (i686)");
 static_assert(sizeof(void *) != 8 ||
-                  (sizeof(rigllama_engine_options) == 136 && offsetof(rigllama_engine_options, context_overflow) == 56 &&
+                  (sizeof(rigllama_engine_options) == 168 && offsetof(rigllama_engine_options, context_overflow) == 56 &&
                    offsetof(rigllama_engine_options, n_seq) == 60 && offsetof(rigllama_engine_options, type_k) == 64 &&
                    offsetof(rigllama_engine_options, fit_min_ctx) == 80 &&
                    offsetof(rigllama_engine_options, fit_margins_mib) == 88 &&
@@ -57,11 +57,18 @@ static_assert(sizeof(void *) != 8 ||
                    offsetof(rigllama_engine_options, max_checkpoint_bytes) == 104 &&
                    offsetof(rigllama_engine_options, max_checkpoints) == 112 &&
                    offsetof(rigllama_engine_options, mmproj_path) == 120 &&
-                   offsetof(rigllama_engine_options, thread_priority) == 128),
+                   offsetof(rigllama_engine_options, thread_priority) == 128 &&
+                   offsetof(rigllama_engine_options, rpc_servers) == 136 &&
+                   offsetof(rigllama_engine_options, model_offset) == 144 &&
+                   offsetof(rigllama_engine_options, model_size) == 152 &&
+                   offsetof(rigllama_engine_options, no_repack) == 160),
               "rigllama_engine_options layout");
 // i686 (uint64_t is 4-aligned in structs there), as tests/c/test_contract checks it.
 static_assert(sizeof(void *) != 4 ||
-                  (sizeof(rigllama_engine_options) == 92 &&
+                  (sizeof(rigllama_engine_options) == 116 &&
+                   offsetof(rigllama_engine_options, rpc_servers) == 92 &&
+                   offsetof(rigllama_engine_options, model_offset) == 96 &&
+                   offsetof(rigllama_engine_options, no_repack) == 112 &&
                    offsetof(rigllama_engine_options, max_checkpoint_bytes) == 72 &&
                    offsetof(rigllama_engine_options, max_checkpoints) == 80 &&
                    offsetof(rigllama_engine_options, mmproj_path) == 84 &&
