@@ -5,35 +5,8 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use common::*;
 use rigllama::{ControlVectorInfo, Engine, Error, Request};
-
-/// [valid for the default model, made for a model 64 wide].
-fn fixtures() -> [PathBuf; 2] {
-    let model = model_path();
-    let dir = model.with_file_name("control-vectors");
-    let out = Command::new(format!(
-        "{}/scripts/make-control-vector",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .arg(&model)
-    .arg(&dir)
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let paths: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(PathBuf::from)
-        .collect();
-    paths.try_into().expect("two control vectors")
-}
 
 /// From an empty cache each time: a prompt evaluated again after its prefix was cached rounds
 /// differently (one token alone, not in a batch), which can flip a near tie.
@@ -47,7 +20,7 @@ fn greedy_text(engine: &Engine) -> String {
 
 #[test]
 fn strength_0_is_the_base_model_and_a_strength_changes_the_text() {
-    let [vector, _] = fixtures();
+    let [vector, _] = control_vector_fixtures();
     let engine = engine();
     let base = greedy_text(&engine);
     engine.set_control_vector(&vector, 0.0, 0, 0).unwrap();
@@ -84,7 +57,7 @@ fn strength_0_is_the_base_model_and_a_strength_changes_the_text() {
 
 #[test]
 fn bad_control_vectors_are_refused_with_the_reason_and_the_engine_serves_on() {
-    let [vector, wrong_width] = fixtures();
+    let [vector, wrong_width] = control_vector_fixtures();
     let engine = engine();
     let base = greedy_text(&engine);
     let refused = |path: &std::path::Path, strength: f32, start: i32, end: i32, says: &str| {

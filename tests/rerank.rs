@@ -28,24 +28,7 @@ fn reranker() -> Engine {
 /// llama-embedding's scores for QUERY against each document: one prompt per line, query and
 /// document split by its classification separator (a tab); raw output is one score a line.
 fn llama_cpp_scores(documents: &[&str]) -> Vec<f32> {
-    let tool = Command::new(format!(
-        "{}/scripts/build-llama-tool",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .arg("embedding")
-    .output()
-    .expect("scripts/build-llama-tool runs");
-    assert!(
-        tool.status.success(),
-        "build-llama-tool: {}",
-        String::from_utf8_lossy(&tool.stderr)
-    );
-    let binary = String::from_utf8_lossy(&tool.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned();
+    let binary = llama_tool("embedding");
     let prompt: Vec<String> = documents.iter().map(|d| format!("{QUERY}\t{d}")).collect();
     let out = Command::new(&binary)
         .arg("-m")

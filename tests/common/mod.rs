@@ -123,6 +123,30 @@ fn fixture_script(name: &str, args: &[&std::path::Path]) -> Vec<String> {
         .collect()
 }
 
+/// The control-vector fixtures for the default model, made (once, cached) by
+/// `scripts/make-control-vector`: `[valid, made for a model 64 wide]`.
+pub fn control_vector_fixtures() -> [PathBuf; 2] {
+    let model = model_path();
+    let dir = model.with_file_name("control-vectors");
+    let paths: Vec<PathBuf> = fixture_script("make-control-vector", &[&model, &dir])
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
+    paths.try_into().expect("two control vectors")
+}
+
+/// The path of one of llama.cpp's own programs (`embedding`, `rpc-server`, ...) built from the
+/// same sources by `scripts/build-llama-tool`.
+pub fn llama_tool(name: &str) -> PathBuf {
+    let lines = fixture_script("build-llama-tool", &[std::path::Path::new(name)]);
+    PathBuf::from(
+        lines
+            .last()
+            .expect("build-llama-tool prints the path")
+            .trim(),
+    )
+}
+
 /// The LoRA adapter fixtures for the default model, made (once, cached) by
 /// `scripts/make-lora-adapter`: `[valid, second valid, wrong shape, wrong architecture]`.
 pub fn lora_fixtures() -> [PathBuf; 4] {

@@ -82,15 +82,7 @@ impl TokenChoice {
         model: &LlamaModel,
         logits_at: i32,
     ) -> Result<(LlamaToken, Option<TokenLogprob>)> {
-        let logits = ctx.get_logits_ith(logits_at);
-        let mut all = LlamaTokenDataArray::new(
-            logits
-                .iter()
-                .enumerate()
-                .map(|(id, &logit)| LlamaTokenData::new(LlamaToken(id as i32), logit, 0.0))
-                .collect(),
-            false,
-        );
+        let mut all = ctx.token_data_array_ith(logits_at);
         let budget = self.budget.as_mut().expect("checked by the caller");
         budget.apply(&mut all);
         let token = all
@@ -103,7 +95,10 @@ impl TokenChoice {
         if !self.greedy {
             self.accept(token);
         }
-        Ok((token, self.logprobs_of_logits(logits, token, model)))
+        Ok((
+            token,
+            self.logprobs_of_logits(ctx.get_logits_ith(logits_at), token, model),
+        ))
     }
 
     fn choose_freely(
