@@ -447,6 +447,25 @@ namespace Rigllama
             return request;
         }
 
+        // Submit and Complete once the caller's strings and arrays are in request (each caller
+        // frees its own after: the library copies them).
+        Job SubmitPrepared(ref Request request)
+        {
+            IntPtr job;
+            Native.Check(Native.rigllama_engine_submit(Handle, ref request, out job));
+            return new Job(job);
+        }
+
+        string CompletePrepared(ref Request request, out Usage usage)
+        {
+            usage = new Usage();
+            Native.Check(Native.rigllama_usage_init(ref usage, Native.SizeOf<Usage>()));
+            IntPtr text;
+            Native.Check(Native.rigllama_engine_complete(Handle, ref request, out text, ref usage));
+            try { return Native.Utf8ReadZ(text); }
+            finally { Native.rigllama_string_free(text); }
+        }
+
         // Queues request (from DefaultRequest(), then changed) with prompt as its prompt; returns
         // at once. Poll the job, once per frame if need be.
         public Job Submit(string prompt, Request request)
@@ -454,9 +473,7 @@ namespace Rigllama
             request.prompt = Native.Utf8Alloc(prompt);
             try
             {
-                IntPtr job;
-                Native.Check(Native.rigllama_engine_submit(Handle, ref request, out job));
-                return new Job(job);
+                return SubmitPrepared(ref request);
             }
             finally
             {
@@ -475,9 +492,7 @@ namespace Rigllama
             request.n_prompt_tokens = (UIntPtr)(promptTokens == null ? 0 : promptTokens.Length);
             try
             {
-                IntPtr job;
-                Native.Check(Native.rigllama_engine_submit(Handle, ref request, out job));
-                return new Job(job);
+                return SubmitPrepared(ref request);
             }
             finally
             {
@@ -488,15 +503,10 @@ namespace Rigllama
         // The whole reply's content.
         public string Complete(string prompt, Request request, out Usage usage)
         {
-            usage = new Usage();
-            Native.Check(Native.rigllama_usage_init(ref usage, Native.SizeOf<Usage>()));
             request.prompt = Native.Utf8Alloc(prompt);
             try
             {
-                IntPtr text;
-                Native.Check(Native.rigllama_engine_complete(Handle, ref request, out text, ref usage));
-                try { return Native.Utf8ReadZ(text); }
-                finally { Native.rigllama_string_free(text); }
+                return CompletePrepared(ref request, out usage);
             }
             finally
             {
@@ -507,16 +517,11 @@ namespace Rigllama
         // v0.3: Complete with the prompt as token ids (see SubmitTokens).
         public string CompleteTokens(int[] promptTokens, Request request, out Usage usage)
         {
-            usage = new Usage();
-            Native.Check(Native.rigllama_usage_init(ref usage, Native.SizeOf<Usage>()));
             request.prompt_tokens = Native.Int32Alloc(promptTokens);
             request.n_prompt_tokens = (UIntPtr)(promptTokens == null ? 0 : promptTokens.Length);
             try
             {
-                IntPtr text;
-                Native.Check(Native.rigllama_engine_complete(Handle, ref request, out text, ref usage));
-                try { return Native.Utf8ReadZ(text); }
-                finally { Native.rigllama_string_free(text); }
+                return CompletePrepared(ref request, out usage);
             }
             finally
             {
@@ -536,9 +541,7 @@ namespace Rigllama
             request.suffix = Native.Utf8Alloc(suffix);
             try
             {
-                IntPtr job;
-                Native.Check(Native.rigllama_engine_submit(Handle, ref request, out job));
-                return new Job(job);
+                return SubmitPrepared(ref request);
             }
             finally
             {
@@ -550,16 +553,11 @@ namespace Rigllama
         // v0.3: Complete filling in the middle (see SubmitInfill).
         public string CompleteInfill(string prefix, string suffix, Request request, out Usage usage)
         {
-            usage = new Usage();
-            Native.Check(Native.rigllama_usage_init(ref usage, Native.SizeOf<Usage>()));
             request.prompt = Native.Utf8Alloc(prefix);
             request.suffix = Native.Utf8Alloc(suffix);
             try
             {
-                IntPtr text;
-                Native.Check(Native.rigllama_engine_complete(Handle, ref request, out text, ref usage));
-                try { return Native.Utf8ReadZ(text); }
-                finally { Native.rigllama_string_free(text); }
+                return CompletePrepared(ref request, out usage);
             }
             finally
             {
