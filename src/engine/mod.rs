@@ -11,9 +11,9 @@
 //! | folder | job | files |
 //! |---|---|---|
 //! | `api/` | the caller's side, any thread, no llama.cpp | `handle` ([`Engine`]), `job` ([`Job`]), `callback_gate` (no callback after destroy; BUSY instead of deadlock), `loading` (waiting for a load's outcome) |
-//! | `data/` | plain data every front end builds and reads | `request`, `message` (turns, images, the assistant's reply), `tools`, `sampling` (settings and ranges), `options` and `description` (engine options; what `describe` reports), `usage`, `event`, `logprobs`, `openai` (the OpenAI JSON shapes tools and messages arrive in), `tokens` (token flags, special tokens), `grammar_limits` (the bounds a grammar or schema must keep) |
+//! | `data/` | plain data every front end builds and reads | `request`, `lora` (adapters as requests name them), `message` (turns, images, the assistant's reply), `tools`, `sampling` (settings and ranges), `options` and `description` (engine options; what `describe` reports), `usage`, `event`, `logprobs`, `openai` (the OpenAI JSON shapes tools and messages arrive in), `tokens` (token flags, special tokens), `grammar_limits` (the bounds a grammar or schema must keep) |
 //! | `worker/` | the one thread that owns model and context | `thread` (the command loop), `protocol` (commands, submissions, shared state, pause gate, load orders), `event_channel`, `model` (loading a model and its context), `prompt` (request → tokens), `scheduler` (continuous batching, priorities), `sequence` (one admitted request, token by token), `sampler_chain` and `token_choice` (how each token is chosen: chain, argmax, grammar, logprobs), `speculation` (prompt lookup), `embed`, `snapshot`, `lora`, `tokens` (tokenize and detokenize for callers), `cpu_share` (the process's CPU budget: every graph takes a turn), `thread_priority` |
-//! | `cache/` | what the context's memory holds | `sequences` (per sequence: tokens, prefix reuse, shifts), `checkpoint` (state copies of recurrent and hybrid models) |
+//! | `cache/` | what the context's memory holds | `sequences` (per sequence: tokens, prefix reuse, shifts), `adapter_set` (which LoRA adapters computed a cache), `checkpoint` (state copies of recurrent and hybrid models) |
 //! | `chat/` | conversation → prompt text; reply text → events | `common_chat` (llama.cpp's chat layer: Jinja, tool formats, reply parsing, JSON Schema → GBNF), `template` (which template, a request as the model sees it), `generic` (the JSON tool format for templates without one), `reply` (a reply read into content, reasoning and tool calls), `text` (UTF-8 wholeness, stop strings) |
 //! | `llama/` | every `extern "C"` and `csrc/` binding | `backend` (process-wide state, logs), `raw` (pointers llama-cpp-2 keeps private), `threadpool`, `chat_shim`, `memory`, `fit`, `vision/` (mtmd: `enabled` and `disabled` builds) |
 //! | top | cross-cutting | `error`, `cancel` (cancel tickets, llama.cpp's abort callback), `fault` (test hooks) |
@@ -52,6 +52,7 @@ pub use data::grammar_limits::{
     MAX_GRAMMAR_NESTING, MAX_GRAMMAR_RULES, MAX_PATTERN_NESTING, MAX_SCHEMA_NESTING,
 };
 pub use data::logprobs::{Alternative, TokenLogprob};
+pub use data::lora::{LoraScale, MAX_LORAS, MAX_LORA_SCALE};
 pub use data::message::{AssistantMessage, Image, Message, Role, MEDIA_MARKER};
 pub use data::options::{
     parse_rpc_servers, Checkpointing, ContextOverflow, EngineOptions, Fit, FlashAttention, KvType,
@@ -69,4 +70,3 @@ pub use data::usage::{FinishReason, Usage};
 pub use error::{Error, Result};
 pub use llama::backend::{available_cpus, set_log_sink, LogFn, LogLevel};
 pub use worker::embed::MAX_EMBED_TOKENS;
-pub use worker::lora::{MAX_LORAS, MAX_LORA_SCALE};

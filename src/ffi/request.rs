@@ -8,8 +8,8 @@ use super::enums::{rigllama_mirostat, rigllama_reasoning, rigllama_tool_choice};
 use super::status::rigllama_status;
 use super::versioned::{frozen, init_struct, read_input, versioned_struct};
 use crate::engine::{
-    Dry, Error, LogitBias, Message, Mirostat, Prompt, ReasoningMode, Request, Role, Sampling, Tool,
-    ToolChoice, Xtc,
+    Dry, Error, LogitBias, LoraScale, Message, Mirostat, Prompt, ReasoningMode, Request, Role,
+    Sampling, Tool, ToolChoice, Xtc, MAX_LORAS,
 };
 
 /// Pass as `max_tokens` to generate until the context window is full.
@@ -175,6 +175,19 @@ pub struct rigllama_request {
     /// and the answer follows. A template without a thinking block has nothing to limit; with
     /// a `grammar` or `json_schema` the budget is not applied.
     pub reasoning_budget: i32,
+    /// v0.3. This request's LoRA adapters (ids from `rigllama_engine_add_lora`), in place of
+    /// the engine-wide ones: NULL (default) = the engine-wide adapters at their engine-wide
+    /// scales; otherwise exactly these `n_loras` adapters at `lora_scales`, every other loaded
+    /// adapter off (non-NULL with `n_loras` 0 = no adapter at all). An id not loaded, an id
+    /// given twice, or a scale outside ±100 → INVALID_ARGUMENT naming it. Requests with
+    /// different adapter sets never share a decode (they take turns step by step), and a
+    /// cached prefix is reused only by requests with the same set.
+    pub lora_ids: *const u32,
+    /// v0.3. The scale of each adapter in `lora_ids` (0 = no effect, 1 = as trained); required
+    /// when `n_loras` > 0.
+    pub lora_scales: *const f32,
+    /// v0.3. Entries in `lora_ids` and `lora_scales` (at most 64).
+    pub n_loras: usize,
 }
 
 /// Fills `request` with defaults for `struct_size` bytes (pass `sizeof *request`).
@@ -233,6 +246,9 @@ versioned_struct!(input rigllama_request {
     adaptive_target: -1.0,
     adaptive_decay: crate::engine::AdaptiveP::DEFAULT_DECAY,
     reasoning_budget: -1,
+    lora_ids: std::ptr::null(),
+    lora_scales: std::ptr::null(),
+    n_loras: 0,
 });
 
 const SAMPLING: crate::engine::Sampling = crate::engine::Sampling::DEFAULT;
@@ -338,6 +354,7 @@ pub(crate) unsafe fn read_request(request: *const rigllama_request) -> Result<Re
         .into());
     }
     let stop = unsafe { string_array(raw.stop, raw.n_stop, "request->stop") }?;
+    let lora = unsafe { request_loras(&raw) }?;
     let request = Request {
         prompt,
         max_tokens: (raw.max_tokens != RIGLLAMA_MAX_TOKENS_UNLIMITED).then_some(raw.max_tokens),
@@ -409,6 +426,7 @@ pub(crate) unsafe fn read_request(request: *const rigllama_request) -> Result<Re
         },
         logprobs: raw.n_logprobs,
         draft_max: raw.draft_max,
+        lora,
         stop,
         priority: raw.priority,
         grammar: unsafe { optional_str(raw.grammar, "request->grammar") }?,
@@ -445,6 +463,38 @@ pub(crate) unsafe fn read_request(request: *const rigllama_request) -> Result<Re
     };
     request.validate()?;
     Ok(request)
+}
+
+/// `lora_ids`/`lora_scales`/`n_loras`: `None` (the engine-wide adapters) when `lora_ids` is
+/// NULL.
+unsafe fn request_loras(raw: &rigllama_request) -> Result<Option<Vec<LoraScale>>, Failure> {
+    if raw.lora_ids.is_null() {
+        if raw.n_loras > 0 || !raw.lora_scales.is_null() {
+            return Err(Error::invalid(format!(
+                "request->lora_scales or n_loras ({}) is set but lora_ids is NULL; set lora_ids \
+                 (or leave all three unset for the engine-wide adapters)",
+                raw.n_loras
+            ))
+            .into());
+        }
+        return Ok(None);
+    }
+    let ids =
+        unsafe { array_of_at_most(raw.lora_ids, raw.n_loras, MAX_LORAS, "request->lora_ids") }?;
+    let scales = unsafe {
+        array_of_at_most(
+            raw.lora_scales,
+            raw.n_loras,
+            MAX_LORAS,
+            "request->lora_scales",
+        )
+    }?;
+    Ok(Some(
+        ids.iter()
+            .zip(scales)
+            .map(|(&id, &scale)| LoraScale { id, scale })
+            .collect(),
+    ))
 }
 
 /// Stop strings and DRY sequence breakers beyond this count are refused (each is scanned

@@ -115,6 +115,7 @@ pub fn engine_request(request: &CompletionRequest) -> Result<Request, String> {
         reasoning_budget,
         logprobs: 0,
         draft_max: crate::engine::DEFAULT_DRAFT_MAX,
+        lora: None,
     };
     let mut request = request;
     if let Some(params) = additional_params.filter(|p| !p.is_null()) {
@@ -124,9 +125,36 @@ pub fn engine_request(request: &CompletionRequest) -> Result<Request, String> {
     Ok(request)
 }
 
+/// llama-server's `lora` list: objects with an adapter `id` (as `add_lora` gave it) and a
+/// `scale`.
+fn lora_list(value: &serde_json::Value) -> Result<Vec<crate::LoraScale>, String> {
+    let shape = || {
+        format!(
+            "additional_params.lora must be an array of {{\"id\": <adapter id>, \"scale\": \
+             <number>}} objects, not {value}"
+        )
+    };
+    let entries = value.as_array().ok_or_else(shape)?;
+    entries
+        .iter()
+        .map(|entry| {
+            let id = entry.get("id").and_then(serde_json::Value::as_u64);
+            let scale = entry.get("scale").and_then(serde_json::Value::as_f64);
+            match (id.and_then(|id| u32::try_from(id).ok()), scale) {
+                (Some(id), Some(scale)) => Ok(crate::LoraScale {
+                    id,
+                    scale: scale as f32,
+                }),
+                _ => Err(shape()),
+            }
+        })
+        .collect()
+}
+
 /// Rig's `additional_params`: llama.cpp's sampler knobs under llama-server's names, and
-/// OpenAI's `logprobs`/`top_logprobs`, and llama-server's `speculative.n_max` (prompt-lookup
-/// speculation's [`Request::draft_max`]). Anything else is refused, not ignored.
+/// OpenAI's `logprobs`/`top_logprobs`, llama-server's `speculative.n_max` (prompt-lookup
+/// speculation's [`Request::draft_max`]) and `lora` (this request's adapters,
+/// `[{"id": 0, "scale": 0.5}]`: [`Request::lora`]). Anything else is refused, not ignored.
 fn apply_additional_params(
     params: &serde_json::Value,
     request: &mut Request,
@@ -194,12 +222,15 @@ fn apply_additional_params(
                 request.draft_max = u32::try_from(integer()?)
                     .map_err(|_| format!("additional_params.{key} {value} is negative"))?
             }
+            // llama-server's per-request adapters: [{"id": 0, "scale": 0.5}, ...].
+            "lora" => request.lora = Some(lora_list(value)?),
             other => {
                 return Err(format!(
                     "rigllama does not know additional_params.{other}; it takes llama.cpp's sampler \
                      settings (top_k, min_p, repeat_penalty, presence_penalty, frequency_penalty, \
                      penalty_last_n, typical_p, top_n_sigma, dry_*, xtc_*, mirostat*, logit_bias), \
-                     logprobs/top_logprobs and speculative.n_max (prompt-lookup speculation)"
+                     logprobs/top_logprobs, speculative.n_max (prompt-lookup speculation) and lora \
+                     (this request's LoRA adapters)"
                 ))
             }
         }
@@ -610,6 +641,15 @@ mod tests {
         let just_logprobs =
             CompletionRequest::new("hi").additional_params(json!({"logprobs": true}));
         assert_eq!(engine_request(&just_logprobs).unwrap().logprobs, 1);
+        let lora = CompletionRequest::new("hi")
+            .additional_params(json!({"lora": [{"id": 1, "scale": 0.5}, {"id": 0, "scale": 0}]}));
+        assert_eq!(
+            engine_request(&lora).unwrap().lora,
+            Some(vec![
+                crate::LoraScale { id: 1, scale: 0.5 },
+                crate::LoraScale { id: 0, scale: 0.0 }
+            ])
+        );
 
         // What it cannot honour, or out of range, is refused by name.
         for (params, expected) in [
@@ -623,6 +663,22 @@ mod tests {
             (json!({"top_logprobs": 50}), "n_logprobs 50"),
             (json!({"speculative.n_max": 65}), "draft_max 65"),
             (json!({"draft_max": -1}), "draft_max -1 is negative"),
+            (
+                json!({"lora": [{"id": 0}]}),
+                "additional_params.lora must be an array",
+            ),
+            (
+                json!({"lora": {"id": 0, "scale": 1}}),
+                "additional_params.lora must be",
+            ),
+            (
+                json!({"lora": [{"id": 0, "scale": 1}, {"id": 0, "scale": 2}]}),
+                "lora_ids[1] = 0 names an adapter already listed",
+            ),
+            (
+                json!({"lora": [{"id": 0, "scale": 1e9}]}),
+                "lora_scales[0] (adapter 0)",
+            ),
             (json!([1, 2]), "must be a JSON object"),
         ] {
             let request = CompletionRequest::new("hi").additional_params(params);

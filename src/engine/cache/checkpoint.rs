@@ -16,6 +16,7 @@ use llama_cpp_2::context::session::LlamaStateSeqFlags;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::token::LlamaToken;
 
+use crate::engine::cache::adapter_set::AdapterSet;
 use crate::engine::data::description::CheckpointUse;
 use crate::engine::data::options::Checkpointing;
 use crate::engine::llama::backend::{self, LogLevel};
@@ -23,6 +24,8 @@ use crate::engine::llama::backend::{self, LogLevel};
 struct Checkpoint {
     /// The tokens the state has absorbed, position by position.
     tokens: Vec<LlamaToken>,
+    /// The LoRA adapters they were evaluated under.
+    adapters: AdapterSet,
     /// llama.cpp's partial sequence state.
     state: Vec<u8>,
     last_used: u64,
@@ -63,40 +66,47 @@ impl Checkpoints {
         self.active
     }
 
-    /// The longest checkpoint to resume `prompt` from in a sequence holding `held`: its
-    /// tokens start `prompt`, number at most `limit`, and (hybrid) are still in `held`.
-    /// Its index and length.
+    /// The longest checkpoint to resume `prompt` (under `adapters`) from in a sequence
+    /// holding `held`: its tokens start `prompt`, number at most `limit`, were evaluated
+    /// under the same adapters, and (hybrid) are still in `held`. Its index and length.
     pub fn best(
         &self,
         prompt: &[LlamaToken],
         limit: usize,
+        adapters: &AdapterSet,
         held: &[LlamaToken],
     ) -> Option<(usize, usize)> {
         self.kept
             .iter()
             .enumerate()
             .filter(|(_, c)| c.tokens.len() <= limit && prompt.starts_with(&c.tokens))
+            .filter(|(_, c)| c.adapters == *adapters)
             .filter(|(_, c)| self.self_contained || held.starts_with(&c.tokens))
             .map(|(i, c)| (i, c.tokens.len()))
             .max_by_key(|&(_, len)| len)
     }
 
-    /// Copies the state of sequence `id`, which has absorbed `tokens`. Drops the least
-    /// recently used checkpoints to stay within the bounds; `still_held` says whether a hybrid
-    /// checkpoint's tokens are still in some sequence's cache (when not, it is dropped first:
-    /// it can never be restored).
+    /// Copies the state of sequence `id`, which has absorbed `tokens` under `adapters`. Drops
+    /// the least recently used checkpoints to stay within the bounds; `still_held` says
+    /// whether a hybrid checkpoint's tokens are still in some sequence's cache (when not, it
+    /// is dropped first: it can never be restored).
     pub fn take(
         &mut self,
         ctx: &LlamaContext<'static>,
         id: i32,
         tokens: &[LlamaToken],
+        adapters: &AdapterSet,
         still_held: impl Fn(&[LlamaToken]) -> bool,
     ) {
         if !self.active || tokens.is_empty() {
             return;
         }
         self.clock += 1;
-        if let Some(same) = self.kept.iter_mut().find(|c| c.tokens == tokens) {
+        if let Some(same) = self
+            .kept
+            .iter_mut()
+            .find(|c| c.tokens == tokens && c.adapters == *adapters)
+        {
             same.last_used = self.clock;
             return;
         }
@@ -128,6 +138,7 @@ impl Checkpoints {
         }
         self.kept.push(Checkpoint {
             tokens: tokens.to_vec(),
+            adapters: adapters.clone(),
             state,
             last_used: self.clock,
         });

@@ -7,12 +7,15 @@
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::token::LlamaToken;
 
+use crate::engine::cache::adapter_set::AdapterSet;
 use crate::engine::cache::checkpoint::Checkpoints;
 
 /// Exactly the tokens in the KV cache of one sequence, position by position.
 pub(crate) struct SeqCache {
     pub id: i32,
     tokens: Vec<LlamaToken>,
+    /// The LoRA adapters the tokens were evaluated under.
+    adapters: AdapterSet,
     /// When a request last used it (for least-recently-used eviction).
     pub last_used: u64,
 }
@@ -20,6 +23,11 @@ pub(crate) struct SeqCache {
 impl SeqCache {
     pub fn len(&self) -> usize {
         self.tokens.len()
+    }
+
+    /// The LoRA adapters its tokens were evaluated under.
+    pub fn adapters(&self) -> &AdapterSet {
+        &self.adapters
     }
 
     /// The tokens in the cache, position by position.
@@ -63,9 +71,11 @@ impl SeqCache {
         }
     }
 
-    /// Records that the sequence now holds `tokens` (after llama.cpp restored a state).
-    pub fn restored(&mut self, tokens: Vec<LlamaToken>) {
+    /// Records that the sequence now holds `tokens`, evaluated under `adapters` (after
+    /// llama.cpp restored a state).
+    pub fn restored(&mut self, tokens: Vec<LlamaToken>, adapters: AdapterSet) {
         self.tokens = tokens;
+        self.adapters = adapters;
     }
 
     /// Removes positions `start..end` and moves everything after them down by `end - start`
@@ -161,6 +171,7 @@ impl Sequences {
                 .map(|id| SeqCache {
                     id,
                     tokens: Vec::new(),
+                    adapters: AdapterSet::default(),
                     last_used: 0,
                 })
                 .collect(),
@@ -181,11 +192,21 @@ impl Sequences {
         self.caches[index].last_used = self.clock;
     }
 
-    /// Tokens of `prompt` sequence `index` can serve (see [`SeqCache::reusable`]). When it
-    /// cannot be cut back: all it holds if that starts `prompt`, else the longest checkpoint
-    /// it can resume from.
-    fn reusable(&self, index: usize, prompt: &[LlamaToken], across_gap: bool) -> usize {
+    /// Tokens of `prompt`, evaluated under `adapters`, sequence `index` can serve (see
+    /// [`SeqCache::reusable`]): none when its cache was evaluated under other adapters. When
+    /// it cannot be cut back: all it holds if that starts `prompt`, else the longest
+    /// checkpoint it can resume from.
+    fn reusable(
+        &self,
+        index: usize,
+        prompt: &[LlamaToken],
+        adapters: &AdapterSet,
+        across_gap: bool,
+    ) -> usize {
         let cache = &self.caches[index];
+        if cache.adapters != *adapters {
+            return 0;
+        }
         if self.can_truncate {
             return cache.reusable(prompt, across_gap);
         }
@@ -196,23 +217,29 @@ impl Sequences {
         };
         let resumed = self
             .checkpoints
-            .best(prompt, prompt.len(), cache.tokens())
+            .best(prompt, prompt.len(), adapters, cache.tokens())
             .map_or(0, |(_, len)| len);
         live.max(resumed)
     }
 
-    /// Brings sequence `index` to the longest prefix of `prompt` of at most `limit` tokens it
-    /// can hold: cut back, or (when it cannot be cut back) kept whole if all of it is such a
-    /// prefix, else resumed from the longest checkpoint that is, else emptied. Returns that
-    /// prefix's length: the tokens `prompt` need not evaluate.
+    /// Brings sequence `index` to the longest prefix of `prompt` (to be evaluated under
+    /// `adapters`) of at most `limit` tokens it can hold: cut back, or (when it cannot be cut
+    /// back) kept whole if all of it is such a prefix, else resumed from the longest
+    /// checkpoint that is, else emptied. A cache evaluated under other adapters is emptied.
+    /// Returns that prefix's length: the tokens `prompt` need not evaluate.
     pub fn rewind(
         &mut self,
         ctx: &mut LlamaContext<'static>,
         index: usize,
         prompt: &[LlamaToken],
+        adapters: &AdapterSet,
         limit: usize,
     ) -> usize {
         let cache = &mut self.caches[index];
+        if cache.adapters != *adapters {
+            cache.clear(ctx);
+            cache.adapters = adapters.clone();
+        }
         let common = cache.common_prefix(prompt).min(limit);
         if self.can_truncate {
             return if cache.truncate(ctx, common) {
@@ -222,7 +249,10 @@ impl Sequences {
             };
         }
         let live = if common == cache.len() { common } else { 0 };
-        match self.checkpoints.best(prompt, limit, cache.tokens()) {
+        match self
+            .checkpoints
+            .best(prompt, limit, adapters, cache.tokens())
+        {
             Some((best, len)) if len > live => {
                 let Some(tokens) = self.checkpoints.restore(ctx, best, cache.id) else {
                     cache.clear(ctx);
@@ -233,7 +263,7 @@ impl Sequences {
                     // stands at `len`, so cutting the rest is allowed.
                     cache.truncate(ctx, len)
                 } else {
-                    cache.restored(tokens);
+                    cache.restored(tokens, adapters.clone());
                     true
                 };
                 if kept {
@@ -259,15 +289,17 @@ impl Sequences {
         ctx: &mut LlamaContext<'static>,
         index: usize,
         prompt: &[LlamaToken],
+        adapters: &AdapterSet,
     ) -> usize {
-        self.rewind(ctx, index, prompt, prompt.len().saturating_sub(1))
+        self.rewind(ctx, index, prompt, adapters, prompt.len().saturating_sub(1))
     }
 
     /// Takes a checkpoint of sequence `index` as it stands (recurrent and hybrid models).
     pub fn checkpoint(&mut self, ctx: &LlamaContext<'static>, index: usize) {
         let caches = &self.caches;
+        let cache = &caches[index];
         self.checkpoints
-            .take(ctx, caches[index].id, caches[index].tokens(), |tokens| {
+            .take(ctx, cache.id, cache.tokens(), &cache.adapters, |tokens| {
                 caches.iter().any(|c| c.tokens().starts_with(tokens))
             });
     }
@@ -284,11 +316,17 @@ impl Sequences {
     /// (llama-server's rule: a real part of that conversation, not just the template's first
     /// tokens), else an empty one, else the least recently used. `None` if all are busy.
     /// With `across_gap` (a conversation that lost its oldest turns), the turns kept after
-    /// the gap count as shared too.
-    pub fn choose(&self, prompt: &[LlamaToken], busy: &[usize], across_gap: bool) -> Option<usize> {
+    /// the gap count as shared too. Only caches evaluated under `adapters` share anything.
+    pub fn choose(
+        &self,
+        prompt: &[LlamaToken],
+        adapters: &AdapterSet,
+        busy: &[usize],
+        across_gap: bool,
+    ) -> Option<usize> {
         let free = || (0..self.caches.len()).filter(|i| !busy.contains(i));
         let similar = free()
-            .map(|i| (i, self.reusable(i, prompt, across_gap)))
+            .map(|i| (i, self.reusable(i, prompt, adapters, across_gap)))
             .filter(|&(i, prefix)| prefix > 0 && prefix * 2 >= self.caches[i].len())
             .max_by_key(|&(i, prefix)| (prefix, std::cmp::Reverse(i)));
         if let Some((i, _)) = similar {

@@ -3,6 +3,7 @@ pub(super) mod description;
 pub(super) mod event;
 pub(super) mod grammar_limits;
 pub(super) mod logprobs;
+pub(super) mod lora;
 pub(super) mod message;
 pub(super) mod openai;
 pub(super) mod options;

@@ -1,6 +1,7 @@
 //! One generation request: what the model is asked to continue, and how tokens are chosen.
 //! Both the C ABI and the Rig adapter build these same types.
 
+use crate::engine::data::lora::{check_request_loras, LoraScale};
 use crate::engine::data::message::{Message, Role, MEDIA_MARKER};
 use crate::engine::data::sampling::Sampling;
 use crate::engine::data::tools::{ReasoningMode, Tool, ToolChoice};
@@ -65,6 +66,13 @@ pub struct Request {
     /// (recurrent) never guess. [`Usage::drafted_tokens`](crate::Usage::drafted_tokens) and
     /// [`Usage::accepted_tokens`](crate::Usage::accepted_tokens) report what it did.
     pub draft_max: u32,
+    /// The LoRA adapters for this request alone (llama-server's per-request `lora`): `None`
+    /// (the default) = the engine-wide adapters at their engine-wide scales; `Some(list)` =
+    /// exactly these adapters at these scales, every other loaded adapter off (an empty list
+    /// = none at all). Ids are those [`Engine::add_lora`](crate::Engine::add_lora) gave.
+    /// Requests whose adapter sets differ never share a decode (they take turns, step by
+    /// step), and a conversation's cached prefix is reused only by requests with the same set.
+    pub lora: Option<Vec<LoraScale>>,
 }
 
 /// The most alternatives a request may ask for per token.
@@ -95,6 +103,7 @@ impl Request {
             reasoning_budget: -1,
             logprobs: 0,
             draft_max: DEFAULT_DRAFT_MAX,
+            lora: None,
         }
     }
 
@@ -214,6 +223,9 @@ impl Request {
                 "draft_max {} is out of range (0 = off, up to {MAX_DRAFT})",
                 self.draft_max
             )));
+        }
+        if let Some(loras) = &self.lora {
+            check_request_loras(loras)?;
         }
         for (i, stop) in self.stop.iter().enumerate() {
             if stop.is_empty() {

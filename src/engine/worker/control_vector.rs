@@ -7,11 +7,11 @@
 use std::path::Path;
 
 use crate::engine::data::description::ControlVectorInfo;
+use crate::engine::data::lora::MAX_LORA_SCALE;
 use crate::engine::error::{Error, Result};
 use crate::engine::llama::backend::capture_problems;
 use crate::engine::llama::gguf_tensors::read_tensors;
 use crate::engine::llama::raw::raw_context;
-use crate::engine::worker::lora::MAX_LORA_SCALE;
 use crate::engine::worker::model::LoadedModel;
 use crate::engine::worker::protocol::{ControlVectorChange, WorkerShared};
 

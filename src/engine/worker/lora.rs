@@ -1,7 +1,8 @@
 //! LoRA adapters applied to the engine's context at run time: loaded from GGUF files, each
-//! with its own scale, several at once, removed again. They belong to the loaded model (a
-//! reload starts with none). The KV cache was computed with the old weights, so every
-//! change empties it.
+//! with its own engine-wide scale, several at once, removed again. They belong to the loaded
+//! model (a reload starts with none). The KV cache was computed with the old weights, so every
+//! engine-wide change empties it. A request may name its own adapters and scales instead
+//! ([`Adapters::resolve`]); the scheduler sets each decode's set ([`Adapters::activate`]).
 
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
@@ -10,7 +11,9 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_sys_2::{llama_adapter_lora, llama_context};
 
+use crate::engine::cache::adapter_set::AdapterSet;
 use crate::engine::data::description::LoraInfo;
+use crate::engine::data::lora::{check_scale, LoraScale, MAX_LORAS};
 use crate::engine::error::{Error, Result};
 use crate::engine::llama::backend::capture_problems;
 use crate::engine::llama::raw::{raw_context, raw_model};
@@ -44,21 +47,8 @@ struct Adapter {
 pub(crate) struct Adapters {
     list: Vec<Adapter>,
     next_id: u32,
-}
-
-/// Scales beyond this are refused: nothing sensible comes of them, and they overflow f16.
-pub const MAX_LORA_SCALE: f32 = 100.0;
-/// The most adapters applied at once.
-pub const MAX_LORAS: usize = 64;
-
-fn check_scale(scale: f32) -> Result<()> {
-    if scale.is_finite() && scale.abs() <= MAX_LORA_SCALE {
-        Ok(())
-    } else {
-        Err(Error::invalid(format!(
-            "LoRA scale {scale} must be finite and within ±{MAX_LORA_SCALE} (0 = no effect, 1 = as trained)"
-        )))
-    }
+    /// The set on the context now.
+    active: AdapterSet,
 }
 
 impl Adapters {
@@ -87,7 +77,7 @@ impl Adapters {
         let raw_ctx = raw_context(ctx, model)?;
         let id = match change {
             LoraChange::Add { path, scale } => {
-                check_scale(scale)?;
+                check_scale("LoRA scale", scale)?;
                 if self.list.len() >= MAX_LORAS {
                     return Err(Error::invalid(format!(
                         "{MAX_LORAS} LoRA adapters are applied already; remove one first"
@@ -101,7 +91,7 @@ impl Adapters {
                     scale,
                     raw,
                 });
-                if let Err(error) = self.apply(raw_ctx) {
+                if let Err(error) = self.apply(raw_ctx, &self.engine_wide()) {
                     let added = self.list.pop().expect("just pushed");
                     // SAFETY: loaded above, never set on a context, freed once.
                     unsafe { llama_cpp_sys_2::llama_adapter_lora_free(added.raw.as_ptr()) };
@@ -111,7 +101,7 @@ impl Adapters {
                 return Ok(id);
             }
             LoraChange::SetScale { id, scale } => {
-                check_scale(scale)?;
+                check_scale("LoRA scale", scale)?;
                 let at = self.index_of(id)?;
                 self.list[at].scale = scale;
                 id
@@ -119,15 +109,53 @@ impl Adapters {
             LoraChange::Remove { id } => {
                 let removed = self.list.remove(self.index_of(id)?);
                 // Off the context first, then freed.
-                self.apply(raw_ctx)?;
+                self.apply(raw_ctx, &self.engine_wide())?;
                 // SAFETY: loaded by llama_adapter_lora_init for this model, no longer set on
                 // any context, freed once (it has left the list).
                 unsafe { llama_cpp_sys_2::llama_adapter_lora_free(removed.raw.as_ptr()) };
                 return Ok(id);
             }
         };
-        self.apply(raw_ctx)?;
+        self.apply(raw_ctx, &self.engine_wide())?;
         Ok(id)
+    }
+
+    /// The engine-wide set: every adapter at its engine-wide scale.
+    pub fn engine_wide(&self) -> AdapterSet {
+        AdapterSet::new(self.list.iter().map(|a| (a.id, a.scale)))
+    }
+
+    /// The set a request runs under: `None` = the engine-wide one; else exactly the listed
+    /// adapters at the listed scales (checked by `Request::validate`), each of which must be
+    /// loaded.
+    pub fn resolve(&self, request: Option<&[LoraScale]>) -> Result<AdapterSet> {
+        let Some(listed) = request else {
+            return Ok(self.engine_wide());
+        };
+        for (i, lora) in listed.iter().enumerate() {
+            self.index_of(lora.id).map_err(|_| {
+                Error::invalid(format!(
+                    "lora_ids[{i}] = {}: no LoRA adapter has that id on this engine (ids are \
+                     given by add_lora and lost on reload)",
+                    lora.id
+                ))
+            })?;
+        }
+        Ok(AdapterSet::new(listed.iter().map(|l| (l.id, l.scale))))
+    }
+
+    /// Puts `set` on the context for the next decode, when it is not there already
+    /// (llama.cpp then plans its graph again: a few milliseconds).
+    pub fn activate(
+        &mut self,
+        set: &AdapterSet,
+        model: &LlamaModel,
+        ctx: &mut LlamaContext<'static>,
+    ) -> Result<()> {
+        if self.active == *set {
+            return Ok(());
+        }
+        self.apply(raw_context(ctx, model)?, set)
     }
 
     fn index_of(&self, id: u32) -> Result<usize> {
@@ -138,10 +166,15 @@ impl Adapters {
         })
     }
 
-    fn apply(&self, ctx: NonNull<llama_context>) -> Result<()> {
-        let mut adapters: Vec<*mut llama_adapter_lora> =
-            self.list.iter().map(|a| a.raw.as_ptr()).collect();
-        let mut scales: Vec<f32> = self.list.iter().map(|a| a.scale).collect();
+    /// Sets `set` (adapters of this list) on the context.
+    fn apply(&mut self, ctx: NonNull<llama_context>, set: &AdapterSet) -> Result<()> {
+        let mut adapters = Vec::with_capacity(set.pairs().len());
+        let mut scales = Vec::with_capacity(set.pairs().len());
+        for &(id, scale) in set.pairs() {
+            let adapter = &self.list[self.index_of(id)?];
+            adapters.push(adapter.raw.as_ptr());
+            scales.push(scale);
+        }
         // SAFETY: the context and adapters belong to the same live model; llama.cpp copies
         // the arrays.
         let status = unsafe {
@@ -157,6 +190,7 @@ impl Adapters {
                 "llama.cpp could not set the LoRA adapters (status {status})"
             )));
         }
+        self.active = set.clone();
         Ok(())
     }
 }

@@ -12,6 +12,7 @@ use llama_cpp_2::model::{LlamaModel, RopeType};
 use llama_cpp_2::token::LlamaToken;
 use snapshot_format::Shape;
 
+use crate::engine::cache::adapter_set::AdapterSet;
 use crate::engine::cache::checkpoint::Checkpoints;
 use crate::engine::cache::sequences::Sequences;
 use crate::engine::cancel::{install_abort_probe, AbortProbe};
@@ -370,6 +371,11 @@ impl LoadedModel {
         self.description.memory = memory_use(&self.ctx, &self.model);
         *shared.description.lock().unwrap_or_else(|p| p.into_inner()) = self.description.clone();
         Ok(id)
+    }
+
+    /// Puts the LoRA adapter set `set` on the context for the next decode.
+    pub fn use_adapters(&mut self, set: &AdapterSet) -> Result<()> {
+        self.adapters.activate(set, &self.model, &mut self.ctx)
     }
 
     /// Snapshots record the model, not adapters: refused while any is applied.

@@ -2,12 +2,15 @@
 //! holding the next token of every generating request and chunks of the prompts being
 //! evaluated. Waiting requests start in priority order (then arrival); a waiting request of
 //! higher priority than a running one pauses that one, which keeps its sequence and state and
-//! resumes where it stopped.
+//! resumes where it stopped. Requests under different LoRA adapter sets never share a
+//! decode (llama-server's rule): each step serves one set, the one whose requests have waited
+//! longest, so sets take turns.
 
 use std::cmp::Reverse;
 
 use llama_cpp_2::token::LlamaToken;
 
+use crate::engine::cache::adapter_set::AdapterSet;
 use crate::engine::cancel::{AbortProbe, CancelBoard};
 use crate::engine::data::event::Event;
 use crate::engine::data::options::ContextOverflow;
@@ -28,6 +31,9 @@ struct Task {
     arrival: u64,
     /// Set once admitted; kept while paused.
     progress: Option<Progress>,
+    /// Steps in a row it had tokens to evaluate but another adapter set's requests were
+    /// decoded.
+    passed_over: u32,
 }
 
 impl Task {
@@ -71,6 +77,7 @@ impl Scheduler {
             submission,
             arrival: self.arrivals,
             progress: None,
+            passed_over: 0,
         });
     }
 
@@ -127,7 +134,7 @@ impl Scheduler {
         };
         self.make_room_for_next_tokens(model);
         self.evaluate_images(model, probe, board);
-        let in_batch = self.fill_batch(model);
+        let (in_batch, adapters) = self.fill_batch(model);
         if in_batch.is_empty() {
             return;
         }
@@ -135,8 +142,13 @@ impl Scheduler {
             .iter()
             .map(|(i, _)| self.running[*i].submission.cancel.clone())
             .collect();
-        let decoded = probe.watching(cancels, || model.ctx.decode(&mut model.batch));
-        if let Err(error) = decoded {
+        let decoded = match model.use_adapters(&adapters) {
+            Ok(()) => probe
+                .watching(cancels, || model.ctx.decode(&mut model.batch))
+                .map_err(|error| format!("llama_decode failed: {error}")),
+            Err(error) => Err(error.to_string()),
+        };
+        if let Err(message) = decoded {
             // Part of the batch may be in the cache now; the sequences involved are emptied.
             let mut failed: Vec<usize> = in_batch.iter().map(|(i, _)| *i).collect();
             failed.sort_unstable_by_key(|&i| Reverse(i));
@@ -148,7 +160,7 @@ impl Scheduler {
                 let error = if task.submission.cancel.is_cancelled(board) {
                     Error::cancelled()
                 } else {
-                    Error::Internal(format!("llama_decode failed: {error}"))
+                    Error::Internal(message.clone())
                 };
                 task.fail(error);
             }
@@ -293,8 +305,13 @@ impl Scheduler {
                 panic!("fault injection: panic requested by the prompt");
             }
         }
-        let plan = match model.plan_prompt(&task.submission.request) {
-            Ok(plan) => plan,
+        let request = &task.submission.request;
+        let planned = model
+            .adapters
+            .resolve(request.lora.as_deref())
+            .and_then(|adapters| model.plan_prompt(request).map(|plan| (plan, adapters)));
+        let (plan, adapters) = match planned {
+            Ok(planned) => planned,
             Err(error) => {
                 task.fail(error);
                 return Start::Failed;
@@ -302,7 +319,10 @@ impl Scheduler {
         };
         let busy = self.busy();
         let across_gap = plan.dropped > 0 && model.can_shift;
-        let Some(seq) = model.seqs.choose(&plan.tokens, &busy, across_gap) else {
+        let Some(seq) = model
+            .seqs
+            .choose(&plan.tokens, &adapters, &busy, across_gap)
+        else {
             return Start::NotNow(task);
         };
         // Once evaluated, the sequence holds exactly the prompt (what it holds beyond the
@@ -330,7 +350,7 @@ impl Scheduler {
             }
             return Start::NotNow(task); // waits for running requests to end
         }
-        let progress = match Progress::start(model, &task.submission, plan, seq) {
+        let progress = match Progress::start(model, &task.submission, plan, seq, adapters) {
             Ok(progress) => progress,
             Err(error) => {
                 task.fail(error);
@@ -359,22 +379,25 @@ impl Scheduler {
             let task = &self.running[i];
             let progress = task.progress.as_ref().unwrap();
             let cache = &model.seqs.caches[progress.seq];
-            let (Some(span), Some(vision)) = (progress.image_at(cache), model.vision.as_mut())
-            else {
+            let Some(span) = progress.image_at(cache).filter(|_| model.vision.is_some()) else {
                 i += 1;
                 continue;
             };
             let (id, at) = (cache.id, cache.len());
-            let evaluated = probe.watching(vec![task.submission.cancel.clone()], || {
-                vision.evaluate(
-                    span,
-                    &mut model.ctx,
-                    &model.model,
-                    id,
-                    at,
-                    model.n_batch,
-                    probe,
-                )
+            // The image's embeddings go through the model's layers: under its own adapters.
+            let evaluated = model.use_adapters(&progress.adapters).and_then(|()| {
+                let vision = model.vision.as_mut().expect("checked above");
+                probe.watching(vec![task.submission.cancel.clone()], || {
+                    vision.evaluate(
+                        span,
+                        &mut model.ctx,
+                        &model.model,
+                        id,
+                        at,
+                        model.n_batch,
+                        probe,
+                    )
+                })
             });
             let seq = progress.seq;
             match evaluated {
@@ -433,6 +456,12 @@ impl Scheduler {
             let task = &mut self.running[i];
             let progress = task.progress.as_mut().unwrap();
             let shifted = if model.context_overflow == ContextOverflow::Shift {
+                // What it evaluates again, it evaluates under its own adapters.
+                if let Err(error) = model.use_adapters(&progress.adapters) {
+                    let task = self.running.remove(i);
+                    task.fail(error);
+                    continue;
+                }
                 progress.shift_out_oldest_exchange(
                     &mut model.seqs.caches[seq],
                     &mut model.ctx,
@@ -463,13 +492,51 @@ impl Scheduler {
         }
     }
 
-    /// Fills the batch: each generating request's pending token and its guesses, then prompt
-    /// chunks in priority order. Returns, per running request in the batch, the tokens it
-    /// added.
-    fn fill_batch(&mut self, model: &mut LoadedModel) -> Vec<(usize, Vec<LlamaToken>)> {
+    /// The adapter set this step decodes under: that of the request with something to
+    /// evaluate that was passed over the most steps in a row (then the highest priority, then
+    /// the earliest), so that sets take turns. `None` when no request has anything.
+    fn adapters_for_this_step(&self, model: &LoadedModel) -> Option<AdapterSet> {
+        self.running
+            .iter()
+            .filter(|t| Self::has_tokens_to_evaluate(t, model))
+            .max_by_key(|t| (t.passed_over, t.priority(), Reverse(t.arrival)))
+            .map(|t| t.progress.as_ref().unwrap().adapters.clone())
+    }
+
+    /// A pending token, or prompt text (not an image) left.
+    fn has_tokens_to_evaluate(task: &Task, model: &LoadedModel) -> bool {
+        task.progress.as_ref().is_some_and(|p| {
+            p.pending.is_some() || !p.text_left(&model.seqs.caches[p.seq]).is_empty()
+        })
+    }
+
+    /// Fills the batch with the requests under one adapter set (see
+    /// [`Scheduler::adapters_for_this_step`]): each generating request's pending token and its
+    /// guesses, then prompt chunks in priority order. Returns, per running request in the
+    /// batch, the tokens it added, and the set.
+    fn fill_batch(
+        &mut self,
+        model: &mut LoadedModel,
+    ) -> (Vec<(usize, Vec<LlamaToken>)>, AdapterSet) {
         let n_batch = model.n_batch as usize;
         model.batch.clear();
         let mut added = Vec::new();
+        let Some(adapters) = self.adapters_for_this_step(model) else {
+            return (added, AdapterSet::default());
+        };
+        for task in &mut self.running {
+            let progress = task.progress.as_ref().unwrap();
+            if progress.adapters == adapters {
+                task.passed_over = 0;
+            } else if Self::has_tokens_to_evaluate(task, model) {
+                task.passed_over += 1;
+            }
+        }
+        let this_set = |task: &Task| {
+            task.progress
+                .as_ref()
+                .is_some_and(|p| p.adapters == adapters)
+        };
         // Guesses only use what the pending tokens and the prompts leave of the batch and of
         // the context's cells (they never evict an idle conversation's cache).
         let generating = self
@@ -481,6 +548,9 @@ impl Scheduler {
         let mut spare_cells = (model.n_ctx as usize)
             .saturating_sub(model.seqs.used() + self.reserved(model) + generating);
         for (i, task) in self.running.iter_mut().enumerate() {
+            if !this_set(task) {
+                continue;
+            }
             let progress = task.progress.as_mut().unwrap();
             let Some(token) = progress.pending.take() else {
                 continue;
@@ -519,6 +589,9 @@ impl Scheduler {
         let mut order: Vec<usize> = (0..self.running.len()).collect();
         order.sort_by_key(|&i| (Reverse(self.running[i].priority()), self.running[i].arrival));
         for i in order {
+            if !this_set(&self.running[i]) {
+                continue;
+            }
             let budget = n_batch.saturating_sub(model.batch.n_tokens() as usize);
             let progress = self.running[i].progress.as_mut().unwrap();
             let cache = &model.seqs.caches[progress.seq];
@@ -551,6 +624,6 @@ impl Scheduler {
             }
             added.push((i, chunk));
         }
-        added
+        (added, adapters)
     }
 }

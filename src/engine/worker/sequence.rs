@@ -8,6 +8,7 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 
+use crate::engine::cache::adapter_set::AdapterSet;
 use crate::engine::cache::sequences::SeqCache;
 use crate::engine::chat::reply::ReplyReader;
 use crate::engine::chat::text::{StopMatcher, StopScan, Utf8Streamer};
@@ -30,6 +31,8 @@ use crate::engine::worker::token_choice::{grammar_sampler, TokenChoice};
 pub(crate) struct Progress {
     /// Index into the model's sequences.
     pub(super) seq: usize,
+    /// The LoRA adapters its tokens are evaluated under (see `Scheduler::fill_batch`).
+    pub(super) adapters: AdapterSet,
     pub(super) plan: PromptPlan,
     choice: TokenChoice,
     utf8: Utf8Streamer,
@@ -66,13 +69,15 @@ pub(crate) enum Advance {
 }
 
 impl Progress {
-    /// Takes sequence `seq` for `plan` and reuses what that sequence already holds (shifting
-    /// kept turns into place after dropped ones under SHIFT).
+    /// Takes sequence `seq` for `plan`, to be evaluated under `adapters`, and reuses what
+    /// that sequence already holds (shifting kept turns into place after dropped ones under
+    /// SHIFT).
     pub fn start(
         model: &mut LoadedModel,
         submission: &Submission,
         plan: PromptPlan,
         seq: usize,
+        adapters: AdapterSet,
     ) -> Result<Progress> {
         let request = &submission.request;
         let grammar = plan
@@ -101,12 +106,14 @@ impl Progress {
         usage.image_tokens = plan.images.iter().map(|span| span.len as u32).sum();
         usage.dropped_tokens = plan.dropped;
         let cache = &mut model.seqs.caches[seq];
-        if plan.dropped > 0 && model.can_shift {
+        if plan.dropped > 0 && model.can_shift && *cache.adapters() == adapters {
             // The turns after the dropped ones are still in the cache, further on: move them
             // down instead of evaluating them again.
             cache.close_gap_for(&mut model.ctx, &plan.tokens);
         }
-        let mut reuse = model.seqs.reuse_prefix(&mut model.ctx, seq, &plan.tokens);
+        let mut reuse = model
+            .seqs
+            .reuse_prefix(&mut model.ctx, seq, &plan.tokens, &adapters);
         if let Some(cut) = plan
             .images
             .iter()
@@ -115,7 +122,7 @@ impl Progress {
             // Never half an image: its embeddings are decoded together.
             reuse = model
                 .seqs
-                .rewind(&mut model.ctx, seq, &plan.tokens, cut.start);
+                .rewind(&mut model.ctx, seq, &plan.tokens, &adapters, cut.start);
         }
         usage.cached_prompt_tokens = reuse as u32;
         model.seqs.touch(seq);
@@ -141,6 +148,7 @@ impl Progress {
         );
         Ok(Progress {
             seq,
+            adapters,
             plan,
             choice,
             utf8: Utf8Streamer::new(),

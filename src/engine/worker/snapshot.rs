@@ -1,8 +1,11 @@
 //! Save games: the KV cache of a conversation's prefix as a self-checking blob
 //! (`snapshot_format`), and putting one back so the next turn evaluates only what is new.
+//! Snapshots hold the base model's state: they are refused while LoRA adapters are loaded
+//! (`LoadedModel::refuse_snapshot_with_adapters`), so every cache they touch is adapter-free.
 
 use llama_cpp_2::context::session::LlamaStateSeqFlags;
 
+use crate::engine::cache::adapter_set::AdapterSet;
 use crate::engine::data::request::Request;
 use crate::engine::error::{Error, Result};
 use crate::engine::worker::model::LoadedModel;
@@ -32,7 +35,13 @@ impl LoadedModel {
             ));
         }
         // A recurrent model's sequence may only resume from a shorter checkpoint.
-        let prefix = self.seqs.rewind(&mut self.ctx, index, &tokens, prefix);
+        let prefix = self.seqs.rewind(
+            &mut self.ctx,
+            index,
+            &tokens,
+            &AdapterSet::default(),
+            prefix,
+        );
         if prefix == 0 {
             return Err(Error::invalid(
                 "this model's state cannot be cut back to the request's prompt and no \
@@ -69,7 +78,7 @@ impl LoadedModel {
             ));
         }
         let tokens = tokens[..prefix].to_vec();
-        self.seqs.caches[index].restored(tokens.clone());
+        self.seqs.caches[index].restored(tokens.clone(), AdapterSet::default());
         Ok(snapshot_format::encode(&snapshot_format::Snapshot {
             library_version: env!("CARGO_PKG_VERSION").to_owned(),
             shape: self.shape.clone(),
@@ -98,7 +107,10 @@ impl LoadedModel {
             .map(|&t| llama_cpp_2::token::LlamaToken(t))
             .collect::<Vec<_>>();
         // The sequence a request with this prompt would go to, emptied, and room made.
-        let index = self.seqs.choose(&tokens, &[], false).unwrap_or(0);
+        let index = self
+            .seqs
+            .choose(&tokens, &AdapterSet::default(), &[], false)
+            .unwrap_or(0);
         self.seqs.clear_for_restore(&mut self.ctx, index);
         if !self
             .seqs
@@ -124,7 +136,7 @@ impl LoadedModel {
             ));
         }
         let n = tokens.len();
-        self.seqs.caches[index].restored(tokens);
+        self.seqs.caches[index].restored(tokens, AdapterSet::default());
         self.seqs.touch(index);
         // A recurrent model can come back to this state only from a copy of it.
         self.seqs.checkpoint(&self.ctx, index);
