@@ -74,7 +74,7 @@ static_assert(sizeof(void *) != 4 ||
                    offsetof(rigllama_engine_options, mmproj_path) == 84 &&
                    offsetof(rigllama_engine_options, thread_priority) == 88),
               "rigllama_engine_options layout (i686)");
-static_assert(sizeof(void *) != 8 || (sizeof(rigllama_request) == 256 && offsetof(rigllama_request, n_stop) == 72 &&
+static_assert(sizeof(void *) != 8 || (sizeof(rigllama_request) == 280 && offsetof(rigllama_request, n_stop) == 72 &&
                                       offsetof(rigllama_request, priority) == 80 &&
                                       offsetof(rigllama_request, grammar) == 88 &&
                                       offsetof(rigllama_request, json_schema) == 96 &&
@@ -93,13 +93,19 @@ static_assert(sizeof(void *) != 8 || (sizeof(rigllama_request) == 256 && offseto
                                       offsetof(rigllama_request, suffix) == 232 &&
                                       offsetof(rigllama_request, adaptive_target) == 240 &&
                                       offsetof(rigllama_request, adaptive_decay) == 244 &&
-                                      offsetof(rigllama_request, reasoning_budget) == 248),
+                                      offsetof(rigllama_request, reasoning_budget) == 248 &&
+                                      offsetof(rigllama_request, lora_ids) == 256 &&
+                                      offsetof(rigllama_request, lora_scales) == 264 &&
+                                      offsetof(rigllama_request, n_loras) == 272),
               "rigllama_request layout");
 // v0.3's suffix, adaptive-p and reasoning budget on i686 as well, as tests/c/test_contract checks them.
-static_assert(sizeof(void *) != 4 || (sizeof(rigllama_request) == 180 && offsetof(rigllama_request, suffix) == 164 &&
+static_assert(sizeof(void *) != 4 || (sizeof(rigllama_request) == 192 && offsetof(rigllama_request, suffix) == 164 &&
                                       offsetof(rigllama_request, adaptive_target) == 168 &&
                                       offsetof(rigllama_request, adaptive_decay) == 172 &&
-                                      offsetof(rigllama_request, reasoning_budget) == 176),
+                                      offsetof(rigllama_request, reasoning_budget) == 176 &&
+                                      offsetof(rigllama_request, lora_ids) == 180 &&
+                                      offsetof(rigllama_request, lora_scales) == 184 &&
+                                      offsetof(rigllama_request, n_loras) == 188),
               "rigllama_request layout (i686)");
 
 namespace {

@@ -110,6 +110,9 @@ static void test_layout_is_printed_for_bindings(void) {
     FIELD(rigllama_request, adaptive_target);
     FIELD(rigllama_request, adaptive_decay);
     FIELD(rigllama_request, reasoning_budget);
+    FIELD(rigllama_request, lora_ids);
+    FIELD(rigllama_request, lora_scales);
+    FIELD(rigllama_request, n_loras);
     printf("  sizeof(rigllama_usage) = %zu\n", sizeof(rigllama_usage));
     FIELD(rigllama_usage, struct_size);
     FIELD(rigllama_usage, finish_reason);
@@ -195,11 +198,14 @@ static void test_layout_is_printed_for_bindings(void) {
     AT(rigllama_request, adaptive_target, 240, 168);
     AT(rigllama_request, adaptive_decay, 244, 172);
     AT(rigllama_request, reasoning_budget, 248, 176);
+    AT(rigllama_request, lora_ids, 256, 180);
+    AT(rigllama_request, lora_scales, 264, 184);
+    AT(rigllama_request, n_loras, 272, 188);
     AT(rigllama_usage, drafted_tokens, 44, 44);
     AT(rigllama_usage, accepted_tokens, 48, 48);
     AT(rigllama_usage, image_tokens, 52, 52);
 #undef AT
-    CHECK(sizeof(rigllama_request) == (sizeof(void *) == 8 ? 256 : 180), "sizeof request %zu", sizeof(rigllama_request));
+    CHECK(sizeof(rigllama_request) == (sizeof(void *) == 8 ? 280 : 192), "sizeof request %zu", sizeof(rigllama_request));
     CHECK(sizeof(rigllama_usage) == 56, "sizeof usage %zu", sizeof(rigllama_usage));
     CHECK(RIGLLAMA_EVENT_KIND_LOGPROBS == 6 && RIGLLAMA_KV_TYPE_F16 == 0 && RIGLLAMA_KV_TYPE_Q8_0 == 3 &&
               RIGLLAMA_KV_TYPE_IQ4_NL == 8 && RIGLLAMA_FLASH_ATTENTION_AUTO == 0 && RIGLLAMA_FLASH_ATTENTION_ON == 2 &&

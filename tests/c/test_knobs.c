@@ -35,6 +35,15 @@ static char *complete(rigllama_engine *engine, const rigllama_request *request) 
     return text;
 }
 
+/* The request is refused with `status` and a message containing `needle`. */
+static void refused(rigllama_engine *engine, const rigllama_request *request, rigllama_status status,
+                    const char *needle) {
+    char *text = NULL;
+    rigllama_status got = rigllama_engine_complete(engine, request, &text, NULL);
+    CHECK(got == status && text == NULL && strstr(rigllama_last_error(), needle), "refused (%s): status %d, %s",
+          needle, got, rigllama_last_error());
+}
+
 static int count(const char *haystack, const char *needle) {
     int n = 0;
     for (const char *at = strstr(haystack, needle); at; at = strstr(at + 1, needle)) {
@@ -315,6 +324,41 @@ static void test_lora(rigllama_engine *engine, const char *dir) {
     rigllama_engine_describe(engine, &json);
     CHECK(json && strstr(json, "\"lora\":[{\"id\":") && strstr(json, "\"scale\":1.0"), "describe: %s", json ? json : "");
     rigllama_string_free(json);
+    /* Per request: the adapter at scale 1 for this request alone equals scale 1 engine-wide;
+       listing no adapter (lora_ids set, n_loras 0) is the base model whatever the engine-wide
+       scale. */
+    CHECK(rigllama_engine_set_lora_scale(engine, id, 0.0f) == RIGLLAMA_STATUS_OK, "engine-wide scale 0");
+    const float one = 1.0f, too_big = 1000.0f;
+    const uint32_t unknown = 77;
+    rigllama_request own = r;
+    own.lora_ids = &id;
+    own.lora_scales = &one;
+    own.n_loras = 1;
+    rigllama_engine_reset(engine);
+    char *per_request = complete(engine, &own);
+    CHECK(per_request && adapted && strcmp(per_request, adapted) == 0, "per request = engine-wide: %s",
+          per_request ? per_request : "");
+    CHECK(rigllama_engine_set_lora_scale(engine, id, 1.0f) == RIGLLAMA_STATUS_OK, "engine-wide scale 1");
+    rigllama_request none_at_all = r;
+    none_at_all.lora_ids = &id;
+    none_at_all.n_loras = 0;
+    rigllama_engine_reset(engine);
+    char *without = complete(engine, &none_at_all);
+    CHECK(without && base && strcmp(without, base) == 0, "no adapter for this request: the base model");
+    rigllama_request bad = r;
+    bad.lora_ids = &unknown;
+    bad.lora_scales = &one;
+    bad.n_loras = 1;
+    refused(engine, &bad, RIGLLAMA_STATUS_INVALID_ARGUMENT, "lora_ids[0] = 77");
+    bad.lora_ids = &id;
+    bad.lora_scales = &too_big;
+    refused(engine, &bad, RIGLLAMA_STATUS_INVALID_ARGUMENT, "lora_scales[0]");
+    bad.lora_scales = NULL;
+    refused(engine, &bad, RIGLLAMA_STATUS_NULL_ARGUMENT, "lora_scales");
+    bad.lora_ids = NULL;
+    refused(engine, &bad, RIGLLAMA_STATUS_INVALID_ARGUMENT, "lora_ids is NULL");
+    rigllama_string_free(per_request);
+    rigllama_string_free(without);
     CHECK(rigllama_engine_remove_lora(engine, id) == RIGLLAMA_STATUS_OK, "remove");
     rigllama_engine_reset(engine);
     char *back = complete(engine, &r);
