@@ -130,6 +130,16 @@ pub struct rigllama_engine_options {
     /// greedy text matches theirs); 0 (default) = repacked, as llama.cpp does. Not with `fit`
     /// or `rpc_servers`.
     pub no_repack: i32,
+    /// v0.3. The devices that take the offloaded layers (llama.cpp's `--device`): a
+    /// comma-separated UTF-8 list of names as `rigllama_list_devices` reports them
+    /// ("Vulkan0", "CUDA0,CUDA1"), in that order; "none" = the CPU only; NULL (default) =
+    /// llama.cpp's choice (every GPU). A CPU device's name means the CPU. A named device that
+    /// does not exist fails create with INVALID_ARGUMENT naming it and the devices there are;
+    /// one that cannot take the model (out of its memory, its driver fails) fails with
+    /// MODEL_LOAD_FAILED naming it and the cause. With NULL, a GPU that cannot start (no
+    /// driver, no device, out of device memory while loading) leaves the model on the CPU: a
+    /// warning is logged and `describe`'s `gpu_fallback` says why.
+    pub devices: *const c_char,
 }
 
 /// Fills `options` with defaults for `struct_size` bytes (pass `sizeof *options`): whole
@@ -171,6 +181,7 @@ versioned_struct!(input rigllama_engine_options {
     model_offset: 0,
     model_size: 0,
     no_repack: 0,
+    devices: std::ptr::null(),
 });
 
 pub(crate) unsafe fn read_options(
@@ -181,6 +192,7 @@ pub(crate) unsafe fn read_options(
     let chat_template = unsafe { optional_str(raw.chat_template, "options->chat_template") }?;
     let mmproj_path = unsafe { optional_str(raw.mmproj_path, "options->mmproj_path") }?;
     let rpc_servers = unsafe { optional_str(raw.rpc_servers, "options->rpc_servers") }?;
+    let devices = unsafe { optional_str(raw.devices, "options->devices") }?;
     if raw.n_threads < 0 {
         return Err(Error::invalid(format!(
             "n_threads {} is negative; use 0 for the CPUs available",
@@ -278,6 +290,9 @@ pub(crate) unsafe fn read_options(
             Some(list) => crate::engine::parse_rpc_servers(&list)?,
             None => Vec::new(),
         },
+        devices: devices
+            .map(|list| crate::engine::parse_devices(&list))
+            .transpose()?,
     };
     options.validate()?;
     Ok((options, raw))

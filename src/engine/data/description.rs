@@ -1,5 +1,6 @@
 //! What the engine reports about the loaded model and itself (`describe`).
 
+use crate::engine::data::devices::DeviceUse;
 use crate::engine::data::options::{ContextOverflow, FlashAttention, KvType, ThreadPriority};
 use crate::engine::data::tokens::SpecialTokens;
 
@@ -60,6 +61,12 @@ pub struct Description {
     /// The devices of the `rpc_servers`, in their order, with the layers llama.cpp placed on
     /// each; empty without RPC servers.
     pub rpc_devices: Vec<RpcDevice>,
+    /// Every device holding part of the model (the CPU first, for what stays in host
+    /// memory): the layers placed there and the bytes allocated, by purpose.
+    pub devices: Vec<DeviceUse>,
+    /// Why the model runs on the CPU although GPU layers were asked for (a GPU backend
+    /// found no device, or loading onto the GPU failed): `None` when nothing fell back.
+    pub gpu_fallback: Option<String>,
 }
 
 /// A device of an RPC server and what the model put on it.

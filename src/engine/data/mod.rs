@@ -1,5 +1,6 @@
 //! Plain data every front end builds and reads.
 pub(super) mod description;
+pub(super) mod devices;
 pub(super) mod event;
 pub(super) mod grammar_limits;
 pub(super) mod logprobs;

@@ -58,6 +58,14 @@ pub struct EngineOptions {
     /// connected, protocol version compared) before llama.cpp sees it. Needs the `rpc` cargo
     /// feature. Unauthenticated and unencrypted: private networks only.
     pub rpc_servers: Vec<String>,
+    /// The devices that take the offloaded layers, by the names
+    /// [`list_devices`](crate::list_devices) reports ("Vulkan0", "CUDA1", ...), in this order
+    /// (llama.cpp's `--device`): `None` = llama.cpp's choice (every GPU), `Some(vec![])` = none
+    /// (the CPU only). A CPU device's name means the CPU: it adds no offload device. A named
+    /// device that does not exist, or cannot take the model, fails the load naming it; with
+    /// `None`, a GPU that cannot start leaves the model on the CPU with a warning (see
+    /// [`Description::gpu_fallback`](crate::Description::gpu_fallback)).
+    pub devices: Option<Vec<String>>,
 }
 
 /// State checkpoints for models whose memory cannot be cut back to a prefix (recurrent and
@@ -240,6 +248,7 @@ impl EngineOptions {
             checkpoints: Checkpointing::default(),
             mmproj_path: None,
             rpc_servers: Vec::new(),
+            devices: None,
         }
     }
 
@@ -287,6 +296,7 @@ impl EngineOptions {
             }
         }
         self.validate_rpc()?;
+        self.validate_devices()?;
         if self.n_ctx == 0 || self.n_ctx > MAX_N_CTX {
             return Err(Error::invalid(format!(
                 "n_ctx {} is out of range (1..={MAX_N_CTX})",
@@ -397,6 +407,48 @@ impl EngineOptions {
         }
         Ok(())
     }
+
+    fn validate_devices(&self) -> Result<()> {
+        match &self.devices {
+            Some(names) => check_device_names(names),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The most devices `devices` may name.
+pub const MAX_DEVICES: usize = 16;
+
+/// Splits `devices` as the C option gives it: a comma-separated list of device names (spaces
+/// around entries allowed), or "none" for the CPU only.
+pub fn parse_devices(list: &str) -> Result<Vec<String>> {
+    if list.trim() == "none" {
+        return Ok(Vec::new());
+    }
+    let names: Vec<String> = list.split(',').map(|name| name.trim().to_owned()).collect();
+    check_device_names(&names)?;
+    Ok(names)
+}
+
+fn check_device_names(names: &[String]) -> Result<()> {
+    if names.len() > MAX_DEVICES {
+        return Err(Error::invalid(format!(
+            "devices names {} devices; at most {MAX_DEVICES}",
+            names.len()
+        )));
+    }
+    for (i, name) in names.iter().enumerate() {
+        if name.is_empty() || name.chars().any(|c| c.is_control() || c == ',') {
+            return Err(Error::invalid(format!(
+                "devices entry {i} ({name:?}) is not a device name; give names as \
+                 rigllama_list_devices reports them, comma-separated, or \"none\" for the CPU only"
+            )));
+        }
+        if names[..i].contains(name) {
+            return Err(Error::invalid(format!("devices names {name} twice")));
+        }
+    }
+    Ok(())
 }
 
 /// Splits a comma-separated `host:port` list (spaces around entries allowed); "" = none.

@@ -19,6 +19,9 @@ pub(crate) struct EmbeddedLoad<'a> {
     /// Map the file (llama.cpp needs the GGUF's data section 32-byte aligned in the file for
     /// that) or read the tensors into memory.
     pub use_mmap: bool,
+    /// llama.cpp's `no_alloc`: read the metadata and plan every buffer without allocating
+    /// it (what a load would take, for an estimate).
+    pub no_alloc: bool,
     /// llama.cpp's `use_extra_bufts`: repack CPU weights for its fastest kernels.
     pub repack: bool,
     /// ggml device indices to place layers on; `None` = llama.cpp's default list.
@@ -42,6 +45,7 @@ pub(crate) fn load_embedded(load: EmbeddedLoad<'_>) -> Result<LlamaModel, String
         params.load_mode = llama_cpp_sys_2::LLAMA_LOAD_MODE_NONE;
     }
     params.use_extra_bufts = load.repack;
+    params.no_alloc = load.no_alloc;
     // NULL-terminated, alive until the load returns.
     let mut devices: Vec<llama_cpp_sys_2::ggml_backend_dev_t> = Vec::new();
     if let Some(indices) = &load.devices {

@@ -1,6 +1,7 @@
 //! Every extern "C" binding.
 pub(super) mod backend;
 pub(super) mod chat_shim;
+pub(super) mod devices;
 pub(super) mod embedded_model;
 pub(super) mod fit;
 pub(super) mod gguf_tensors;

@@ -2,10 +2,12 @@
 pub(super) mod control_vector;
 pub(super) mod cpu_share;
 pub(super) mod embed;
+pub(super) mod estimate;
 pub(super) mod event_channel;
 pub(super) mod infill;
 pub(super) mod lora;
 pub(super) mod model;
+pub(super) mod offload;
 pub(super) mod prompt;
 pub(super) mod protocol;
 pub(super) mod reasoning_budget;

@@ -23,14 +23,17 @@ use crate::engine::data::tokens::SpecialTokens;
 use crate::engine::error::{Error, Result};
 use crate::engine::fault;
 use crate::engine::llama::backend::{self, capture_placement, capture_problems, LogLevel};
+use crate::engine::llama::devices;
 use crate::engine::llama::embedded_model::{load_embedded, EmbeddedLoad};
 use crate::engine::llama::fit::fit_to_memory;
 use crate::engine::llama::memory::memory_use;
+use crate::engine::llama::raw::raw_context;
 use crate::engine::llama::rpc::{self, RpcServers};
 use crate::engine::llama::threadpool::ThreadPool;
 use crate::engine::llama::vision::Vision;
 use crate::engine::worker::cpu_share::cpu_share;
 use crate::engine::worker::lora::{Adapters, LoraChange};
+use crate::engine::worker::offload::Offload;
 use crate::engine::worker::protocol::WorkerShared;
 use crate::engine::worker::protocol::{LoadOrder, LoadReport};
 use crate::engine::worker::thread_priority;
@@ -97,148 +100,31 @@ impl LoadedModel {
         let fingerprint = fingerprint_of(path, options.model_offset, summary.data_offset)?;
         fault::check("check_file")?;
 
-        let reports = order.reports.clone();
-        let abort = order.abort.clone();
-        let mut params = LlamaModelParams::default().with_progress_callback(move |fraction| {
-            let _ = reports.send(LoadReport::Progress(fraction));
-            !abort.load(Ordering::SeqCst)
-        });
-        if options.fit.is_none() {
-            params = params.with_n_gpu_layers(options.n_gpu_layers.unwrap_or(u32::MAX));
-        }
         // RPC servers are checked here, before llama.cpp sees them (it aborts on any failure).
         let rpc_servers = if options.rpc_servers.is_empty() {
             None
         } else {
             Some(rpc::attach(&options.rpc_servers)?)
         };
-        let devices = match &rpc_servers {
-            Some(servers) => Some(servers.device_indices()),
-            // Another engine's RPC devices are in ggml's registry: keep this model off them.
-            None => rpc::local_devices(),
-        };
-        if let Some(devices) = &devices {
-            params = params.with_devices(devices).map_err(|e| {
-                Error::ModelLoadFailed(format!("cannot choose the model's devices: {e}"))
-            })?;
-        }
-        let mut params = Box::pin(params);
-        let fitted = match &options.fit {
-            Some(fit) => Some(fit_to_memory(
-                path,
-                params.as_mut(),
-                // n_ctx 0: the fit may choose (it leaves a context the caller set alone).
-                context_params(options, 0, options.n_batch),
-                fit,
-            )?),
-            None => None,
-        };
-        let (model, placement) = capture_placement(|| {
-            if options.needs_raw_load() {
-                // mmap needs the data section 32-byte aligned in the file (llama.cpp's CPU tensor
-                // alignment); an archive that does not keep it is read into memory instead.
-                let use_mmap = (options.model_offset + summary.data_offset).is_multiple_of(32);
-                if !use_mmap {
-                    backend::log(
-                        LogLevel::Info,
-                        &format!(
-                            "the GGUF at offset {} of {} has its data section at byte {}, not a \
-                         multiple of 32: read into memory instead of mapped",
-                            options.model_offset,
-                            path.display(),
-                            options.model_offset + summary.data_offset
-                        ),
-                    );
-                }
-                let reports = order.reports.clone();
-                let abort = order.abort.clone();
-                let mut progress = move |fraction: f32| {
-                    let _ = reports.send(LoadReport::Progress(fraction));
-                    !abort.load(Ordering::SeqCst)
-                };
-                load_embedded(EmbeddedLoad {
-                    path,
-                    offset: options.model_offset,
-                    n_gpu_layers: options
-                        .n_gpu_layers
-                        .map_or(-1, |n| n.min(i32::MAX as u32) as i32),
-                    use_mmap,
-                    repack: options.cpu_repack,
-                    devices: devices.clone(),
-                    progress: &mut progress,
-                })
-            } else {
-                LlamaModel::load_from_file(backend, path, &params).map_err(|e| e.to_string())
+        let mut offload = Offload::plan(options, rpc_servers.as_ref())?;
+        let Weights {
+            ctx,
+            model,
+            placement,
+            n_ctx,
+            n_ctx_train,
+            n_batch,
+            n_threads,
+            fit,
+        } = loop {
+            match load_weights(backend, order, probe, shared, &summary, &offload) {
+                Ok(weights) => break weights,
+                Err(error) => match offload.fall_back(options, &error) {
+                    Some(on_cpu) => offload = on_cpu,
+                    None => return Err(offload.explain(error)),
+                },
             }
-        });
-        if order.abort.load(Ordering::SeqCst) || shared.shutting_down.load(Ordering::SeqCst) {
-            return Err(Error::Cancelled(format!(
-                "loading {} was aborted by the progress callback or by destroy",
-                path.display()
-            )));
-        }
-        let model = Box::new(model.map_err(|e| {
-            Error::ModelLoadFailed(format!(
-                "llama.cpp could not load {} ({e}); is it a complete GGUF model file? \
-                 Set a log callback for llama.cpp's reason",
-                path.display()
-            ))
-        })?);
-        // After the model exists, so the failure path must free it.
-        fault::check("load_model")?;
-
-        let n_ctx_train = model.n_ctx_train();
-        let mut n_ctx = options.n_ctx.min(n_ctx_train.max(1));
-        let fit = fitted.map(|allowed| {
-            let chosen = allowed.unwrap_or(n_ctx_train);
-            let reason = if chosen >= n_ctx {
-                format!(
-                    "fits: the fit allows {chosen} tokens with the margin left free; n_ctx {n_ctx} \
-                     is used"
-                )
-            } else {
-                n_ctx = chosen;
-                format!(
-                    "the context was reduced from {} to {chosen} tokens to leave the margin free",
-                    options.n_ctx.min(n_ctx_train)
-                )
-            };
-            FitReport {
-                n_ctx,
-                n_gpu_layers: params.n_gpu_layers(),
-                reason,
-            }
-        });
-        let n_batch = options.n_batch.min(n_ctx);
-        // Never more threads than the cores: ggml's spinning barriers collapse beyond them.
-        let cores = cpu_share().cores();
-        let n_threads = options.n_threads.map_or(cores, |n| n.min(cores));
-        let mut ctx_params = context_params(options, n_ctx, n_batch)
-            .with_n_threads(n_threads as i32)
-            .with_n_threads_batch(n_threads as i32);
-        if !install_abort_probe(&mut ctx_params, probe) {
-            backend::log(
-                LogLevel::Warn,
-                "llama.cpp abort callback unavailable: cancel waits for the current prompt chunk",
-            );
-        }
-        // SAFETY: the context borrows the boxed model, whose heap address never moves; the
-        // struct's field order drops the context first.
-        let model_ref: &'static LlamaModel = unsafe { &*(model.as_ref() as *const LlamaModel) };
-        let (ctx, problems) = capture_problems(|| model_ref.new_context(backend, ctx_params));
-        let ctx = ctx.map_err(|e| {
-            let why = problems.last().map_or(String::new(), |p| format!(": {p}"));
-            Error::ModelLoadFailed(format!(
-                "llama.cpp could not create a context of {n_ctx} tokens for {} with K cache {}, \
-                 V cache {}, flash attention {:?} ({e}{why}); try a smaller n_ctx, or F16 cache types",
-                path.display(),
-                options.type_k.name(),
-                options.type_v.name(),
-                options.flash_attention
-            ))
-        })?;
-        // After the context exists, so the failure path must free both, context first.
-        fault::check("create_context")?;
+        };
 
         let architecture = model
             .meta_val_str("general.architecture")
@@ -284,7 +170,7 @@ impl LoadedModel {
             n_threads,
             thread_priority: options.thread_priority,
             thread_priority_applied: false,
-            n_gpu_layers: options.n_gpu_layers.map_or(-1, |n| n as i32),
+            n_gpu_layers: offload.n_gpu_layers(options).map_or(-1, |n| n as i32),
             chat_template: format
                 .as_ref()
                 .map(|f| f.text().to_owned())
@@ -313,6 +199,11 @@ impl LoadedModel {
                 .as_ref()
                 .map(|servers| servers.describe(&placement))
                 .unwrap_or_default(),
+            devices: match raw_context(&ctx, &model) {
+                Ok(raw) => devices::usage(raw.as_ptr(), &placement),
+                Err(_) => Vec::new(),
+            },
+            gpu_fallback: offload.fallback.clone(),
         };
         // Nothing fails from here on, so an engine whose reload fails keeps its priority. The
         // pool made next, and every thread the worker starts later, inherits it.
@@ -428,8 +319,182 @@ fn load_vision(
     Ok(None)
 }
 
+/// A model's weights on their devices and its context, as [`load_weights`] made them.
+struct Weights {
+    // Field order is drop order: the context before the model it points into.
+    ctx: LlamaContext<'static>,
+    model: Box<LlamaModel>,
+    /// llama.cpp's "layer N assigned to device NAME", from its log.
+    placement: Vec<(u32, String)>,
+    n_ctx: u32,
+    n_ctx_train: u32,
+    n_batch: u32,
+    n_threads: u32,
+    fit: Option<FitReport>,
+}
+
+/// Loads the weights onto `offload`'s devices (fitting them first when asked) and creates
+/// the context: the part of a load that a GPU that cannot start makes fail, and that runs
+/// again on the CPU then (see [`Offload::fall_back`]).
+fn load_weights(
+    backend: &'static LlamaBackend,
+    order: &LoadOrder,
+    probe: &AbortProbe,
+    shared: &WorkerShared,
+    summary: &gguf_check::GgufSummary,
+    offload: &Offload,
+) -> Result<Weights> {
+    let options = &order.options;
+    let path = &options.model_path;
+    let reports = order.reports.clone();
+    let abort = order.abort.clone();
+    let mut params = LlamaModelParams::default().with_progress_callback(move |fraction| {
+        let _ = reports.send(LoadReport::Progress(fraction));
+        !abort.load(Ordering::SeqCst)
+    });
+    let n_gpu_layers = offload.n_gpu_layers(options);
+    if options.fit.is_none() || offload.fallback.is_some() {
+        params = params.with_n_gpu_layers(n_gpu_layers.unwrap_or(u32::MAX));
+    }
+    if let Some(devices) = &offload.devices {
+        params = params.with_devices(devices).map_err(|e| {
+            Error::ModelLoadFailed(format!("cannot choose the model's devices: {e}"))
+        })?;
+    }
+    let mut params = Box::pin(params);
+    let fitted = match &options.fit {
+        Some(fit) if offload.fallback.is_none() => Some(fit_to_memory(
+            path,
+            params.as_mut(),
+            // n_ctx 0: the fit may choose (it leaves a context the caller set alone).
+            context_params(options, 0, options.n_batch),
+            fit,
+        )?),
+        _ => None,
+    };
+    let (model, placement) = capture_placement(|| {
+        if options.needs_raw_load() {
+            // mmap needs the data section 32-byte aligned in the file (llama.cpp's CPU tensor
+            // alignment); an archive that does not keep it is read into memory instead.
+            let use_mmap = (options.model_offset + summary.data_offset).is_multiple_of(32);
+            if !use_mmap {
+                backend::log(
+                    LogLevel::Info,
+                    &format!(
+                        "the GGUF at offset {} of {} has its data section at byte {}, not a \
+                         multiple of 32: read into memory instead of mapped",
+                        options.model_offset,
+                        path.display(),
+                        options.model_offset + summary.data_offset
+                    ),
+                );
+            }
+            let reports = order.reports.clone();
+            let abort = order.abort.clone();
+            let mut progress = move |fraction: f32| {
+                let _ = reports.send(LoadReport::Progress(fraction));
+                !abort.load(Ordering::SeqCst)
+            };
+            load_embedded(EmbeddedLoad {
+                path,
+                offset: options.model_offset,
+                n_gpu_layers: n_gpu_layers.map_or(-1, |n| n.min(i32::MAX as u32) as i32),
+                use_mmap,
+                no_alloc: false,
+                repack: options.cpu_repack,
+                devices: offload.devices.clone(),
+                progress: &mut progress,
+            })
+        } else {
+            LlamaModel::load_from_file(backend, path, &params).map_err(|e| e.to_string())
+        }
+    });
+    if order.abort.load(Ordering::SeqCst) || shared.shutting_down.load(Ordering::SeqCst) {
+        return Err(Error::Cancelled(format!(
+            "loading {} was aborted by the progress callback or by destroy",
+            path.display()
+        )));
+    }
+    let model = Box::new(model.map_err(|e| {
+        Error::ModelLoadFailed(format!(
+            "llama.cpp could not load {} ({e}); is it a complete GGUF model file? \
+             Set a log callback for llama.cpp's reason",
+            path.display()
+        ))
+    })?);
+    // After the model exists, so the failure path must free it.
+    fault::check("load_model")?;
+
+    let n_ctx_train = model.n_ctx_train();
+    let mut n_ctx = options.n_ctx.min(n_ctx_train.max(1));
+    let fit = fitted.map(|allowed| {
+        let chosen = allowed.unwrap_or(n_ctx_train);
+        let reason = if chosen >= n_ctx {
+            format!(
+                "fits: the fit allows {chosen} tokens with the margin left free; n_ctx {n_ctx} \
+                 is used"
+            )
+        } else {
+            n_ctx = chosen;
+            format!(
+                "the context was reduced from {} to {chosen} tokens to leave the margin free",
+                options.n_ctx.min(n_ctx_train)
+            )
+        };
+        FitReport {
+            n_ctx,
+            n_gpu_layers: params.n_gpu_layers(),
+            reason,
+        }
+    });
+    let n_batch = options.n_batch.min(n_ctx);
+    // Never more threads than the cores: ggml's spinning barriers collapse beyond them.
+    let cores = cpu_share().cores();
+    let n_threads = options.n_threads.map_or(cores, |n| n.min(cores));
+    let mut ctx_params = context_params(options, n_ctx, n_batch)
+        .with_n_threads(n_threads as i32)
+        .with_n_threads_batch(n_threads as i32);
+    if !install_abort_probe(&mut ctx_params, probe) {
+        backend::log(
+            LogLevel::Warn,
+            "llama.cpp abort callback unavailable: cancel waits for the current prompt chunk",
+        );
+    }
+    // SAFETY: the context borrows the boxed model, whose heap address never moves; `Weights`'
+    // field order (and `LoadedModel`'s) drops the context first.
+    let model_ref: &'static LlamaModel = unsafe { &*(model.as_ref() as *const LlamaModel) };
+    let (ctx, problems) = capture_problems(|| model_ref.new_context(backend, ctx_params));
+    let ctx = ctx.map_err(|e| {
+        let why = problems.last().map_or(String::new(), |p| format!(": {p}"));
+        Error::ModelLoadFailed(format!(
+            "llama.cpp could not create a context of {n_ctx} tokens for {} with K cache {}, \
+             V cache {}, flash attention {:?} ({e}{why}); try a smaller n_ctx, or F16 cache types",
+            path.display(),
+            options.type_k.name(),
+            options.type_v.name(),
+            options.flash_attention
+        ))
+    })?;
+    // After the context exists, so the failure path must free both, context first.
+    fault::check("create_context")?;
+    Ok(Weights {
+        ctx,
+        model,
+        placement,
+        n_ctx,
+        n_ctx_train,
+        n_batch,
+        n_threads,
+        fit,
+    })
+}
+
 /// The context settings both the fit (which measures them) and the context use.
-fn context_params(options: &EngineOptions, n_ctx: u32, n_batch: u32) -> LlamaContextParams {
+pub(super) fn context_params(
+    options: &EngineOptions,
+    n_ctx: u32,
+    n_batch: u32,
+) -> LlamaContextParams {
     LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(n_ctx))
         .with_n_batch(n_batch)
