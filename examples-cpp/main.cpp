@@ -49,7 +49,7 @@ static_assert(sizeof(void *) != 8 || (sizeof(rigllama_usage) == 56 && offsetof(r
 static_assert(sizeof(void *) != 4 || (sizeof(rigllama_usage) == 56 && offsetof(rigllama_usage, image_tokens) == 52),
               "rigllama_usage layout (i686)");
 static_assert(sizeof(void *) != 8 ||
-                  (sizeof(rigllama_engine_options) == 168 && offsetof(rigllama_engine_options, context_overflow) == 56 &&
+                  (sizeof(rigllama_engine_options) == 176 && offsetof(rigllama_engine_options, context_overflow) == 56 &&
                    offsetof(rigllama_engine_options, n_seq) == 60 && offsetof(rigllama_engine_options, type_k) == 64 &&
                    offsetof(rigllama_engine_options, fit_min_ctx) == 80 &&
                    offsetof(rigllama_engine_options, fit_margins_mib) == 88 &&
@@ -61,11 +61,12 @@ static_assert(sizeof(void *) != 8 ||
                    offsetof(rigllama_engine_options, rpc_servers) == 136 &&
                    offsetof(rigllama_engine_options, model_offset) == 144 &&
                    offsetof(rigllama_engine_options, model_size) == 152 &&
-                   offsetof(rigllama_engine_options, no_repack) == 160),
+                   offsetof(rigllama_engine_options, no_repack) == 160 &&
+                   offsetof(rigllama_engine_options, devices) == 168),
               "rigllama_engine_options layout");
 // i686 (uint64_t is 4-aligned in structs there), as tests/c/test_contract checks it.
 static_assert(sizeof(void *) != 4 ||
-                  (sizeof(rigllama_engine_options) == 116 &&
+                  (sizeof(rigllama_engine_options) == 120 && offsetof(rigllama_engine_options, devices) == 116 &&
                    offsetof(rigllama_engine_options, rpc_servers) == 92 &&
                    offsetof(rigllama_engine_options, model_offset) == 96 &&
                    offsetof(rigllama_engine_options, no_repack) == 112 &&

@@ -266,7 +266,11 @@ pub unsafe extern "C" fn rigllama_engine_count_tokens(
 /// applied it), special_tokens ({"bos","eos","eot","fim_pre",...}: the ids the vocabulary
 /// has), chat_template_error (null, or why a Jinja template — the chat_template option's, else
 /// the GGUF's — could not be used, in llama.cpp's parser's words; chats then use
-/// chat_template_source's template).
+/// chat_template_source's template), devices ([{"name","type","layers","memory":
+/// {"model_bytes","kv_cache_bytes","compute_bytes"},"memory_total","memory_free"}]: every
+/// device holding part of the model, the CPU first — for host memory — with the layers placed
+/// there), gpu_fallback (null, or why the model runs on the CPU although GPU layers were asked
+/// for: a GPU backend found no device, or loading onto the GPU failed).
 #[no_mangle]
 pub unsafe extern "C" fn rigllama_engine_describe(
     engine: *mut rigllama_engine,

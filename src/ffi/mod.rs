@@ -45,8 +45,11 @@ mod embed;
 mod lora;
 // rigllama_engine_save_snapshot, _load_snapshot
 mod snapshot;
+// rigllama_list_devices, rigllama_estimate
+mod devices;
 
 pub use boundary::*;
+pub use devices::*;
 pub use embed::*;
 pub use engine::*;
 pub use enums::*;

@@ -64,6 +64,7 @@ static void test_layout_is_printed_for_bindings(void) {
     FIELD(rigllama_engine_options, model_offset);
     FIELD(rigllama_engine_options, model_size);
     FIELD(rigllama_engine_options, no_repack);
+    FIELD(rigllama_engine_options, devices);
     printf("  sizeof(rigllama_request) = %zu\n", sizeof(rigllama_request));
     FIELD(rigllama_request, struct_size);
     FIELD(rigllama_request, max_tokens);
@@ -171,7 +172,8 @@ static void test_layout_is_printed_for_bindings(void) {
     AT(rigllama_engine_options, model_offset, 144, 96);
     AT(rigllama_engine_options, model_size, 152, 104);
     AT(rigllama_engine_options, no_repack, 160, 112);
-    CHECK(sizeof(rigllama_engine_options) == (sizeof(void *) == 8 ? 168 : 116), "sizeof options %zu",
+    AT(rigllama_engine_options, devices, 168, 116);
+    CHECK(sizeof(rigllama_engine_options) == (sizeof(void *) == 8 ? 176 : 120), "sizeof options %zu",
           sizeof(rigllama_engine_options));
     AT(rigllama_request, presence_penalty, 120, 80);
     AT(rigllama_request, frequency_penalty, 124, 84);
@@ -254,6 +256,7 @@ static void test_init_writes_defaults_and_respects_struct_size(void) {
     CHECK(options.rpc_servers == NULL, "rpc_servers default");
     CHECK(options.model_offset == 0 && options.model_size == 0 && options.no_repack == 0,
           "pack-file range and repacking defaults");
+    CHECK(options.devices == NULL, "devices default");
 
     /* Smaller than v0.1's request (which ended where priority begins): refused, and nothing
      * written. */
@@ -434,6 +437,15 @@ static void test_bad_model_files_fail_cleanly(void) {
               strstr(rigllama_last_error(), "no_repack 2"),
           "no_repack 2: %s", rigllama_last_error());
     options.no_repack = 0;
+    /* A device that is not there: INVALID_ARGUMENT naming it and the devices there are. */
+    options.devices = "NoSuchGPU0";
+    CHECK(rigllama_engine_create(&options, &engine) == RIGLLAMA_STATUS_INVALID_ARGUMENT && engine == NULL &&
+              strstr(rigllama_last_error(), "NoSuchGPU0") && strstr(rigllama_last_error(), "CPU"),
+          "an unknown device: %s", rigllama_last_error());
+    options.devices = "CPU,,CPU";
+    CHECK(rigllama_engine_create(&options, &engine) == RIGLLAMA_STATUS_INVALID_ARGUMENT,
+          "an empty device name: %s", rigllama_last_error());
+    options.devices = NULL;
     options.struct_size = 8;
     CHECK(rigllama_engine_create(&options, &engine) == RIGLLAMA_STATUS_INVALID_ARGUMENT, "small struct_size");
     CHECK(strstr(rigllama_last_error(), "rigllama_engine_options_init") != NULL, "says call init: %s", rigllama_last_error());
@@ -893,6 +905,63 @@ static void test_a_template_that_does_not_parse_says_why(void) {
     rigllama_engine_destroy(engine);
 }
 
+/* The number after the first `"key":` at or after `from` (0 when absent). */
+static unsigned long long json_number(const char *from, const char *key) {
+    char needle[64];
+    snprintf(needle, sizeof needle, "\"%s\":", key);
+    const char *at = from ? strstr(from, needle) : NULL;
+    return at ? strtoull(at + strlen(needle), NULL, 10) : 0;
+}
+
+static void test_devices_are_listed_chosen_and_estimated(void) {
+    char *json = NULL;
+    CHECK(rigllama_list_devices(NULL) == RIGLLAMA_STATUS_NULL_ARGUMENT, "list_devices(NULL)");
+    CHECK(rigllama_list_devices(&json) == RIGLLAMA_STATUS_OK && json, "list_devices: %s", rigllama_last_error());
+    CHECK(json && strstr(json, "{\"name\":\"CPU\"") && strstr(json, "\"type\":\"cpu\"") &&
+              json_number(json, "memory_total") > (1ull << 30),
+          "the CPU is listed: %s", json ? json : "");
+    rigllama_string_free(json);
+
+    rigllama_engine_options options;
+    rigllama_engine_options_init(&options, sizeof options);
+    options.model_path = model_path;
+    char *estimate = NULL;
+    CHECK(rigllama_estimate(NULL, &estimate) == RIGLLAMA_STATUS_NULL_ARGUMENT && !estimate, "estimate(NULL)");
+    CHECK(rigllama_estimate(&options, NULL) == RIGLLAMA_STATUS_NULL_ARGUMENT, "estimate out NULL");
+    options.fit = 1;
+    CHECK(rigllama_estimate(&options, &estimate) == RIGLLAMA_STATUS_INVALID_ARGUMENT && !estimate &&
+              strstr(rigllama_last_error(), "fit"),
+          "estimate with fit: %s", rigllama_last_error());
+    options.fit = 0;
+    CHECK(rigllama_estimate(&options, &estimate) == RIGLLAMA_STATUS_OK && estimate, "estimate: %s",
+          rigllama_last_error());
+    const char *total = estimate ? strstr(estimate, "\"total\"") : NULL;
+    CHECK(estimate && json_number(estimate, "n_ctx") == 4096 && total, "estimate: %s", estimate ? estimate : "");
+
+    options.devices = "CPU";
+    rigllama_engine *engine = NULL;
+    CHECK(rigllama_engine_create(&options, &engine) == RIGLLAMA_STATUS_OK, "create on \"CPU\": %s",
+          rigllama_last_error());
+    if (engine && total) {
+        char *described = NULL;
+        rigllama_engine_describe(engine, &described);
+        const char *memory = described ? strstr(described, "\"memory\":{") : NULL;
+        CHECK(described && strstr(described, "\"devices\":[{\"name\":\"CPU\",\"type\":\"cpu\"") &&
+                  strstr(described, "\"gpu_fallback\":null"),
+              "describe's devices: %s", described ? described : "");
+        const char *keys[] = {"model_bytes", "kv_cache_bytes", "compute_bytes"};
+        for (int i = 0; i < 3; i++) {
+            double planned = (double)json_number(total, keys[i]);
+            double real = (double)json_number(memory, keys[i]);
+            CHECK(real > 0 && planned > 0.9 * real && planned < 1.1 * real, "estimate %s %.0f vs allocated %.0f",
+                  keys[i], planned, real);
+        }
+        rigllama_string_free(described);
+        rigllama_engine_destroy(engine);
+    }
+    rigllama_string_free(estimate);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s MODEL.gguf\n", argv[0]);
@@ -924,6 +993,7 @@ int main(int argc, char **argv) {
     test_destroy_from_another_thread_mid_stream();
     test_a_template_that_does_not_parse_says_why();
     test_a_model_range_and_no_repack_load();
+    test_devices_are_listed_chosen_and_estimated();
 
     printf("test_contract: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
