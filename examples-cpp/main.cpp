@@ -13,7 +13,10 @@
 // (scripts/make-control-vector: strength 0 is the base model, 1 changes the text, clearing
 // restores it, one for another width is refused) (a part whose variable is unset prints "skip"),
 // and checks Request::reasoning_budget: unlimited by default, -2 refused, and 8 on this model
-// (whose template has no thinking block) the same reply as without. Also checks the engine
+// (whose template has no thinking block) the same reply as without, and per-request LoRA
+// (Request::lora) with the adapter in $RIGLLAMA_LORA_DIR (scripts/make-lora-adapter): on for one
+// request it is the text the adapter gives engine-wide, no_lora() the base model's, an unknown
+// id or a scale of 1000 refused. Also checks the engine
 // options' defaults for state checkpoints (32, 512 MiB), mmproj_path (NULL) and thread_priority
 // (NORMAL) and what describe reports of checkpoints and thread priority, that an unknown
 // thread_priority is refused, that this library (built without the mtmd cargo feature) refuses
@@ -99,7 +102,8 @@ static_assert(sizeof(void *) != 8 || (sizeof(rigllama_request) == 280 && offseto
                                       offsetof(rigllama_request, lora_scales) == 264 &&
                                       offsetof(rigllama_request, n_loras) == 272),
               "rigllama_request layout");
-// v0.3's suffix, adaptive-p and reasoning budget on i686 as well, as tests/c/test_contract checks them.
+// v0.3's suffix, adaptive-p, reasoning budget and per-request LoRA on i686 as well, as
+// tests/c/test_contract checks them.
 static_assert(sizeof(void *) != 4 || (sizeof(rigllama_request) == 192 && offsetof(rigllama_request, suffix) == 164 &&
                                       offsetof(rigllama_request, adaptive_target) == 168 &&
                                       offsetof(rigllama_request, adaptive_decay) == 172 &&
@@ -765,6 +769,80 @@ void reasoning_budget(rigllama::Engine &engine) {
     }
 }
 
+// v0.3 per-request LoRA (Request::lora) on the shared engine, with $RIGLLAMA_LORA_DIR's adapter
+// added at engine-wide scale 0: the greedy text is the base model's; the adapter at 1 for one
+// request changes it, and is exactly the text scale 1 engine-wide gives a plain request; with it
+// at 1 engine-wide, no_lora() (an empty list) gives the base text again and engine_lora() the
+// adapted one; an unknown id and a scale of 1000 throw INVALID_ARGUMENT naming them. Each greedy
+// run from an empty cache (greedy text repeats only from the same cache state). The adapter is
+// removed after, whatever happens (snapshots are refused while one is applied).
+void per_request_lora(rigllama::Engine &engine) {
+    const char *dir = std::getenv("RIGLLAMA_LORA_DIR");
+    if (!dir || !*dir) {
+        std::cout << "skip  per-request LoRA: RIGLLAMA_LORA_DIR is not set "
+                     "(scripts/make-lora-adapter MODEL DIR makes the adapters)" << std::endl;
+        return;
+    }
+    rigllama::Request request("The capital of France is");
+    request.raw().max_tokens(16).temperature(0.0f);
+    expect(request.c().lora_ids == nullptr && request.c().lora_scales == nullptr && request.c().n_loras == 0,
+           "lora_ids is NULL by default (the engine-wide adapters)");
+    auto greedy = [&](const rigllama::Request &r) {
+        engine.reset();
+        return engine.complete(r);
+    };
+    const uint32_t id = engine.add_lora(std::string(dir) + "/gemma3-270m-lora.gguf", 0.0f);
+    struct Removed {
+        rigllama::Engine &engine;
+        uint32_t id;
+        ~Removed() {
+            try {
+                engine.remove_lora(id);
+            } catch (const rigllama::Error &e) {
+                std::cout << "FAIL  remove_lora: " << e.what() << std::endl;
+                failures++;
+            }
+        }
+    } removed{engine, id};
+    std::string base = greedy(request);
+    rigllama::Request own = request;
+    own.lora({{id, 1.0f}});
+    expect(own.c().lora_ids != nullptr && own.c().lora_ids[0] == id && own.c().lora_scales != nullptr &&
+               own.c().lora_scales[0] == 1.0f && own.c().n_loras == 1,
+           "lora({{id, 1}}) fills in lora_ids, lora_scales and n_loras 1");
+    std::string adapted = greedy(own);
+    std::cout << "[lora] base " << json_string(base) << "; adapter at 1 for the request " << json_string(adapted)
+              << std::endl;
+    expect(adapted != base, "the adapter at 1 for one request changes the text (engine-wide scale 0)");
+    engine.set_lora_scale(id, 1.0f);
+    std::string wide = greedy(request);
+    expect(wide == adapted, "the adapter at 1 engine-wide gives a plain request the per-request text (got " +
+                                json_string(wide) + ")");
+    rigllama::Request none = request;
+    none.no_lora();
+    expect(none.c().lora_ids != nullptr && none.c().n_loras == 0, "no_lora(): lora_ids set, n_loras 0");
+    std::string without = greedy(none);
+    expect(without == base, "no_lora() with the adapter at 1 engine-wide: the base text (got " +
+                                json_string(without) + ")");
+    std::string back = greedy(none.engine_lora());
+    expect(none.c().lora_ids == nullptr && back == adapted,
+           "engine_lora(): the engine-wide adapter again (got " + json_string(back) + ")");
+    try {
+        engine.complete(rigllama::Request(request).lora({{77, 1.0f}}));
+        expect(false, "an unknown lora id throws");
+    } catch (const rigllama::Error &e) {
+        expect(e.status() == RIGLLAMA_STATUS_INVALID_ARGUMENT && std::strstr(e.what(), "lora_ids[0] = 77"),
+               std::string("an unknown lora id throws INVALID_ARGUMENT: ") + e.what());
+    }
+    try {
+        engine.complete(rigllama::Request(request).lora({{id, 1000.0f}}));
+        expect(false, "a lora scale of 1000 throws");
+    } catch (const rigllama::Error &e) {
+        expect(e.status() == RIGLLAMA_STATUS_INVALID_ARGUMENT && std::strstr(e.what(), "lora_scales[0]"),
+               std::string("a lora scale of 1000 throws INVALID_ARGUMENT: ") + e.what());
+    }
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -843,6 +921,7 @@ int main(int argc, char **argv) {
         adaptive_p(engine);
         control_vector(model);
         reasoning_budget(engine);
+        per_request_lora(engine);
     } catch (const std::exception &e) {
         std::cout << "FAIL  unexpected exception: " << e.what() << std::endl;
         return 1;

@@ -50,6 +50,11 @@
 //   rigllama::Request why("Why is the sky blue?");  // v0.3: a thinking model (Qwen3, DeepSeek-R1)
 //   engine.complete(why.reasoning_budget(256));      // thinks for at most 256 tokens (0: none)
 //
+//   uint32_t style = engine.add_lora("style.gguf", 0.0f);  // v0.3: LoRA per request: off engine-wide,
+//   engine.complete(request.lora({{style, 1.0f}}));       // on for this request alone;
+//   engine.complete(request.no_lora());                   // no adapter at all (request.engine_lora():
+//                                                         // the engine-wide ones again, the default)
+//
 // Handles are std::unique_ptr with deleters that call the library's own free functions, so
 // engines, jobs and returned strings are released exactly once, even when an exception
 // unwinds. A failed call throws rigllama::Error carrying the status and the thread's
@@ -138,6 +143,18 @@ struct EngineOptions : rigllama_engine_options {
     }
 };
 
+// v0.3: one adapter of a request's own LoRA set (Request::lora): an id from Engine::add_lora
+// and the scale it has for that request.
+struct LoraScale {
+    uint32_t id;
+    float scale;
+};
+
+namespace detail {
+// What an empty per-request LoRA set points lora_ids at: set, but with n_loras 0.
+inline constexpr uint32_t no_lora_ids[1] = {0};
+} // namespace detail
+
 // A request that owns its strings, so the pointers in the C struct stay valid as long as it
 // lives (the library copies them during each call anyway).
 class Request {
@@ -207,6 +224,35 @@ public:
     // the answer follows. A template without a thinking block has nothing to limit; with a
     // grammar or json_schema the budget is not applied. Below -1 throws Error (INVALID_ARGUMENT).
     Request &reasoning_budget(int32_t tokens) { c_.reasoning_budget = tokens; return *this; }
+    // v0.3: this request's own LoRA adapters, in place of the engine-wide ones: exactly these
+    // (ids from Engine::add_lora) at these scales (0 = no effect, 1 = as trained), every other
+    // loaded adapter off for this request; the engine-wide scales are left as they are. An
+    // empty list, lora({}) or no_lora(), is no adapter at all (the base model). engine_lora()
+    // goes back to the default: the engine-wide adapters at their engine-wide scales. An id not
+    // loaded, an id given twice or a scale outside +-100 throws Error (INVALID_ARGUMENT) naming
+    // it (e.g. "lora_ids[0] = 77"); at most 64. Requests with different sets never share a
+    // decode (they take turns), and a cached prefix is reused only by requests with the same set.
+    Request &lora(std::vector<LoraScale> adapters) {
+        std::vector<uint32_t> ids;
+        std::vector<float> scales;
+        ids.reserve(adapters.size());
+        scales.reserve(adapters.size());
+        for (const LoraScale &adapter : adapters) {
+            ids.push_back(adapter.id);
+            scales.push_back(adapter.scale);
+        }
+        lora_ids_ = std::move(ids);
+        lora_scales_ = std::move(scales);
+        return *this;
+    }
+    // v0.3: no LoRA adapter for this request, whatever is applied engine-wide (= lora({})).
+    Request &no_lora() { return lora({}); }
+    // v0.3: the engine-wide adapters at their engine-wide scales (the default; undoes lora()).
+    Request &engine_lora() {
+        lora_ids_.reset();
+        lora_scales_.clear();
+        return *this;
+    }
     // v0.2: 1..20 makes a job deliver RIGLLAMA_EVENT_KIND_LOGPROBS events with this many
     // alternatives per token (and chat() a "logprobs" member).
     Request &n_logprobs(uint32_t n) { c_.n_logprobs = n; return *this; }
@@ -253,6 +299,10 @@ public:
         c_.prompt_tokens = prompt_tokens_ ? prompt_tokens_->data() : nullptr;
         c_.n_prompt_tokens = prompt_tokens_ ? prompt_tokens_->size() : 0;
         c_.suffix = suffix_ ? suffix_->c_str() : nullptr;
+        // An empty set still needs a non-NULL lora_ids (NULL means the engine-wide adapters).
+        c_.lora_ids = !lora_ids_ ? nullptr : lora_ids_->empty() ? detail::no_lora_ids : lora_ids_->data();
+        c_.lora_scales = lora_scales_.empty() ? nullptr : lora_scales_.data();
+        c_.n_loras = lora_ids_ ? lora_ids_->size() : 0;
         return c_;
     }
 
@@ -271,6 +321,8 @@ private:
     mutable std::vector<const char *> breaker_ptrs_;
     std::optional<std::vector<int32_t>> prompt_tokens_;
     std::optional<std::string> suffix_;
+    std::optional<std::vector<uint32_t>> lora_ids_;
+    std::vector<float> lora_scales_;
 };
 
 // v0.3: rigllama_engine_tokenize's flags, OR-ed. Both (the default of Engine::tokenize and

@@ -16,7 +16,9 @@
 #                           (unless set: scripts/make-reranker-model MODEL into the cache, the same),
 #                           and the control-vector tests' directory, RIGLLAMA_CONTROL_VECTOR_DIR
 #                           (unless set: scripts/make-control-vector MODEL into the cache's
-#                           models/control-vectors, the same)
+#                           models/control-vectors, the same), and the per-request LoRA tests'
+#                           adapters, RIGLLAMA_LORA_DIR (unless set: scripts/make-lora-adapter
+#                           MODEL into the cache's models/lora, the same)
 passed=0
 failed=0
 reason=""
@@ -102,4 +104,6 @@ fixture_models() {
         "$models/bert-reranker-3x64-random.gguf"
     fixture RIGLLAMA_CONTROL_VECTOR_DIR "the control-vector tests' fixtures" make-control-vector "$model" \
         "$models/control-vectors"
+    fixture RIGLLAMA_LORA_DIR "the per-request LoRA tests' adapters" make-lora-adapter "$model" \
+        "$models/lora"
 }

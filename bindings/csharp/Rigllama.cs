@@ -178,6 +178,17 @@ namespace Rigllama
         // the answer follows. A template without a thinking block has nothing to limit; with a
         // grammar or json_schema the budget is not applied. Below -1: InvalidArgument.
         public int reasoning_budget;
+        // v0.3: this request's own LoRA adapters, in place of the engine-wide ones: lora_ids
+        // (const uint32_t *: ids from AddLora), lora_scales (const float *: one per id; 0 = no
+        // effect, 1 = as trained) and n_loras (size_t; at most 64). lora_ids IntPtr.Zero (the
+        // default) = the engine-wide adapters at their engine-wide scales; set = exactly these
+        // adapters at these scales, every other loaded adapter off for this request; set with
+        // n_loras 0 = no adapter at all. LoraSet.Apply fills in all three. An id not loaded, an
+        // id given twice or a scale outside ±100: InvalidArgument naming it ("lora_ids[0] = 77");
+        // lora_scales IntPtr.Zero with n_loras > 0: NullArgument.
+        public IntPtr lora_ids;
+        public IntPtr lora_scales;
+        public UIntPtr n_loras;
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -206,6 +217,77 @@ namespace Rigllama
         public IntPtr text;                // borrowed until the next poll
         public UIntPtr text_len;
         public IntPtr message;
+    }
+
+    // v0.3: one adapter of a request's own LoRA set (LoraSet): an id from AddLora and the scale
+    // it has for that request.
+    public struct LoraScale
+    {
+        public uint Id;
+        public float Scale;
+        public LoraScale(uint id, float scale) { Id = id; Scale = scale; }
+    }
+
+    // v0.3: a request's own LoRA adapters, copied into unmanaged memory for Request.lora_ids,
+    // lora_scales and n_loras. Apply(ref request) points a request at them: that request gets
+    // exactly these adapters at these scales, every other loaded adapter off (the engine-wide
+    // scales are left as they are); new LoraSet() (no adapters) is no adapter at all, the base
+    // model. LoraSet.EngineWide(ref request) undoes it (the default: the engine-wide adapters at
+    // their engine-wide scales). The memory lives until Dispose, so keep the set (a using block)
+    // until the calls that use the request have returned; the library copies it during each.
+    // Requests with different sets never share a decode (they take turns), and a cached prefix
+    // is reused only by requests with the same set.
+    public sealed class LoraSet : IDisposable
+    {
+        IntPtr ids, scales;
+        readonly int count;
+
+        public LoraSet(params LoraScale[] adapters)
+        {
+            count = adapters == null ? 0 : adapters.Length;
+            // Room for one id at least, so that an empty set reaches C as set (no adapter at
+            // all) rather than as NULL (the engine-wide adapters).
+            ids = Marshal.AllocHGlobal(Math.Max(count, 1) * sizeof(uint));
+            if (count > 0)
+            {
+                scales = Marshal.AllocHGlobal(count * sizeof(float));
+                var idValues = new int[count];
+                var scaleValues = new float[count];
+                for (int i = 0; i < count; i++)
+                {
+                    idValues[i] = unchecked((int)adapters[i].Id);
+                    scaleValues[i] = adapters[i].Scale;
+                }
+                Marshal.Copy(idValues, 0, ids, count);
+                Marshal.Copy(scaleValues, 0, scales, count);
+            }
+        }
+
+        public int Count { get { return count; } }
+
+        // Points request's lora_ids, lora_scales and n_loras at this set.
+        public void Apply(ref Request request)
+        {
+            if (ids == IntPtr.Zero) throw new ObjectDisposedException("LoraSet");
+            request.lora_ids = ids;
+            request.lora_scales = scales;
+            request.n_loras = (UIntPtr)count;
+        }
+
+        // Clears request's lora_ids, lora_scales and n_loras: the engine-wide adapters again.
+        public static void EngineWide(ref Request request)
+        {
+            request.lora_ids = IntPtr.Zero;
+            request.lora_scales = IntPtr.Zero;
+            request.n_loras = UIntPtr.Zero;
+        }
+
+        public void Dispose()
+        {
+            Marshal.FreeHGlobal(ids);   // IntPtr.Zero: a no-op
+            Marshal.FreeHGlobal(scales);
+            ids = scales = IntPtr.Zero;
+        }
     }
 
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
@@ -371,14 +453,14 @@ namespace Rigllama
                    "max_checkpoint_bytes", 104, "max_checkpoints", 112, "mmproj_path", 120,
                    "thread_priority", 128, "rpc_servers", 136, "model_offset", 144, "model_size", 152,
                    "no_repack", 160);
-            Expect(sb, typeof(Request), 256, "raw_prompt", 32, "prompt", 40, "system_prompt", 48, "messages_json", 56, "stop", 64, "n_stop", 72, "priority", 80,
+            Expect(sb, typeof(Request), 280, "raw_prompt", 32, "prompt", 40, "system_prompt", 48, "messages_json", 56, "stop", 64, "n_stop", 72, "priority", 80,
                    "grammar", 88, "json_schema", 96, "tools_json", 104, "tool_choice", 112, "reasoning", 116,
                    "presence_penalty", 120, "frequency_penalty", 124, "penalty_last_n", 128, "dry_multiplier", 132, "dry_base", 136,
                    "dry_allowed_length", 140, "dry_penalty_last_n", 144, "xtc_probability", 148, "xtc_threshold", 152, "typical_p", 156,
                    "top_n_sigma", 160, "mirostat", 164, "mirostat_tau", 168, "mirostat_eta", 172, "n_logprobs", 176,
                    "logit_bias_json", 184, "dry_sequence_breakers", 192, "n_dry_sequence_breakers", 200, "draft_max", 208,
                    "prompt_tokens", 216, "n_prompt_tokens", 224, "suffix", 232, "adaptive_target", 240, "adaptive_decay", 244,
-                   "reasoning_budget", 248);
+                   "reasoning_budget", 248, "lora_ids", 256, "lora_scales", 264, "n_loras", 272);
             Expect(sb, typeof(Usage), 56, "seed", 20, "prompt_ms", 24, "generation_ms", 32, "dropped_tokens", 40,
                    "drafted_tokens", 44, "accepted_tokens", 48, "image_tokens", 52);
             Expect(sb, typeof(Event), 40, "status", 8, "text", 16, "text_len", 24, "message", 32);
@@ -670,6 +752,18 @@ namespace Rigllama
         // Empties the KV cache (after the requests submitted before it), so the next request is
         // evaluated from scratch.
         public void Reset() { Native.Check(Native.rigllama_engine_reset(Handle)); }
+
+        // v0.2: loads the LoRA adapter GGUF at path (made for this engine's model) and applies it
+        // at scale (0 = no effect, 1 = as trained) beside any already applied; returns its id, for
+        // SetLoraScale, RemoveLora and a request's own LoraSet (see Native.AddLora). Empties the KV
+        // cache.
+        public uint AddLora(string path, float scale = 1f) { return Native.AddLora(Handle, path, scale); }
+
+        // v0.2: changes an applied adapter's engine-wide scale; empties the KV cache.
+        public void SetLoraScale(uint loraId, float scale) { Native.SetLoraScale(Handle, loraId, scale); }
+
+        // v0.2: removes an adapter and frees it; empties the KV cache.
+        public void RemoveLora(uint loraId) { Native.RemoveLora(Handle, loraId); }
 
         // v0.3: steers the model with the control vector GGUF at path times strength on layers
         // layerStart..layerEnd (1-based; 0, 0 = every layer) until ClearControlVector (see

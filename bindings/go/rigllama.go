@@ -54,6 +54,14 @@
 // DeepSeek-R1) thinks for before its answer; NewRequest's -1 is unlimited, 0 no thinking:
 //
 //	request.ReasoningBudget = 256
+//
+// Per-request LoRA (v0.3): Request.Lora gives one request its own adapters (ids from AddLora)
+// at its own scales, every other loaded adapter off for it; nil (NewRequest's) keeps the
+// engine-wide adapters, and an empty non-nil slice means no adapter at all:
+//
+//	style, err := engine.AddLora("style.gguf", 0) // off engine-wide
+//	request.Lora = []rigllama.LoraScale{{ID: style, Scale: 1}} // on for this request alone
+//	request.Lora = []rigllama.LoraScale{}                      // the base model, whatever is applied
 package rigllama
 
 /*
@@ -304,6 +312,22 @@ type Request struct {
 	// with Grammar or JSONSchema the budget is not applied. Below -1 fails with
 	// StatusInvalidArgument. (A Request not made by NewRequest has 0 here: no thinking.)
 	ReasoningBudget int32
+	// v0.3: this request's own LoRA adapters, in place of the engine-wide ones: exactly these
+	// (ids from Engine.AddLora) at these scales (0: no effect, 1: as trained), every other
+	// loaded adapter off for this request; the engine-wide scales are left as they are. nil
+	// (the default) keeps the engine-wide adapters at their engine-wide scales; an empty
+	// non-nil slice ([]LoraScale{}) is no adapter at all, the base model. An id not loaded, an
+	// id given twice or a scale outside ±100 fails with StatusInvalidArgument naming it
+	// ("lora_ids[0] = 77"); at most 64. Requests with different sets never share a decode
+	// (they take turns), and a cached prefix is reused only by requests with the same set.
+	Lora []LoraScale
+}
+
+// LoraScale (v0.3) is one adapter of a request's own LoRA set (Request.Lora): an id from
+// Engine.AddLora and the scale it has for that request.
+type LoraScale struct {
+	ID    uint32
+	Scale float32
 }
 
 // NewRequest returns a request for prompt with the defaults of rigllama_request_init.
@@ -436,6 +460,25 @@ func (r Request) toC() (c C.rigllama_request, free func()) {
 		}
 		c.prompt_tokens = array
 		c.n_prompt_tokens = C.size_t(n)
+	}
+	if r.Lora != nil {
+		// C memory (cgo's pointer rules), one entry at least, so that an empty slice reaches C
+		// as set (no adapter at all) rather than as NULL (the engine-wide adapters).
+		n := len(r.Lora)
+		ids := (*C.uint32_t)(C.malloc(C.size_t(n+1) * C.size_t(unsafe.Sizeof(C.uint32_t(0)))))
+		owned = append(owned, (*C.char)(unsafe.Pointer(ids)))
+		c.lora_ids = ids
+		c.n_loras = C.size_t(n)
+		if n > 0 {
+			scales := (*C.float)(C.malloc(C.size_t(n) * C.size_t(unsafe.Sizeof(C.float(0)))))
+			owned = append(owned, (*C.char)(unsafe.Pointer(scales)))
+			idSlice, scaleSlice := unsafe.Slice(ids, n), unsafe.Slice(scales, n)
+			for i, adapter := range r.Lora {
+				idSlice[i] = C.uint32_t(adapter.ID)
+				scaleSlice[i] = C.float(adapter.Scale)
+			}
+			c.lora_scales = scales
+		}
 	}
 	return c, func() {
 		for _, p := range owned {

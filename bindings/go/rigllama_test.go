@@ -944,20 +944,96 @@ func TestReasoningBudget(t *testing.T) {
 	}
 }
 
-// controlVectorDir returns $RIGLLAMA_CONTROL_VECTOR_DIR, the random control vectors for the
-// default model; unset, it makes them with the repository's scripts/make-control-vector (into
-// the cache), and skips the test where that script is not at hand.
-func controlVectorDir(t *testing.T) string {
+// loraDir returns $RIGLLAMA_LORA_DIR, the random LoRA adapters for the default model (else made
+// with scripts/make-lora-adapter).
+func loraDir(t *testing.T) string {
 	t.Helper()
-	if dir := os.Getenv("RIGLLAMA_CONTROL_VECTOR_DIR"); dir != "" {
+	return fixtureDir(t, "RIGLLAMA_LORA_DIR", "make-lora-adapter", "lora", "LoRA adapters")
+}
+
+// Request.Lora on the shared engine, with the adapter added at engine-wide scale 0: the greedy
+// text is the base model's; the adapter at 1 for one request changes it, and is exactly the
+// text scale 1 engine-wide gives a request with Lora nil; with it at 1 engine-wide, an empty
+// non-nil Lora gives the base text again; an unknown id and a scale of 1000 are refused naming
+// them. Each greedy run from an empty cache (greedy text repeats only from the same cache
+// state). The adapter is removed after (snapshots are refused while one is applied).
+func TestPerRequestLora(t *testing.T) {
+	dir := loraDir(t)
+	e := engine(t)
+	request := greedy("The capital of France is", 16)
+	if request.Lora != nil {
+		t.Errorf("NewRequest: Lora %v; want nil (the engine-wide adapters)", request.Lora)
+	}
+	id, err := e.AddLora(filepath.Join(dir, "gemma3-270m-lora.gguf"), 0)
+	if err != nil {
+		t.Fatalf("AddLora: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := e.RemoveLora(id); err != nil {
+			t.Errorf("RemoveLora(%d): %v", id, err)
+		}
+	})
+	run := func(r rigllama.Request) string {
+		t.Helper()
+		if err := e.Reset(); err != nil {
+			t.Fatal(err)
+		}
+		text, _, err := e.Complete(r)
+		if err != nil {
+			t.Fatalf("Complete (Lora %v): %v", r.Lora, err)
+		}
+		return text
+	}
+	base := run(request)
+	own := request
+	own.Lora = []rigllama.LoraScale{{ID: id, Scale: 1}}
+	adapted := run(own)
+	t.Logf("base %q; the adapter at 1 for the request %q", base, adapted)
+	if adapted == base {
+		t.Errorf("Lora [{%d 1}] with the engine-wide scale 0: %q, the base text; want it changed", id, adapted)
+	}
+	if err := e.SetLoraScale(id, 1); err != nil {
+		t.Fatalf("SetLoraScale(%d, 1): %v", id, err)
+	}
+	if wide := run(request); wide != adapted {
+		t.Errorf("engine-wide scale 1, Lora nil: %q; want the per-request text %q", wide, adapted)
+	}
+	none := request
+	none.Lora = []rigllama.LoraScale{}
+	if without := run(none); without != base {
+		t.Errorf("Lora empty (no adapter) with the engine-wide scale 1: %q; want the base text %q", without, base)
+	}
+	for _, tc := range []struct {
+		name   string
+		lora   []rigllama.LoraScale
+		needle string
+	}{
+		{"an unknown id", []rigllama.LoraScale{{ID: 77, Scale: 1}}, "lora_ids[0] = 77"},
+		{"a scale of 1000", []rigllama.LoraScale{{ID: id, Scale: 1000}}, "lora_scales[0]"},
+	} {
+		bad := request
+		bad.Lora = tc.lora
+		var rerr *rigllama.Error
+		if _, _, err := e.Complete(bad); !errors.As(err, &rerr) || rerr.Status != rigllama.StatusInvalidArgument ||
+			!strings.Contains(rerr.Message, tc.needle) {
+			t.Errorf("%s: %v; want StatusInvalidArgument naming %s", tc.name, err, tc.needle)
+		}
+	}
+}
+
+// fixtureDir returns $variable, a directory of the repository's random fixtures for the
+// default model; unset, it makes them with the repository's scripts/<script> into the cache's
+// models/<subdir>, and skips the test where that script is not at hand.
+func fixtureDir(t *testing.T, variable, script, subdir, what string) string {
+	t.Helper()
+	if dir := os.Getenv(variable); dir != "" {
 		return dir
 	}
 	model := modelPath(t)
-	script, err := filepath.Abs(filepath.Join("..", "..", "scripts", "make-control-vector"))
-	if _, statErr := os.Stat(script); err != nil || statErr != nil {
-		t.Skip("RIGLLAMA_CONTROL_VECTOR_DIR is not set and scripts/make-control-vector is not at hand: set it to " +
-			"a directory of control vectors for the model (in the rigllama repository, scripts/make-control-vector " +
-			"MODEL DIR makes them)")
+	path, err := filepath.Abs(filepath.Join("..", "..", "scripts", script))
+	if _, statErr := os.Stat(path); err != nil || statErr != nil {
+		t.Skip(variable + " is not set and scripts/" + script + " is not at hand: set it to a directory of " +
+			what + " for the model (in the rigllama repository, scripts/" + script + " MODEL DIR makes them)")
 	}
 	cache := os.Getenv("RIGLLAMA_CACHE")
 	if cache == "" {
@@ -967,13 +1043,20 @@ func controlVectorDir(t *testing.T) string {
 		}
 		cache = filepath.Join(home, ".cache", "rigllama")
 	}
-	dir := filepath.Join(cache, "models", "control-vectors")
-	cmd := exec.Command(script, model, dir)
+	dir := filepath.Join(cache, "models", subdir)
+	cmd := exec.Command(path, model, dir)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("scripts/make-control-vector: %v", err)
+		t.Fatalf("scripts/%s: %v", script, err)
 	}
 	return dir
+}
+
+// controlVectorDir returns $RIGLLAMA_CONTROL_VECTOR_DIR, the random control vectors for the
+// default model (else made with scripts/make-control-vector).
+func controlVectorDir(t *testing.T) string {
+	t.Helper()
+	return fixtureDir(t, "RIGLLAMA_CONTROL_VECTOR_DIR", "make-control-vector", "control-vectors", "control vectors")
 }
 
 // On an engine of its own: strength 0 gives exactly the base greedy text, strength 1 changes

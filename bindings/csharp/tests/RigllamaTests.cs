@@ -628,6 +628,81 @@ public class RigllamaTests
         StringAssert.Contains("reasoning_budget -2", e.Message);
     }
 
+    // Per-request LoRA on the shared engine, with $RIGLLAMA_LORA_DIR's adapter added at
+    // engine-wide scale 0: the adapter at 1 for one request (a LoraSet) changes the greedy text
+    // and is exactly the text scale 1 engine-wide gives a plain request; with it at 1 engine-wide,
+    // an empty LoraSet gives the base text and LoraSet.EngineWide the adapted one again; an
+    // unknown id, a scale of 1000, lora_scales NULL and lora_ids NULL with n_loras 1 are refused
+    // naming them. Each greedy run from an empty cache (greedy text repeats only from the same
+    // cache state). The adapter is removed after (snapshots are refused while one is applied).
+    [Test]
+    public void APerRequestLoraSetReplacesTheEngineWideAdapters()
+    {
+        ModelPath();
+        string dir = Environment.GetEnvironmentVariable("RIGLLAMA_LORA_DIR");
+        if (string.IsNullOrEmpty(dir))
+            Assert.Ignore("RIGLLAMA_LORA_DIR is not set: set it to a directory of LoRA adapters for the model "
+                          + "(in the rigllama repository, scripts/make-lora-adapter MODEL DIR makes them)");
+        const string prompt = "The capital of France is";
+        Request request = Greedy(16);
+        Assert.AreEqual(IntPtr.Zero, request.lora_ids, "DefaultRequest: lora_ids NULL, the engine-wide adapters");
+        Assert.AreEqual(IntPtr.Zero, request.lora_scales);
+        Assert.AreEqual(UIntPtr.Zero, request.n_loras);
+        Engine engine = Shared();
+        uint id = engine.AddLora(Path.Combine(dir, "gemma3-270m-lora.gguf"), 0f);
+        try
+        {
+            string baseText = CompleteFresh(engine, prompt, request);
+            string adapted;
+            using (var own = new LoraSet(new LoraScale(id, 1f)))
+            {
+                Request r = request;
+                own.Apply(ref r);
+                Assert.AreEqual((UIntPtr)1, r.n_loras);
+                Assert.AreEqual((int)id, Marshal.ReadInt32(r.lora_ids));
+                adapted = CompleteFresh(engine, prompt, r);
+            }
+            Assert.AreNotEqual(baseText, adapted, "the adapter at 1 for one request changes the text");
+            engine.SetLoraScale(id, 1f);
+            Assert.AreEqual(adapted, CompleteFresh(engine, prompt, request), "scale 1 engine-wide: the per-request text");
+            using (var none = new LoraSet())
+            {
+                Request r = request;
+                none.Apply(ref r);
+                Assert.AreNotEqual(IntPtr.Zero, r.lora_ids, "an empty set is set");
+                Assert.AreEqual(UIntPtr.Zero, r.n_loras);
+                Assert.AreEqual(baseText, CompleteFresh(engine, prompt, r), "no adapter at all: the base text");
+                LoraSet.EngineWide(ref r);
+                Assert.AreEqual(adapted, CompleteFresh(engine, prompt, r), "EngineWide: the engine-wide adapter again");
+            }
+            using (var unknown = new LoraSet(new LoraScale(77, 1f)))
+            using (var tooBig = new LoraSet(new LoraScale(id, 1000f)))
+            {
+                Request r = request;
+                unknown.Apply(ref r);
+                AssertRefused(engine, prompt, r, Status.InvalidArgument, "lora_ids[0] = 77");
+                tooBig.Apply(ref r);
+                AssertRefused(engine, prompt, r, Status.InvalidArgument, "lora_scales[0]");
+                r.lora_scales = IntPtr.Zero;
+                AssertRefused(engine, prompt, r, Status.NullArgument, "lora_scales");
+                r.lora_ids = IntPtr.Zero;
+                AssertRefused(engine, prompt, r, Status.InvalidArgument, "lora_ids is NULL");
+            }
+        }
+        finally
+        {
+            engine.RemoveLora(id);
+        }
+    }
+
+    static void AssertRefused(Engine engine, string prompt, Request request, Status status, string named)
+    {
+        Usage usage;
+        var e = Assert.Throws<RigllamaException>(() => engine.Complete(prompt, request, out usage));
+        Assert.AreEqual(status, e.Status, e.Message);
+        StringAssert.Contains(named, e.Message);
+    }
+
     [Test]
     public void AControlVectorSteersTheModelUntilCleared()
     {

@@ -2,7 +2,8 @@
 run them), one engine shared by the tests that can share it, and the model with
 fill-in-the-middle tokens ($RIGLLAMA_FIM_MODEL, else made with scripts/make-fim-model), and the
 control vectors for the model ($RIGLLAMA_CONTROL_VECTOR_DIR, else made with
-scripts/make-control-vector). Tests run one at a time: two engines generating at once on a small
+scripts/make-control-vector), and its LoRA adapters ($RIGLLAMA_LORA_DIR, else made with
+scripts/make-lora-adapter). Tests run one at a time: two engines generating at once on a small
 machine slow each other down a hundredfold."""
 
 from __future__ import annotations
@@ -50,19 +51,33 @@ def fim_model(model: str) -> str:
     return made.stdout.strip().splitlines()[-1]
 
 
-@pytest.fixture(scope="session")
-def control_vector_dir(model: str) -> Path:
-    """$RIGLLAMA_CONTROL_VECTOR_DIR; unset, the repository's scripts/make-control-vector makes the
-    random control vectors for the model (into the cache), and without that script the test skips."""
-    path = os.environ.get("RIGLLAMA_CONTROL_VECTOR_DIR")
+def _fixture_dir(model: str, variable: str, script_name: str, subdir: str, what: str) -> Path:
+    """$variable, a directory of the repository's random fixtures for the model; unset, the
+    repository's scripts/<script_name> makes them (into the cache's models/<subdir>), and without
+    that script the test skips."""
+    path = os.environ.get(variable)
     if path:
         return Path(path)
-    script = Path(__file__).resolve().parents[3] / "scripts" / "make-control-vector"
+    script = Path(__file__).resolve().parents[3] / "scripts" / script_name
     if not script.is_file():
-        pytest.skip("RIGLLAMA_CONTROL_VECTOR_DIR is not set and scripts/make-control-vector is not at hand: set it "
-                    "to a directory of control vectors for the model (in the rigllama repository, "
-                    "scripts/make-control-vector MODEL DIR makes them)")
+        pytest.skip(f"{variable} is not set and scripts/{script_name} is not at hand: set it to a directory of "
+                    f"{what} for the model (in the rigllama repository, scripts/{script_name} MODEL DIR makes them)")
     cache = Path(os.environ.get("RIGLLAMA_CACHE") or Path.home() / ".cache" / "rigllama")
-    directory = cache / "models" / "control-vectors"
+    directory = cache / "models" / subdir
     subprocess.run([sys.executable, str(script), model, str(directory)], check=True, stdout=subprocess.DEVNULL)
     return directory
+
+
+@pytest.fixture(scope="session")
+def control_vector_dir(model: str) -> Path:
+    """$RIGLLAMA_CONTROL_VECTOR_DIR; unset, scripts/make-control-vector makes the random control
+    vectors for the model."""
+    return _fixture_dir(model, "RIGLLAMA_CONTROL_VECTOR_DIR", "make-control-vector", "control-vectors",
+                        "control vectors")
+
+
+@pytest.fixture(scope="session")
+def lora_dir(model: str) -> Path:
+    """$RIGLLAMA_LORA_DIR; unset, scripts/make-lora-adapter makes the random LoRA adapters for the
+    model."""
+    return _fixture_dir(model, "RIGLLAMA_LORA_DIR", "make-lora-adapter", "lora", "LoRA adapters")

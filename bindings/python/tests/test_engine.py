@@ -401,6 +401,34 @@ def test_reasoning_budget_is_unlimited_by_default_and_leaves_a_plain_template_al
     assert raised.value.status == Status.INVALID_ARGUMENT and "reasoning_budget -2" in raised.value.message
 
 
+def test_per_request_lora_replaces_the_engine_wide_adapters(engine: Engine, lora_dir: Path) -> None:
+    assert Request().lora is None  # the engine-wide adapters
+    defaults = _native.Request()  # rigllama_request_init's: lora_ids NULL
+    assert _native.lib.rigllama_request_init(ctypes.byref(defaults), ctypes.sizeof(defaults)) == Status.OK
+    assert not defaults.lora_ids and not defaults.lora_scales and defaults.n_loras == 0
+    request = Request("The capital of France is", max_tokens=16, **GREEDY)
+
+    def greedy(**fields: Any) -> str:
+        engine.reset()  # each from an empty cache: greedy text repeats only from the same state
+        return engine.complete(request, **fields)[0]
+
+    lora_id = engine.add_lora(lora_dir / "gemma3-270m-lora.gguf", 0.0)  # off engine-wide
+    try:
+        base = greedy()
+        adapted = greedy(lora=[(lora_id, 1.0)])  # on for this request alone
+        assert adapted != base, adapted
+        engine.set_lora_scale(lora_id, 1.0)
+        assert greedy() == adapted  # lora=None: the engine-wide adapter, the same text
+        assert greedy(lora=[]) == base  # no adapter at all, whatever is applied engine-wide
+        for lora, named in (([(77, 1.0)], "lora_ids[0] = 77"), ([(lora_id, 1000.0)], "lora_scales[0]"),
+                            ([(-1, 1.0)], "lora_ids[0] = -1")):  # the last refused before the library
+            with pytest.raises(RigllamaError) as raised:
+                engine.complete(request, lora=lora)
+            assert raised.value.status == Status.INVALID_ARGUMENT and named in raised.value.message, raised.value
+    finally:
+        engine.remove_lora(lora_id)  # snapshots are refused while an adapter is applied
+
+
 def test_a_control_vector_steers_the_model_until_cleared(model: str, control_vector_dir: Path) -> None:
     vector = control_vector_dir / "control-vector-random.gguf"
     with Engine(model, n_ctx=1024) as engine:

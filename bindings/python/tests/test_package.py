@@ -29,6 +29,18 @@ def test_structures_match_the_c_layout() -> None:
     assert rigllama.check_layout() == []
 
 
+def test_a_per_request_lora_set_reaches_the_c_struct() -> None:
+    from rigllama import _c_request  # the conversion, without a model
+
+    engine_wide = _c_request(rigllama.Request())
+    assert not engine_wide.lora_ids and not engine_wide.lora_scales and engine_wide.n_loras == 0
+    none = _c_request(rigllama.Request(lora=[]))  # set, but empty: no adapter at all
+    assert none.lora_ids and not none.lora_scales and none.n_loras == 0
+    two = _c_request(rigllama.Request(lora=[(3, 0.5), (1, -2.0)]))
+    assert two.n_loras == 2
+    assert [two.lora_ids[i] for i in range(2)] == [3, 1] and [two.lora_scales[i] for i in range(2)] == [0.5, -2.0]
+
+
 def test_the_package_is_typed() -> None:
     assert (Path(rigllama.__file__).parent / "py.typed").is_file()
     for cls in (rigllama.Usage, rigllama.Event, rigllama.EngineOptions, rigllama.Request):

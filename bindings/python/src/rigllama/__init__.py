@@ -19,6 +19,9 @@
         engine.set_control_vector("vector.gguf", 0.8)        # steer every layer (layer_start=10, layer_end=14:
         engine.clear_control_vector()                        # only those) until cleared
         text, usage = engine.complete("Why?", reasoning_budget=256)   # a thinking model: at most 256 thinking tokens
+        style = engine.add_lora("style.gguf", 0.0)           # LoRA per request: off engine-wide,
+        text, usage = engine.complete("Hi", lora=[(style, 1.0)])   # on for this request alone;
+        text, usage = engine.complete("Hi", lora=[])         # no adapter at all (None: the engine-wide ones)
 
     with rigllama.Engine("coder.gguf") as coder:             # fill-in-the-middle: a model with FIM tokens
         middle, usage = coder.complete(before_gap, suffix=after_gap, raw_prompt=True)   # the middle
@@ -324,7 +327,14 @@ class Request:
     reaches it, the engine writes the block's end tag, as llama.cpp's reasoning-budget sampler
     does, and the answer follows; a template without a thinking block has nothing to limit, and
     with grammar or json_schema the budget is not applied; below -1 raises RigllamaError
-    (INVALID_ARGUMENT)."""
+    (INVALID_ARGUMENT). lora (v0.3): this request's own LoRA adapters, [(lora_id, scale), ...]
+    with ids from Engine.add_lora and scales 0 = no effect, 1 = as trained, in place of the
+    engine-wide ones: exactly these, every other loaded adapter off for this request (the
+    engine-wide scales are left as they are); None (the default) keeps the engine-wide adapters
+    at their engine-wide scales, and [] is no adapter at all (the base model). An id not loaded,
+    an id given twice or a scale outside +-100 raises RigllamaError (INVALID_ARGUMENT) naming it
+    ("lora_ids[0] = 77"); at most 64. Requests with different sets never share a decode (they
+    take turns), and a cached prefix is reused only by requests with the same set."""
 
     prompt: Optional[str] = None
     messages: Optional[JsonText] = None
@@ -367,6 +377,7 @@ class Request:
     adaptive_target: Optional[float] = None
     adaptive_decay: Optional[float] = None
     reasoning_budget: Optional[int] = None
+    lora: Optional[Sequence[Tuple[int, float]]] = None
 
 
 # Request fields copied into the C struct as they are (None: the default stays).
@@ -417,6 +428,19 @@ def _token_array(ids: Sequence[int], what: str) -> Any:
     return (ctypes.c_int32 * len(ids))(*ids)
 
 
+def _lora_arrays(lora: Sequence[Tuple[int, float]]) -> Tuple[Any, Any]:
+    """A per-request LoRA set as C arrays: the ids, with room for one at least so that [] reaches
+    the library as set (no adapter at all) rather than as NULL (the engine-wide adapters), and
+    the scales (None for []). An id that does not fit uint32_t is refused here, as the library
+    refuses one not loaded (ctypes would silently keep its low 32 bits)."""
+    for i, (lora_id, _scale) in enumerate(lora):
+        if not 0 <= lora_id < 2**32:
+            raise RigllamaError(Status.INVALID_ARGUMENT, f"lora_ids[{i}] = {lora_id} is not a 32-bit adapter id")
+    ids = (ctypes.c_uint32 * max(len(lora), 1))(*[lora_id for lora_id, _ in lora])
+    scales = (ctypes.c_float * len(lora))(*[scale for _, scale in lora]) if lora else None
+    return ids, scales
+
+
 def _make_request(prompt: Union[str, Request, None], fields: Dict[str, Any]) -> Request:
     base = prompt if isinstance(prompt, Request) else Request(prompt=prompt)
     return dataclasses.replace(base, **fields)  # TypeError names an unknown field
@@ -443,6 +467,9 @@ def _c_request(r: Request) -> _native.Request:
     if r.prompt_tokens is not None:
         c.prompt_tokens = _token_array(r.prompt_tokens, "prompt_tokens")
         c.n_prompt_tokens = len(r.prompt_tokens)
+    if r.lora is not None:
+        c.lora_ids, c.lora_scales = _lora_arrays(r.lora)
+        c.n_loras = len(r.lora)
     for name in _PLAIN_REQUEST_FIELDS:
         value = getattr(r, name)
         if value is not None:

@@ -111,6 +111,11 @@ class Request(ctypes.Structure):
         ("adaptive_target", ctypes.c_float),  # v0.3: adaptive-p, [0, 1]; negative = off (default -1)
         ("adaptive_decay", ctypes.c_float),  # v0.3: adaptive-p's decay, [0, 0.99] (default 0.90)
         ("reasoning_budget", ctypes.c_int32),  # v0.3: thinking tokens; -1 = unlimited (default), 0 = none
+        # v0.3: this request's own LoRA adapters (ids from add_lora) and their scales, in place of the
+        # engine-wide ones; lora_ids NULL (default) = the engine-wide adapters, non-NULL with n_loras 0 = none
+        ("lora_ids", ctypes.POINTER(ctypes.c_uint32)),
+        ("lora_scales", ctypes.POINTER(ctypes.c_float)),
+        ("n_loras", ctypes.c_size_t),
     ]
 
 
@@ -151,7 +156,7 @@ C_LAYOUT_X86_64: Dict[Type[ctypes.Structure], Tuple[int, Dict[str, int]]] = {
                           "max_checkpoint_bytes": 104, "max_checkpoints": 112, "mmproj_path": 120,
                           "thread_priority": 128, "rpc_servers": 136, "model_offset": 144,
                           "model_size": 152, "no_repack": 160}),
-    Request: (256, {"struct_size": 0, "max_tokens": 4, "temperature": 8, "top_p": 12, "top_k": 16, "min_p": 20,
+    Request: (280, {"struct_size": 0, "max_tokens": 4, "temperature": 8, "top_p": 12, "top_k": 16, "min_p": 20,
                     "repeat_penalty": 24, "seed": 28, "raw_prompt": 32, "prompt": 40, "system_prompt": 48,
                     "messages_json": 56, "stop": 64, "n_stop": 72, "priority": 80, "grammar": 88,
                     "json_schema": 96, "tools_json": 104, "tool_choice": 112, "reasoning": 116,
@@ -161,7 +166,8 @@ C_LAYOUT_X86_64: Dict[Type[ctypes.Structure], Tuple[int, Dict[str, int]]] = {
                     "mirostat_tau": 168, "mirostat_eta": 172, "n_logprobs": 176, "logit_bias_json": 184,
                     "dry_sequence_breakers": 192, "n_dry_sequence_breakers": 200, "draft_max": 208,
                     "prompt_tokens": 216, "n_prompt_tokens": 224, "suffix": 232, "adaptive_target": 240,
-                    "adaptive_decay": 244, "reasoning_budget": 248}),
+                    "adaptive_decay": 244, "reasoning_budget": 248, "lora_ids": 256, "lora_scales": 264,
+                    "n_loras": 272}),
     Usage: (56, {"struct_size": 0, "finish_reason": 4, "prompt_tokens": 8, "cached_prompt_tokens": 12,
                  "completion_tokens": 16, "seed": 20, "prompt_ms": 24, "generation_ms": 32, "dropped_tokens": 40,
                  "drafted_tokens": 44, "accepted_tokens": 48, "image_tokens": 52}),
