@@ -114,6 +114,12 @@ pub(crate) fn choose(names: &[String]) -> Result<Vec<usize>> {
                 " (this library has no GPU backend: build it with the vulkan, cuda or metal \
                  feature)"
                     .to_owned()
+            } else if gpus().is_empty() {
+                format!(
+                    " (the {} backend found no device it can use: no driver, no GPU, or only \
+                     CPU-type devices; llama.cpp's log says more)",
+                    GPU_BACKENDS.join(" and ")
+                )
             } else {
                 String::new()
             };
