@@ -16,7 +16,9 @@
 // (whose template has no thinking block) the same reply as without, and per-request LoRA
 // (Request::lora) with the adapter in $RIGLLAMA_LORA_DIR (scripts/make-lora-adapter): on for one
 // request it is the text the adapter gives engine-wide, no_lora() the base model's, an unknown
-// id or a scale of 1000 refused. Also checks the engine
+// id or a scale of 1000 refused, and devices: list_devices() has the CPU, estimate() plans
+// within 10% of what the engine allocates (and refuses fit), devices "NoSuchGPU0" is refused
+// naming it, "CPU" puts the model on the CPU with no GPU fallback. Also checks the engine
 // options' defaults for state checkpoints (32, 512 MiB), mmproj_path (NULL) and thread_priority
 // (NORMAL) and what describe reports of checkpoints and thread priority, that an unknown
 // thread_priority is refused, that this library (built without the mtmd cargo feature) refuses
@@ -843,6 +845,60 @@ void per_request_lora(rigllama::Engine &engine) {
     }
 }
 
+// v0.3 devices: the CPU is listed before any engine; the estimate for the default options plans
+// what `engine` (opened with them) allocated; fit is refused; an unknown device is refused
+// naming it and the CPU; "CPU" puts the model there, with no GPU fallback.
+void devices(rigllama::Engine &engine, const std::string &model) {
+    Json listed = Json::parse(rigllama::list_devices());
+    expect(listed.kind == Json::ARRAY && !listed.values.empty() && listed.values[0].at("name").text == "CPU" &&
+               listed.values[0].at("type").text == "cpu" &&
+               listed.values[0].at("memory_total").number > double(uint64_t{1} << 30),
+           "list_devices: the CPU first, with over 1 GiB");
+    auto within_10_percent = [](const Json &planned, const Json &allocated, const char *key) {
+        double p = planned.at(key).number, a = allocated.at(key).number;
+        expect(a > 0 && std::fabs(p - a) <= 0.1 * a,
+               std::string("estimate's ") + key + " " + std::to_string(p) + " within 10% of the allocated " +
+                   std::to_string(a));
+    };
+    rigllama::EngineOptions options;
+    options.model_path = model.c_str();
+    Json planned = Json::parse(rigllama::estimate(options));
+    Json described = Json::parse(engine.describe());
+    expect(planned.at("n_ctx").number == 4096 && described.at("n_ctx").number == 4096,
+           "estimate's n_ctx is 4096, the engine's");
+    within_10_percent(planned.at("total"), described.at("memory"), "model_bytes");
+    within_10_percent(planned.at("total"), described.at("memory"), "kv_cache_bytes");
+    try {
+        rigllama::EngineOptions fit = options;
+        fit.fit = 1;
+        rigllama::estimate(fit);
+        expect(false, "estimate with fit throws");
+    } catch (const rigllama::Error &e) {
+        expect(e.status() == RIGLLAMA_STATUS_INVALID_ARGUMENT && std::strstr(e.what(), "fit"),
+               std::string("estimate with fit throws INVALID_ARGUMENT: ") + e.what());
+    }
+    try {
+        rigllama::EngineOptions unknown = options;
+        unknown.devices = "NoSuchGPU0";
+        rigllama::Engine::open(unknown);
+        expect(false, "devices \"NoSuchGPU0\" throws");
+    } catch (const rigllama::Error &e) {
+        expect(e.status() == RIGLLAMA_STATUS_INVALID_ARGUMENT && std::strstr(e.what(), "NoSuchGPU0") &&
+                   std::strstr(e.what(), "CPU"),
+               std::string("devices \"NoSuchGPU0\" throws INVALID_ARGUMENT naming it and the CPU: ") + e.what());
+    }
+    rigllama::EngineOptions cpu = options;
+    cpu.devices = "CPU";
+    Json planned_cpu = Json::parse(rigllama::estimate(cpu));
+    rigllama::Engine on_cpu = rigllama::Engine::open(cpu);
+    Json described_cpu = Json::parse(on_cpu.describe());
+    const Json &first = described_cpu.at("devices").values.at(0);
+    expect(first.at("name").text == "CPU" && first.at("type").text == "cpu" &&
+               described_cpu.at("gpu_fallback").kind == Json::NUL,
+           "devices \"CPU\": describe's devices[0] is the CPU, gpu_fallback null");
+    within_10_percent(planned_cpu.at("total"), described_cpu.at("memory"), "kv_cache_bytes");
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -922,6 +978,7 @@ int main(int argc, char **argv) {
         control_vector(model);
         reasoning_budget(engine);
         per_request_lora(engine);
+        devices(engine, model);
     } catch (const std::exception &e) {
         std::cout << "FAIL  unexpected exception: " << e.what() << std::endl;
         return 1;

@@ -55,6 +55,13 @@
 //   engine.complete(request.no_lora());                   // no adapter at all (request.engine_lora():
 //                                                         // the engine-wide ones again, the default)
 //
+//   std::string devices = rigllama::list_devices();   // v0.3: [{"name":"CPU","type":"cpu",...},...]
+//   rigllama::EngineOptions tier;                      // before any engine exists
+//   tier.model_path = "model.gguf";
+//   tier.devices = "Vulkan0";                          // the layers there ("none": the CPU only)
+//   std::string planned = rigllama::estimate(tier);    // {"n_ctx":..,"devices":[..],"total":{..}}:
+//                                                      // what open(tier) would allocate, no weights read
+//
 // Handles are std::unique_ptr with deleters that call the library's own free functions, so
 // engines, jobs and returned strings are released exactly once, even when an exception
 // unwinds. A failed call throws rigllama::Error carrying the status and the thread's
@@ -137,6 +144,10 @@ struct Usage : rigllama_usage {
 // v0.3: rpc_servers (default NULL): comma-separated host:port of llama.cpp rpc-servers that take
 // the offloaded layers (set n_gpu_layers); needs the rpc cargo feature. A server lost after the
 // model loaded ends the process (llama.cpp aborts; the message reaches the log callback first).
+// v0.3: devices (default NULL: llama.cpp's choice, every GPU, the CPU when a GPU cannot start,
+// with describe()'s "gpu_fallback" saying why): comma-separated names as list_devices() reports
+// them ("Vulkan0", "CUDA0,CUDA1"; "CPU" is the CPU), in that order, or "none" for the CPU only. A
+// name that is not there throws Error (INVALID_ARGUMENT) naming it and the devices there are.
 struct EngineOptions : rigllama_engine_options {
     EngineOptions() : rigllama_engine_options() {
         detail::check(rigllama_engine_options_init(this, sizeof(rigllama_engine_options)));
@@ -469,6 +480,8 @@ public:
     void pause() { detail::check(rigllama_engine_pause(handle_.get())); }
     void resume() { detail::check(rigllama_engine_resume(handle_.get())); }
 
+    // The engine as JSON (rigllama.h lists the members): model, n_ctx, "memory", ...; v0.3
+    // "devices" (per device: the layers and memory there, the CPU first) and "gpu_fallback".
     std::string describe() {
         char *raw = nullptr;
         detail::check(rigllama_engine_describe(handle_.get(), &raw));
@@ -598,6 +611,30 @@ private:
 };
 
 inline std::string version() { return rigllama_version(); }
+
+// v0.3: the devices this library can use on this machine, callable before any engine exists:
+// a JSON array, the CPU first (always there, named "CPU"), each {"name","description","type"
+// ("cpu", "gpu", "igpu" or "accel"),"memory_total","memory_free"} (bytes, as the driver reports
+// them now; the host's RAM for the CPU). A name is what EngineOptions::devices takes.
+inline std::string list_devices() {
+    char *raw = nullptr;
+    detail::check(rigllama_list_devices(&raw));
+    return std::string(StringHandle(raw).get());
+}
+
+// v0.3: what Engine::open(options) would allocate, per device, without loading the weights
+// (llama.cpp reads the file's metadata and plans every buffer), so a game can pick the largest
+// model that fits: JSON {"n_ctx","devices":[{"name","type","layers","memory":{"model_bytes",
+// "kv_cache_bytes","compute_bytes"},"memory_total","memory_free"}],"total":{"model_bytes",
+// "kv_cache_bytes","compute_bytes"}}, the CPU (host memory) first. Within 10% of what
+// describe() reports after the real open; a projector's memory is not included. The options
+// are checked as open() checks them; fit and rpc_servers throw Error (INVALID_ARGUMENT). Runs
+// on the calling thread, milliseconds to a second.
+inline std::string estimate(const EngineOptions &options) {
+    char *raw = nullptr;
+    detail::check(rigllama_estimate(&options, &raw));
+    return std::string(StringHandle(raw).get());
+}
 
 } // namespace rigllama
 

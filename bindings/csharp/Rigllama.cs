@@ -4,7 +4,9 @@
 // and Unity's LPUTF8Str support varies; Encoding.UTF8 is everywhere), callbacks as static
 // methods tagged [MonoPInvokeCallback] whose delegates are kept alive in static fields, and
 // the job API polled once per frame instead of callbacks from a native thread. Engine and Job
-// at the end wrap the handles as IDisposable for code that wants no IntPtr.
+// at the end wrap the handles as IDisposable for code that wants no IntPtr. Engine.ListDevices
+// and Engine.Estimate (v0.3) answer before any engine exists, as Device and MemoryEstimate
+// objects read from the library's JSON by Json.Parse (no JSON library is referenced).
 //
 // The native library is imported as "rigllama". In the NuGet package it is
 // runtimes/linux-x64/native/librigllama.so: .NET (Core) resolves it from there; Mono reads
@@ -15,6 +17,8 @@
 // of .NET Standard 2.0), so it references mscorlib: Mono and Unity load it as is, .NET through
 // its mscorlib facade (bindings/csharp/build says why it is not a netstandard.dll build).
 using System;
+using System.Collections.Generic;
+using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
 
@@ -120,6 +124,13 @@ namespace Rigllama
         public ulong model_size;
         // v0.3: 1 = llama.cpp's --no-repack (default 0).
         public int no_repack;
+        // v0.3: const char *, UTF-8: the devices that take the offloaded layers, comma-separated
+        // names as Engine.ListDevices reports them ("Vulkan0", "CUDA0,CUDA1"; "CPU" is the CPU),
+        // in that order; "none" = the CPU only; IntPtr.Zero (default) = llama.cpp's choice (every
+        // GPU, the CPU when a GPU cannot start). The Engine constructor and Engine.Estimate set it
+        // from a string[] devices. A name that is not there: InvalidArgument naming it and the
+        // devices there are.
+        public IntPtr devices;
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -293,6 +304,259 @@ namespace Rigllama
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
     public delegate int ProgressCallback(IntPtr userData, float progress);
 
+    // v0.3: the smallest JSON reader the library's answers need (Describe's, ListDevices',
+    // Estimate's), so that Rigllama.dll references nothing beyond mscorlib. Parse gives a
+    // Dictionary<string, object> for an object, List<object> for an array, string, long for an
+    // integer (ulong above long's range), double for another number, bool, or null. Malformed
+    // text throws FormatException.
+    public static class Json
+    {
+        public static object Parse(string text)
+        {
+            if (text == null) throw new ArgumentNullException("text");
+            int i = 0;
+            object value = ParseValue(text, ref i);
+            SkipSpace(text, ref i);
+            if (i != text.Length) throw new FormatException("text after the JSON value at " + i);
+            return value;
+        }
+
+        static void SkipSpace(string s, ref int i)
+        {
+            while (i < s.Length && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) i++;
+        }
+
+        static void Take(string s, ref int i, char c)
+        {
+            SkipSpace(s, ref i);
+            if (i >= s.Length || s[i] != c) throw new FormatException("expected '" + c + "' in JSON at " + i);
+            i++;
+        }
+
+        // Whether the next character, after white space, is c (taken if so).
+        static bool Next(string s, ref int i, char c)
+        {
+            SkipSpace(s, ref i);
+            if (i < s.Length && s[i] == c) { i++; return true; }
+            return false;
+        }
+
+        static object ParseValue(string s, ref int i)
+        {
+            SkipSpace(s, ref i);
+            if (i >= s.Length) throw new FormatException("unexpected end of the JSON text");
+            char c = s[i];
+            if (c == '{')
+            {
+                i++;
+                var members = new Dictionary<string, object>();
+                if (Next(s, ref i, '}')) return members;
+                do
+                {
+                    SkipSpace(s, ref i);
+                    if (i >= s.Length || s[i] != '"') throw new FormatException("expected a key in a JSON object at " + i);
+                    string key = ParseString(s, ref i);
+                    Take(s, ref i, ':');
+                    members[key] = ParseValue(s, ref i);
+                } while (Next(s, ref i, ','));
+                Take(s, ref i, '}');
+                return members;
+            }
+            if (c == '[')
+            {
+                i++;
+                var items = new List<object>();
+                if (Next(s, ref i, ']')) return items;
+                do items.Add(ParseValue(s, ref i)); while (Next(s, ref i, ','));
+                Take(s, ref i, ']');
+                return items;
+            }
+            if (c == '"') return ParseString(s, ref i);
+            int start = i;
+            while (i < s.Length && "+-.0123456789eEtruefalsn".IndexOf(s[i]) >= 0) i++;
+            string word = s.Substring(start, i - start);
+            if (word == "true") return true;
+            if (word == "false") return false;
+            if (word == "null") return null;
+            long integer;
+            ulong large;
+            double number;
+            if (word.IndexOfAny(new[] { '.', 'e', 'E' }) < 0)
+            {
+                if (long.TryParse(word, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out integer)) return integer;
+                if (ulong.TryParse(word, NumberStyles.None, CultureInfo.InvariantCulture, out large)) return large;
+            }
+            if (word.Length > 0 && double.TryParse(word, NumberStyles.Float, CultureInfo.InvariantCulture, out number)) return number;
+            throw new FormatException("bad JSON value at " + start + ": " + word);
+        }
+
+        // A string from its opening quote through its closing one.
+        static string ParseString(string s, ref int i)
+        {
+            i++;
+            var sb = new StringBuilder();
+            while (true)
+            {
+                if (i >= s.Length) throw new FormatException("unterminated JSON string");
+                char c = s[i++];
+                if (c == '"') return sb.ToString();
+                if (c != '\\') { sb.Append(c); continue; }
+                if (i >= s.Length) throw new FormatException("unterminated JSON string");
+                char e = s[i++];
+                switch (e)
+                {
+                    case '"': sb.Append('"'); break;
+                    case '\\': sb.Append('\\'); break;
+                    case '/': sb.Append('/'); break;
+                    case 'b': sb.Append('\b'); break;
+                    case 'f': sb.Append('\f'); break;
+                    case 'n': sb.Append('\n'); break;
+                    case 'r': sb.Append('\r'); break;
+                    case 't': sb.Append('\t'); break;
+                    case 'u':   // UTF-16 code units: a surrogate pair's two escapes make its character
+                        if (i + 4 > s.Length) throw new FormatException("bad \\u escape in a JSON string");
+                        sb.Append((char)int.Parse(s.Substring(i, 4), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture));
+                        i += 4;
+                        break;
+                    default: throw new FormatException("bad escape in a JSON string at " + (i - 1));
+                }
+            }
+        }
+
+        // Helpers for reading parsed objects.
+        internal static Dictionary<string, object> Object(object value, string what)
+        {
+            var members = value as Dictionary<string, object>;
+            if (members == null) throw new FormatException(what + " is not a JSON object");
+            return members;
+        }
+
+        internal static object Member(Dictionary<string, object> members, string key)
+        {
+            object value;
+            if (!members.TryGetValue(key, out value)) throw new FormatException("no \"" + key + "\" in the JSON object");
+            return value;
+        }
+
+        internal static string String(Dictionary<string, object> members, string key) { return (string)Member(members, key); }
+
+        internal static ulong UInt64(Dictionary<string, object> members, string key)
+        {
+            return Convert.ToUInt64(Member(members, key), CultureInfo.InvariantCulture);
+        }
+
+        internal static List<object> Array(object value, string what)
+        {
+            var items = value as List<object>;
+            if (items == null) throw new FormatException(what + " is not a JSON array");
+            return items;
+        }
+    }
+
+    // v0.3: a device the library can use on this machine (Engine.ListDevices).
+    public sealed class Device
+    {
+        // llama.cpp's name for it ("CPU", "Vulkan0", "CUDA0"): what the devices option takes.
+        public string Name { get; private set; }
+        // The driver's description ("NVIDIA GeForce RTX 4070", the CPU's model name).
+        public string Description { get; private set; }
+        // "cpu", "gpu" (discrete), "igpu" (integrated, sharing the host's memory) or "accel" (an
+        // accelerator beside the CPU, holding no layers of its own).
+        public string Type { get; private set; }
+        // Bytes, as the driver reports them now (the host's RAM for the CPU).
+        public ulong MemoryTotal { get; private set; }
+        public ulong MemoryFree { get; private set; }
+
+        public static Device FromJson(object parsed)
+        {
+            var m = Json.Object(parsed, "a device");
+            return new Device
+            {
+                Name = Json.String(m, "name"), Description = Json.String(m, "description"), Type = Json.String(m, "type"),
+                MemoryTotal = Json.UInt64(m, "memory_total"), MemoryFree = Json.UInt64(m, "memory_free"),
+            };
+        }
+    }
+
+    // v0.3: bytes of memory by purpose, as llama.cpp accounts them: the weights, the KV cache and
+    // the compute buffers (Describe's "memory", a device's, an estimate's total).
+    public struct MemoryUse
+    {
+        public ulong ModelBytes;
+        public ulong KvCacheBytes;
+        public ulong ComputeBytes;
+
+        public static MemoryUse FromJson(object parsed)
+        {
+            var m = Json.Object(parsed, "a memory use");
+            return new MemoryUse
+            {
+                ModelBytes = Json.UInt64(m, "model_bytes"), KvCacheBytes = Json.UInt64(m, "kv_cache_bytes"),
+                ComputeBytes = Json.UInt64(m, "compute_bytes"),
+            };
+        }
+    }
+
+    // v0.3: what a model holds on one device: MemoryEstimate.Devices and Engine.Devices().
+    public sealed class DeviceUse
+    {
+        public string Name { get; private set; }
+        public string Type { get; private set; }   // as Device.Type
+        // The model's layers placed on it (llama.cpp's numbering; the output layer is the
+        // model's layer count). Possibly empty for the CPU.
+        public uint[] Layers { get; private set; }
+        // The bytes on this device, planned (Estimate) or allocated (Devices()).
+        public MemoryUse Memory { get; private set; }
+        // The device's memory and free memory (at load, or now for an estimate).
+        public ulong MemoryTotal { get; private set; }
+        public ulong MemoryFree { get; private set; }
+
+        public static DeviceUse FromJson(object parsed)
+        {
+            var m = Json.Object(parsed, "a device use");
+            var layers = Json.Array(Json.Member(m, "layers"), "layers");
+            var use = new DeviceUse
+            {
+                Name = Json.String(m, "name"), Type = Json.String(m, "type"), Layers = new uint[layers.Count],
+                Memory = MemoryUse.FromJson(Json.Member(m, "memory")),
+                MemoryTotal = Json.UInt64(m, "memory_total"), MemoryFree = Json.UInt64(m, "memory_free"),
+            };
+            for (int i = 0; i < layers.Count; i++) use.Layers[i] = Convert.ToUInt32(layers[i], CultureInfo.InvariantCulture);
+            return use;
+        }
+
+        internal static DeviceUse[] ArrayFromJson(object parsed)
+        {
+            var items = Json.Array(parsed, "devices");
+            var uses = new DeviceUse[items.Count];
+            for (int i = 0; i < items.Count; i++) uses[i] = FromJson(items[i]);
+            return uses;
+        }
+    }
+
+    // v0.3: what an engine with some options would allocate (Engine.Estimate).
+    public sealed class MemoryEstimate
+    {
+        // The context the engine would have (the options' n_ctx, capped at the model's training
+        // context).
+        public uint NCtx { get; private set; }
+        // Per device, the CPU (host memory) first.
+        public DeviceUse[] Devices { get; private set; }
+        // The sums over Devices.
+        public MemoryUse Total { get; private set; }
+
+        public static MemoryEstimate FromJson(object parsed)
+        {
+            var m = Json.Object(parsed, "an estimate");
+            return new MemoryEstimate
+            {
+                NCtx = Convert.ToUInt32(Json.Member(m, "n_ctx"), CultureInfo.InvariantCulture),
+                Devices = DeviceUse.ArrayFromJson(Json.Member(m, "devices")),
+                Total = MemoryUse.FromJson(Json.Member(m, "total")),
+            };
+        }
+    }
+
     public static class Native
     {
         const string Lib = "rigllama";
@@ -318,6 +582,12 @@ namespace Rigllama
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_resume(IntPtr engine);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_reset(IntPtr engine);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_count_tokens(IntPtr engine, ref Request request, out uint tokens);
+        // The engine as JSON (free with rigllama_string_free).
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_describe(IntPtr engine, out IntPtr json);
+        // v0.3: the devices, before any engine; what create with options would allocate (JSON, free
+        // with rigllama_string_free).
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_list_devices(out IntPtr json);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_estimate(ref EngineOptions options, out IntPtr json);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern void rigllama_string_free(IntPtr text);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_submit(IntPtr engine, ref Request request, out IntPtr job);
@@ -389,6 +659,13 @@ namespace Rigllama
 
         public static string StatusText(int status) { return Utf8ReadZ(rigllama_status_str(status)); }
 
+        // A library-owned string, copied and freed with rigllama_string_free.
+        public static string TakeString(IntPtr text)
+        {
+            try { return Utf8ReadZ(text); }
+            finally { rigllama_string_free(text); }
+        }
+
         // v0.2: loads the LoRA adapter GGUF at path (made for this engine's model) and applies it
         // at scale (0 = no effect, 1 = as trained); returns its id. Throws RigllamaException
         // (InvalidArgument for an adapter of another model or a file that is not one).
@@ -448,11 +725,11 @@ namespace Rigllama
         {
             if (IntPtr.Size != 8) return "";   // the numbers below are for 64-bit targets
             var sb = new StringBuilder();
-            Expect(sb, typeof(EngineOptions), 168, "model_path", 24, "chat_template", 32, "on_progress", 40, "progress_user_data", 48, "context_overflow", 56, "n_seq", 60,
+            Expect(sb, typeof(EngineOptions), 176, "model_path", 24, "chat_template", 32, "on_progress", 40, "progress_user_data", 48, "context_overflow", 56, "n_seq", 60,
                    "type_k", 64, "type_v", 68, "flash_attention", 72, "fit", 76, "fit_min_ctx", 80, "fit_margins_mib", 88, "n_fit_margins_mib", 96,
                    "max_checkpoint_bytes", 104, "max_checkpoints", 112, "mmproj_path", 120,
                    "thread_priority", 128, "rpc_servers", 136, "model_offset", 144, "model_size", 152,
-                   "no_repack", 160);
+                   "no_repack", 160, "devices", 168);
             Expect(sb, typeof(Request), 280, "raw_prompt", 32, "prompt", 40, "system_prompt", 48, "messages_json", 56, "stop", 64, "n_stop", 72, "priority", 80,
                    "grammar", 88, "json_schema", 96, "tools_json", 104, "tool_choice", 112, "reasoning", 116,
                    "presence_penalty", 120, "frequency_penalty", 124, "penalty_last_n", 128, "dry_multiplier", 132, "dry_base", 136,
@@ -489,10 +766,72 @@ namespace Rigllama
 
     // An engine as an IDisposable: Dispose destroys it (cancelling what runs). options (from
     // Engine.DefaultOptions(), then changed) may set on_progress/progress_user_data; its
-    // model_path and mmproj_path are set from the strings here, UTF-8, for the call only.
+    // model_path and mmproj_path are set from the strings here, UTF-8, for the call only, and
+    // (v0.3) its devices from devices unless that is null.
     public sealed class Engine : IDisposable
     {
         public IntPtr Handle { get; private set; }
+
+        delegate int OptionsCall(ref EngineOptions options, out IntPtr result);
+
+        // call with options whose model_path, mmproj_path and (devices not null) devices are
+        // UTF-8 copies of these, freed after (the library copies them); throws if it failed.
+        static IntPtr CallWithOptions(string modelPath, EngineOptions options, string mmprojPath, string[] devices,
+                                      OptionsCall call)
+        {
+            IntPtr path = Native.Utf8Alloc(modelPath);
+            IntPtr mmproj = Native.Utf8Alloc(mmprojPath);   // null: IntPtr.Zero, none
+            IntPtr names = Native.Utf8Alloc(DevicesOption(devices));
+            try
+            {
+                options.model_path = path;
+                options.mmproj_path = mmproj;
+                if (devices != null) options.devices = names;
+                IntPtr result;
+                Native.Check(call(ref options, out result));
+                return result;
+            }
+            finally
+            {
+                Marshal.FreeHGlobal(names);
+                Marshal.FreeHGlobal(mmproj);
+                Marshal.FreeHGlobal(path);
+            }
+        }
+
+        // v0.3: devices as the C option: null stays null, an empty array is "none" (the CPU only),
+        // else the names joined with commas.
+        public static string DevicesOption(string[] devices)
+        {
+            if (devices == null) return null;
+            return devices.Length == 0 ? "none" : string.Join(",", devices);
+        }
+
+        // v0.3: the devices the library can use on this machine, the CPU first (always there, named
+        // "CPU"); needs no engine. A Name is what devices takes.
+        public static Device[] ListDevices()
+        {
+            IntPtr json;
+            Native.Check(Native.rigllama_list_devices(out json));
+            var items = Json.Array(Json.Parse(Native.TakeString(json)), "rigllama_list_devices");
+            var devices = new Device[items.Count];
+            for (int i = 0; i < items.Count; i++) devices[i] = Device.FromJson(items[i]);
+            return devices;
+        }
+
+        // v0.3: what new Engine(modelPath, options, mmprojPath, devices) would allocate, per
+        // device, without loading the weights (llama.cpp reads the file's metadata and plans every
+        // buffer), so that a game can pick the largest model that fits. Within 10% of what the
+        // engine's Memory() and Devices() report after the real create; a projector's memory is
+        // not included. The options are checked as the constructor checks them; fit and
+        // rpc_servers are refused (InvalidArgument). Runs on the calling thread, milliseconds to
+        // a second.
+        public static MemoryEstimate Estimate(string modelPath, EngineOptions options, string mmprojPath = null,
+                                              string[] devices = null)
+        {
+            IntPtr json = CallWithOptions(modelPath, options, mmprojPath, devices, Native.rigllama_estimate);
+            return MemoryEstimate.FromJson(Json.Parse(Native.TakeString(json)));
+        }
 
         public static EngineOptions DefaultOptions()
         {
@@ -503,23 +842,14 @@ namespace Rigllama
 
         public Engine(string modelPath) : this(modelPath, DefaultOptions()) { }
 
-        public Engine(string modelPath, EngineOptions options, string mmprojPath = null)
+        // v0.3: devices: the devices that take the offloaded layers, by the names ListDevices
+        // reports ({"Vulkan0"}; "CPU" is the CPU), in that order; an empty array = the CPU only;
+        // null (default) = options.devices as it is (IntPtr.Zero: llama.cpp's choice, every GPU,
+        // the CPU when a GPU cannot start, GpuFallback() saying why). A name that is not there
+        // throws RigllamaException (InvalidArgument) naming it and the devices there are.
+        public Engine(string modelPath, EngineOptions options, string mmprojPath = null, string[] devices = null)
         {
-            IntPtr path = Native.Utf8Alloc(modelPath);
-            IntPtr mmproj = Native.Utf8Alloc(mmprojPath);   // null: IntPtr.Zero, none
-            try
-            {
-                options.model_path = path;
-                options.mmproj_path = mmproj;
-                IntPtr engine;
-                Native.Check(Native.rigllama_engine_create(ref options, out engine));
-                Handle = engine;
-            }
-            finally
-            {
-                Marshal.FreeHGlobal(path);   // the library copied both
-                Marshal.FreeHGlobal(mmproj);
-            }
+            Handle = CallWithOptions(modelPath, options, mmprojPath, devices, Native.rigllama_engine_create);
         }
 
         public static Request DefaultRequest()
@@ -745,6 +1075,29 @@ namespace Rigllama
             try { return Native.Utf8ReadZ(text); }
             finally { Native.rigllama_string_free(text); }
         }
+
+        // The engine as rigllama_engine_describe's JSON (Json.Parse reads it): the model, n_ctx,
+        // n_seq, memory, checkpoints, thread_priority, lora, control_vector, ...; v0.3 devices and
+        // gpu_fallback. rigllama.h lists every member.
+        public string Describe()
+        {
+            IntPtr json;
+            Native.Check(Native.rigllama_engine_describe(Handle, out json));
+            return Native.TakeString(json);
+        }
+
+        // What llama.cpp allocated for the model: Describe's "memory".
+        public MemoryUse Memory() { return MemoryUse.FromJson(Json.Member(DescribeObject(), "memory")); }
+
+        // v0.3: every device holding part of the model, the CPU first (for host memory), with the
+        // layers and memory there: Describe's "devices".
+        public DeviceUse[] Devices() { return DeviceUse.ArrayFromJson(Json.Member(DescribeObject(), "devices")); }
+
+        // v0.3: null, or why the model runs on the CPU although GPU layers were asked for (a GPU
+        // backend found no device, or loading onto the GPU failed): Describe's "gpu_fallback".
+        public string GpuFallback() { return (string)Json.Member(DescribeObject(), "gpu_fallback"); }
+
+        Dictionary<string, object> DescribeObject() { return Json.Object(Json.Parse(Describe()), "describe"); }
 
         public void Cancel() { Native.Check(Native.rigllama_engine_cancel(Handle)); }
         public void Pause() { Native.Check(Native.rigllama_engine_pause(Handle)); }

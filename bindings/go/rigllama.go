@@ -62,6 +62,16 @@
 //	style, err := engine.AddLora("style.gguf", 0) // off engine-wide
 //	request.Lora = []rigllama.LoraScale{{ID: style, Scale: 1}} // on for this request alone
 //	request.Lora = []rigllama.LoraScale{}                      // the base model, whatever is applied
+//
+// Devices (v0.3): ListDevices says which devices the library can use here (the CPU always,
+// named "CPU"), Options.Devices puts the offloaded layers on the ones named (an empty non-nil
+// slice: the CPU only), and Estimate says what an engine with some options would allocate on
+// each device without loading the weights, so a game can pick the largest model that fits:
+//
+//	devices, err := rigllama.ListDevices()                               // [{CPU ... cpu 25276182528 ...}]
+//	planned, err := rigllama.Estimate("model.gguf", rigllama.Options{NCtx: 8192})
+//	fmt.Println(planned.Total.ModelBytes + planned.Total.KVCacheBytes + planned.Total.ComputeBytes)
+//	engine, err := rigllama.OpenWith("model.gguf", rigllama.Options{Devices: []string{"Vulkan0"}})
 package rigllama
 
 /*
@@ -86,10 +96,12 @@ import "C"
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
 	"runtime/cgo"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -576,6 +588,13 @@ type Options struct {
 	// v0.3: NoRepack is llama.cpp's --no-repack (CPU weights not repacked for its fastest
 	// kernels: the same arithmetic as an rpc-server).
 	NoRepack bool
+	// v0.3: Devices are the devices that take the offloaded layers (llama.cpp's --device), by
+	// the names ListDevices reports ("Vulkan0", "CUDA1"; "CPU" is the CPU), in that order. nil
+	// (the default) is llama.cpp's choice: every GPU, or the CPU when a GPU cannot start (the
+	// engine's Describe says why in "gpu_fallback"); an empty non-nil slice ([]string{}) is the
+	// CPU only. A name that is not there fails with StatusInvalidArgument naming it and the
+	// devices there are; a named device that cannot take the model, with StatusModelLoadFailed.
+	Devices []string
 }
 
 // DefaultOptions returns the library's defaults (rigllama_engine_options_init) as Options;
@@ -612,7 +631,19 @@ func DefaultOptions() (Options, error) {
 		ModelOffset:        uint64(options.model_offset),
 		ModelSize:          uint64(options.model_size),
 		NoRepack:           options.no_repack != 0,
+		Devices:            devicesFromC(options.devices),
 	}, nil
+}
+
+// devicesFromC is the C option as Options.Devices: NULL is nil, "none" an empty slice.
+func devicesFromC(devices *C.char) []string {
+	if devices == nil {
+		return nil
+	}
+	if text := C.GoString(devices); text != "none" {
+		return strings.Split(text, ",")
+	}
+	return []string{}
 }
 
 // Open loads the model at path and returns once it is ready.
@@ -620,15 +651,38 @@ func Open(path string) (*Engine, error) { return OpenWith(path, Options{}) }
 
 // OpenWith is Open with options.
 func OpenWith(path string, opts Options) (*Engine, error) {
-	var options C.rigllama_engine_options
+	options, free, err := optionsToC(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer free()
+	var ptr *C.rigllama_engine
+	if err := call(func() C.rigllama_status { return C.rigllama_engine_create(&options, &ptr) }); err != nil {
+		return nil, err
+	}
+	return &Engine{ptr: ptr}, nil
+}
+
+// optionsToC is the C options for path and opts; its strings and arrays are in C memory (the
+// options C reads may not point into Go memory) until free is called.
+func optionsToC(path string, opts Options) (options C.rigllama_engine_options, free func(), err error) {
 	if err := call(func() C.rigllama_status {
 		return C.rigllama_engine_options_init(&options, C.sizeof_rigllama_engine_options)
 	}); err != nil {
-		return nil, err
+		return options, nil, err
 	}
-	cpath := C.CString(path)
-	defer C.free(unsafe.Pointer(cpath))
-	options.model_path = cpath
+	var owned []unsafe.Pointer
+	free = func() {
+		for _, p := range owned {
+			C.free(p)
+		}
+	}
+	cString := func(s string) *C.char {
+		p := C.CString(s)
+		owned = append(owned, unsafe.Pointer(p))
+		return p
+	}
+	options.model_path = cString(path)
 	if opts.NCtx != 0 {
 		options.n_ctx = C.uint32_t(opts.NCtx)
 	}
@@ -648,7 +702,7 @@ func OpenWith(path string, opts Options) (*Engine, error) {
 	if n := len(opts.FitMarginsMiB); n > 0 {
 		// In C memory, like the path: the options C reads may not point into Go memory.
 		margins := (*C.uint32_t)(C.malloc(C.size_t(n) * C.size_t(unsafe.Sizeof(C.uint32_t(0)))))
-		defer C.free(unsafe.Pointer(margins))
+		owned = append(owned, unsafe.Pointer(margins))
 		for i, mib := range opts.FitMarginsMiB {
 			unsafe.Slice(margins, n)[i] = C.uint32_t(mib)
 		}
@@ -665,26 +719,120 @@ func OpenWith(path string, opts Options) (*Engine, error) {
 		options.max_checkpoints = 0
 	}
 	if opts.MmprojPath != "" {
-		mmproj := C.CString(opts.MmprojPath)
-		defer C.free(unsafe.Pointer(mmproj))
-		options.mmproj_path = mmproj
+		options.mmproj_path = cString(opts.MmprojPath)
 	}
 	options.thread_priority = C.int32_t(opts.ThreadPriority)
 	if opts.RPCServers != "" {
-		servers := C.CString(opts.RPCServers)
-		defer C.free(unsafe.Pointer(servers))
-		options.rpc_servers = servers
+		options.rpc_servers = cString(opts.RPCServers)
 	}
 	options.model_offset = C.uint64_t(opts.ModelOffset)
 	options.model_size = C.uint64_t(opts.ModelSize)
 	if opts.NoRepack {
 		options.no_repack = 1
 	}
-	var ptr *C.rigllama_engine
-	if err := call(func() C.rigllama_status { return C.rigllama_engine_create(&options, &ptr) }); err != nil {
+	if opts.Devices != nil {
+		devices := "none" // an empty non-nil slice: the CPU only
+		if len(opts.Devices) > 0 {
+			devices = strings.Join(opts.Devices, ",")
+		}
+		options.devices = cString(devices)
+	}
+	return options, free, nil
+}
+
+// Device (v0.3) is a device the library can use on this machine (ListDevices).
+type Device struct {
+	// Name is llama.cpp's name for it ("CPU", "Vulkan0", "CUDA0"): what Options.Devices takes.
+	Name string `json:"name"`
+	// Description is the driver's ("NVIDIA GeForce RTX 4070", the CPU's model name).
+	Description string `json:"description"`
+	// Type is "cpu", "gpu" (discrete), "igpu" (integrated, sharing the host's memory) or
+	// "accel" (an accelerator beside the CPU, holding no layers of its own).
+	Type string `json:"type"`
+	// MemoryTotal and MemoryFree are bytes as the driver reports them now (the host's RAM for
+	// the CPU).
+	MemoryTotal uint64 `json:"memory_total"`
+	MemoryFree  uint64 `json:"memory_free"`
+}
+
+// Memory (v0.3) is bytes of memory by purpose, as llama.cpp accounts them: the weights, the KV
+// cache and the compute buffers. Describe's "memory" decodes into it too.
+type Memory struct {
+	ModelBytes   uint64 `json:"model_bytes"`
+	KVCacheBytes uint64 `json:"kv_cache_bytes"`
+	ComputeBytes uint64 `json:"compute_bytes"`
+}
+
+// DeviceUse (v0.3) is what a model holds on one device: MemoryEstimate's Devices, and the
+// entries of Describe's "devices" (which decode into it).
+type DeviceUse struct {
+	Name string `json:"name"`
+	Type string `json:"type"` // as Device.Type
+	// Layers are the model's layers placed on it (llama.cpp's numbering; the output layer is
+	// the model's layer count). Possibly empty for the CPU.
+	Layers []uint32 `json:"layers"`
+	// Memory is the bytes on this device, planned (Estimate) or allocated (Describe).
+	Memory Memory `json:"memory"`
+	// MemoryTotal and MemoryFree are the device's memory (at load, or now for an estimate).
+	MemoryTotal uint64 `json:"memory_total"`
+	MemoryFree  uint64 `json:"memory_free"`
+}
+
+// MemoryEstimate (v0.3) is what OpenWith with some options would allocate (Estimate).
+type MemoryEstimate struct {
+	// NCtx is the context the engine would have (Options.NCtx, capped at the model's training
+	// context).
+	NCtx uint32 `json:"n_ctx"`
+	// Devices is per device, the CPU (host memory) first.
+	Devices []DeviceUse `json:"devices"`
+	// Total is the sums over Devices.
+	Total Memory `json:"total"`
+}
+
+// takeJSON decodes the library's JSON text into v and frees the text.
+func takeJSON(text *C.char, v any, what string) error {
+	defer C.rigllama_string_free(text)
+	if err := json.Unmarshal([]byte(C.GoString(text)), v); err != nil {
+		return &Error{Status: StatusInternal, Message: fmt.Sprintf("%s: the library's JSON: %v", what, err)}
+	}
+	return nil
+}
+
+// ListDevices (v0.3) returns the devices the library can use on this machine, the CPU first
+// (always there, named "CPU"). It needs no engine.
+func ListDevices() ([]Device, error) {
+	var text *C.char
+	if err := call(func() C.rigllama_status { return C.rigllama_list_devices(&text) }); err != nil {
 		return nil, err
 	}
-	return &Engine{ptr: ptr}, nil
+	var devices []Device
+	if err := takeJSON(text, &devices, "rigllama_list_devices"); err != nil {
+		return nil, err
+	}
+	return devices, nil
+}
+
+// Estimate (v0.3) returns what OpenWith(path, opts) would allocate, per device, without
+// loading the weights (llama.cpp reads the file's metadata and plans every buffer), so that a
+// game can pick the largest model that fits. It is within 10% of what the engine's Describe
+// reports after the real open; a projector's memory is not included. The options are checked
+// as OpenWith checks them; Fit and RPCServers are refused (StatusInvalidArgument). It runs on
+// the calling goroutine, milliseconds to a second.
+func Estimate(path string, opts Options) (MemoryEstimate, error) {
+	options, free, err := optionsToC(path, opts)
+	if err != nil {
+		return MemoryEstimate{}, err
+	}
+	defer free()
+	var text *C.char
+	if err := call(func() C.rigllama_status { return C.rigllama_estimate(&options, &text) }); err != nil {
+		return MemoryEstimate{}, err
+	}
+	var estimate MemoryEstimate
+	if err := takeJSON(text, &estimate, "rigllama_estimate"); err != nil {
+		return MemoryEstimate{}, err
+	}
+	return estimate, nil
 }
 
 // Close cancels what is running, joins the worker and frees the engine. Closing a closed
@@ -736,6 +884,20 @@ func (e *Engine) ApplyTemplate(r Request) (string, error) {
 	}
 	defer C.rigllama_string_free(prompt)
 	return C.GoString(prompt), nil
+}
+
+// Describe returns rigllama_engine_describe's JSON object (decode it with encoding/json): the
+// model, n_ctx, n_seq, "memory" (a Memory: what llama.cpp allocated), "checkpoints",
+// "thread_priority", "lora", "control_vector", ...; v0.3 "devices" (DeviceUse entries: every
+// device holding part of the model, the CPU first) and "gpu_fallback" (null, or why the model
+// runs on the CPU although GPU layers were asked for). rigllama.h lists every member.
+func (e *Engine) Describe() (string, error) {
+	var text *C.char
+	if err := call(func() C.rigllama_status { return C.rigllama_engine_describe(e.ptr, &text) }); err != nil {
+		return "", err
+	}
+	defer C.rigllama_string_free(text)
+	return C.GoString(text), nil
 }
 
 // CountTokens formats and tokenizes r exactly as Complete would, without running it, and

@@ -133,6 +133,7 @@ func TestOpenRefuses(t *testing.T) {
 		{"a projector without the mtmd feature", "", rigllama.Options{MmprojPath: "/nonexistent/mmproj.gguf"}, rigllama.StatusInvalidArgument, "mtmd"},
 		{"NSeq 65", "", rigllama.Options{NSeq: 65}, rigllama.StatusInvalidArgument, "n_seq 65"},
 		{"a model range past the end of the file", "", rigllama.Options{ModelOffset: 1 << 40}, rigllama.StatusModelLoadFailed, "past the end of the file"},
+		{"a device that is not there", "", rigllama.Options{Devices: []string{"NoSuchGPU0"}}, rigllama.StatusInvalidArgument, "NoSuchGPU0"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -148,6 +149,9 @@ func TestOpenRefuses(t *testing.T) {
 			var rerr *rigllama.Error
 			if !errors.As(err, &rerr) || !errors.Is(err, tc.status) || !strings.Contains(rerr.Message, tc.inMessage) {
 				t.Fatalf("OpenWith: %v; want %v with %q in the message", err, tc.status, tc.inMessage)
+			}
+			if tc.options.Devices != nil && !strings.Contains(rerr.Message, "CPU") {
+				t.Errorf("OpenWith: %v; want the devices there are (CPU) in the message", err)
 			}
 		})
 	}
@@ -167,6 +171,137 @@ func TestDefaultOptions(t *testing.T) {
 	}
 	if defaults.ThreadPriority != rigllama.ThreadPriorityNormal {
 		t.Errorf("ThreadPriority = %d, want normal", defaults.ThreadPriority)
+	}
+	if defaults.Devices != nil {
+		t.Errorf("Devices = %q, want nil (llama.cpp's choice)", defaults.Devices)
+	}
+}
+
+// ListDevices needs no engine and no model: the CPU is always there, first.
+func TestListDevices(t *testing.T) {
+	devices, err := rigllama.ListDevices()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(devices) == 0 || devices[0].Name != "CPU" || devices[0].Type != "cpu" {
+		t.Fatalf("ListDevices() = %+v; want the CPU first", devices)
+	}
+	if cpu := devices[0]; cpu.MemoryTotal <= 1<<30 || cpu.MemoryFree == 0 || cpu.MemoryFree > cpu.MemoryTotal {
+		t.Errorf("the CPU's memory: %d total, %d free; want over 1 GiB, free within it", cpu.MemoryTotal, cpu.MemoryFree)
+	}
+	for _, device := range devices {
+		switch device.Type {
+		case "cpu", "gpu", "igpu", "accel":
+		default:
+			t.Errorf("device %q has type %q", device.Name, device.Type)
+		}
+	}
+}
+
+// described decodes the engine's Describe into the members the device tests read.
+type described struct {
+	NCtx        uint32               `json:"n_ctx"`
+	Memory      rigllama.Memory      `json:"memory"`
+	Devices     []rigllama.DeviceUse `json:"devices"`
+	GPUFallback *string              `json:"gpu_fallback"`
+}
+
+func describe(t *testing.T, e *rigllama.Engine) described {
+	t.Helper()
+	text, err := e.Describe()
+	if err != nil {
+		t.Fatalf("Describe: %v", err)
+	}
+	var d described
+	if err := json.Unmarshal([]byte(text), &d); err != nil {
+		t.Fatalf("Describe: %v in %s", err, text)
+	}
+	return d
+}
+
+// within10Percent fails the test unless the estimate's ModelBytes and KVCacheBytes are within
+// 10% of what was allocated.
+func within10Percent(t *testing.T, planned, allocated rigllama.Memory) {
+	t.Helper()
+	for _, m := range []struct {
+		name               string
+		planned, allocated uint64
+	}{
+		{"model_bytes", planned.ModelBytes, allocated.ModelBytes},
+		{"kv_cache_bytes", planned.KVCacheBytes, allocated.KVCacheBytes},
+	} {
+		if m.allocated == 0 || math.Abs(float64(m.planned)-float64(m.allocated)) > 0.1*float64(m.allocated) {
+			t.Errorf("%s: estimated %d, allocated %d; want within 10%%", m.name, m.planned, m.allocated)
+		}
+	}
+}
+
+// Estimate with the default options (the shared engine's) plans what the engine allocated,
+// without loading the weights; half the context plans a smaller KV cache.
+func TestEstimate(t *testing.T) {
+	path := modelPath(t)
+	planned, err := rigllama.Estimate(path, rigllama.Options{})
+	if err != nil {
+		t.Fatalf("Estimate: %v", err)
+	}
+	if planned.NCtx != 4096 || len(planned.Devices) == 0 || planned.Devices[0].Name != "CPU" {
+		t.Fatalf("Estimate = %+v; want n_ctx 4096 and the CPU first", planned)
+	}
+	var sum rigllama.Memory
+	for _, device := range planned.Devices {
+		sum.ModelBytes += device.Memory.ModelBytes
+		sum.KVCacheBytes += device.Memory.KVCacheBytes
+		sum.ComputeBytes += device.Memory.ComputeBytes
+	}
+	if sum != planned.Total {
+		t.Errorf("Total %+v; want the devices' sum %+v", planned.Total, sum)
+	}
+	d := describe(t, engine(t))
+	if d.NCtx != planned.NCtx {
+		t.Errorf("the engine's n_ctx %d, the estimate's %d", d.NCtx, planned.NCtx)
+	}
+	within10Percent(t, planned.Total, d.Memory)
+	half, err := rigllama.Estimate(path, rigllama.Options{NCtx: 2048})
+	if err != nil {
+		t.Fatalf("Estimate(NCtx 2048): %v", err)
+	}
+	if half.NCtx != 2048 || half.Total.KVCacheBytes >= planned.Total.KVCacheBytes {
+		t.Errorf("Estimate(NCtx 2048) = %+v; want n_ctx 2048 and less KV cache than %d", half, planned.Total.KVCacheBytes)
+	}
+}
+
+func TestEstimateRefusesFit(t *testing.T) {
+	_, err := rigllama.Estimate(modelPath(t), rigllama.Options{Fit: true})
+	var rerr *rigllama.Error
+	if !errors.As(err, &rerr) || !errors.Is(err, rigllama.StatusInvalidArgument) || !strings.Contains(rerr.Message, "fit") {
+		t.Fatalf("Estimate(Fit): %v; want StatusInvalidArgument naming fit", err)
+	}
+}
+
+// Devices ["CPU"]: the model on the CPU, as Describe reports it, no GPU fallback, and the
+// estimate for the same options within 10% of it.
+func TestDevicesCPU(t *testing.T) {
+	path := modelPath(t)
+	options := rigllama.Options{Devices: []string{"CPU"}}
+	planned, err := rigllama.Estimate(path, options)
+	if err != nil {
+		t.Fatalf("Estimate: %v", err)
+	}
+	e, err := rigllama.OpenWith(path, options)
+	if err != nil {
+		t.Fatalf("OpenWith(Devices [CPU]): %v", err)
+	}
+	defer e.Close()
+	d := describe(t, e)
+	if len(d.Devices) == 0 || d.Devices[0].Name != "CPU" || d.Devices[0].Type != "cpu" {
+		t.Errorf("Describe's devices: %+v; want the CPU first", d.Devices)
+	}
+	if d.GPUFallback != nil {
+		t.Errorf("gpu_fallback: %q; want null", *d.GPUFallback)
+	}
+	within10Percent(t, planned.Total, d.Memory)
+	if text, _, err := e.Complete(greedy("Once upon a time", 4)); err != nil || text == "" {
+		t.Errorf("Complete on the CPU: %q, %v", text, err)
 	}
 }
 

@@ -91,6 +91,125 @@ public class RigllamaTests
         Assert.AreEqual(512UL << 20, defaults.max_checkpoint_bytes);
         Assert.AreEqual(IntPtr.Zero, defaults.mmproj_path);
         Assert.AreEqual((int)EngineThreadPriority.Normal, defaults.thread_priority);
+        Assert.AreEqual(IntPtr.Zero, defaults.devices);   // llama.cpp's choice
+    }
+
+    [Test]
+    public void JsonReadsWhatTheLibraryWrites()
+    {
+        var parsed = (Dictionary<string, object>)Json.Parse(
+            " {\"a\": [1, -2, 3.5, 18446744073709551615], \"s\": \"q\\\"\\\\\\u00e9\\ud83d\\ude00\\n\", \"t\": true, \"n\": null, \"o\": {}, \"e\": []} ");
+        var a = (List<object>)parsed["a"];
+        Assert.AreEqual(1L, a[0]);
+        Assert.AreEqual(-2L, a[1]);
+        Assert.AreEqual(3.5, a[2]);
+        Assert.AreEqual(ulong.MaxValue, a[3]);
+        Assert.AreEqual("q\"\\\u00e9\U0001F600\n", parsed["s"]);
+        Assert.AreEqual(true, parsed["t"]);
+        Assert.IsNull(parsed["n"]);
+        Assert.AreEqual(0, ((Dictionary<string, object>)parsed["o"]).Count);
+        Assert.AreEqual(0, ((List<object>)parsed["e"]).Count);
+        foreach (string bad in new[] { "", "{", "[1,]", "{\"a\" 1}", "\"open", "tru", "1 2" })
+            Assert.Throws<FormatException>(() => Json.Parse(bad), bad);
+    }
+
+    [Test]
+    public void TheDevicesOption()
+    {
+        Assert.IsNull(Engine.DevicesOption(null));                       // llama.cpp's choice
+        Assert.AreEqual("none", Engine.DevicesOption(new string[0]));    // the CPU only
+        Assert.AreEqual("CPU", Engine.DevicesOption(new[] { "CPU" }));
+        Assert.AreEqual("Vulkan0,CUDA1", Engine.DevicesOption(new[] { "Vulkan0", "CUDA1" }));
+    }
+
+    [Test]
+    public void DevicesAreListedBeforeAnyEngine()
+    {
+        Device[] devices = Engine.ListDevices();
+        Assert.That(devices.Length, Is.GreaterThan(0));
+        Assert.AreEqual("CPU", devices[0].Name);
+        Assert.AreEqual("cpu", devices[0].Type);
+        Assert.That(devices[0].MemoryTotal, Is.GreaterThan(1UL << 30));
+        Assert.That(devices[0].MemoryFree, Is.GreaterThan(0UL) & Is.LessThanOrEqualTo(devices[0].MemoryTotal));
+        Assert.IsNotNull(devices[0].Description);
+        foreach (Device device in devices)
+            CollectionAssert.Contains(new[] { "cpu", "gpu", "igpu", "accel" }, device.Type, device.Name);
+    }
+
+    static void Within10Percent(ulong planned, ulong allocated, string what)
+    {
+        Assert.That(allocated, Is.GreaterThan(0UL), what);
+        Assert.That(Math.Abs((double)planned - allocated), Is.LessThanOrEqualTo(0.1 * allocated),
+                    what + ": estimated " + planned + ", allocated " + allocated);
+    }
+
+    // The shared engine has the default options: the estimate for them, without loading the
+    // weights, plans what it allocated; half the context plans a smaller KV cache.
+    [Test]
+    public void TheEstimatePlansWhatTheEngineAllocates()
+    {
+        MemoryEstimate planned = Engine.Estimate(ModelPath(), Engine.DefaultOptions());
+        Assert.AreEqual(4096u, planned.NCtx);
+        Assert.AreEqual("CPU", planned.Devices[0].Name);
+        ulong model = 0, kv = 0, compute = 0;
+        foreach (DeviceUse device in planned.Devices)
+        {
+            model += device.Memory.ModelBytes;
+            kv += device.Memory.KvCacheBytes;
+            compute += device.Memory.ComputeBytes;
+        }
+        Assert.AreEqual(new[] { model, kv, compute },
+                        new[] { planned.Total.ModelBytes, planned.Total.KvCacheBytes, planned.Total.ComputeBytes });
+        MemoryUse allocated = Shared().Memory();
+        Within10Percent(planned.Total.ModelBytes, allocated.ModelBytes, "model_bytes");
+        Within10Percent(planned.Total.KvCacheBytes, allocated.KvCacheBytes, "kv_cache_bytes");
+        EngineOptions half = Engine.DefaultOptions();
+        half.n_ctx = 2048;
+        MemoryEstimate smaller = Engine.Estimate(ModelPath(), half);
+        Assert.AreEqual(2048u, smaller.NCtx);
+        Assert.That(smaller.Total.KvCacheBytes, Is.LessThan(planned.Total.KvCacheBytes));
+    }
+
+    [Test]
+    public void TheEstimateRefusesFit()
+    {
+        EngineOptions options = Engine.DefaultOptions();
+        options.fit = 1;
+        var e = Assert.Throws<RigllamaException>(() => Engine.Estimate(ModelPath(), options));
+        Assert.AreEqual(Status.InvalidArgument, e.Status);
+        StringAssert.Contains("fit", e.Message);
+    }
+
+    [Test]
+    public void AnUnknownDeviceIsRefusedNamingItAndThoseThereAre()
+    {
+        var e = Assert.Throws<RigllamaException>(
+            () => new Engine(ModelPath(), Engine.DefaultOptions(), devices: new[] { "NoSuchGPU0" }).Dispose());
+        Assert.AreEqual(Status.InvalidArgument, e.Status);
+        StringAssert.Contains("NoSuchGPU0", e.Message);
+        StringAssert.Contains("CPU", e.Message);
+    }
+
+    // devices {"CPU"}: the model on the CPU, as Devices() reports it, no GPU fallback, and the
+    // estimate for the same options within 10% of what it allocated.
+    [Test]
+    public void TheCpuAsTheDevice()
+    {
+        string[] cpu = { "CPU" };
+        MemoryEstimate planned = Engine.Estimate(ModelPath(), Engine.DefaultOptions(), devices: cpu);
+        using (var engine = new Engine(ModelPath(), Engine.DefaultOptions(), devices: cpu))
+        {
+            DeviceUse[] devices = engine.Devices();
+            Assert.AreEqual("CPU", devices[0].Name);
+            Assert.AreEqual("cpu", devices[0].Type);
+            Assert.IsNull(engine.GpuFallback());
+            StringAssert.Contains("\"gpu_fallback\":null", engine.Describe());
+            MemoryUse allocated = engine.Memory();
+            Within10Percent(planned.Total.ModelBytes, allocated.ModelBytes, "model_bytes");
+            Within10Percent(planned.Total.KvCacheBytes, allocated.KvCacheBytes, "kv_cache_bytes");
+            Usage usage;
+            Assert.IsNotEmpty(engine.Complete("Once upon a time", Greedy(4), out usage));
+        }
     }
 
     [Test]

@@ -48,6 +48,51 @@ def test_describe(engine: Engine) -> None:
     assert isinstance(described["thread_priority_applied"], bool)
 
 
+def _within_10_percent(planned: Dict[str, int], allocated: Dict[str, int], keys: Tuple[str, ...]) -> None:
+    for key in keys:
+        assert allocated[key] > 0 and abs(planned[key] - allocated[key]) <= 0.1 * allocated[key], \
+            f"{key}: estimated {planned[key]}, allocated {allocated[key]}"
+
+
+def test_estimate_plans_what_the_engine_allocates(model: str, engine: Engine) -> None:
+    # The shared engine has the default options: the estimate for them, without loading weights.
+    planned = rigllama.estimate(model)
+    assert planned["n_ctx"] == 4096 == engine.describe()["n_ctx"], planned
+    assert planned["devices"] and planned["devices"][0]["name"] == "CPU", planned
+    total = planned["total"]
+    for key in ("model_bytes", "kv_cache_bytes", "compute_bytes"):
+        assert total[key] == sum(device["memory"][key] for device in planned["devices"]), planned
+    _within_10_percent(total, engine.describe()["memory"], ("model_bytes", "kv_cache_bytes"))
+    # Options change the plan as they change the engine: half the context, half the KV cache.
+    half = rigllama.estimate(model, rigllama.EngineOptions(n_ctx=2048))
+    assert half["n_ctx"] == 2048 and half["total"]["kv_cache_bytes"] < total["kv_cache_bytes"], half
+
+
+def test_estimate_refuses_fit(model: str) -> None:
+    with pytest.raises(RigllamaError) as raised:
+        rigllama.estimate(model, fit=True)
+    assert raised.value.status == Status.INVALID_ARGUMENT
+    assert "fit" in raised.value.message
+
+
+def test_an_unknown_device_is_refused_naming_it_and_those_there_are(model: str) -> None:
+    with pytest.raises(RigllamaError) as raised:
+        Engine(model, devices=["NoSuchGPU0"])
+    assert raised.value.status == Status.INVALID_ARGUMENT
+    assert "NoSuchGPU0" in raised.value.message and "CPU" in raised.value.message, raised.value.message
+
+
+def test_the_cpu_as_the_device(model: str) -> None:
+    planned = rigllama.estimate(model, devices=["CPU"])
+    with Engine(model, rigllama.EngineOptions(devices=["CPU"])) as e:
+        described = e.describe()
+        assert described["devices"][0]["name"] == "CPU" and described["devices"][0]["type"] == "cpu", described
+        assert described["gpu_fallback"] is None
+        _within_10_percent(planned["total"], described["memory"], ("model_bytes", "kv_cache_bytes"))
+        text, _ = e.complete("Once upon a time", raw_prompt=True, max_tokens=4, temperature=0.0)
+        assert text
+
+
 @pytest.mark.parametrize("way", ["stream", "stream_to", "submit"])
 def test_every_way_of_streaming_gives_what_complete_returns(engine: Engine, way: str) -> None:
     request = Request("The three primary colors are", max_tokens=16, **GREEDY)

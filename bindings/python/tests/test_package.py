@@ -56,9 +56,40 @@ def test_the_library_defaults() -> None:
     assert defaults.n_seq == 1 and defaults.context_overflow == rigllama.ContextOverflow.FAIL
 
 
+def test_devices_are_listed_before_any_engine() -> None:
+    devices = rigllama.list_devices()
+    assert devices and devices[0]["name"] == "CPU" and devices[0]["type"] == "cpu", devices
+    cpu = devices[0]
+    assert cpu["memory_total"] > 1 << 30 and 0 < cpu["memory_free"] <= cpu["memory_total"], cpu
+    assert isinstance(cpu["description"], str)
+    for device in devices:
+        assert device["type"] in ("cpu", "gpu", "igpu", "accel"), device
+
+
+def test_the_devices_option_reaches_the_c_struct() -> None:
+    from rigllama import _c_options  # the conversion, without a model
+
+    assert rigllama.EngineOptions.defaults().devices is None
+    assert _c_options("m.gguf", rigllama.EngineOptions()).devices is None  # llama.cpp's choice
+    assert _c_options("m.gguf", rigllama.EngineOptions(devices=[])).devices == b"none"  # the CPU only
+    assert _c_options("m.gguf", rigllama.EngineOptions(devices=["CPU"])).devices == b"CPU"
+    assert _c_options("m.gguf", rigllama.EngineOptions(devices=("Vulkan0", "CUDA1"))).devices == b"Vulkan0,CUDA1"
+    with pytest.raises(TypeError, match="list of device names"):
+        _c_options("m.gguf", rigllama.EngineOptions(devices="CPU"))
+
+
+def test_estimate_refuses_a_missing_model() -> None:
+    with pytest.raises(rigllama.RigllamaError) as raised:
+        rigllama.estimate("/nonexistent/model.gguf")
+    assert raised.value.status != rigllama.Status.OK
+    assert "/nonexistent/model.gguf" in raised.value.message
+
+
 def test_an_unknown_option_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="n_sequences"):
         rigllama.Engine("/nonexistent/model.gguf", n_sequences=2)
+    with pytest.raises(TypeError, match="n_sequences"):
+        rigllama.estimate("/nonexistent/model.gguf", n_sequences=2)
 
 
 def test_a_missing_model_raises_with_status_and_message() -> None:

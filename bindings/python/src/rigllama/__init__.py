@@ -31,6 +31,11 @@
     rigllama.Engine("model.gguf", n_seq=2, thread_priority=rigllama.ThreadPriority.LOW)
     rigllama.Engine("model.gguf", rigllama.EngineOptions(n_ctx=8192))
 
+    rigllama.list_devices()                                  # [{"name": "CPU", "type": "cpu", "memory_total": ...}, ...]
+    planned = rigllama.estimate("model.gguf", n_ctx=8192)    # what that engine would allocate, per device,
+    planned["total"]["kv_cache_bytes"]                       # without loading the weights
+    rigllama.Engine("model.gguf", devices=["Vulkan0"])       # the layers on these devices ([]: the CPU only)
+
 Requests are keyword arguments (the fields of Request) or a Request; options likewise
 (EngineOptions). A failed call raises RigllamaError with the status and the library's message,
 read on the thread that made the call (ctypes releases the GIL during calls, but a Python
@@ -58,7 +63,7 @@ from ._native import check_layout, library_path
 __all__ = [
     "ContextOverflow", "Engine", "EngineOptions", "Event", "EventKind", "FinishReason", "FlashAttention", "Job",
     "KvType", "MAX_TOKENS_UNLIMITED", "Mirostat", "Reasoning", "Request", "RigllamaError", "SEED_RANDOM", "Status",
-    "ThreadPriority", "ToolChoice", "Usage", "check_layout", "library_path", "version",
+    "ThreadPriority", "ToolChoice", "Usage", "check_layout", "estimate", "library_path", "list_devices", "version",
 ]
 
 _lib = _native.lib
@@ -249,7 +254,11 @@ class EngineOptions:
     free. max_checkpoints, max_checkpoint_bytes: state checkpoints of recurrent and hybrid
     models (others ignore them). mmproj_path: the multimodal projector made for the model
     (needs a library built with the cargo feature mtmd). thread_priority: LOW makes the
-    engine's threads yield to the host's, so a game's frame loop keeps its frames."""
+    engine's threads yield to the host's, so a game's frame loop keeps its frames. devices:
+    the devices that take the offloaded layers, by the names list_devices() reports ("Vulkan0",
+    "CUDA1"; "CPU" is the CPU), in that order; [] = the CPU only; None = llama.cpp's choice (every
+    GPU, falling back to the CPU when a GPU cannot start: describe()'s "gpu_fallback" says why).
+    A name that is not there is refused (INVALID_ARGUMENT, naming it and the devices there are)."""
 
     n_ctx: Optional[int] = None
     n_batch: Optional[int] = None
@@ -276,6 +285,7 @@ class EngineOptions:
     # "host:port,host:port" of llama.cpp rpc-servers for the offloaded layers (needs the rpc
     # cargo feature); private networks only.
     rpc_servers: Optional[str] = None
+    devices: Optional[Sequence[str]] = None  # v0.3: device names; [] = the CPU only
 
     @classmethod
     def defaults(cls) -> EngineOptions:
@@ -294,6 +304,7 @@ class EngineOptions:
             thread_priority=ThreadPriority(c.thread_priority),
             model_offset=c.model_offset, model_size=c.model_size, no_repack=bool(c.no_repack),
             rpc_servers=c.rpc_servers.decode("utf-8") if c.rpc_servers else None,
+            devices=_devices_from_c(c.devices),
         )
 
 
@@ -397,6 +408,82 @@ _PLAIN_OPTION_FIELDS = (
 
 def _utf8(text: Optional[str]) -> Optional[bytes]:
     return text.encode("utf-8") if text is not None else None
+
+
+def _devices_to_c(devices: Optional[Sequence[str]]) -> Optional[bytes]:
+    """EngineOptions.devices as the C option: None stays NULL (llama.cpp's choice), [] is "none"
+    (the CPU only), else the names joined with commas."""
+    if devices is None:
+        return None
+    if isinstance(devices, (str, bytes)):  # a str is a Sequence[str] too: "CPU" would be C,P,U
+        raise TypeError(f"devices is a list of device names, e.g. [{devices!r}], not {type(devices).__name__}")
+    return ",".join(devices).encode("utf-8") if devices else b"none"
+
+
+def _devices_from_c(devices: Optional[bytes]) -> Optional[List[str]]:
+    if devices is None:
+        return None
+    text = devices.decode("utf-8")
+    return [] if text == "none" else text.split(",")
+
+
+def _c_options(model_path: PathLike, o: EngineOptions,
+               on_progress: Optional[Callable[[float], Optional[bool]]] = None) -> _native.EngineOptions:
+    """The C options for model_path and o. Everything assigned is kept alive by the returned
+    struct (ctypes keeps its objects) until the call that reads it returns; the library copies it."""
+    c = _native.EngineOptions()
+    _check(_lib.rigllama_engine_options_init(ctypes.byref(c), ctypes.sizeof(c)))
+    c.model_path = os.fsencode(model_path)
+    c.chat_template = _utf8(o.chat_template)
+    c.rpc_servers = _utf8(o.rpc_servers)
+    c.devices = _devices_to_c(o.devices)
+    if o.mmproj_path is not None:
+        c.mmproj_path = os.fsencode(o.mmproj_path)
+    if o.fit is not None:
+        c.fit = 1 if o.fit else 0
+    if o.no_repack is not None:
+        c.no_repack = 1 if o.no_repack else 0
+    if o.fit_margins_mib is not None:
+        c.fit_margins_mib = (ctypes.c_uint32 * len(o.fit_margins_mib))(*o.fit_margins_mib)
+        c.n_fit_margins_mib = len(o.fit_margins_mib)
+    for name in _PLAIN_OPTION_FIELDS:
+        value = getattr(o, name)
+        if value is not None:
+            setattr(c, name, value)
+    if on_progress is not None:
+        # Called only during create, on the calling thread.
+        c.on_progress = _native.ProgressCallback(
+            lambda _user_data, fraction: 0 if on_progress(fraction) is not False else 1)
+    return c
+
+
+def list_devices() -> List[Dict[str, Any]]:
+    """v0.3: the devices the library can use on this machine (rigllama_list_devices), callable
+    before any engine: [{"name", "description", "type" ("cpu", "gpu", "igpu" or "accel"),
+    "memory_total", "memory_free"}, ...] (bytes, as the driver reports them now; the host's RAM
+    for the CPU), the CPU first, always there, named "CPU". A name is what
+    EngineOptions.devices takes."""
+    out = ctypes.c_void_p()
+    _check(_lib.rigllama_list_devices(ctypes.byref(out)))
+    devices: List[Dict[str, Any]] = json.loads(_take_string(out))
+    return devices
+
+
+def estimate(model_path: PathLike, options: Optional[EngineOptions] = None, **fields: Any) -> Dict[str, Any]:
+    """v0.3: what Engine(model_path, options, **fields) would allocate, per device, without
+    loading the weights (rigllama_estimate: llama.cpp reads the file's metadata and plans every
+    buffer), so a game can pick the largest model tier that fits: {"n_ctx", "devices": [{"name",
+    "type", "layers": [...], "memory": {"model_bytes", "kv_cache_bytes", "compute_bytes"},
+    "memory_total", "memory_free"}, ...] (the CPU, for host memory, first), "total":
+    {"model_bytes", "kv_cache_bytes", "compute_bytes"}}. Within 10% of what describe() reports
+    after the real create; a projector's memory is not included. The options are checked as
+    Engine checks them; fit and rpc_servers are refused (INVALID_ARGUMENT). Runs on the calling
+    thread, milliseconds to a second."""
+    o = dataclasses.replace(options or EngineOptions(), **fields)  # TypeError names an unknown field
+    c, out = _c_options(model_path, o), ctypes.c_void_p()
+    _check(_lib.rigllama_estimate(ctypes.byref(c), ctypes.byref(out)))
+    planned: Dict[str, Any] = json.loads(_take_string(out))
+    return planned
 
 
 def _json_text(value: Optional[JsonText]) -> Optional[bytes]:
@@ -547,29 +634,7 @@ class Engine:
                  on_progress: Optional[Callable[[float], Optional[bool]]] = None, **fields: Any) -> None:
         self._handle: Optional[ctypes.c_void_p] = None
         o = dataclasses.replace(options or EngineOptions(), **fields)  # TypeError names an unknown field
-        c = _native.EngineOptions()
-        _check(_lib.rigllama_engine_options_init(ctypes.byref(c), ctypes.sizeof(c)))
-        # Everything assigned below is kept alive by c until create returns; the library copies it.
-        c.model_path = os.fsencode(model_path)
-        c.chat_template = _utf8(o.chat_template)
-        c.rpc_servers = _utf8(o.rpc_servers)
-        if o.mmproj_path is not None:
-            c.mmproj_path = os.fsencode(o.mmproj_path)
-        if o.fit is not None:
-            c.fit = 1 if o.fit else 0
-        if o.no_repack is not None:
-            c.no_repack = 1 if o.no_repack else 0
-        if o.fit_margins_mib is not None:
-            c.fit_margins_mib = (ctypes.c_uint32 * len(o.fit_margins_mib))(*o.fit_margins_mib)
-            c.n_fit_margins_mib = len(o.fit_margins_mib)
-        for name in _PLAIN_OPTION_FIELDS:
-            value = getattr(o, name)
-            if value is not None:
-                setattr(c, name, value)
-        if on_progress is not None:
-            # Called only during create, on this thread.
-            c.on_progress = _native.ProgressCallback(
-                lambda _user_data, fraction: 0 if on_progress(fraction) is not False else 1)
+        c = _c_options(model_path, o, on_progress)
         handle = ctypes.c_void_p()
         _check(_lib.rigllama_engine_create(ctypes.byref(c), ctypes.byref(handle)))
         self._handle = handle
@@ -665,7 +730,9 @@ class Engine:
     def describe(self) -> Dict[str, Any]:
         """The engine (rigllama_engine_describe): the model, n_ctx, n_seq, memory, checkpoints,
         n_threads (the threads used), thread_priority and thread_priority_applied, control_vector
-        (None, or {"path", "strength", "layer_start", "layer_end"}), ..."""
+        (None, or {"path", "strength", "layer_start", "layer_end"}), devices (v0.3: every device
+        holding part of the model, the CPU first, shaped as estimate()'s), gpu_fallback (v0.3: None,
+        or why the model runs on the CPU although GPU layers were asked for), ..."""
         out = ctypes.c_void_p()
         _check(_lib.rigllama_engine_describe(self._handle, ctypes.byref(out)))
         described: Dict[str, Any] = json.loads(_take_string(out))

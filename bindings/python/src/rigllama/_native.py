@@ -60,6 +60,9 @@ class EngineOptions(ctypes.Structure):
         ("model_offset", ctypes.c_uint64),
         ("model_size", ctypes.c_uint64),
         ("no_repack", ctypes.c_int32),  # v0.3: 1 = llama.cpp's --no-repack (default 0)
+        # v0.3: comma-separated device names (rigllama_list_devices) for the offloaded layers, "none"
+        # = the CPU only, or None (default) = llama.cpp's choice
+        ("devices", ctypes.c_char_p),
     ]
 
 
@@ -149,13 +152,13 @@ class Event(ctypes.Structure):
 
 # sizeof and offsetof of the C structs on x86-64 (tests/c/test_contract prints them).
 C_LAYOUT_X86_64: Dict[Type[ctypes.Structure], Tuple[int, Dict[str, int]]] = {
-    EngineOptions: (168, {"struct_size": 0, "n_ctx": 4, "n_batch": 8, "n_threads": 12, "n_gpu_layers": 16,
+    EngineOptions: (176, {"struct_size": 0, "n_ctx": 4, "n_batch": 8, "n_threads": 12, "n_gpu_layers": 16,
                           "model_path": 24, "chat_template": 32, "on_progress": 40, "progress_user_data": 48,
                           "context_overflow": 56, "n_seq": 60, "type_k": 64, "type_v": 68, "flash_attention": 72,
                           "fit": 76, "fit_min_ctx": 80, "fit_margins_mib": 88, "n_fit_margins_mib": 96,
                           "max_checkpoint_bytes": 104, "max_checkpoints": 112, "mmproj_path": 120,
                           "thread_priority": 128, "rpc_servers": 136, "model_offset": 144,
-                          "model_size": 152, "no_repack": 160}),
+                          "model_size": 152, "no_repack": 160, "devices": 168}),
     Request: (280, {"struct_size": 0, "max_tokens": 4, "temperature": 8, "top_p": 12, "top_k": 16, "min_p": 20,
                     "repeat_penalty": 24, "seed": 28, "raw_prompt": 32, "prompt": 40, "system_prompt": 48,
                     "messages_json": 56, "stop": 64, "n_stop": 72, "priority": 80, "grammar": 88,
@@ -265,6 +268,9 @@ def load(path: str) -> Any:
         "rigllama_job_usage": (c_status, [job_p, P(Usage)]),
         "rigllama_job_cancel": (c_status, [job_p]),
         "rigllama_job_free": (None, [job_p]),
+        # v0.3: JSON text, freed with rigllama_string_free (callable before any engine).
+        "rigllama_list_devices": (c_status, [P(ctypes.c_void_p)]),
+        "rigllama_estimate": (c_status, [P(EngineOptions), P(ctypes.c_void_p)]),
     }
     for name, (restype, argtypes) in signatures.items():
         fn = getattr(lib, name)
