@@ -1005,6 +1005,20 @@ func TestRerank(t *testing.T) {
 	t.Logf("scores %v", scores)
 }
 
+// completeFromEmpty runs r on an emptied cache: greedy text is reproducible only from the
+// same cache state.
+func completeFromEmpty(t *testing.T, e *rigllama.Engine, r rigllama.Request) string {
+	t.Helper()
+	if err := e.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	text, _, err := e.Complete(r)
+	if err != nil {
+		t.Fatalf("Complete (Lora %v): %v", r.Lora, err)
+	}
+	return text
+}
+
 // Adaptive-p is off by default; a seeded request with AdaptiveTarget 0.3 gives the same text
 // twice, and not the text it gives without; a target outside [0, 1] is refused. Each run from
 // an empty cache.
@@ -1016,17 +1030,7 @@ func TestAdaptiveP(t *testing.T) {
 			request.AdaptiveTarget, request.AdaptiveDecay)
 	}
 	request.Temperature, request.TopK, request.TopP, request.MinP, request.Seed = 1, 0, 1, 0, 1234
-	run := func(r rigllama.Request) string {
-		t.Helper()
-		if err := e.Reset(); err != nil {
-			t.Fatal(err)
-		}
-		text, _, err := e.Complete(r)
-		if err != nil {
-			t.Fatalf("Complete: %v", err)
-		}
-		return text
-	}
+	run := func(r rigllama.Request) string { return completeFromEmpty(t, e, r) }
 	plain := run(request)
 	request.AdaptiveTarget = 0.3
 	first, again := run(request), run(request)
@@ -1108,17 +1112,7 @@ func TestPerRequestLora(t *testing.T) {
 			t.Errorf("RemoveLora(%d): %v", id, err)
 		}
 	})
-	run := func(r rigllama.Request) string {
-		t.Helper()
-		if err := e.Reset(); err != nil {
-			t.Fatal(err)
-		}
-		text, _, err := e.Complete(r)
-		if err != nil {
-			t.Fatalf("Complete (Lora %v): %v", r.Lora, err)
-		}
-		return text
-	}
+	run := func(r rigllama.Request) string { return completeFromEmpty(t, e, r) }
 	base := run(request)
 	own := request
 	own.Lora = []rigllama.LoraScale{{ID: id, Scale: 1}}
