@@ -33,11 +33,20 @@ MMPROJ = $$(dirname "$(MODEL)")/gemma3-270m-mmproj-random.gguf
 RPC_TARGET_DIR ?= $(HOME)/.cache/rigllama/target-rpc
 RPC_ENV := CARGO_TARGET_DIR=$(RPC_TARGET_DIR) GGML_RPC=ON GGML_RPC_RDMA=OFF
 RPC_FEATURES := rpc
+# Vulkan (cargo feature `vulkan`): llama.cpp's Vulkan backend, built against the headers, loader
+# and glslc that scripts/vulkan-sdk prepares (on Debian 12 the headers come from Debian 13; see
+# the script), in its own target dir. On a machine without a GPU the device is Mesa's lavapipe
+# (Vulkan on the CPU), which ggml skips unless GGML_VK_VISIBLE_DEVICES names it; tests/vulkan.rs
+# sets that itself: in cargo's environment llama-cpp-sys-2 would pass it to CMake as a GGML_*
+# option and rebuild llama.cpp whenever it changed. A cold build there took 25.5 minutes on 2
+# busy cores, ~7.5 of them compiling ggml's ~150 compute shaders.
+VULKAN_TARGET_DIR ?= $(HOME)/.cache/rigllama/target-vulkan
+VULKAN_FEATURES := vulkan
 # `make install PREFIX=... [DESTDIR=...]`
 PREFIX ?= /usr/local
 
 .PHONY: all demo test deps model lib import-check header header-check examples c-tests rust-tests rig-examples \
-        run-examples lang-clients cmake-test dist dist-test go-test python-test nuget csharp-test package-tests vision-build vision-tests rpc-build rpc-server rpc-test test-valgrind-vision install install-test clean bench bench-quick bench-batched bench-host bench-structured bench-kv bench-lookup stress test-valgrind test-valgrind-quick
+        run-examples lang-clients cmake-test dist dist-test go-test python-test nuget csharp-test package-tests vision-build vision-tests rpc-build rpc-server rpc-test vulkan-build vulkan-test test-valgrind-vision install install-test clean bench bench-quick bench-batched bench-host bench-structured bench-kv bench-lookup stress test-valgrind test-valgrind-quick
 
 all: lib
 
@@ -190,6 +199,18 @@ rpc-server: rpc-build
 rpc-test: rpc-server
 	$(RPC_ENV) RIGLLAMA_MODEL="$(MODEL)" cargo test --release --features $(RPC_FEATURES) --lib -- rpc
 	$(RPC_ENV) RIGLLAMA_MODEL="$(MODEL)" cargo test --release --features $(RPC_FEATURES) --test rpc -- $(TEST_THREADS) --nocapture
+
+# The vulkan library (librigllama with the `vulkan` feature) in its own target dir.
+vulkan-build: model
+	sdk="$$(scripts/vulkan-sdk)" && CARGO_TARGET_DIR=$(VULKAN_TARGET_DIR) VULKAN_SDK="$$sdk" \
+		cargo build --release --features $(VULKAN_FEATURES)
+
+# tests/vulkan.rs: every layer on the Vulkan device (lavapipe here) against the CPU engine of the
+# same build: greedy tokens on the oracle prompts, where llama.cpp put the layers, tok/s (about
+# 2 minutes on lavapipe). Not in `make test`: a cold llama.cpp build of its own.
+vulkan-test: vulkan-build
+	sdk="$$(scripts/vulkan-sdk)" && CARGO_TARGET_DIR=$(VULKAN_TARGET_DIR) VULKAN_SDK="$$sdk" RIGLLAMA_MODEL="$(MODEL)" \
+		cargo test --release --features $(VULKAN_FEATURES) --test vulkan -- $(TEST_THREADS) --nocapture
 
 # No file under src/ imports a file that imports it back.
 import-check:
