@@ -211,6 +211,8 @@ vulkan-build: model
 vulkan-test: vulkan-build
 	sdk="$$(scripts/vulkan-sdk)" && CARGO_TARGET_DIR=$(VULKAN_TARGET_DIR) VULKAN_SDK="$$sdk" RIGLLAMA_MODEL="$(MODEL)" \
 		cargo test --release --features $(VULKAN_FEATURES) --test vulkan -- $(TEST_THREADS) --nocapture
+	sdk="$$(scripts/vulkan-sdk)" && CARGO_TARGET_DIR=$(VULKAN_TARGET_DIR) VULKAN_SDK="$$sdk" RIGLLAMA_MODEL="$(MODEL)" \
+		cargo test --release --features $(VULKAN_FEATURES) --test vulkan_fallback -- $(TEST_THREADS) --nocapture
 
 # No file under src/ imports a file that imports it back.
 import-check:

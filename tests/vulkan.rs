@@ -311,3 +311,111 @@ fn every_layer_on_the_vulkan_device_gives_the_cpu_engine_s_greedy_tokens() {
         );
     }
 }
+
+#[test]
+fn the_vulkan_device_is_listed_chosen_estimated_and_fitted() {
+    setup();
+    let devices = rigllama::list_devices().unwrap();
+    eprintln!("list_devices: {devices:?}");
+    let vulkan = devices
+        .iter()
+        .find(|d| d.name == "Vulkan0")
+        .expect("Vulkan0 is listed");
+    assert!(
+        matches!(
+            vulkan.kind,
+            rigllama::DeviceType::Gpu | rigllama::DeviceType::Igpu
+        ),
+        "{vulkan:?}"
+    );
+    assert!(
+        vulkan.memory_total > 0 && !vulkan.description.is_empty(),
+        "{vulkan:?}"
+    );
+
+    // By name, every layer: describe's devices say where the layers and the cache went, and
+    // the estimate said so before the load.
+    let mut on_vulkan = options();
+    on_vulkan.n_gpu_layers = None;
+    on_vulkan.devices = Some(vec!["Vulkan0".into()]);
+    let estimate = rigllama::estimate(&on_vulkan).expect("estimate");
+    let engine = Engine::create(on_vulkan, None).expect("Vulkan0 by name");
+    let described = engine.describe();
+    eprintln!("estimate: {estimate:?}\ndescribe: {:?}", described.devices);
+    assert_eq!(described.gpu_fallback, None);
+    let device = described
+        .devices
+        .iter()
+        .find(|d| d.name == "Vulkan0")
+        .expect("describe lists Vulkan0");
+    assert!(!device.layers.is_empty(), "layers on Vulkan0: {device:?}");
+    assert!(
+        device.memory.kv_cache_bytes > 0 && device.memory.model_bytes > 0,
+        "{device:?}"
+    );
+    let cpu = &described.devices[0];
+    assert_eq!(cpu.name, "CPU");
+    assert_eq!(
+        cpu.memory.kv_cache_bytes, 0,
+        "the whole KV cache is on the device: {cpu:?}"
+    );
+    assert_eq!(estimate.devices.len(), described.devices.len());
+    for (planned, real) in estimate.devices.iter().zip(&described.devices) {
+        assert_eq!(planned.name, real.name);
+        assert_eq!(planned.layers, real.layers, "{}", real.name);
+        for (what, p, r) in [
+            ("model", planned.memory.model_bytes, real.memory.model_bytes),
+            (
+                "kv cache",
+                planned.memory.kv_cache_bytes,
+                real.memory.kv_cache_bytes,
+            ),
+        ] {
+            eprintln!("{} {what}: planned {p}, allocated {r}", real.name);
+            assert!(
+                p.abs_diff(r) as f64 <= 0.10 * r as f64 + (1 << 20) as f64,
+                "{} {what}",
+                real.name
+            );
+        }
+    }
+    assert!(!engine
+        .complete(greedy_raw("The capital of France is", 4))
+        .unwrap()
+        .0
+        .is_empty());
+    drop(engine);
+
+    // "none": the CPU only, though the build has a GPU backend and the device is there.
+    let mut cpu_only = options();
+    cpu_only.n_gpu_layers = None;
+    cpu_only.devices = Some(Vec::new());
+    let engine = Engine::create(cpu_only, None).unwrap();
+    let described = engine.describe();
+    assert!(
+        described.devices.iter().all(|d| d.name == "CPU"),
+        "{:?}",
+        described.devices
+    );
+    drop(engine);
+
+    // fit measures the Vulkan device's memory: all layers fit there with the default margin.
+    let mut fitted = options();
+    fitted.fit = Some(rigllama::Fit::default());
+    let engine = Engine::create(fitted, None).expect("fit");
+    let described = engine.describe();
+    let fit = described.fit.clone().expect("fit report");
+    eprintln!("fit: {fit:?}; devices {:?}", described.devices);
+    assert!(
+        fit.n_gpu_layers != 0,
+        "fit put no layer on Vulkan0: {fit:?}"
+    );
+    assert!(
+        described
+            .devices
+            .iter()
+            .any(|d| d.name == "Vulkan0" && !d.layers.is_empty()),
+        "{:?}",
+        described.devices
+    );
+}

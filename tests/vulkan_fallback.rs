@@ -42,7 +42,10 @@ fn without_a_driver_the_model_runs_on_the_cpu_and_describe_says_why() {
     all_layers.n_gpu_layers = None;
     let engine = Engine::create(all_layers, None).expect("falls back to the CPU");
     let described = engine.describe();
-    let why = described.gpu_fallback.clone().expect("gpu_fallback says why");
+    let why = described
+        .gpu_fallback
+        .clone()
+        .expect("gpu_fallback says why");
     assert!(why.contains("Vulkan") && why.contains("no device"), "{why}");
     assert_eq!(described.n_gpu_layers, 0);
     assert!(described.devices.iter().all(|d| d.kind == DeviceType::Cpu));
