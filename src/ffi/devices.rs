@@ -17,7 +17,7 @@ fn json_for_caller(value: &impl serde::Serialize, what: &str) -> Result<*mut c_c
 }
 
 /// The devices this library can use on this machine, callable before any engine exists: a
-/// JSON array, the CPU first, each `{"name","description","type","memory_total",
+/// JSON array in ggml's order (GPUs before the CPU), each `{"name","description","type","memory_total",
 /// "memory_free"}` (type "cpu", "gpu", "igpu" or "accel"; memory in bytes, as the driver
 /// reports it now; the host's RAM for the CPU). A name is what `options.devices` takes.
 /// `*out_json` is NULL on failure; free it with `rigllama_string_free`.
