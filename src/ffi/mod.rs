@@ -22,6 +22,8 @@ mod enums;
 mod memory;
 // rigllama_set_log_callback
 mod log;
+// rigllama_set_backend_dir
+mod backend;
 // struct_size: the rules every struct below follows
 mod versioned;
 // rigllama_engine_options, rigllama_engine_options_init
@@ -46,6 +48,7 @@ mod lora;
 // rigllama_engine_save_snapshot, _load_snapshot
 mod snapshot;
 
+pub use backend::*;
 pub use boundary::*;
 pub use embed::*;
 pub use engine::*;

@@ -60,6 +60,25 @@ pub struct Description {
     /// The devices of the `rpc_servers`, in their order, with the layers llama.cpp placed on
     /// each; empty without RPC servers.
     pub rpc_devices: Vec<RpcDevice>,
+    /// ggml's CPU code in use: which module this CPU runs (a `dynamic-backends` build) or
+    /// the code built into the library.
+    pub cpu_backend: CpuBackend,
+}
+
+/// Which of ggml's CPU backends computes (the process has one).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CpuBackend {
+    /// "built-in" for the CPU code compiled into the library; in a `dynamic-backends` build,
+    /// the loaded module's instruction-set level, picked as the best this CPU runs: "x64"
+    /// (the baseline, SSE2), "sse42", "sandybridge", "ivybridge", "piledriver", "haswell",
+    /// "skylakex", "cannonlake", "cascadelake", "icelake", "cooperlake", "zen4",
+    /// "alderlake", "sapphirerapids" on x86-64.
+    pub variant: String,
+    /// The module file loaded (`.../libggml-cpu-haswell.so`); "" when built in.
+    pub module: String,
+    /// The instruction sets that code was compiled with ("SSE3", "AVX2", "AVX512", ...) and
+    /// its build options ("REPACK", "LLAMAFILE").
+    pub features: Vec<String>,
 }
 
 /// A device of an RPC server and what the model put on it.

@@ -26,6 +26,7 @@ use crate::engine::llama::backend::{self, capture_placement, capture_problems, L
 use crate::engine::llama::embedded_model::{load_embedded, EmbeddedLoad};
 use crate::engine::llama::fit::fit_to_memory;
 use crate::engine::llama::memory::memory_use;
+use crate::engine::llama::modules;
 use crate::engine::llama::rpc::{self, RpcServers};
 use crate::engine::llama::threadpool::ThreadPool;
 use crate::engine::llama::vision::Vision;
@@ -313,6 +314,7 @@ impl LoadedModel {
                 .as_ref()
                 .map(|servers| servers.describe(&placement))
                 .unwrap_or_default(),
+            cpu_backend: modules::cpu_backend(),
         };
         // Nothing fails from here on, so an engine whose reload fails keeps its priority. The
         // pool made next, and every thread the worker starts later, inherits it.
