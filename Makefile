@@ -33,11 +33,16 @@ MMPROJ = $$(dirname "$(MODEL)")/gemma3-270m-mmproj-random.gguf
 RPC_TARGET_DIR ?= $(HOME)/.cache/rigllama/target-rpc
 RPC_ENV := CARGO_TARGET_DIR=$(RPC_TARGET_DIR) GGML_RPC=ON GGML_RPC_RDMA=OFF
 RPC_FEATURES := rpc
+# Runtime CPU variants (cargo feature `dynamic-backends`): llama.cpp and ggml as shared libraries
+# and ggml's CPU code as one module per x86-64 level, the best this CPU runs loaded at run time.
+# Its own target dir (a cold llama.cpp build of all the variants).
+DYNBACK_TARGET_DIR ?= $(HOME)/.cache/rigllama/target-dynback
+DYNBACK_LIBDIR := $(DYNBACK_TARGET_DIR)/release
 # `make install PREFIX=... [DESTDIR=...]`
 PREFIX ?= /usr/local
 
 .PHONY: all demo test deps model lib import-check header header-check examples c-tests rust-tests rig-examples \
-        run-examples lang-clients cmake-test dist dist-test go-test python-test nuget csharp-test package-tests vision-build vision-tests rpc-build rpc-server rpc-test test-valgrind-vision install install-test clean bench bench-quick bench-batched bench-host bench-structured bench-kv bench-lookup stress test-valgrind test-valgrind-quick
+        run-examples lang-clients cmake-test dist dist-test go-test python-test nuget csharp-test package-tests vision-build vision-tests rpc-build rpc-server rpc-test dynback-build dynback-test dynback-install test-valgrind-vision install install-test clean bench bench-quick bench-batched bench-host bench-structured bench-kv bench-lookup stress test-valgrind test-valgrind-quick
 
 all: lib
 
@@ -190,6 +195,25 @@ rpc-server: rpc-build
 rpc-test: rpc-server
 	$(RPC_ENV) RIGLLAMA_MODEL="$(MODEL)" cargo test --release --features $(RPC_FEATURES) --lib -- rpc
 	$(RPC_ENV) RIGLLAMA_MODEL="$(MODEL)" cargo test --release --features $(RPC_FEATURES) --test rpc -- $(TEST_THREADS) --nocapture
+
+# The dynamic-backends library: target-dynback/release holds librigllama.so, llama.cpp's and
+# ggml's shared libraries and the CPU modules (libggml-cpu-x64.so ... -zen4.so), side by side.
+dynback-build: deps
+	CARGO_TARGET_DIR=$(DYNBACK_TARGET_DIR) cargo build --release --features dynamic-backends
+
+# tests/dynback/run: the library from a directory holding only the baseline module answers the
+# greedy oracle prompts as the static build does; with all modules it picks the one this CPU's
+# flags call for; the directory overrides; no module → a clear error; and on an emulated CPU
+# without AVX (qemu-x86_64 -cpu Nehalem, if installed) it picks sse42, where the static library
+# dies of SIGILL. Not in `make test`: a cold llama.cpp build of its own.
+dynback-test: model dynback-build
+	RIGLLAMA_MODEL="$(MODEL)" RIGLLAMA_LIBDIR="$(DYNBACK_LIBDIR)" \
+	RIGLLAMA_STATIC_LIB="$$([ -f $(LIBDIR)/librigllama.so ] && echo $(LIBDIR)/librigllama.so)" \
+	tests/dynback/run
+
+# `make install` of the dynamic-backends library: the modules and libraries beside librigllama.so.
+dynback-install: dynback-build
+	DESTDIR="$(DESTDIR)" RIGLLAMA_LIBDIR="$(DYNBACK_LIBDIR)" scripts/install "$(PREFIX)"
 
 # No file under src/ imports a file that imports it back.
 import-check:
