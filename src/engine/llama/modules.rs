@@ -208,8 +208,8 @@ fn path_to_c(path: &Path) -> Option<std::ffi::CString> {
 #[cfg(feature = "dynamic-backends")]
 fn why_no_cpu_module(dir: &Path, source: &str) -> String {
     let remedy = format!(
-        "install rigllama's backend modules next to librigllama.so (`make dynback-install` does), or \
-         name their directory with {BACKEND_DIR_ENV} or rigllama_set_backend_dir"
+        "install rigllama's backend modules next to librigllama.so (`make dynback-install` \
+         does), or name their directory with {BACKEND_DIR_ENV} or rigllama_set_backend_dir"
     );
     let found = match cpu_modules_in(dir) {
         Ok(found) => found,
