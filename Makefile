@@ -42,11 +42,17 @@ RPC_FEATURES := rpc
 # busy cores, ~7.5 of them compiling ggml's ~150 compute shaders.
 VULKAN_TARGET_DIR ?= $(HOME)/.cache/rigllama/target-vulkan
 VULKAN_FEATURES := vulkan
+
+# Runtime CPU variants (cargo feature `dynamic-backends`): llama.cpp and ggml as shared libraries
+# and ggml's CPU code as one module per x86-64 level, the best this CPU runs loaded at run time.
+# Its own target dir (a cold llama.cpp build of all the variants).
+DYNBACK_TARGET_DIR ?= $(HOME)/.cache/rigllama/target-dynback
+DYNBACK_LIBDIR := $(DYNBACK_TARGET_DIR)/release
 # `make install PREFIX=... [DESTDIR=...]`
 PREFIX ?= /usr/local
 
 .PHONY: all demo test deps model lib import-check header header-check examples c-tests rust-tests rig-examples \
-        run-examples lang-clients cmake-test dist dist-test go-test python-test nuget csharp-test package-tests vision-build vision-tests rpc-build rpc-server rpc-test vulkan-build vulkan-test test-valgrind-vision install install-test clean bench bench-quick bench-batched bench-host bench-structured bench-kv bench-lookup stress test-valgrind test-valgrind-quick
+        run-examples lang-clients cmake-test dist dist-test go-test python-test nuget csharp-test package-tests vision-build vision-tests rpc-build rpc-server rpc-test vulkan-build vulkan-test dynback-build dynback-test dynback-install test-valgrind-vision install install-test clean bench bench-quick bench-batched bench-host bench-structured bench-kv bench-lookup stress test-valgrind test-valgrind-quick
 
 all: lib
 
@@ -213,6 +219,25 @@ vulkan-test: vulkan-build
 		cargo test --release --features $(VULKAN_FEATURES) --test vulkan -- $(TEST_THREADS) --nocapture
 	sdk="$$(scripts/vulkan-sdk)" && CARGO_TARGET_DIR=$(VULKAN_TARGET_DIR) VULKAN_SDK="$$sdk" RIGLLAMA_MODEL="$(MODEL)" \
 		cargo test --release --features $(VULKAN_FEATURES) --test vulkan_fallback -- $(TEST_THREADS) --nocapture
+
+# The dynamic-backends library: target-dynback/release holds librigllama.so, llama.cpp's and
+# ggml's shared libraries and the CPU modules (libggml-cpu-x64.so ... -zen4.so), side by side.
+dynback-build: deps
+	CARGO_TARGET_DIR=$(DYNBACK_TARGET_DIR) cargo build --release --features dynamic-backends
+
+# tests/dynback/run: the library from a directory holding only the baseline module answers the
+# greedy oracle prompts as the static build does; with all modules it picks the one this CPU's
+# flags call for; the directory overrides; no module → a clear error; and on an emulated CPU
+# without AVX (qemu-x86_64 -cpu Nehalem, if installed) it picks sse42, where the static library
+# dies of SIGILL. Not in `make test`: a cold llama.cpp build of its own.
+dynback-test: model dynback-build
+	RIGLLAMA_MODEL="$(MODEL)" RIGLLAMA_LIBDIR="$(DYNBACK_LIBDIR)" \
+	RIGLLAMA_STATIC_LIB="$$([ -f $(LIBDIR)/librigllama.so ] && echo $(LIBDIR)/librigllama.so)" \
+	tests/dynback/run
+
+# `make install` of the dynamic-backends library: the modules and libraries beside librigllama.so.
+dynback-install: dynback-build
+	DESTDIR="$(DESTDIR)" RIGLLAMA_LIBDIR="$(DYNBACK_LIBDIR)" scripts/install "$(PREFIX)"
 
 # No file under src/ imports a file that imports it back.
 import-check:

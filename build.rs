@@ -15,6 +15,7 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     let src = llama_source_dir();
     check_rpc_build();
+    place_backend_modules();
     cc::Build::new()
         .cpp(true)
         .file("csrc/chat_shim.cpp")
@@ -77,4 +78,86 @@ fn check_rpc_build() {
          its own with GGML_RPC=ON GGML_RPC_RDMA=OFF in the environment (`make rpc-build`; \
          CARGO_TARGET_DIR=~/.cache/rigllama/target-rpc)"
     );
+}
+
+/// The `dynamic-backends` build: llama.cpp and ggml are shared libraries and ggml's backends
+/// modules (`libggml-cpu-<level>.so`), which rigllama loads from the directory its own code was
+/// loaded from. So that the target dir is a layout that runs as it is (librigllama.so, the C
+/// programs linked to it, and the test binaries in deps/), the libraries and modules are put
+/// there, and librigllama.so finds its libraries through `$ORIGIN`. DT_RPATH rather than
+/// DT_RUNPATH (--disable-new-dtags): libllama.so.0 itself has no search path for its own
+/// libggml*.so.0, and only an RPATH is searched for the libraries of what it loads.
+fn place_backend_modules() {
+    if env::var_os("CARGO_FEATURE_DYNAMIC_BACKENDS").is_none() {
+        return;
+    }
+    println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN");
+    println!("cargo:rustc-link-arg=-Wl,--disable-new-dtags");
+    let modules = PathBuf::from(env::var("DEP_LLAMA_BACKENDS_DIR").expect(
+        "llama-cpp-sys-2 did not export DEP_LLAMA_BACKENDS_DIR although the dynamic-backends \
+         feature is on; its version must be the one Cargo.toml pins",
+    ));
+    // <out>/lib/cmake -> <out>/lib: libllama.so.0 and the other shared libraries.
+    let cmake_dir = PathBuf::from(env::var("DEP_LLAMA_GGML_CMAKE_DIR").unwrap());
+    let libs = cmake_dir
+        .parent()
+        .expect("the cmake dir has a parent")
+        .to_path_buf();
+    // OUT_DIR is <target>/<profile>/build/rigllama-<hash>/out.
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap());
+    let profile_dir = out
+        .ancestors()
+        .nth(3)
+        .expect("OUT_DIR is deep enough")
+        .to_path_buf();
+    let mut placed = 0;
+    for dest in [
+        profile_dir.join("deps"),
+        profile_dir.join("examples"),
+        profile_dir,
+    ] {
+        if !dest.is_dir() {
+            continue;
+        }
+        placed += copy_shared_objects(&modules, &dest, "libggml-");
+        copy_shared_objects(&libs, &dest, "lib");
+    }
+    assert!(
+        placed > 0,
+        "no backend modules (libggml-*.so) in {}: llama-cpp-sys-2's dynamic-backends build \
+         installs them there",
+        modules.display()
+    );
+}
+
+/// Copies each `<prefix>*.so*` of `from` into `to`: files as files (replacing what is there,
+/// so a rebuilt module is never left stale), symbolic links (`libllama.so.0 ->
+/// libllama.so.0.0.N`) as links. Returns how many files it copied.
+fn copy_shared_objects(from: &Path, to: &Path, prefix: &str) -> usize {
+    let mut copied = 0;
+    let entries =
+        fs::read_dir(from).unwrap_or_else(|e| panic!("cannot read {}: {e}", from.display()));
+    for entry in entries {
+        let entry = entry.unwrap_or_else(|e| panic!("cannot read {}: {e}", from.display()));
+        let name = entry.file_name();
+        let Some(text) = name.to_str() else { continue };
+        if !text.starts_with(prefix) || !text.contains(".so") {
+            continue;
+        }
+        let src = entry.path();
+        let dst = to.join(&name);
+        let _ = fs::remove_file(&dst);
+        let meta = fs::symlink_metadata(&src).unwrap();
+        if meta.file_type().is_symlink() {
+            let target = fs::read_link(&src).unwrap();
+            std::os::unix::fs::symlink(&target, &dst)
+                .unwrap_or_else(|e| panic!("cannot link {}: {e}", dst.display()));
+        } else {
+            fs::copy(&src, &dst).unwrap_or_else(|e| {
+                panic!("cannot copy {} to {}: {e}", src.display(), dst.display())
+            });
+            copied += 1;
+        }
+    }
+    copied
 }

@@ -15,7 +15,7 @@
 //! | `worker/` | the one thread that owns model and context | `thread` (the command loop), `protocol` (commands, submissions, shared state, pause gate, load orders), `event_channel`, `model` (loading a model and its context), `offload` (which devices take the layers; falling back to the CPU), `estimate` (a load's memory, planned without loading), `prompt` (request → tokens), `scheduler` (continuous batching, priorities), `sequence` (one admitted request, token by token), `sampler_chain` and `token_choice` (how each token is chosen: chain, argmax, grammar, logprobs), `speculation` (prompt lookup), `embed`, `snapshot`, `lora`, `tokens` (tokenize and detokenize for callers), `cpu_share` (the process's CPU budget: every graph takes a turn), `thread_priority` |
 //! | `cache/` | what the context's memory holds | `sequences` (per sequence: tokens, prefix reuse, shifts), `adapter_set` (which LoRA adapters computed a cache), `checkpoint` (state copies of recurrent and hybrid models) |
 //! | `chat/` | conversation → prompt text; reply text → events | `common_chat` (llama.cpp's chat layer: Jinja, tool formats, reply parsing, JSON Schema → GBNF), `template` (which template, a request as the model sees it), `generic` (the JSON tool format for templates without one), `reply` (a reply read into content, reasoning and tool calls), `text` (UTF-8 wholeness, stop strings) |
-//! | `llama/` | every `extern "C"` and `csrc/` binding | `backend` (process-wide state, logs), `raw` (pointers llama-cpp-2 keeps private), `threadpool`, `chat_shim`, `memory`, `devices` (ggml's device registry; memory per device), `fit`, `vision/` (mtmd: `enabled` and `disabled` builds) |
+//! | `llama/` | every `extern "C"` and `csrc/` binding | `backend` (process-wide state, logs), `modules` (ggml's CPU code: built in, or the best module this CPU runs), `raw` (pointers llama-cpp-2 keeps private), `threadpool`, `chat_shim`, `memory`, `devices` (ggml's device registry; memory per device), `fit`, `vision/` (mtmd: `enabled` and `disabled` builds) |
 //! | top | cross-cutting | `error`, `cancel` (cancel tickets, llama.cpp's abort callback), `fault` (test hooks) |
 //!
 //! # Where a change goes
@@ -46,7 +46,8 @@ pub use api::handle::{Engine, QUEUE_LIMIT};
 pub use api::job::{Job, JobCanceller};
 pub use chat::template::ARCHITECTURE_TEMPLATES;
 pub use data::description::{
-    CheckpointUse, ControlVectorInfo, Description, FitReport, LoraInfo, MemoryUse, RpcDevice,
+    CheckpointUse, ControlVectorInfo, CpuBackend, Description, FitReport, LoraInfo, MemoryUse,
+    RpcDevice,
 };
 pub use data::devices::{DeviceInfo, DeviceType, DeviceUse, Estimate};
 pub use data::event::Event;
@@ -71,4 +72,5 @@ pub use data::tools::{ReasoningMode, Tool, ToolCall, ToolChoice};
 pub use data::usage::{FinishReason, Usage};
 pub use error::{Error, Result};
 pub use llama::backend::{available_cpus, set_log_sink, LogFn, LogLevel};
+pub use llama::modules::{set_backend_dir, BACKEND_DIR_ENV};
 pub use worker::embed::MAX_EMBED_TOKENS;

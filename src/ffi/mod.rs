@@ -22,6 +22,8 @@ mod enums;
 mod memory;
 // rigllama_set_log_callback
 mod log;
+// rigllama_set_backend_dir
+mod backend;
 // struct_size: the rules every struct below follows
 mod versioned;
 // rigllama_engine_options, rigllama_engine_options_init
@@ -48,6 +50,7 @@ mod snapshot;
 // rigllama_list_devices, rigllama_estimate
 mod devices;
 
+pub use backend::*;
 pub use boundary::*;
 pub use devices::*;
 pub use embed::*;

@@ -67,6 +67,25 @@ pub struct Description {
     /// Why the model runs on the CPU although GPU layers were asked for (a GPU backend
     /// found no device, or loading onto the GPU failed): `None` when nothing fell back.
     pub gpu_fallback: Option<String>,
+    /// ggml's CPU code in use: which module this CPU runs (a `dynamic-backends` build) or
+    /// the code built into the library.
+    pub cpu_backend: CpuBackend,
+}
+
+/// Which of ggml's CPU backends computes (the process has one).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CpuBackend {
+    /// "built-in" for the CPU code compiled into the library; in a `dynamic-backends` build,
+    /// the loaded module's instruction-set level, picked as the best this CPU runs: "x64"
+    /// (the baseline, SSE2), "sse42", "sandybridge", "ivybridge", "piledriver", "haswell",
+    /// "skylakex", "cannonlake", "cascadelake", "icelake", "cooperlake", "zen4",
+    /// "alderlake", "sapphirerapids" on x86-64.
+    pub variant: String,
+    /// The module file loaded (`.../libggml-cpu-haswell.so`); "" when built in.
+    pub module: String,
+    /// The instruction sets that code was compiled with ("SSE3", "AVX2", "AVX512", ...) and
+    /// its build options ("REPACK", "LLAMAFILE").
+    pub features: Vec<String>,
 }
 
 /// A device of an RPC server and what the model put on it.

@@ -26,8 +26,13 @@ static BACKEND: OnceLock<std::result::Result<LlamaBackend, String>> = OnceLock::
 
 /// The llama.cpp backend. Initialising it twice in one process, or freeing it while another
 /// engine lives, crashes llama.cpp, so it is made once and kept until the process exits.
+/// In a `dynamic-backends` build ggml has no backend until its modules are loaded, so that
+/// comes first (once per process; see `modules`).
 pub fn backend() -> Result<&'static LlamaBackend> {
     install_log_hook();
+    if let Some(line) = super::modules::ensure_loaded()? {
+        log(LogLevel::Info, &line);
+    }
     BACKEND
         .get_or_init(|| LlamaBackend::init().map_err(|e| e.to_string()))
         .as_ref()

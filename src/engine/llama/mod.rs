@@ -7,6 +7,7 @@ pub(super) mod fit;
 pub(super) mod gguf_tensors;
 pub(super) mod grammar;
 pub(super) mod memory;
+pub(super) mod modules;
 pub(super) mod raw;
 pub(super) mod raw_sampler;
 pub(super) mod rpc;

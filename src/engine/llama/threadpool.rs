@@ -8,11 +8,19 @@ use std::ptr::NonNull;
 
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::model::LlamaModel;
-use llama_cpp_sys_2::ggml_threadpool;
+use llama_cpp_sys_2::{ggml_threadpool, ggml_threadpool_params};
 
+use crate::engine::llama::modules::cpu_registry;
 use crate::engine::llama::raw::raw_context;
 
-pub(crate) struct ThreadPool(NonNull<ggml_threadpool>);
+type NewFn = unsafe extern "C" fn(*mut ggml_threadpool_params) -> *mut ggml_threadpool;
+type FreeFn = unsafe extern "C" fn(*mut ggml_threadpool);
+
+/// The pool and the function that frees it, both from the CPU backend in use.
+pub(crate) struct ThreadPool {
+    pool: NonNull<ggml_threadpool>,
+    free: FreeFn,
+}
 
 /// ggml's polling level between graphs (0-100; llama.cpp's default 50 spins ~150 ms after
 /// every graph before sleeping).
@@ -34,21 +42,53 @@ impl ThreadPool {
         n_threads: u32,
     ) -> Option<ThreadPool> {
         let raw = raw_context(ctx, model).ok()?;
+        let (new, free) = pool_functions()?;
         // SAFETY: plain parameter initialisation, then a pool that lives until Drop; the
         // context only borrows it (the field order of LoadedModel drops the context first).
         unsafe {
             let mut params = llama_cpp_sys_2::ggml_threadpool_params_default(n_threads as i32);
             params.poll = POLL;
-            let pool = NonNull::new(llama_cpp_sys_2::ggml_threadpool_new(&mut params))?;
+            let pool = NonNull::new(new(&mut params))?;
             llama_cpp_sys_2::llama_attach_threadpool(raw.as_ptr(), pool.as_ptr(), pool.as_ptr());
-            Some(ThreadPool(pool))
+            Some(ThreadPool { pool, free })
         }
+    }
+}
+
+/// `ggml_threadpool_new` and `_free` live in ggml's CPU backend. In a `dynamic-backends`
+/// build that is a module loaded at run time, not linked, so they are asked of its registry
+/// (as llama.cpp's common library does); the static build answers the same way.
+fn pool_functions() -> Option<(NewFn, FreeFn)> {
+    let reg = cpu_registry()?;
+    // SAFETY: a registered backend; the names are C string literals.
+    let (new, free) = unsafe {
+        (
+            llama_cpp_sys_2::ggml_backend_reg_get_proc_address(
+                reg,
+                c"ggml_threadpool_new".as_ptr(),
+            ),
+            llama_cpp_sys_2::ggml_backend_reg_get_proc_address(
+                reg,
+                c"ggml_threadpool_free".as_ptr(),
+            ),
+        )
+    };
+    if new.is_null() || free.is_null() {
+        return None;
+    }
+    // SAFETY: the CPU backend's ggml_threadpool_new and ggml_threadpool_free (ggml-cpu.h).
+    unsafe {
+        Some((
+            std::mem::transmute::<*mut std::ffi::c_void, NewFn>(new),
+            std::mem::transmute::<*mut std::ffi::c_void, FreeFn>(free),
+        ))
     }
 }
 
 impl Drop for ThreadPool {
     fn drop(&mut self) {
-        // SAFETY: made by ggml_threadpool_new; the context that used it is already freed.
-        unsafe { llama_cpp_sys_2::ggml_threadpool_free(self.0.as_ptr()) }
+        // SAFETY: made by the same backend's ggml_threadpool_new; the context that used it is
+        // already freed.
+        unsafe { (self.free)(self.pool.as_ptr()) }
     }
 }

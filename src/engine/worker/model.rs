@@ -27,6 +27,7 @@ use crate::engine::llama::devices;
 use crate::engine::llama::embedded_model::{load_embedded, EmbeddedLoad};
 use crate::engine::llama::fit::fit_to_memory;
 use crate::engine::llama::memory::memory_use;
+use crate::engine::llama::modules;
 use crate::engine::llama::raw::raw_context;
 use crate::engine::llama::rpc::{self, RpcServers};
 use crate::engine::llama::threadpool::ThreadPool;
@@ -204,6 +205,7 @@ impl LoadedModel {
                 Err(_) => Vec::new(),
             },
             gpu_fallback: offload.fallback.clone(),
+            cpu_backend: modules::cpu_backend(),
         };
         // Nothing fails from here on, so an engine whose reload fails keeps its priority. The
         // pool made next, and every thread the worker starts later, inherits it.
