@@ -46,10 +46,9 @@ pub use api::handle::{Engine, QUEUE_LIMIT};
 pub use api::job::{Job, JobCanceller};
 pub use chat::template::ARCHITECTURE_TEMPLATES;
 pub use data::description::{
-    CheckpointUse, ControlVectorInfo, CpuBackend, Description, FitReport, LoraInfo, MemoryUse,
-    RpcDevice,
+    CheckpointUse, ControlVectorInfo, CpuBackend, Description, FitReport, LoraInfo, RpcDevice,
 };
-pub use data::devices::{DeviceInfo, DeviceType, DeviceUse, Estimate};
+pub use data::devices::{DeviceInfo, DeviceType, DeviceUse, Estimate, MemoryUse};
 pub use data::event::Event;
 pub use data::grammar_limits::{
     MAX_GRAMMAR_NESTING, MAX_GRAMMAR_RULES, MAX_PATTERN_NESTING, MAX_SCHEMA_NESTING,

@@ -1,6 +1,6 @@
 //! What the engine reports about the loaded model and itself (`describe`).
 
-use crate::engine::data::devices::DeviceUse;
+use crate::engine::data::devices::{DeviceUse, MemoryUse};
 use crate::engine::data::options::{ContextOverflow, FlashAttention, KvType, ThreadPriority};
 use crate::engine::data::tokens::SpecialTokens;
 
@@ -113,14 +113,6 @@ pub struct CheckpointUse {
     pub bytes: u64,
     pub max_count: u32,
     pub max_bytes: u64,
-}
-
-/// Bytes of memory by purpose, as llama.cpp accounts them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct MemoryUse {
-    pub model_bytes: u64,
-    pub kv_cache_bytes: u64,
-    pub compute_bytes: u64,
 }
 
 /// What fitting chose and why.

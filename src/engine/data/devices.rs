@@ -1,8 +1,6 @@
 //! The compute devices llama.cpp can use, what a model puts on each, and what a load would
 //! allocate before it happens (`list_devices`, `describe`'s `devices`, `estimate`).
 
-use crate::engine::data::description::MemoryUse;
-
 /// What kind of device, as ggml classes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -61,4 +59,12 @@ pub struct Estimate {
     pub devices: Vec<DeviceUse>,
     /// The sums over all devices.
     pub total: MemoryUse,
+}
+
+/// Bytes of memory by purpose, as llama.cpp accounts them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MemoryUse {
+    pub model_bytes: u64,
+    pub kv_cache_bytes: u64,
+    pub compute_bytes: u64,
 }

@@ -5,7 +5,7 @@ use std::ffi::{c_char, c_void, CStr};
 
 use llama_cpp_sys_2::ggml_backend_dev_t;
 
-use crate::engine::data::description::MemoryUse;
+use crate::engine::data::devices::MemoryUse;
 use crate::engine::data::devices::{DeviceInfo, DeviceType, DeviceUse};
 use crate::engine::error::{Error, Result};
 

@@ -3,7 +3,7 @@
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::model::LlamaModel;
 
-use crate::engine::data::description::MemoryUse;
+use crate::engine::data::devices::MemoryUse;
 use crate::engine::llama::raw::raw_context;
 
 extern "C" {

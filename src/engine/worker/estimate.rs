@@ -6,8 +6,8 @@
 
 use llama_cpp_2::model::LlamaModel;
 
-use crate::engine::data::description::MemoryUse;
 use crate::engine::data::devices::Estimate;
+use crate::engine::data::devices::MemoryUse;
 use crate::engine::data::options::EngineOptions;
 use crate::engine::error::{Error, Result};
 use crate::engine::llama::backend::{self, capture_placement, capture_problems};
