@@ -914,6 +914,11 @@ static unsigned long long json_number(const char *from, const char *key) {
 }
 
 static void test_devices_are_listed_chosen_and_estimated(void) {
+    /* This build has its CPU code built in: no modules to load, and describe says so. */
+    CHECK(rigllama_set_backend_dir(NULL) == RIGLLAMA_STATUS_NULL_ARGUMENT, "set_backend_dir(NULL)");
+    CHECK(rigllama_set_backend_dir("/tmp") == RIGLLAMA_STATUS_INVALID_ARGUMENT &&
+              strstr(rigllama_last_error(), "dynamic-backends"),
+          "set_backend_dir in the static build: %s", rigllama_last_error());
     char *json = NULL;
     CHECK(rigllama_list_devices(NULL) == RIGLLAMA_STATUS_NULL_ARGUMENT, "list_devices(NULL)");
     CHECK(rigllama_list_devices(&json) == RIGLLAMA_STATUS_OK && json, "list_devices: %s", rigllama_last_error());
@@ -947,7 +952,8 @@ static void test_devices_are_listed_chosen_and_estimated(void) {
         rigllama_engine_describe(engine, &described);
         const char *memory = described ? strstr(described, "\"memory\":{") : NULL;
         CHECK(described && strstr(described, "\"devices\":[{\"name\":\"CPU\",\"type\":\"cpu\"") &&
-                  strstr(described, "\"gpu_fallback\":null"),
+                  strstr(described, "\"gpu_fallback\":null") &&
+                  strstr(described, "\"cpu_backend\":{\"variant\":\"built-in\""),
               "describe's devices: %s", described ? described : "");
         const char *keys[] = {"model_bytes", "kv_cache_bytes", "compute_bytes"};
         for (int i = 0; i < 3; i++) {
