@@ -18,8 +18,9 @@
 // request it is the text the adapter gives engine-wide, no_lora() the base model's, an unknown
 // id or a scale of 1000 refused, and devices: list_devices() has the CPU, estimate() plans
 // within 10% of what the engine allocates (and refuses fit), devices "NoSuchGPU0" is refused
-// naming it, "CPU" puts the model on the CPU with no GPU fallback. Also checks the engine
-// options' defaults for state checkpoints (32, 512 MiB), mmproj_path (NULL) and thread_priority
+// naming it, "CPU" puts the model on the CPU with no GPU fallback; set_backend_dir() is refused
+// in this build (no dynamic-backends) and describe's cpu_backend is "built-in". Also checks the
+// engine options' defaults for state checkpoints (32, 512 MiB), mmproj_path (NULL) and thread_priority
 // (NORMAL) and what describe reports of checkpoints and thread priority, that an unknown
 // thread_priority is refused, that this library (built without the mtmd cargo feature) refuses
 // a projector, and that a text request counts no image tokens. Exits non-zero on any failure.
@@ -897,6 +898,17 @@ void devices(rigllama::Engine &engine, const std::string &model) {
                described_cpu.at("gpu_fallback").kind == Json::NUL,
            "devices \"CPU\": describe's devices[0] is the CPU, gpu_fallback null");
     within_10_percent(planned_cpu.at("total"), described_cpu.at("memory"), "kv_cache_bytes");
+    // This build has its CPU code built in: no modules to load, and describe says so.
+    try {
+        rigllama::set_backend_dir("/tmp");
+        expect(false, "set_backend_dir in the static build throws");
+    } catch (const rigllama::Error &e) {
+        expect(e.status() == RIGLLAMA_STATUS_INVALID_ARGUMENT && std::strstr(e.what(), "dynamic-backends"),
+               std::string("set_backend_dir in the static build throws INVALID_ARGUMENT naming dynamic-backends: ") +
+                   e.what());
+    }
+    expect(described_cpu.at("cpu_backend").at("variant").text == "built-in",
+           "describe's cpu_backend variant is built-in");
 }
 
 } // namespace

@@ -61,6 +61,8 @@
 //   tier.devices = "Vulkan0";                          // the layers there ("none": the CPU only)
 //   std::string planned = rigllama::estimate(tier);    // {"n_ctx":..,"devices":[..],"total":{..}}:
 //                                                      // what open(tier) would allocate, no weights read
+//   rigllama::set_backend_dir("/opt/game/ggml");       // v0.3, dynamic-backends builds: the CPU
+//                                                      // modules' directory, before the first engine
 //
 // Handles are std::unique_ptr with deleters that call the library's own free functions, so
 // engines, jobs and returned strings are released exactly once, even when an exception
@@ -621,6 +623,15 @@ inline std::string list_devices() {
     detail::check(rigllama_list_devices(&raw));
     return std::string(StringHandle(raw).get());
 }
+
+// v0.3: loads ggml's CPU modules (libggml-cpu-*.so, the best this CPU runs is used) from the
+// directory `dir` instead of the one librigllama.so was loaded from (or $RIGLLAMA_BACKEND_DIR).
+// Process-wide; call it before the first engine is opened. Only a library built with the
+// dynamic-backends feature loads modules: the default build has its CPU code built in and
+// throws Error (INVALID_ARGUMENT) saying so, as does a directory without modules, or another
+// directory once they are loaded. describe()'s "cpu_backend" names the module in use
+// ({"variant","module","features"}; variant "built-in" in the default build).
+inline void set_backend_dir(const std::string &dir) { detail::check(rigllama_set_backend_dir(dir.c_str())); }
 
 // v0.3: what Engine::open(options) would allocate, per device, without loading the weights
 // (llama.cpp reads the file's metadata and plans every buffer), so a game can pick the largest

@@ -588,6 +588,8 @@ namespace Rigllama
         // with rigllama_string_free).
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_list_devices(out IntPtr json);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_estimate(ref EngineOptions options, out IntPtr json);
+        // v0.3: the directory of ggml's CPU modules (UTF-8), process-wide, before the first engine.
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_set_backend_dir(IntPtr dir);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern void rigllama_string_free(IntPtr text);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] public static extern int rigllama_engine_submit(IntPtr engine, ref Request request, out IntPtr job);
@@ -817,6 +819,26 @@ namespace Rigllama
             var devices = new Device[items.Count];
             for (int i = 0; i < items.Count; i++) devices[i] = Device.FromJson(items[i]);
             return devices;
+        }
+
+        // v0.3: loads ggml's CPU modules (libggml-cpu-*.so, the best this CPU runs is used) from
+        // dir instead of the directory librigllama.so was loaded from (or $RIGLLAMA_BACKEND_DIR).
+        // Process-wide; call it before the first engine is created. Only a library built with the
+        // dynamic-backends feature loads modules: the default build has its CPU code built in and
+        // throws RigllamaException (InvalidArgument) saying so, as does a directory without
+        // modules, or another directory once they are loaded. CpuBackendVariant() names the code
+        // in use.
+        public static void SetBackendDir(string dir)
+        {
+            IntPtr p = Native.Utf8Alloc(dir);   // null: IntPtr.Zero, NullArgument
+            try
+            {
+                Native.Check(Native.rigllama_set_backend_dir(p));
+            }
+            finally
+            {
+                Marshal.FreeHGlobal(p);   // the library copied it
+            }
         }
 
         // v0.3: what new Engine(modelPath, options, mmprojPath, devices) would allocate, per
@@ -1077,8 +1099,8 @@ namespace Rigllama
         }
 
         // The engine as rigllama_engine_describe's JSON (Json.Parse reads it): the model, n_ctx,
-        // n_seq, memory, checkpoints, thread_priority, lora, control_vector, ...; v0.3 devices and
-        // gpu_fallback. rigllama.h lists every member.
+        // n_seq, memory, checkpoints, thread_priority, lora, control_vector, ...; v0.3 devices,
+        // gpu_fallback and cpu_backend. rigllama.h lists every member.
         public string Describe()
         {
             IntPtr json;
@@ -1096,6 +1118,16 @@ namespace Rigllama
         // v0.3: null, or why the model runs on the CPU although GPU layers were asked for (a GPU
         // backend found no device, or loading onto the GPU failed): Describe's "gpu_fallback".
         public string GpuFallback() { return (string)Json.Member(DescribeObject(), "gpu_fallback"); }
+
+        // v0.3: the CPU code in use, Describe's "cpu_backend"'s "variant": "built-in" in the
+        // default build; in a dynamic-backends build the loaded module's instruction-set level
+        // ("x64", "haswell", "zen4", ...). Describe's cpu_backend also has "module" (the file)
+        // and "features" (the instruction sets it was compiled with).
+        public string CpuBackendVariant()
+        {
+            var cpu = Json.Object(Json.Member(DescribeObject(), "cpu_backend"), "cpu_backend");
+            return (string)Json.Member(cpu, "variant");
+        }
 
         Dictionary<string, object> DescribeObject() { return Json.Object(Json.Parse(Describe()), "describe"); }
 

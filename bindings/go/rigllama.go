@@ -778,6 +778,35 @@ type DeviceUse struct {
 	MemoryFree  uint64 `json:"memory_free"`
 }
 
+// CPUBackend (v0.3) is the CPU code in use: Describe's "cpu_backend" decodes into it.
+type CPUBackend struct {
+	// Variant is "built-in" for the CPU code compiled into the library (the default build);
+	// in a dynamic-backends build, the loaded module's instruction-set level ("x64", "haswell",
+	// "zen4", ...), the best this CPU runs.
+	Variant string `json:"variant"`
+	// Module is the module file loaded (".../libggml-cpu-haswell.so"); "" when built in.
+	Module string `json:"module"`
+	// Features are the instruction sets that code was compiled with ("SSE3", "AVX2", ...) and
+	// its build options ("REPACK", "LLAMAFILE").
+	Features []string `json:"features"`
+}
+
+// SetBackendDir (v0.3) loads ggml's CPU modules (libggml-cpu-*.so, the best this CPU runs is
+// used) from dir instead of the directory librigllama.so was loaded from (or
+// $RIGLLAMA_BACKEND_DIR). It is process-wide: call it before the first engine is opened.
+// Only a library built with the dynamic-backends feature loads modules: the default build has
+// its CPU code built in and returns StatusInvalidArgument saying so, as it does for a
+// directory without modules, or for another directory once they are loaded. Describe's
+// "cpu_backend" (a CPUBackend) names the code in use.
+func SetBackendDir(dir string) error {
+	if strings.IndexByte(dir, 0) >= 0 {
+		return &Error{Status: StatusInvalidArgument, Message: "the backend directory contains a NUL byte"}
+	}
+	cdir := C.CString(dir)
+	defer C.free(unsafe.Pointer(cdir))
+	return call(func() C.rigllama_status { return C.rigllama_set_backend_dir(cdir) })
+}
+
 // MemoryEstimate (v0.3) is what OpenWith with some options would allocate (Estimate).
 type MemoryEstimate struct {
 	// NCtx is the context the engine would have (Options.NCtx, capped at the model's training
@@ -889,8 +918,9 @@ func (e *Engine) ApplyTemplate(r Request) (string, error) {
 // Describe returns rigllama_engine_describe's JSON object (decode it with encoding/json): the
 // model, n_ctx, n_seq, "memory" (a Memory: what llama.cpp allocated), "checkpoints",
 // "thread_priority", "lora", "control_vector", ...; v0.3 "devices" (DeviceUse entries: every
-// device holding part of the model, the CPU first) and "gpu_fallback" (null, or why the model
-// runs on the CPU although GPU layers were asked for). rigllama.h lists every member.
+// device holding part of the model, the CPU first), "gpu_fallback" (null, or why the model
+// runs on the CPU although GPU layers were asked for) and "cpu_backend" (a CPUBackend: the CPU
+// code in use). rigllama.h lists every member.
 func (e *Engine) Describe() (string, error) {
 	var text *C.char
 	if err := call(func() C.rigllama_status { return C.rigllama_engine_describe(e.ptr, &text) }); err != nil {

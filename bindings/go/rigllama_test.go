@@ -204,6 +204,7 @@ type described struct {
 	Memory      rigllama.Memory      `json:"memory"`
 	Devices     []rigllama.DeviceUse `json:"devices"`
 	GPUFallback *string              `json:"gpu_fallback"`
+	CPUBackend  rigllama.CPUBackend  `json:"cpu_backend"`
 }
 
 func describe(t *testing.T, e *rigllama.Engine) described {
@@ -302,6 +303,23 @@ func TestDevicesCPU(t *testing.T) {
 	within10Percent(t, planned.Total, d.Memory)
 	if text, _, err := e.Complete(greedy("Once upon a time", 4)); err != nil || text == "" {
 		t.Errorf("Complete on the CPU: %q, %v", text, err)
+	}
+}
+
+// This library is the default build: its CPU code is built in, so there are no modules to
+// load (SetBackendDir is refused naming the dynamic-backends feature) and Describe says so.
+func TestSetBackendDirRefusedInTheStaticBuild(t *testing.T) {
+	err := rigllama.SetBackendDir(os.TempDir())
+	var rerr *rigllama.Error
+	if !errors.As(err, &rerr) || !errors.Is(err, rigllama.StatusInvalidArgument) || !strings.Contains(rerr.Message, "dynamic-backends") {
+		t.Fatalf("SetBackendDir: %v; want StatusInvalidArgument naming dynamic-backends", err)
+	}
+}
+
+func TestDescribeCPUBackend(t *testing.T) {
+	d := describe(t, engine(t))
+	if d.CPUBackend.Variant != "built-in" || d.CPUBackend.Module != "" || len(d.CPUBackend.Features) == 0 {
+		t.Errorf("Describe's cpu_backend: %+v; want variant built-in, no module, its features", d.CPUBackend)
 	}
 }
 

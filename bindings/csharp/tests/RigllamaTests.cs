@@ -136,6 +136,24 @@ public class RigllamaTests
             CollectionAssert.Contains(new[] { "cpu", "gpu", "igpu", "accel" }, device.Type, device.Name);
     }
 
+    // This library is the default build: its CPU code is built in, so there are no modules to
+    // load (SetBackendDir is refused naming the dynamic-backends feature) and describe says so.
+    [Test]
+    public void SetBackendDirIsRefusedInTheStaticBuild()
+    {
+        var e = Assert.Throws<RigllamaException>(() => Engine.SetBackendDir("/tmp"));
+        Assert.AreEqual(Status.InvalidArgument, e.Status);
+        StringAssert.Contains("dynamic-backends", e.Message);
+        Assert.AreEqual(Status.NullArgument, Assert.Throws<RigllamaException>(() => Engine.SetBackendDir(null)).Status);
+    }
+
+    [Test]
+    public void TheCpuBackendIsBuiltIn()
+    {
+        Assert.AreEqual("built-in", Shared().CpuBackendVariant());
+        StringAssert.Contains("\"cpu_backend\":{\"variant\":\"built-in\"", Shared().Describe());
+    }
+
     static void Within10Percent(ulong planned, ulong allocated, string what)
     {
         Assert.That(allocated, Is.GreaterThan(0UL), what);

@@ -88,6 +88,7 @@ def test_the_cpu_as_the_device(model: str) -> None:
         described = e.describe()
         assert described["devices"][0]["name"] == "CPU" and described["devices"][0]["type"] == "cpu", described
         assert described["gpu_fallback"] is None
+        assert described["cpu_backend"]["variant"] == "built-in", described["cpu_backend"]  # the static build
         _within_10_percent(planned["total"], described["memory"], ("model_bytes", "kv_cache_bytes"))
         text, _ = e.complete("Once upon a time", raw_prompt=True, max_tokens=4, temperature=0.0)
         assert text

@@ -78,6 +78,14 @@ def test_the_devices_option_reaches_the_c_struct() -> None:
         _c_options("m.gguf", rigllama.EngineOptions(devices="CPU"))
 
 
+def test_set_backend_dir_is_refused_in_the_static_build() -> None:
+    # This library has its CPU code built in: there are no modules to load.
+    with pytest.raises(rigllama.RigllamaError) as raised:
+        rigllama.set_backend_dir("/tmp")
+    assert raised.value.status == rigllama.Status.INVALID_ARGUMENT
+    assert "dynamic-backends" in raised.value.message, raised.value.message
+
+
 def test_estimate_refuses_a_missing_model() -> None:
     with pytest.raises(rigllama.RigllamaError) as raised:
         rigllama.estimate("/nonexistent/model.gguf")

@@ -63,7 +63,7 @@ from ._native import check_layout, library_path
 __all__ = [
     "ContextOverflow", "Engine", "EngineOptions", "Event", "EventKind", "FinishReason", "FlashAttention", "Job",
     "KvType", "MAX_TOKENS_UNLIMITED", "Mirostat", "Reasoning", "Request", "RigllamaError", "SEED_RANDOM", "Status",
-    "ThreadPriority", "ToolChoice", "Usage", "check_layout", "estimate", "library_path", "list_devices", "version",
+    "ThreadPriority", "ToolChoice", "Usage", "check_layout", "estimate", "library_path", "list_devices", "set_backend_dir", "version",
 ]
 
 _lib = _native.lib
@@ -484,6 +484,17 @@ def estimate(model_path: PathLike, options: Optional[EngineOptions] = None, **fi
     _check(_lib.rigllama_estimate(ctypes.byref(c), ctypes.byref(out)))
     planned: Dict[str, Any] = json.loads(_take_string(out))
     return planned
+
+
+def set_backend_dir(path: PathLike) -> None:
+    """v0.3: loads ggml's CPU modules (libggml-cpu-*.so, the best this CPU runs is used) from the
+    directory path instead of the one librigllama.so was loaded from, or $RIGLLAMA_BACKEND_DIR
+    (rigllama_set_backend_dir). Process-wide; call it before the first Engine. Only a library
+    built with the dynamic-backends feature loads modules: the default build has its CPU code
+    built in and raises RigllamaError (INVALID_ARGUMENT) saying so, as does a directory without
+    modules, or another directory once they are loaded. describe()["cpu_backend"] names the code
+    in use: {"variant" ("built-in" in the default build), "module", "features": [...]}."""
+    _check(_lib.rigllama_set_backend_dir(os.fsencode(path)))
 
 
 def _json_text(value: Optional[JsonText]) -> Optional[bytes]:

@@ -271,6 +271,8 @@ def load(path: str) -> Any:
         # v0.3: JSON text, freed with rigllama_string_free (callable before any engine).
         "rigllama_list_devices": (c_status, [P(ctypes.c_void_p)]),
         "rigllama_estimate": (c_status, [P(EngineOptions), P(ctypes.c_void_p)]),
+        # v0.3: dir is UTF-8 (os.fsencode); process-wide, before the first engine.
+        "rigllama_set_backend_dir": (c_status, [ctypes.c_char_p]),
     }
     for name, (restype, argtypes) in signatures.items():
         fn = getattr(lib, name)
