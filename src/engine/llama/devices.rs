@@ -148,6 +148,16 @@ pub(crate) fn name_of(index: usize) -> String {
     name(device(index))
 }
 
+/// The layers `placement` (llama.cpp's "layer N assigned to device NAME" lines) put on the
+/// device called `name`.
+pub(crate) fn layers_on(placement: &[(u32, String)], name: &str) -> Vec<u32> {
+    placement
+        .iter()
+        .filter(|(_, device)| device == name)
+        .map(|(layer, _)| *layer)
+        .collect()
+}
+
 /// What `ctx` holds on each device (host memory as the CPU's), with the layers `placement`
 /// (llama.cpp's "layer N assigned to device NAME" lines) put there. The CPU comes first, then
 /// the other devices in ggml's order; devices holding nothing are left out.
@@ -198,11 +208,7 @@ pub(crate) fn usage(
             let name = name(dev);
             let (memory_total, memory_free) = memory(dev);
             DeviceUse {
-                layers: placement
-                    .iter()
-                    .filter(|(_, d)| *d == name)
-                    .map(|(l, _)| *l)
-                    .collect(),
+                layers: layers_on(placement, &name),
                 kind: kind(dev),
                 name,
                 memory: memory_use,

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use crate::engine::data::description::RpcDevice;
 use crate::engine::error::{Error, Result};
+use crate::engine::llama::devices::layers_on;
 
 /// The protocol version of the vendored ggml-rpc (`RPC_PROTO_*_VERSION` in ggml-rpc.h).
 pub const PROTO_MAJOR: u8 = 7;
@@ -141,11 +142,7 @@ impl RpcServers {
                 // A live connection (the model holds buffers on it) answers this.
                 unsafe { llama_cpp_sys_2::ggml_backend_dev_memory(dev, &mut free, &mut total) };
                 RpcDevice {
-                    layers: placement
-                        .iter()
-                        .filter(|(_, d)| *d == name)
-                        .map(|(l, _)| *l)
-                        .collect(),
+                    layers: layers_on(placement, &name),
                     name,
                     endpoint: endpoint.clone(),
                     memory_total_bytes: total as u64,
