@@ -82,47 +82,22 @@ fn check_estimate(options: rigllama::EngineOptions) {
         estimate, described.memory, described.devices
     );
     assert_eq!(estimate.n_ctx, described.n_ctx);
-    let close = |what: &str, planned: u64, real: u64| {
-        let diff = planned.abs_diff(real);
-        eprintln!(
-            "{what}: planned {planned}, allocated {real} ({:+.2}%)",
-            100.0 * (planned as f64 - real as f64) / (real.max(1) as f64)
-        );
-        assert!(
-            diff as f64 <= 0.10 * real as f64 || diff <= 1 << 20,
-            "{what}: estimate {planned} vs allocated {real}"
-        );
-    };
-    close(
+    assert_close(
         "model",
         estimate.total.model_bytes,
         described.memory.model_bytes,
     );
-    close(
+    assert_close(
         "kv cache",
         estimate.total.kv_cache_bytes,
         described.memory.kv_cache_bytes,
     );
-    close(
+    assert_close(
         "compute",
         estimate.total.compute_bytes,
         described.memory.compute_bytes,
     );
-    assert_eq!(estimate.devices.len(), described.devices.len());
-    for (planned, real) in estimate.devices.iter().zip(&described.devices) {
-        assert_eq!(planned.name, real.name);
-        close(
-            &format!("{} model", real.name),
-            planned.memory.model_bytes,
-            real.memory.model_bytes,
-        );
-        close(
-            &format!("{} kv", real.name),
-            planned.memory.kv_cache_bytes,
-            real.memory.kv_cache_bytes,
-        );
-        assert_eq!(planned.layers, real.layers, "{}", real.name);
-    }
+    assert_estimate_matches(&estimate, &described);
     let sum: u64 = described.devices.iter().map(|d| d.memory.model_bytes).sum();
     assert_eq!(
         sum, described.memory.model_bytes,

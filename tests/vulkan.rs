@@ -359,26 +359,7 @@ fn the_vulkan_device_is_listed_chosen_estimated_and_fitted() {
         cpu.memory.kv_cache_bytes, 0,
         "the whole KV cache is on the device: {cpu:?}"
     );
-    assert_eq!(estimate.devices.len(), described.devices.len());
-    for (planned, real) in estimate.devices.iter().zip(&described.devices) {
-        assert_eq!(planned.name, real.name);
-        assert_eq!(planned.layers, real.layers, "{}", real.name);
-        for (what, p, r) in [
-            ("model", planned.memory.model_bytes, real.memory.model_bytes),
-            (
-                "kv cache",
-                planned.memory.kv_cache_bytes,
-                real.memory.kv_cache_bytes,
-            ),
-        ] {
-            eprintln!("{} {what}: planned {p}, allocated {r}", real.name);
-            assert!(
-                p.abs_diff(r) as f64 <= 0.10 * r as f64 + (1 << 20) as f64,
-                "{} {what}",
-                real.name
-            );
-        }
-    }
+    assert_estimate_matches(&estimate, &described);
     assert!(!engine
         .complete(greedy_raw("The capital of France is", 4))
         .unwrap()

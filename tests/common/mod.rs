@@ -174,3 +174,37 @@ pub fn run_job(engine: &Engine, request: Request) -> (String, Vec<TokenLogprob>,
         }
     }
 }
+
+/// `planned` (an estimate) against `real` (what create allocated): within 10%, or 1 MiB for
+/// the small buffers.
+pub fn assert_close(what: &str, planned: u64, real: u64) {
+    let diff = planned.abs_diff(real);
+    eprintln!(
+        "{what}: planned {planned}, allocated {real} ({:+.2}%)",
+        100.0 * (planned as f64 - real as f64) / (real.max(1) as f64)
+    );
+    assert!(
+        diff as f64 <= 0.10 * real as f64 || diff <= 1 << 20,
+        "{what}: estimate {planned} vs allocated {real}"
+    );
+}
+
+/// `rigllama::estimate` device by device against `describe` after the real create: the same
+/// devices in the same order, the same layers on each, weights and KV cache close.
+pub fn assert_estimate_matches(estimate: &rigllama::Estimate, described: &rigllama::Description) {
+    assert_eq!(estimate.devices.len(), described.devices.len());
+    for (planned, real) in estimate.devices.iter().zip(&described.devices) {
+        assert_eq!(planned.name, real.name);
+        assert_eq!(planned.layers, real.layers, "{}", real.name);
+        assert_close(
+            &format!("{} model", real.name),
+            planned.memory.model_bytes,
+            real.memory.model_bytes,
+        );
+        assert_close(
+            &format!("{} kv cache", real.name),
+            planned.memory.kv_cache_bytes,
+            real.memory.kv_cache_bytes,
+        );
+    }
+}

@@ -68,3 +68,12 @@ pub struct MemoryUse {
     pub kv_cache_bytes: u64,
     pub compute_bytes: u64,
 }
+
+/// Purpose by purpose: what several devices (or buffers) hold together.
+impl std::ops::AddAssign for MemoryUse {
+    fn add_assign(&mut self, other: MemoryUse) {
+        self.model_bytes += other.model_bytes;
+        self.kv_cache_bytes += other.kv_cache_bytes;
+        self.compute_bytes += other.compute_bytes;
+    }
+}

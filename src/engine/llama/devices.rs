@@ -3,11 +3,14 @@
 
 use std::ffi::{c_char, c_void, CStr};
 
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::model::LlamaModel;
 use llama_cpp_sys_2::ggml_backend_dev_t;
 
 use crate::engine::data::devices::MemoryUse;
 use crate::engine::data::devices::{DeviceInfo, DeviceType, DeviceUse};
 use crate::engine::error::{Error, Result};
+use crate::engine::llama::raw::raw_context;
 
 extern "C" {
     fn rl_memory_by_device(
@@ -162,9 +165,13 @@ pub(crate) fn layers_on(placement: &[(u32, String)], name: &str) -> Vec<u32> {
 /// (llama.cpp's "layer N assigned to device NAME" lines) put there. The CPU comes first, then
 /// the other devices in ggml's order; devices holding nothing are left out.
 pub(crate) fn usage(
-    ctx: *const llama_cpp_sys_2::llama_context,
+    ctx: &LlamaContext<'static>,
+    model: &LlamaModel,
     placement: &[(u32, String)],
 ) -> Vec<DeviceUse> {
+    let Ok(ctx) = raw_context(ctx, model) else {
+        return Vec::new();
+    };
     unsafe extern "C" fn add(
         user_data: *mut c_void,
         dev: ggml_backend_dev_t,
@@ -185,7 +192,7 @@ pub(crate) fn usage(
     }
     let mut found: Vec<(ggml_backend_dev_t, MemoryUse)> = Vec::new();
     // SAFETY: a live context; the shim catches every exception and calls `add` synchronously.
-    unsafe { rl_memory_by_device(ctx, add, std::ptr::from_mut(&mut found).cast()) };
+    unsafe { rl_memory_by_device(ctx.as_ptr(), add, std::ptr::from_mut(&mut found).cast()) };
     // SAFETY: plain registry query; every build has a CPU device.
     let cpu = unsafe {
         llama_cpp_sys_2::ggml_backend_dev_by_type(llama_cpp_sys_2::GGML_BACKEND_DEVICE_TYPE_CPU)
@@ -194,11 +201,7 @@ pub(crate) fn usage(
     for (dev, use_) in found {
         let dev = if dev.is_null() { cpu } else { dev };
         match devices.iter_mut().find(|(d, _)| *d == dev) {
-            Some((_, sum)) => {
-                sum.model_bytes += use_.model_bytes;
-                sum.kv_cache_bytes += use_.kv_cache_bytes;
-                sum.compute_bytes += use_.compute_bytes;
-            }
+            Some((_, sum)) => *sum += use_,
             None => devices.push((dev, use_)),
         }
     }

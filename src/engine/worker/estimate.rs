@@ -13,8 +13,7 @@ use crate::engine::error::{Error, Result};
 use crate::engine::llama::backend::{self, capture_placement, capture_problems};
 use crate::engine::llama::devices;
 use crate::engine::llama::embedded_model::{load_embedded, EmbeddedLoad};
-use crate::engine::llama::raw::raw_context;
-use crate::engine::worker::model::context_params;
+use crate::engine::worker::model::{check_model_file, context_params};
 use crate::engine::worker::offload::Offload;
 
 pub(crate) fn estimate(options: &EngineOptions) -> Result<Estimate> {
@@ -27,13 +26,7 @@ pub(crate) fn estimate(options: &EngineOptions) -> Result<Estimate> {
     }
     let backend = backend::backend()?;
     let path = &options.model_path;
-    // As a load does: llama.cpp must never see a malformed file.
-    let _summary = if options.is_embedded() {
-        gguf_check::check_gguf_range(path, options.model_offset, options.model_size)
-    } else {
-        gguf_check::check_model_file(path).map_err(|e| e.to_string())
-    }
-    .map_err(|e| Error::ModelLoadFailed(format!("model {}: {e}", path.display())))?;
+    check_model_file(options)?;
     let offload = Offload::plan(options, None)?;
     let (model, placement) = capture_placement(|| {
         load_embedded(EmbeddedLoad {
@@ -70,14 +63,11 @@ pub(crate) fn estimate(options: &EngineOptions) -> Result<Estimate> {
             path.display()
         ))
     })?;
-    let devices = devices::usage(raw_context(&ctx, model_ref)?.as_ptr(), &placement);
-    let total = devices
-        .iter()
-        .fold(MemoryUse::default(), |sum, d| MemoryUse {
-            model_bytes: sum.model_bytes + d.memory.model_bytes,
-            kv_cache_bytes: sum.kv_cache_bytes + d.memory.kv_cache_bytes,
-            compute_bytes: sum.compute_bytes + d.memory.compute_bytes,
-        });
+    let devices = devices::usage(&ctx, model_ref, &placement);
+    let mut total = MemoryUse::default();
+    for device in &devices {
+        total += device.memory;
+    }
     Ok(Estimate {
         n_ctx,
         devices,

@@ -28,7 +28,6 @@ use crate::engine::llama::embedded_model::{load_embedded, EmbeddedLoad};
 use crate::engine::llama::fit::fit_to_memory;
 use crate::engine::llama::memory::memory_use;
 use crate::engine::llama::modules;
-use crate::engine::llama::raw::raw_context;
 use crate::engine::llama::rpc::{self, RpcServers};
 use crate::engine::llama::threadpool::ThreadPool;
 use crate::engine::llama::vision::Vision;
@@ -89,14 +88,7 @@ impl LoadedModel {
         let options = &order.options;
         options.validate()?;
         let path = &options.model_path;
-        // llama.cpp aborts the process on some malformed files: check the header, metadata
-        // and tensor table with bounds first.
-        let summary = if options.is_embedded() {
-            gguf_check::check_gguf_range(path, options.model_offset, options.model_size)
-                .map_err(|e| Error::ModelLoadFailed(format!("model {}: {e}", path.display())))?
-        } else {
-            gguf_check::check_model_file(path).map_err(|e| Error::ModelLoadFailed(e.to_string()))?
-        };
+        let summary = check_model_file(options)?;
         // The same as for the GGUF on its own: snapshots move between the two.
         let fingerprint = fingerprint_of(path, options.model_offset, summary.data_offset)?;
         fault::check("check_file")?;
@@ -200,10 +192,7 @@ impl LoadedModel {
                 .as_ref()
                 .map(|servers| servers.describe(&placement))
                 .unwrap_or_default(),
-            devices: match raw_context(&ctx, &model) {
-                Ok(raw) => devices::usage(raw.as_ptr(), &placement),
-                Err(_) => Vec::new(),
-            },
+            devices: devices::usage(&ctx, &model, &placement),
             gpu_fallback: offload.fallback.clone(),
             cpu_backend: modules::cpu_backend(),
         };
@@ -319,6 +308,19 @@ fn load_vision(
     _probe: &AbortProbe,
 ) -> Result<Option<Vision>> {
     Ok(None)
+}
+
+/// llama.cpp aborts the process on some malformed files: the header, metadata and tensor
+/// table of the options' model (or its range of a pack file) are checked with bounds first,
+/// before every load and every estimate.
+pub(super) fn check_model_file(options: &EngineOptions) -> Result<gguf_check::GgufSummary> {
+    let path = &options.model_path;
+    if options.is_embedded() {
+        gguf_check::check_gguf_range(path, options.model_offset, options.model_size)
+            .map_err(|e| Error::ModelLoadFailed(format!("model {}: {e}", path.display())))
+    } else {
+        gguf_check::check_model_file(path).map_err(|e| Error::ModelLoadFailed(e.to_string()))
+    }
 }
 
 /// A model's weights on their devices and its context, as [`load_weights`] made them.

@@ -81,14 +81,15 @@ impl Offload {
     /// when GPUs of this machine were in use and the caller did not name them; `None` when
     /// the error stands.
     pub fn fall_back(&self, options: &EngineOptions, error: &Error) -> Option<Offload> {
+        let gpus = devices::gpus();
         let on_gpus = self.fallback.is_none()
             && self.wants_gpu(options)
             && options.rpc_servers.is_empty()
-            && !devices::gpus().is_empty();
+            && !gpus.is_empty();
         if !on_gpus || !matches!(error, Error::ModelLoadFailed(_)) {
             return None;
         }
-        let names: Vec<String> = devices::gpus().into_iter().map(devices::name_of).collect();
+        let names: Vec<String> = gpus.into_iter().map(devices::name_of).collect();
         let why = format!(
             "loading onto {} failed ({error}): the model runs on the CPU instead (name the \
              device in `devices` to make this an error)",
